@@ -1,0 +1,308 @@
+"""Run-directory layout, artifact names, atomic writes, hashing and the stage manifest.
+
+A run directory holds one artifact per stage plus ``manifest.json``. A stage is skipped only when
+the manifest says it finished with the same config hash and the same input hashes, *and* every
+output file it recorded still has the sha256 recorded for it. A file merely existing never counts.
+
+Every write goes through :func:`atomic_path`: the data is written to a temporary file in the same
+directory, flushed and fsynced, then moved into place with ``os.replace``. A run killed mid-write
+therefore leaves the previous artifact (or none) intact, never a half-written one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from typing import Any
+
+# Artifact file names (relative to the run directory). Later stages add theirs here.
+CONFIG = "config.yaml"
+MANIFEST = "manifest.json"
+CLIPS = "clips.jsonl"
+SKIPS = "skips.jsonl"
+STATS_DIR = "stats"
+ACTIVATIONS_DIR = "activations"
+EXEMPLARS = "exemplars.jsonl"
+CAPTIONS = "captions.jsonl"
+SUMMARIES = "summaries.jsonl"
+CONCEPTS = "concepts.jsonl"
+DESCRIPTIONS = "descriptions.csv"
+SCORES = "scores.json"
+REPORT_DIR = "report"
+
+# Packages whose versions are recorded per stage.
+TRACKED_PACKAGES = (
+    "dissect",
+    "torch",
+    "torchaudio",
+    "numpy",
+    "soundfile",
+    "librosa",
+    "transformers",
+    "hydra-core",
+    "safetensors",
+    "pretty_midi",
+    "tinysoundfont",
+)
+
+
+# --------------------------------------------------------------------------- atomic writes
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; on success move it onto ``path`` atomically.
+
+    On any exception the temporary file is deleted and ``path`` is left untouched.
+
+    Example:
+        >>> with atomic_path(run / "stats/x.safetensors") as tmp:
+        ...     safetensors.torch.save_file(tensors, str(tmp))
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | Path, mode: str = "w", encoding: str | None = "utf-8"):
+    """Open a temporary file for writing; it replaces ``path`` only if the block succeeds."""
+    if "b" in mode:
+        encoding = None
+    with atomic_path(path) as tmp, open(tmp, mode, encoding=encoding) as fh:
+        yield fh
+
+
+def write_text(path: str | Path, text: str) -> None:
+    """Atomically write a text file (UTF-8)."""
+    with atomic_open(path, "w") as fh:
+        fh.write(text)
+
+
+def write_json(path: str | Path, obj: Any) -> None:
+    """Atomically write JSON (indented, keys sorted, NaN refused)."""
+    write_text(path, json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n")
+
+
+def write_jsonl(path: str | Path, rows: Iterable[Mapping[str, Any]]) -> int:
+    """Atomically write one JSON object per line; returns the row count."""
+    n = 0
+    with atomic_open(path, "w") as fh:
+        for row in rows:
+            fh.write(json.dumps(row, sort_keys=True, allow_nan=False) + "\n")
+            n += 1
+    return n
+
+
+def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    """Read a JSONL file; raises ValueError naming the file and line on a malformed row."""
+    rows = []
+    with open(path, encoding="utf-8") as fh:
+        for i, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path}:{i}: malformed JSON line ({exc.msg})") from exc
+    return rows
+
+
+# --------------------------------------------------------------------------- hashing
+
+
+def canonical_json(obj: Any) -> str:
+    """Deterministic JSON text for hashing: sorted keys, no whitespace."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def hash_config(obj: Any) -> str:
+    """sha256 hex of the canonical JSON of a (plain) config mapping."""
+    return hashlib.sha256(canonical_json(obj).encode()).hexdigest()
+
+
+def hash_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    """sha256 hex of a file's bytes, streamed."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def hash_files(paths: Iterable[str | Path]) -> str:
+    """One sha256 over many files: each file's path, then its content hash (missing -> marker)."""
+    h = hashlib.sha256()
+    for p in paths:
+        p = Path(p)
+        h.update(str(p).encode() + b"\0")
+        h.update((hash_file(p) if p.is_file() else "<missing>").encode() + b"\n")
+    return h.hexdigest()
+
+
+def package_versions(names: Iterable[str] = TRACKED_PACKAGES) -> dict[str, str]:
+    """Installed versions of ``names`` (``"not installed"`` when absent), plus Python's."""
+    out = {"python": platform.python_version()}
+    for n in names:
+        try:
+            out[n] = importlib_metadata.version(n)
+        except importlib_metadata.PackageNotFoundError:
+            out[n] = "not installed"
+    return out
+
+
+# --------------------------------------------------------------------------- manifest
+
+
+class Manifest:
+    """``manifest.json``: per stage, its config hash, input hashes, output hashes, status, timings
+    and package versions. Saved atomically after every change of status."""
+
+    def __init__(self, run_dir: str | Path):
+        self.run_dir = Path(run_dir)
+        self.path = self.run_dir / MANIFEST
+        self.stages: dict[str, dict[str, Any]] = {}
+        if self.path.exists():
+            try:
+                data = json.loads(self.path.read_text(encoding="utf-8"))
+                self.stages = dict(data.get("stages", {}))
+            except (json.JSONDecodeError, AttributeError) as exc:
+                raise ValueError(
+                    f"{self.path}: corrupt manifest ({exc}); delete it to rerun"
+                ) from exc
+
+    def save(self) -> None:
+        write_json(self.path, {"format": 1, "stages": self.stages})
+
+    def is_current(self, name: str, config_hash: str, input_hashes: Mapping[str, str]) -> bool:
+        """True when stage ``name`` finished with these hashes and its outputs are unchanged."""
+        entry = self.stages.get(name)
+        if not entry or entry.get("status") != "done":
+            return False
+        if entry.get("config_hash") != config_hash:
+            return False
+        if entry.get("input_hashes") != dict(input_hashes):
+            return False
+        for rel, digest in entry.get("outputs", {}).items():
+            p = self.run_dir / rel
+            if not p.is_file() or hash_file(p) != digest:
+                return False
+        return True
+
+    def output_hash(self, stage: str, rel: str) -> str:
+        """Recorded sha256 of output ``rel`` of a finished ``stage`` (inputs of later stages)."""
+        try:
+            return self.stages[stage]["outputs"][rel]
+        except KeyError as exc:
+            raise KeyError(f"{self.path}: stage {stage!r} has no recorded output {rel!r}") from exc
+
+
+@dataclass
+class StageResult:
+    """What :func:`run_stage` did: ``skipped`` is True when the recorded results were reused."""
+
+    name: str
+    skipped: bool
+    seconds: float
+    info: dict[str, Any]
+
+
+def run_stage(
+    run_dir: str | Path,
+    name: str,
+    config: Mapping[str, Any],
+    inputs: Mapping[str, str],
+    outputs: Iterable[str],
+    fn: Callable[[Path], Mapping[str, Any] | None],
+    force: bool = False,
+    log: Callable[[str], None] = lambda s: print(s, file=sys.stderr),
+) -> StageResult:
+    """Run one stage unless its recorded results are current.
+
+    Args:
+        run_dir: the run directory.
+        name: stage name (key in the manifest).
+        config: the stage's own config section (plain JSON-able mapping); hashed.
+        inputs: name -> content hash of everything the stage reads (files, upstream artifacts).
+        outputs: artifact paths relative to ``run_dir`` that ``fn`` must write (atomically).
+        fn: ``fn(run_dir) -> info`` does the work; ``info`` (JSON-able) goes into the manifest.
+        force: run even when current.
+        log: where one status line per stage goes.
+
+    Returns:
+        A :class:`StageResult`.
+
+    Raises:
+        Whatever ``fn`` raises (the manifest then records ``status: failed`` and the error), or
+        ``RuntimeError`` when ``fn`` returns without writing a declared output.
+    """
+    run_dir = Path(run_dir)
+    outputs = list(outputs)
+    manifest = Manifest(run_dir)
+    chash = hash_config(dict(config))
+    if not force and manifest.is_current(name, chash, inputs):
+        log(f"[{name}] up to date, skipped")
+        return StageResult(name, True, 0.0, manifest.stages[name].get("info", {}))
+
+    entry = {
+        "status": "running",
+        "config_hash": chash,
+        "input_hashes": dict(inputs),
+        "outputs": {},
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "versions": package_versions(),
+    }
+    manifest.stages[name] = entry
+    manifest.save()
+    t0 = time.perf_counter()
+    try:
+        info = dict(fn(run_dir) or {})
+        missing = [o for o in outputs if not (run_dir / o).is_file()]
+        if missing:
+            raise RuntimeError(f"stage {name!r} did not write its outputs: {missing}")
+    except BaseException as exc:
+        entry.update(
+            status="failed",
+            error=f"{type(exc).__name__}: {exc}"[:2000],
+            seconds=round(time.perf_counter() - t0, 3),
+        )
+        manifest.save()
+        raise
+    entry.update(
+        status="done",
+        outputs={o: hash_file(run_dir / o) for o in outputs},
+        seconds=round(time.perf_counter() - t0, 3),
+        finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        info=info,
+    )
+    entry.pop("error", None)
+    manifest.save()
+    log(f"[{name}] done in {entry['seconds']:.1f} s")
+    return StageResult(name, False, entry["seconds"], info)
+
+
+def run_dir_for(runs_dir: str | Path, recipe: str, config: Mapping[str, Any]) -> Path:
+    """``<runs_dir>/<recipe>-<first 10 hex of the config hash>``."""
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in recipe) or "run"
+    return Path(runs_dir) / f"{safe}-{hash_config(dict(config))[:10]}"

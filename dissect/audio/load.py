@@ -1,0 +1,247 @@
+"""Decode one audio file into a mono float32 waveform at a target sample rate.
+
+Rules (documented here because every model adapter relies on them):
+
+* **Decoding** is done by soundfile (libsndfile): WAV, FLAC, OGG/Vorbis/Opus, AIFF, AU, CAF, W64,
+  and MP3 where the installed libsndfile supports it (>= 1.1). Anything else raises
+  :class:`~dissect.audio.errors.AudioFormatError`.
+* **Mono mixdown**: the unweighted arithmetic mean of all channels, ``x = mean_c x_c``. This keeps
+  the level of a centred (identical-channel) source unchanged and never clips.
+* **Resampling**: ``torchaudio.functional.resample`` (windowed-sinc, Hann, 6 zero crossings),
+  applied after mixdown, only when the file's rate differs from the requested one.
+* **Long clips** (:class:`ClipPolicy`): with ``long_clip="crop"`` a clip longer than
+  ``max_seconds`` is cropped to ``max_seconds`` at its start or its centre (only the needed frames
+  are read, so a 10-hour file costs no more than ``max_seconds``). With ``long_clip="windows"`` the
+  whole clip is returned and :func:`dissect.audio.batch.split_windows` cuts fixed windows.
+* **Padding** never happens here; batching pads with zeros and returns a valid-length mask
+  (:func:`dissect.audio.batch.pad_batch`).
+* **Digital silence** is flagged (``Audio.is_silent``), never fatal: a model still gets the clip,
+  and downstream stages can choose to ignore it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from dissect.audio.errors import (
+    AudioEmptyError,
+    AudioFormatError,
+    AudioMissingError,
+    AudioNonFiniteError,
+    AudioUnreadableError,
+)
+
+# File extension -> libsndfile major format name (as in ``soundfile.available_formats()``).
+_EXTENSION_FORMATS = {
+    "wav": "WAV",
+    "wave": "WAV",
+    "flac": "FLAC",
+    "ogg": "OGG",
+    "oga": "OGG",
+    "opus": "OGG",
+    "mp3": "MP3",
+    "aif": "AIFF",
+    "aiff": "AIFF",
+    "aifc": "AIFF",
+    "au": "AU",
+    "snd": "AU",
+    "caf": "CAF",
+    "w64": "W64",
+    "rf64": "RF64",
+}
+
+
+@lru_cache(maxsize=1)
+def supported_extensions() -> frozenset[str]:
+    """File extensions (lower case, no dot) that soundfile can decode on this machine."""
+    formats = set(sf.available_formats())
+    return frozenset(ext for ext, fmt in _EXTENSION_FORMATS.items() if fmt in formats)
+
+
+@dataclass(frozen=True)
+class ClipPolicy:
+    """How clips are cut before they reach a model.
+
+    Attributes:
+        max_seconds: longest clip kept whole, in seconds; ``None`` keeps every clip whole.
+        long_clip: ``"crop"`` (keep one ``max_seconds`` excerpt) or ``"windows"`` (keep all audio;
+            cut fixed windows later with :func:`~dissect.audio.batch.split_windows`).
+        crop_anchor: ``"start"`` or ``"center"``: where the crop excerpt sits in a long clip.
+        window_seconds: window length for ``"windows"``, in seconds.
+        window_hop_seconds: hop between window starts for ``"windows"``, in seconds.
+        silence_dbfs: a clip whose peak is below this level (dB re full scale) is flagged silent.
+    """
+
+    max_seconds: float | None = 10.0
+    long_clip: str = "crop"
+    crop_anchor: str = "start"
+    window_seconds: float = 10.0
+    window_hop_seconds: float = 10.0
+    silence_dbfs: float = -80.0
+
+    def __post_init__(self):
+        if self.long_clip not in ("crop", "windows"):
+            raise ValueError(f"long_clip must be 'crop' or 'windows', got {self.long_clip!r}")
+        if self.crop_anchor not in ("start", "center"):
+            raise ValueError(f"crop_anchor must be 'start' or 'center', got {self.crop_anchor!r}")
+        if self.max_seconds is not None and self.max_seconds <= 0:
+            raise ValueError(f"max_seconds must be positive or None, got {self.max_seconds}")
+        if self.window_seconds <= 0 or self.window_hop_seconds <= 0:
+            raise ValueError("window_seconds and window_hop_seconds must be positive")
+
+
+@dataclass
+class Audio:
+    """A decoded clip.
+
+    Attributes:
+        waveform: mono samples, float32, shape ``[n_samples]``, nominally in [-1, 1].
+        sample_rate: rate of ``waveform`` in Hz.
+        path: the source file.
+        source_sample_rate: the file's own rate in Hz.
+        source_channels: channel count in the file (before mixdown).
+        source_seconds: full duration of the file in seconds (before any crop).
+        offset_seconds: where ``waveform`` starts inside the file, in seconds (non-zero after a
+            centre crop).
+        cropped: whether the long-clip policy cut the clip.
+        peak_dbfs: peak level in dB re full scale (``-inf`` for all-zero audio).
+        rms_dbfs: RMS level in dB re full scale (``-inf`` for all-zero audio).
+        is_silent: ``peak_dbfs`` is below the policy's ``silence_dbfs`` (digital silence).
+    """
+
+    waveform: np.ndarray
+    sample_rate: int
+    path: Path
+    source_sample_rate: int
+    source_channels: int
+    source_seconds: float
+    offset_seconds: float
+    cropped: bool
+    peak_dbfs: float
+    rms_dbfs: float
+    is_silent: bool
+
+    @property
+    def seconds(self) -> float:
+        """Duration of ``waveform`` in seconds."""
+        return len(self.waveform) / self.sample_rate
+
+
+def level_dbfs(x: np.ndarray) -> tuple[float, float]:
+    """Return ``(peak_dbfs, rms_dbfs)`` of a waveform; ``-inf`` for all-zero input."""
+    if x.size == 0:
+        return -math.inf, -math.inf
+    peak = float(np.max(np.abs(x)))
+    rms = float(np.sqrt(np.mean(np.square(x, dtype=np.float64))))
+    to_db = lambda v: 20.0 * math.log10(v) if v > 0 else -math.inf  # noqa: E731
+    return to_db(peak), to_db(rms)
+
+
+def resample(x: np.ndarray, orig_sr: int, new_sr: int) -> np.ndarray:
+    """Resample a mono float32 waveform with ``torchaudio.functional.resample``."""
+    if orig_sr == new_sr:
+        return x
+    import torch
+    import torchaudio.functional as AF
+
+    y = AF.resample(torch.from_numpy(np.ascontiguousarray(x)), orig_sr, new_sr)
+    return y.numpy().astype(np.float32, copy=False)
+
+
+def _check_file(path: Path) -> None:
+    if not path.exists():
+        raise AudioMissingError(path, "file not found")
+    if not path.is_file():
+        raise AudioMissingError(path, "not a regular file")
+    ext = path.suffix.lower().lstrip(".")
+    if ext not in supported_extensions():
+        known = ", ".join(sorted(supported_extensions()))
+        raise AudioFormatError(
+            path,
+            f"unsupported format '.{ext}' (soundfile {sf.__libsndfile_version__} reads: {known})",
+        )
+    if path.stat().st_size == 0:
+        raise AudioEmptyError(path, "file is empty (0 bytes)")
+
+
+def load_audio(
+    path: str | Path,
+    sample_rate: int | None = None,
+    policy: ClipPolicy | None = None,
+) -> Audio:
+    """Load ``path`` as mono float32 at ``sample_rate`` Hz, applying ``policy``.
+
+    Args:
+        path: an audio file soundfile can read.
+        sample_rate: target rate in Hz; ``None`` keeps the file's rate.
+        policy: long-clip and silence policy; defaults to ``ClipPolicy()`` (crop at 10 s).
+
+    Returns:
+        An :class:`Audio` with ``waveform`` of shape ``[n_samples]``.
+
+    Raises:
+        AudioMissingError: no such file.
+        AudioFormatError: an extension soundfile cannot read here.
+        AudioEmptyError: a 0-byte file, or zero decoded samples.
+        AudioUnreadableError: corrupt or undecodable content.
+        AudioNonFiniteError: NaN or Inf samples.
+    """
+    path = Path(path)
+    policy = policy or ClipPolicy()
+    _check_file(path)
+    try:
+        info = sf.info(str(path))
+    except Exception as exc:  # libsndfile raises LibsndfileError/RuntimeError with its own text
+        raise AudioUnreadableError(path, f"cannot decode ({_short(exc)})") from exc
+    if info.frames <= 0 or info.samplerate <= 0:
+        raise AudioEmptyError(path, "contains zero samples")
+    src_sr, total = int(info.samplerate), int(info.frames)
+
+    start, stop, cropped = 0, total, False
+    if policy.long_clip == "crop" and policy.max_seconds is not None:
+        keep = int(round(policy.max_seconds * src_sr))
+        if total > keep:
+            cropped = True
+            start = 0 if policy.crop_anchor == "start" else (total - keep) // 2
+            stop = start + keep
+    try:
+        data, _ = sf.read(str(path), start=start, stop=stop, dtype="float32", always_2d=True)
+    except Exception as exc:
+        raise AudioUnreadableError(path, f"cannot decode samples ({_short(exc)})") from exc
+    if data.shape[0] == 0:
+        raise AudioEmptyError(path, "contains zero samples")
+    finite = np.isfinite(data)
+    if not finite.all():
+        bad = int(data.size - finite.sum())
+        first = int(np.argmin(finite.all(axis=1)))
+        raise AudioNonFiniteError(
+            path, f"{bad} NaN/Inf sample value(s), first at frame {start + first}"
+        )
+    mono = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0].copy()
+    target = int(sample_rate) if sample_rate else src_sr
+    wave = resample(mono, src_sr, target)
+    peak, rms = level_dbfs(wave)
+    return Audio(
+        waveform=wave,
+        sample_rate=target,
+        path=path,
+        source_sample_rate=src_sr,
+        source_channels=int(data.shape[1]),
+        source_seconds=total / src_sr,
+        offset_seconds=start / src_sr,
+        cropped=cropped,
+        peak_dbfs=peak,
+        rms_dbfs=rms,
+        is_silent=peak < policy.silence_dbfs,
+    )
+
+
+def _short(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:200]

@@ -1,0 +1,168 @@
+"""The probe-set interface: a deterministic, ordered list of :class:`Clip` records.
+
+Every layout (folder, ESC-50, UrbanSound8K, GTZAN, spoken digits, HEAR task dirs, synth) builds a
+:class:`ProbeSet`. Audio is loaded lazily, one clip at a time, through
+:func:`dissect.audio.load_audio`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dissect.audio import Audio, AudioError, ClipPolicy, load_audio
+
+
+@dataclass(frozen=True)
+class Clip:
+    """One probe clip.
+
+    Attributes:
+        id: stable identifier, unique within its probe set (e.g. the path relative to the dataset
+            root without extension, or ``"1-100032-A-0"`` for ESC-50).
+        path: the audio file.
+        labels: dataset labels, e.g. ``{"category": "dog"}``; values are str/int/float or lists.
+        concepts: ground-truth concepts where known (synth: family, midi_note, f0_hz, ...);
+            empty for datasets that only have labels.
+        metadata: anything else (fold, split, source row), JSON-serialisable.
+    """
+
+    id: str
+    path: Path
+    labels: dict[str, Any] = field(default_factory=dict)
+    concepts: dict[str, Any] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def load(self, sample_rate: int | None = None, policy: ClipPolicy | None = None) -> Audio:
+        """Decode this clip (see :func:`dissect.audio.load_audio`); raises ``AudioError``."""
+        return load_audio(self.path, sample_rate, policy)
+
+    def to_record(self) -> dict[str, Any]:
+        """JSON-serialisable row for ``clips.jsonl``."""
+        return {
+            "id": self.id,
+            "path": str(self.path),
+            "labels": self.labels,
+            "concepts": self.concepts,
+            "metadata": self.metadata,
+        }
+
+
+class DuplicateClipIdError(ValueError):
+    """Two clips of one probe set share an id."""
+
+
+@dataclass
+class ProbeSet:
+    """An ordered collection of clips.
+
+    Attributes:
+        name: layout name (``"esc50"``, ``"synth"``, ...).
+        root: dataset root directory.
+        clips: clips in a deterministic order (sorted by id unless the layout defines its own).
+        label_columns: the label keys every clip carries (for label captioners and metrics).
+    """
+
+    name: str
+    root: Path
+    clips: list[Clip]
+    label_columns: list[str] = field(default_factory=list)
+
+    def __post_init__(self):
+        seen: dict[str, Path] = {}
+        for c in self.clips:
+            if c.id in seen:
+                raise DuplicateClipIdError(
+                    f"probe set {self.name!r}: clip id {c.id!r} is used by both "
+                    f"{seen[c.id]} and {c.path}"
+                )
+            seen[c.id] = c.path
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def __iter__(self) -> Iterator[Clip]:
+        return iter(self.clips)
+
+    def __getitem__(self, i: int) -> Clip:
+        return self.clips[i]
+
+    def subset(self, n: int | None) -> ProbeSet:
+        """The first ``n`` clips (all when ``n`` is None)."""
+        if n is None or n >= len(self.clips):
+            return self
+        return ProbeSet(self.name, self.root, self.clips[:n], list(self.label_columns))
+
+    def iter_audio(
+        self,
+        sample_rate: int | None,
+        policy: ClipPolicy | None,
+        skips: SkipLog,
+    ) -> Iterator[tuple[Clip, Audio]]:
+        """Yield ``(clip, audio)`` for each loadable clip; bad clips go to ``skips``.
+
+        Raises:
+            TooManySkipsError: as soon as the skipped fraction can no longer stay within
+                ``skips.max_fraction`` of the whole set.
+        """
+        skips.total = len(self.clips)
+        for clip in self.clips:
+            try:
+                audio = clip.load(sample_rate, policy)
+            except AudioError as exc:
+                skips.record(clip, exc)
+                skips.check(final=False)
+                continue
+            yield clip, audio
+        skips.check(final=True)
+
+
+class TooManySkipsError(RuntimeError):
+    """More clips failed to load than the configured ``max_skip_fraction`` allows."""
+
+
+@dataclass
+class SkipLog:
+    """Collects clips that failed to load, as rows for ``skips.jsonl``.
+
+    Attributes:
+        max_fraction: the run fails when more than this fraction of ``total`` clips is skipped.
+        total: number of clips in the probe set (set by :meth:`ProbeSet.iter_audio`).
+        rows: one dict per skipped clip: ``id``, ``path``, ``kind``, ``error``.
+    """
+
+    max_fraction: float = 0.05
+    total: int = 0
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+    def record(self, clip: Clip, exc: AudioError) -> None:
+        self.rows.append(
+            {"id": clip.id, "path": str(clip.path), "kind": exc.kind, "error": str(exc)}
+        )
+
+    def summary(self) -> str:
+        """One line, e.g. ``skipped 2 of 300 clips (0.7%): 1 empty, 1 unreadable``."""
+        if not self.rows:
+            return f"skipped 0 of {self.total} clips"
+        kinds: dict[str, int] = {}
+        for r in self.rows:
+            kinds[r["kind"]] = kinds.get(r["kind"], 0) + 1
+        parts = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
+        pct = 100.0 * len(self.rows) / max(self.total, 1)
+        return f"skipped {len(self.rows)} of {self.total} clips ({pct:.1f}%): {parts}"
+
+    def check(self, final: bool = True) -> None:
+        """Raise :class:`TooManySkipsError` when the skip budget is exceeded.
+
+        With ``final=False`` it raises only once the budget is already certainly exceeded, so a
+        hopeless run stops early.
+        """
+        limit = self.max_fraction * max(self.total, 1)
+        if len(self.rows) > limit:
+            examples = "; ".join(r["error"] for r in self.rows[:3])
+            raise TooManySkipsError(
+                f"{self.summary()} exceeds max_skip_fraction={self.max_fraction}. "
+                f"First errors: {examples}"
+            )

@@ -1,0 +1,151 @@
+"""dissect.artifacts: manifest semantics (skip / rerun) and atomic writes under crashes."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from dissect import artifacts
+from dissect.artifacts import Manifest, atomic_open, hash_file, run_stage, write_text
+
+
+class Counter:
+    """A stage function that writes ``out.txt`` from its input file and counts its calls."""
+
+    def __init__(self, src):
+        self.src, self.calls = src, 0
+
+    def __call__(self, run_dir):
+        self.calls += 1
+        write_text(run_dir / "out.txt", self.src.read_text().upper())
+        return {"n": self.calls}
+
+
+@pytest.fixture
+def setup(tmp_path):
+    src = tmp_path / "input.txt"
+    src.write_text("hello")
+    run = tmp_path / "run"
+    return src, run, Counter(src)
+
+
+def go(run, src, fn, config=None, **kw):
+    return run_stage(run, "stage", config or {"a": 1}, {"src": hash_file(src)}, ["out.txt"], fn,
+                     log=lambda s: None, **kw)
+
+
+def test_skipped_when_nothing_changed(setup):
+    src, run, fn = setup
+    assert not go(run, src, fn).skipped
+    r = go(run, src, fn)
+    assert r.skipped and fn.calls == 1 and r.info == {"n": 1}
+    entry = Manifest(run).stages["stage"]
+    assert entry["status"] == "done" and entry["outputs"]["out.txt"] == hash_file(run / "out.txt")
+    assert entry["versions"]["torch"].startswith("2.9.1") and entry["seconds"] >= 0
+
+
+def test_reruns_when_config_changes(setup):
+    src, run, fn = setup
+    go(run, src, fn, {"a": 1})
+    assert not go(run, src, fn, {"a": 2}).skipped and fn.calls == 2
+    assert go(run, src, fn, {"a": 2}).skipped and fn.calls == 2
+
+
+def test_reruns_when_input_changes(setup):
+    src, run, fn = setup
+    go(run, src, fn)
+    src.write_text("changed")
+    assert not go(run, src, fn).skipped and fn.calls == 2
+    assert (run / "out.txt").read_text() == "CHANGED"
+
+
+def test_existing_file_alone_never_counts(setup):
+    src, run, fn = setup
+    go(run, src, fn)
+    # the output edited behind the manifest's back: hash mismatch -> rerun
+    (run / "out.txt").write_text("tampered")
+    assert not go(run, src, fn).skipped and fn.calls == 2
+    # a manifest without this stage (e.g. deleted) -> rerun although out.txt exists
+    (run / "manifest.json").unlink()
+    assert not go(run, src, fn).skipped and fn.calls == 3
+
+
+def test_force_reruns(setup):
+    src, run, fn = setup
+    go(run, src, fn)
+    assert not go(run, src, fn, force=True).skipped and fn.calls == 2
+
+
+def test_failed_stage_is_recorded_and_reruns(setup):
+    src, run, fn = setup
+    go(run, src, fn)
+    before = (run / "out.txt").read_text()
+
+    def crash(run_dir):
+        with atomic_open(run_dir / "out.txt") as fh:
+            fh.write("half-writ")
+            raise KeyboardInterrupt  # a kill between two writes
+
+    with pytest.raises(KeyboardInterrupt):
+        go(run, src, crash, {"a": 2})
+    assert (run / "out.txt").read_text() == before  # previous artifact intact
+    entry = Manifest(run).stages["stage"]
+    assert entry["status"] == "failed" and "KeyboardInterrupt" in entry["error"]
+    assert not [p for p in run.iterdir() if p.name.endswith(".tmp")]
+    assert not go(run, src, fn, {"a": 2}).skipped  # failed -> reruns
+
+
+def test_missing_output_is_an_error(setup):
+    src, run, _ = setup
+    with pytest.raises(RuntimeError, match="did not write its outputs"):
+        go(run, src, lambda d: None)
+    assert Manifest(run).stages["stage"]["status"] == "failed"
+
+
+def test_sigkill_mid_write_leaves_previous_artifact(tmp_path):
+    target = tmp_path / "stats.bin"
+    target.write_bytes(b"previous complete artifact")
+    code = textwrap.dedent(f"""
+        import os, signal
+        from dissect.artifacts import atomic_open
+        with atomic_open({str(target)!r}, "wb") as fh:
+            fh.write(b"x" * 100000)
+            fh.flush()
+            os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    proc = subprocess.run([sys.executable, "-c", code])
+    assert proc.returncode == -9
+    assert target.read_bytes() == b"previous complete artifact"
+
+
+def test_corrupt_manifest_names_the_file(tmp_path):
+    (tmp_path / "manifest.json").write_text("{not json")
+    with pytest.raises(ValueError, match="manifest.json: corrupt manifest"):
+        Manifest(tmp_path)
+
+
+def test_hashes_are_canonical(tmp_path):
+    hc = artifacts.hash_config
+    assert hc({"a": 1, "b": [1, 2]}) == hc({"b": [1, 2], "a": 1})
+    assert artifacts.hash_config({"a": 1}) != artifacts.hash_config({"a": 2})
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.write_text("x")
+    b.write_text("y")
+    h = artifacts.hash_files([a, b])
+    assert h != artifacts.hash_files([b, a])
+    b.write_text("z")
+    assert h != artifacts.hash_files([a, b])
+
+
+def test_jsonl_round_trip_and_errors(tmp_path):
+    p = tmp_path / "rows.jsonl"
+    assert artifacts.write_jsonl(p, [{"id": "a", "v": 1}, {"id": "b", "v": 2}]) == 2
+    assert artifacts.read_jsonl(p) == [{"id": "a", "v": 1}, {"id": "b", "v": 2}]
+    with pytest.raises(ValueError):
+        artifacts.write_jsonl(p, [{"v": float("nan")}])
+    assert json.loads(p.read_text().splitlines()[1]) == {"id": "b", "v": 2}  # untouched
+    p.write_text('{"ok": 1}\n{broken\n')
+    with pytest.raises(ValueError, match="rows.jsonl:2"):
+        artifacts.read_jsonl(p)
