@@ -247,6 +247,8 @@ def run_stage(
         inputs: name -> content hash of everything the stage reads (files, upstream artifacts).
         outputs: artifact paths relative to ``run_dir`` that ``fn`` must write (atomically).
         fn: ``fn(run_dir) -> info`` does the work; ``info`` (JSON-able) goes into the manifest.
+            Outputs known only once the work is done (e.g. one file per layer) are listed by
+            ``fn`` under the key ``"_outputs"`` and are hashed like the declared ones.
         force: run even when current.
         log: where one status line per stage goes.
 
@@ -278,6 +280,7 @@ def run_stage(
     t0 = time.perf_counter()
     try:
         info = dict(fn(run_dir) or {})
+        outputs += [o for o in info.pop("_outputs", []) if o not in outputs]
         missing = [o for o in outputs if not (run_dir / o).is_file()]
         if missing:
             raise RuntimeError(f"stage {name!r} did not write its outputs: {missing}")

@@ -8,6 +8,7 @@ key is type-checked and every field below is overridable from the command line, 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from hydra.core.config_store import ConfigStore
 
@@ -79,6 +80,45 @@ class ProbeConfig:
 
 
 @dataclass
+class ModelConfig:
+    """The model to dissect (adapter + weights). Stage `record`."""
+
+    # Adapter name: crepe | whisper | hubert | wav2vec2 | wavlm | data2vec_audio | ast | clap |
+    # beats | generic.
+    name: str = "crepe"
+    # Weights: a Hugging Face id, a local directory/file, or an adapter-specific name (crepe:
+    # full|tiny). null uses the adapter's default.
+    source: str | None = "tiny"
+    # Which module output of a transformer block is a neuron: ffn (FFN intermediate, after the
+    # activation) | ffn_pre | attention | block.
+    site: str = "ffn"
+    # Layers (site names) to record; empty means the adapter's default layers.
+    layers: list[str] = field(default_factory=list)
+    # Device: auto (cuda if available, else cpu), cpu, cuda, cuda:1, ...
+    device: str = "auto"
+    # Adapter-specific options, e.g. {hop_ms: 40} for crepe.
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RecordConfig:
+    """How neurons are recorded (stage `record`: stats/, exemplars.jsonl, activations/)."""
+
+    # Pooling over valid frames: mean | max. Either way the peak frame time is kept.
+    reduction: str = "mean"
+    # Number of most- and least-activating clips kept per neuron.
+    k: int = 10
+    # Clips (segments) per forward pass.
+    batch_size: int = 8
+    # Also store dense float16 [clips, units] activations per layer (off: memory grows with N).
+    dense: bool = False
+    # Relative accuracy of the per-unit quantile histogram.
+    hist_alpha: float = 0.02
+    # Show progress bars.
+    progress: bool = True
+
+
+@dataclass
 class RunConfig:
     """A whole `dissect run`."""
 
@@ -88,14 +128,18 @@ class RunConfig:
     runs_dir: str = "runs"
     # Explicit run directory; null means <runs_dir>/<recipe>-<config hash>.
     run_dir: str | None = None
-    # Stages to run, in data-flow order. Available now: probe.
-    stages: list[str] = field(default_factory=lambda: ["probe"])
+    # Stages to run, in data-flow order. Available now: probe, record.
+    stages: list[str] = field(default_factory=lambda: ["probe", "record"])
     # Re-run these stages even when their hashes match.
     force: list[str] = field(default_factory=list)
     # Audio decoding policy.
     audio: AudioConfig = field(default_factory=AudioConfig)
     # Probe set.
     probe: ProbeConfig = field(default_factory=ProbeConfig)
+    # Model to dissect.
+    model: ModelConfig = field(default_factory=ModelConfig)
+    # Recording settings.
+    record: RecordConfig = field(default_factory=RecordConfig)
 
 
 def register_configs() -> None:

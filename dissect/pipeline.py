@@ -14,6 +14,7 @@ from dissect import artifacts
 # Config keys that choose *what to run* or *where*, not what the results are: they do not enter
 # the run-directory hash, so `stages=[probe]` now and the full pipeline later share a directory.
 _NOT_HASHED = ("runs_dir", "run_dir", "stages", "force")
+_NOT_HASHED_NESTED = (("record", "progress"),)
 
 
 def _stage_probe(cfg: DictConfig, run_dir: Path, force: bool, progress: bool):
@@ -34,8 +35,32 @@ def _stage_probe(cfg: DictConfig, run_dir: Path, force: bool, progress: bool):
     )
 
 
-# Stage name -> runner, in data-flow order. Later issues add record, describe, ...
-STAGES: dict[str, Callable[..., Any]] = {"probe": _stage_probe}
+def _stage_record(cfg: DictConfig, run_dir: Path, force: bool, progress: bool):
+    from dissect.stages.record import record_clips
+
+    manifest = artifacts.Manifest(run_dir)
+    if manifest.stages.get("probe", {}).get("status") != "done":
+        raise ValueError(f"{run_dir}: stage 'record' needs a finished 'probe' stage; "
+                         "run with stages=[probe,record]")
+    inputs = {
+        "clips": manifest.output_hash("probe", artifacts.CLIPS),
+        "audio_files": manifest.stages["probe"]["input_hashes"]["audio_files"],
+    }
+    section = {
+        "model": OmegaConf.to_container(cfg.model, resolve=True),
+        "record": {k: v for k, v in OmegaConf.to_container(cfg.record, resolve=True).items()
+                   if k != "progress"},
+        "audio": OmegaConf.to_container(cfg.audio, resolve=True),
+    }
+    return artifacts.run_stage(
+        run_dir, "record", section, inputs, [artifacts.EXEMPLARS],
+        lambda d: record_clips(d, cfg.model, cfg.record, cfg.audio),
+        force=force,
+    )
+
+
+# Stage name -> runner, in data-flow order. Later issues add describe, evaluate, report, ...
+STAGES: dict[str, Callable[..., Any]] = {"probe": _stage_probe, "record": _stage_record}
 
 
 def resolve_run_dir(cfg: DictConfig) -> Path:
@@ -45,6 +70,8 @@ def resolve_run_dir(cfg: DictConfig) -> Path:
     plain = OmegaConf.to_container(cfg, resolve=True)
     for k in _NOT_HASHED:
         plain.pop(k, None)
+    for outer, inner in _NOT_HASHED_NESTED:
+        plain.get(outer, {}).pop(inner, None)
     return artifacts.run_dir_for(cfg.runs_dir, cfg.recipe, plain)
 
 

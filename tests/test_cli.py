@@ -1,0 +1,93 @@
+"""`dissect run`: hydra composition, run directory, the probe stage, skips and re-runs."""
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from dissect import artifacts
+from dissect.cli import main
+
+
+@pytest.fixture
+def folder(tmp_path):
+    root = tmp_path / "clips"
+    (root / "b").mkdir(parents=True)
+    t = np.arange(1600) / 16000
+    sf.write(root / "a.wav", (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), 16000)
+    sf.write(root / "b" / "c.flac", np.zeros((800, 2), np.float32), 8000)  # stereo, silent
+    (root / "b" / "broken.wav").write_bytes(b"RIFFjunk")
+    return root
+
+
+def run_cli(capsys, *args):
+    rc = main(["run", *args])
+    out, err = capsys.readouterr()
+    return rc, out.strip().splitlines(), err
+
+
+def test_run_folder_probe(tmp_path, folder, capsys):
+    runs = tmp_path / "runs"
+    args = ["probe.layout=folder", f"probe.root={folder}", f"runs_dir={runs}",
+            "probe.max_skip_fraction=0.5"]
+    rc, out, err = run_cli(capsys, *args)
+    assert rc == 0, err
+    run_dir = runs / out[-1].split("/")[-1]
+    assert out[-1] == str(run_dir) and run_dir.name.startswith("default-")
+    rows = artifacts.read_jsonl(run_dir / "clips.jsonl")
+    assert [r["id"] for r in rows] == ["a", "b/c"]
+    assert rows[0]["seconds"] == pytest.approx(0.1) and rows[0]["silent"] is False
+    assert rows[1]["source_channels"] == 2 and rows[1]["source_sample_rate"] == 8000
+    assert rows[1]["silent"] is True and rows[1]["seconds"] == pytest.approx(0.1)
+    skips = artifacts.read_jsonl(run_dir / "skips.jsonl")
+    assert [(s["id"], s["kind"]) for s in skips] == [("b/broken", "unreadable")]
+    assert "skipped 1 of 3 clips" in err
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["stages"]["probe"]["status"] == "done"
+    assert "layout: folder" in (run_dir / "config.yaml").read_text()
+
+    # same command again: same directory, the stage is skipped
+    rc, out2, err2 = run_cli(capsys, *args)
+    assert rc == 0 and out2[-1] == out[-1] and "[probe] up to date, skipped" in err2
+    # an input file changes: the stage reruns in the same directory
+    sf.write(folder / "a.wav", np.zeros(3200, np.float32), 16000)
+    rc, out3, err3 = run_cli(capsys, *args)
+    assert out3[-1] == out[-1] and "[probe] done" in err3
+    assert artifacts.read_jsonl(run_dir / "clips.jsonl")[0]["seconds"] == pytest.approx(0.2)
+    # a config change gives a new run directory
+    rc, out4, _ = run_cli(capsys, *args, "audio.max_seconds=0.05")
+    assert rc == 0 and out4[-1] != out[-1]
+    assert artifacts.read_jsonl(out4[-1] + "/clips.jsonl")[0]["cropped"] is True
+
+
+def test_too_many_skips_fails_but_keeps_skips(tmp_path, folder, capsys):
+    run_dir = tmp_path / "run"
+    rc, _, err = run_cli(capsys, "probe.layout=folder", f"probe.root={folder}",
+                         f"run_dir={run_dir}", "probe.max_skip_fraction=0.2")
+    assert rc == 1 and "exceeds max_skip_fraction=0.2" in err and "broken.wav" in err
+    assert artifacts.read_jsonl(run_dir / "skips.jsonl")[0]["id"] == "b/broken"
+    assert json.loads((run_dir / "manifest.json").read_text())["stages"]["probe"]["status"] \
+        == "failed"
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["probe.layout=nope"], "unknown probe layout 'nope'"),
+        (["probe.layout=esc50"], "needs probe.root"),
+        (["recipe=nonexistent"], "unknown recipe 'nonexistent'"),
+        (["probe.no_such_key=1"], "no_such_key"),
+        (["audio.max_seconds=abc"], "max_seconds"),
+        (["stages=[probe,describe]"], "unknown stage(s) ['describe']"),
+    ],
+)
+def test_bad_config_is_a_clear_error(tmp_path, capsys, args, message):
+    rc, _, err = run_cli(capsys, f"runs_dir={tmp_path}", *args)
+    assert rc == 2 and message in err
+
+
+def test_help(capsys):
+    assert main(["--help"]) == 0
+    assert "dissect run" in capsys.readouterr().out
+    assert main(["frobnicate"]) == 2
