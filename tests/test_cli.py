@@ -91,3 +91,39 @@ def test_help(capsys):
     assert main(["--help"]) == 0
     assert "dissect run" in capsys.readouterr().out
     assert main(["frobnicate"]) == 2
+
+
+def test_record_stage_artifacts_and_reruns(tmp_path, folder, capsys):
+    (folder / "b" / "broken.wav").unlink()
+    run_dir = tmp_path / "run"
+    base = ["probe.layout=folder", f"probe.root={folder}", f"run_dir={run_dir}",
+            "record.k=2", "record.progress=false"]
+    rc, out, err = run_cli(capsys, *base, "record.dense=true")
+    assert rc == 0, err
+    names = sorted(p.name for p in (run_dir / "stats").iterdir())
+    assert names == [f"{n}.safetensors" for n in
+                     ["classifier", "conv1", "conv2", "conv3", "conv4", "conv5", "conv6"]]
+    ex = artifacts.read_jsonl(run_dir / "exemplars.jsonl")
+    assert len(ex) == 128 + 16 + 16 + 16 + 32 + 64 + 360
+    assert {len(r["top"]) for r in ex} == {2} and {r["top"][0]["clip"] for r in ex} <= {"a", "b/c"}
+    from safetensors.torch import load_file
+
+    dense = load_file(str(run_dir / "activations" / "classifier.safetensors"))["values"]
+    assert dense.shape == (2, 360)
+    stats = load_file(str(run_dir / "stats" / "classifier.safetensors"))
+    assert stats["mean"].shape == (360,) and stats["quantiles"].shape == (9, 360)
+    # unit 0 of the classifier: exemplar values agree with the dense store
+    row = next(r for r in ex if r["layer"] == "classifier" and r["unit"] == 7)
+    ids = ["a", "b/c"]
+    for e in row["top"]:
+        assert e["value"] == pytest.approx(float(dense[ids.index(e["clip"]), 7]), abs=2e-2)
+    # fewer layers: record reruns, probe is skipped, stale per-layer files are removed
+    rc, _, err = run_cli(capsys, *base, "record.dense=true", "model.layers=[conv6]")
+    assert rc == 0 and "[probe] up to date" in err and "[record] done" in err
+    assert [p.name for p in (run_dir / "stats").iterdir()] == ["conv6.safetensors"]
+    assert [p.name for p in (run_dir / "activations").iterdir()] == ["conv6.safetensors"]
+    assert len(artifacts.read_jsonl(run_dir / "exemplars.jsonl")) == 64
+    rc, _, err = run_cli(capsys, *base, "record.dense=true", "model.layers=[conv6]")
+    assert "[record] up to date" in err
+    rc, _, err = run_cli(capsys, *base, "model.layers=[conv9]")
+    assert rc == 2 and "unknown layer(s) ['conv9']" in err and "conv1, conv2" in err

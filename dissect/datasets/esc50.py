@@ -52,7 +52,10 @@ def load_esc50(root: str | Path, *, folds: list[int] | None = None) -> ProbeSet:
             Clip(
                 id=PurePosixPath(name).stem,
                 path=audio_dir / name,
-                labels={"category": r["category"], "target": csv_value(table, ln, r, "target", int)},
+                labels={
+                    "category": r["category"],
+                    "target": csv_value(table, ln, r, "target", int),
+                },
                 metadata={
                     "fold": fold,
                     "esc10": csv_value(table, ln, r, "esc10", bool),

@@ -80,7 +80,9 @@ def read_csv_table(
                         f"malformed CSV: line {reader.line_num} has {len(fields)} fields, "
                         f"the header has {len(header)}",
                     )
-                rows.append((reader.line_num, {h: v.strip() for h, v in zip(header, fields)}))
+                rows.append(
+                    (reader.line_num, {h: v.strip() for h, v in zip(header, fields, strict=True)})
+                )
     except (csv.Error, UnicodeDecodeError) as exc:
         raise ProbeSetError(path, f"malformed CSV: {exc}") from exc
     except OSError as exc:

@@ -40,7 +40,9 @@ def load_urbansound8k(root: str | Path, *, folds: list[int] | None = None) -> Pr
     elif any(p.is_dir() and p.name.startswith("fold") for p in root.iterdir()):
         audio_dir = root
     else:
-        raise ProbeSetError(root, "UrbanSound8K audio not found (expected audio/fold<N>/ or fold<N>/)")
+        raise ProbeSetError(
+            root, "UrbanSound8K audio not found (expected audio/fold<N>/ or fold<N>/)"
+        )
     _, rows = read_csv_table(table, required=US8K_COLUMNS)
     if not rows:
         raise ProbeSetError(table, "no clips listed")

@@ -92,23 +92,24 @@ class Moments:
 
     def update(self, values: torch.Tensor) -> None:
         """Add ``values`` ``[B, U]``."""
-        x = values.detach().to(torch.float64).cpu()
-        other = Moments(self.units)
-        other.count[:] = x.shape[0]
-        other.mean = x.mean(0)
-        other.m2 = ((x - other.mean) ** 2).sum(0)
-        other.min, other.max = x.min(0).values, x.max(0).values
-        self._combine(other)
+        x = values.detach().cpu().to(torch.float64)
+        mean_b = x.mean(0)
+        self._combine_parts(float(x.shape[0]), mean_b, ((x - mean_b) ** 2).sum(0),
+                            x.amin(0), x.amax(0))
+
+    def _combine_parts(self, n_b, mean_b, m2_b, min_b, max_b) -> None:
+        """Chan et al.: fold a part with count ``n_b`` (scalar or ``[U]``) into this state."""
+        n = self.count + n_b
+        delta = mean_b - self.mean
+        w = torch.where(n > 0, n_b / n.clamp(min=1e-300), torch.zeros_like(n))
+        self.mean = self.mean + delta * w
+        self.m2 = self.m2 + m2_b + delta * delta * self.count * w
+        self.count = n
+        self.min = torch.minimum(self.min, min_b)
+        self.max = torch.maximum(self.max, max_b)
 
     def _combine(self, o: Moments) -> None:
-        n = self.count + o.count
-        safe = torch.where(n > 0, n, torch.ones_like(n))
-        delta = o.mean - self.mean
-        self.mean = self.mean + delta * o.count / safe
-        self.m2 = self.m2 + o.m2 + delta**2 * self.count * o.count / safe
-        self.count = n
-        self.min = torch.minimum(self.min, o.min)
-        self.max = torch.maximum(self.max, o.max)
+        self._combine_parts(o.count, o.mean, o.m2, o.min, o.max)
 
     def merge(self, other: Moments) -> Moments:
         out = Moments(self.units)
@@ -146,10 +147,12 @@ class LogHistogram:
         self.per_sign = int(math.ceil(math.log(self.max_abs / self.min_abs, self.gamma))) + 1
         self.n_buckets = 2 * self.per_sign + 1
         self.counts = torch.zeros(self.units, self.n_buckets, dtype=torch.int64)
+        self._offsets = torch.arange(self.units)[None, :] * self.n_buckets
 
     def _bucket(self, x: torch.Tensor) -> torch.Tensor:
-        a = x.abs().to(torch.float64)
-        j = torch.ceil(torch.log(a.clamp(min=self.min_abs) / self.min_abs) / math.log(self.gamma))
+        a = x.abs().to(torch.float32)
+        j = torch.ceil(torch.log(a.clamp(min=self.min_abs) * (1.0 / self.min_abs))
+                       * (1.0 / math.log(self.gamma)))
         j = j.clamp(0, self.per_sign - 1).to(torch.int64)
         zero = a < self.min_abs
         b = torch.where(x > 0, self.per_sign + 1 + j, self.per_sign - 1 - j)
@@ -159,8 +162,8 @@ class LogHistogram:
         """Add ``values`` ``[B, U]``."""
         x = values.detach().cpu()
         b = self._bucket(x)  # [B, U]
-        flat = (torch.arange(self.units)[None, :] * self.n_buckets + b).reshape(-1)
-        self.counts.view(-1).index_add_(0, flat, torch.ones_like(flat))
+        flat = (self._offsets + b).reshape(-1)
+        self.counts.view(-1).index_add_(0, flat, torch.ones(1, dtype=torch.int64).expand_as(flat))
 
     def merge(self, other: LogHistogram) -> LogHistogram:
         if (other.units, other.alpha, other.min_abs, other.max_abs) != (
