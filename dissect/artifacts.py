@@ -129,6 +129,57 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
     return rows
 
 
+class Journal:
+    """An append-only JSONL journal of finished work items inside a stage.
+
+    A long stage appends one row per finished item (flushed, fsynced every ``sync_every`` rows),
+    writes its real artifact atomically at the end, then deletes the journal. If the run is
+    killed, the next run reads the journal back (:meth:`rows`) and skips the finished items, so
+    finished work is never lost. A torn last line (killed mid-append) is ignored.
+    """
+
+    def __init__(self, path: str | Path, sync_every: int = 16):
+        self.path = Path(path)
+        self.sync_every = sync_every
+        self._fh = None
+        self._n = 0
+
+    def rows(self) -> list[dict[str, Any]]:
+        """Rows of an earlier, interrupted run (empty when there is none)."""
+        if not self.path.exists():
+            return []
+        out = []
+        for line in self.path.read_text(encoding="utf-8").splitlines():
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue  # a torn line from a kill mid-append
+        return out
+
+    def append(self, row: Mapping[str, Any]) -> None:
+        if self._fh is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fh = open(self.path, "a", encoding="utf-8")
+        self._fh.write(json.dumps(row, sort_keys=True, allow_nan=False) + "\n")
+        self._n += 1
+        if self._n % self.sync_every == 0:
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+            self._fh.close()
+            self._fh = None
+
+    def discard(self) -> None:
+        """Close and delete the journal (after the final artifact is safely written)."""
+        self.close()
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+
 # --------------------------------------------------------------------------- hashing
 
 

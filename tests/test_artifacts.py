@@ -149,3 +149,17 @@ def test_jsonl_round_trip_and_errors(tmp_path):
     p.write_text('{"ok": 1}\n{broken\n')
     with pytest.raises(ValueError, match="rows.jsonl:2"):
         artifacts.read_jsonl(p)
+
+
+def test_journal_survives_a_kill_and_ignores_a_torn_line(tmp_path):
+    path = tmp_path / "captions.journal.jsonl"
+    j = artifacts.Journal(path, sync_every=1)
+    j.append({"clip": "a", "text": "one"})
+    j.append({"clip": "b", "text": "two"})
+    j.close()
+    with open(path, "a") as fh:
+        fh.write('{"clip": "c", "te')  # killed mid-append
+    j2 = artifacts.Journal(path)
+    assert j2.rows() == [{"clip": "a", "text": "one"}, {"clip": "b", "text": "two"}]
+    j2.discard()
+    assert not path.exists() and artifacts.Journal(path).rows() == []

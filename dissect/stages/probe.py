@@ -37,7 +37,11 @@ def _finite_or_none(x: float) -> float | None:
 
 
 def input_hashes(probe: ProbeSet) -> dict[str, str]:
-    """Content hash of every audio file of the probe set, in order (the stage's input)."""
+    """Content hash of every audio file of the probe set, in order (the stage's input).
+
+    Each clip's own sha256 is also written into ``clips.jsonl``, so per-clip caches (captions)
+    can tell a changed file from an unchanged one.
+    """
     return {"audio_files": artifacts.hash_files(c.path for c in probe.clips)}
 
 
@@ -59,6 +63,7 @@ def write_clips(run_dir: Path, probe: ProbeSet, audio_cfg, max_skip_fraction: fl
             n_silent += int(audio.is_silent)
             row = clip.to_record()
             row.update(
+                sha256=artifacts.hash_file(clip.path),
                 seconds=round(audio.seconds, 4),
                 source_seconds=round(audio.source_seconds, 4),
                 source_sample_rate=audio.source_sample_rate,
