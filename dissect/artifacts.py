@@ -159,7 +159,11 @@ class Journal:
     def append(self, row: Mapping[str, Any]) -> None:
         if self._fh is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            torn = self.path.exists() and self.path.stat().st_size > 0 and \
+                not self.path.read_bytes().endswith(b"\n")
             self._fh = open(self.path, "a", encoding="utf-8")
+            if torn:  # start on a fresh line after a torn one
+                self._fh.write("\n")
         self._fh.write(json.dumps(row, sort_keys=True, allow_nan=False) + "\n")
         self._n += 1
         if self._n % self.sync_every == 0:

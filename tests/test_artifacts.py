@@ -161,5 +161,8 @@ def test_journal_survives_a_kill_and_ignores_a_torn_line(tmp_path):
         fh.write('{"clip": "c", "te')  # killed mid-append
     j2 = artifacts.Journal(path)
     assert j2.rows() == [{"clip": "a", "text": "one"}, {"clip": "b", "text": "two"}]
+    j2.append({"clip": "c", "text": "three"})  # the resumed run goes on after the torn line
+    j2.close()
+    assert j2.rows()[-1] == {"clip": "c", "text": "three"} and len(j2.rows()) == 3
     j2.discard()
     assert not path.exists() and artifacts.Journal(path).rows() == []
