@@ -77,6 +77,8 @@ def record_clips(run_dir: Path, model_cfg, record_cfg, audio_cfg) -> dict[str, A
         "audio_seconds": round(result.audio_seconds, 3),
         "record_seconds": round(result.seconds, 3),
         "layers": summary(result.layers),
+        "head_layer": adapter.head_layer(model),
+        "class_names": adapter.class_names(model),
     }
 
 
