@@ -172,8 +172,10 @@ class DescribeConfig:
     # units, the rest to the most selective units of other layers. -1 = no cap.
     max_llm_neurons: int = 40
     # Calibration: drop top-summary sentences whose MiniLM cosine to a bottom-summary sentence
-    # exceeds this.
-    calibration_threshold: float = 0.5
+    # exceeds this. AND's code used 0.5, which with all-MiniLM-L6-v2 drops nearly every sentence
+    # (contrasts on one template score ~0.8); 0.85 removes paraphrases and keeps most contrasts
+    # (see dissect.describe.summarize.DEFAULT_THRESHOLD).
+    calibration_threshold: float = 0.85
     # Concept set for closed-set labels: a name in data/concepts/ or a path to a .txt file.
     concept_set: str = "synth"
     # Ways to build the clip x concept matrix: db (captions vs concepts) | tab (audio-text

@@ -30,16 +30,20 @@ from dissect.models import get_adapter
 from dissect.record.recorder import _batches, record
 
 
-def make_clips(n: int, sr: int, seconds: float, seed: int = 0) -> list[np.ndarray]:
-    """``n`` deterministic test clips: harmonic tones + noise, ``seconds`` long."""
+def iter_clips(n: int, sr: int, seconds: float, seed: int = 0):
+    """Yield ``n`` deterministic test clips (harmonic tones + noise, ``seconds`` long) one at a
+    time, so the benchmark itself holds no per-clip memory."""
     rng = np.random.default_rng(seed)
     t = np.arange(int(sr * seconds)) / sr
-    out = []
     for _ in range(n):
         f0 = 55 * 2 ** rng.uniform(0, 5)
         x = sum(np.sin(2 * np.pi * f0 * h * t) / h for h in range(1, 5))
-        out.append((0.2 * x + 0.02 * rng.normal(size=t.size)).astype(np.float32))
-    return out
+        yield (0.2 * x + 0.02 * rng.normal(size=t.size)).astype(np.float32)
+
+
+def make_clips(n: int, sr: int, seconds: float, seed: int = 0) -> list[np.ndarray]:
+    """The same clips as a list (for timing runs that reuse them)."""
+    return list(iter_clips(n, sr, seconds, seed))
 
 
 def load(model: str, source: str | None, options: dict):
@@ -90,7 +94,7 @@ def memory_child(args) -> None:
     adapter, model, sites = load(args.model, args.source, json.loads(args.options))
     after_load = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     n = args.clips[0]
-    clips = (c for c in make_clips(n, adapter.sample_rate, args.seconds))  # streamed
+    clips = iter_clips(n, adapter.sample_rate, args.seconds)  # streamed
     if args.dense:  # AND-style: every pooled value of every clip kept in memory
         dense = {s.name: torch.zeros(n, s.units) for s in sites}
         from dissect.record.hooks import capture
