@@ -39,9 +39,7 @@ def _stage_record(cfg: DictConfig, run_dir: Path, force: bool, progress: bool):
     from dissect.stages.record import record_clips
 
     manifest = artifacts.Manifest(run_dir)
-    if manifest.stages.get("probe", {}).get("status") != "done":
-        raise ValueError(f"{run_dir}: stage 'record' needs a finished 'probe' stage; "
-                         "run with stages=[probe,record]")
+    _need(manifest, "record", "probe")
     inputs = {
         "clips": manifest.output_hash("probe", artifacts.CLIPS),
         "audio_files": manifest.stages["probe"]["input_hashes"]["audio_files"],
@@ -59,8 +57,97 @@ def _stage_record(cfg: DictConfig, run_dir: Path, force: bool, progress: bool):
     )
 
 
-# Stage name -> runner, in data-flow order. Later issues add describe, evaluate, report, ...
-STAGES: dict[str, Callable[..., Any]] = {"probe": _stage_probe, "record": _stage_record}
+def _need(manifest: artifacts.Manifest, stage: str, upstream: str) -> None:
+    if manifest.stages.get(upstream, {}).get("status") != "done":
+        raise ValueError(f"{manifest.run_dir}: stage {stage!r} needs a finished {upstream!r} "
+                         f"stage; include it in stages=[...]")
+
+
+def _section(cfg: DictConfig, key: str, drop: tuple[str, ...] = ()) -> dict:
+    return {k: v for k, v in OmegaConf.to_container(cfg[key], resolve=True).items()
+            if k not in drop}
+
+
+def _stage_caption(cfg: DictConfig, run_dir: Path, force: bool, progress: bool):
+    from dissect.stages.caption import write_captions
+
+    manifest = artifacts.Manifest(run_dir)
+    _need(manifest, "caption", "probe")
+    inputs = {
+        "clips": manifest.output_hash("probe", artifacts.CLIPS),
+        "audio_files": manifest.stages["probe"]["input_hashes"]["audio_files"],
+    }
+    section = {"caption": _section(cfg, "caption"), "audio": _section(cfg, "audio")}
+    return artifacts.run_stage(
+        run_dir, "caption", section, inputs, [artifacts.CAPTIONS],
+        lambda d: write_captions(d, cfg.caption, cfg.audio, progress), force=force)
+
+
+def _resolved_llm(cfg: DictConfig) -> dict:
+    """The llm section as hashed: ``auto`` resolved (installing SmolLM2 later must rerun),
+    and fields that do not change outputs (cache_dir, concurrency) left out."""
+    llm = _section(cfg, "llm", drop=("cache_dir", "concurrency"))
+    if llm["client"] == "auto":
+        from dissect.describe.llm.local import smollm2_gguf_path
+
+        try:
+            smollm2_gguf_path()
+            llm["client"] = "auto:transformers"
+        except (FileNotFoundError, ModuleNotFoundError):
+            llm["client"] = "auto:rules"
+    return llm
+
+
+def _stage_summarize(cfg: DictConfig, run_dir: Path, force: bool, progress: bool):
+    from dissect.stages.describe import write_summaries
+
+    manifest = artifacts.Manifest(run_dir)
+    _need(manifest, "summarize", "record")
+    _need(manifest, "summarize", "caption")
+    inputs = {"exemplars": manifest.output_hash("record", artifacts.EXEMPLARS),
+              "captions": manifest.output_hash("caption", artifacts.CAPTIONS)}
+    head = manifest.stages["record"].get("info", {}).get("head_layer")
+    d = cfg.describe
+    section = {"k": d.k, "max_llm_neurons": d.max_llm_neurons,
+               "calibration_threshold": d.calibration_threshold, "head_layer": head,
+               "llm": _resolved_llm(cfg)}
+    return artifacts.run_stage(
+        run_dir, "summarize", section, inputs, [artifacts.SUMMARIES],
+        lambda r: write_summaries(r, cfg.describe, cfg.llm, head), force=force)
+
+
+def _stage_concepts(cfg: DictConfig, run_dir: Path, force: bool, progress: bool):
+    from dissect.describe.concepts import concept_file
+    from dissect.stages.describe import write_concepts
+
+    manifest = artifacts.Manifest(run_dir)
+    _need(manifest, "concepts", "summarize")
+    record_outputs = manifest.stages["record"]["outputs"]
+    inputs = {"summaries": manifest.output_hash("summarize", artifacts.SUMMARIES),
+              "captions": manifest.output_hash("caption", artifacts.CAPTIONS),
+              "clips": manifest.output_hash("probe", artifacts.CLIPS),
+              "activations": artifacts.hash_config(
+                  {k: v for k, v in record_outputs.items()
+                   if k.startswith(artifacts.ACTIVATIONS_DIR)}),
+              "concept_set": artifacts.hash_file(concept_file(cfg.describe.concept_set))}
+    section = {"describe": _section(cfg, "describe", drop=("k", "max_llm_neurons",
+                                                          "calibration_threshold")),
+               "captioners": list(cfg.caption.captioners)}
+    if "icl" in cfg.describe.closed_methods or cfg.describe.keyword_llm_filter:
+        section["llm"] = _resolved_llm(cfg)
+    return artifacts.run_stage(
+        run_dir, "concepts", section, inputs, [artifacts.CONCEPTS, artifacts.DESCRIPTIONS],
+        lambda r: write_concepts(r, cfg.describe, cfg.llm, cfg.caption), force=force)
+
+
+# Stage name -> runner, in data-flow order. Later issues add evaluate, report, ...
+STAGES: dict[str, Callable[..., Any]] = {
+    "probe": _stage_probe,
+    "record": _stage_record,
+    "caption": _stage_caption,
+    "summarize": _stage_summarize,
+    "concepts": _stage_concepts,
+}
 
 
 def resolve_run_dir(cfg: DictConfig) -> Path:

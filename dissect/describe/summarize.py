@@ -1,0 +1,541 @@
+"""LLM summaries of a neuron's top and bottom clips, and their calibration (AND module B).
+
+For every neuron the captions of its k most activating clips ("top") and of its k least activating
+clips ("bottom") are each summarised by an LLM. The top summary says what the neuron responds to,
+but much of it is usually generic ("these are short recordings of sounds") and holds just as well
+for the clips the neuron ignores. Calibration removes those parts: every sentence of the top
+summary whose closest bottom-summary sentence is more similar than a threshold is dropped, and
+what is left is the calibrated description.
+
+Differences from the official AND code, on purpose:
+
+* Our own prompt, kept tight for a weak 135M chat model (:func:`summary_prompt`), greedy decoding by
+  default (``GenerationParams``), and a defensive junk filter for the replies
+  (:func:`clean_summary`).
+* Calibration computes the whole cosine matrix and a keep-mask first and filters afterwards (the
+  official loop removes items from the list it iterates over, which skips sentences and pairs
+  sentences with the wrong embeddings).
+* The threshold is an explicit value, with a default chosen by measurement
+  (:data:`DEFAULT_THRESHOLD`).
+* When every sentence is dropped the calibrated description is empty and flagged, never silently
+  replaced by the uncalibrated one.
+
+Nothing here reads or writes files; the summaries stage wraps :func:`summarize_neurons` and writes
+``summaries.jsonl``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal, Protocol
+
+import numpy as np
+
+from dissect.describe.llm.base import Chat, Completion, GenerationParams, LLMClient
+
+# The rule-based LLM client (``dissect.describe.llm.rules``) reads the captions back out of our
+# prompt, so both sides share the header lines. The values below are the agreed ones, used only
+# while that module is absent (it is written alongside this one).
+try:
+    from dissect.describe.llm.rules import BOTTOM_HEADER, TOP_HEADER
+except ImportError:  # pragma: no cover - depends on which modules are present
+    TOP_HEADER = "Top clips:"
+    BOTTOM_HEADER = "Bottom clips:"
+
+#: Default calibration threshold: a top-summary sentence is dropped when its cosine to some
+#: bottom-summary sentence is *greater than* this value.
+#:
+#: AND's code uses 0.5 (with all-MiniLM-L12-v2; its ``--mutual_info_threshold`` of 0.6 is never
+#: passed) and the paper's Module B figure shows 0.9. We measured all-MiniLM-L6-v2, the embedder
+#: used here, on summary-style sentence pairs:
+#:
+#: * paraphrases and shared filler score 0.74-0.95 ("The recordings have background noise." vs
+#:   "There is some background noise in the recordings." 0.95; "They are all low-quality
+#:   recordings." vs "All of them are recorded at low quality." 0.89);
+#: * *contrasting* sentences built on the same template score nearly as high ("The sounds are loud
+#:   and percussive." vs "The sounds are quiet and smooth." 0.83; "...played on a piano." vs
+#:   "...played on a guitar." 0.74; "...all high-pitched musical notes." vs "...low, rumbling
+#:   noises." 0.57), because MiniLM barely separates antonyms;
+#: * unrelated sentences score below 0.3.
+#:
+#: Top and bottom summaries from one small model share their template, so at 0.5 nearly every
+#: top sentence would be dropped, including exactly the contrastive ones that describe the neuron.
+#: 0.85 drops near-duplicates and close paraphrases and keeps most contrastive sentences. It cannot
+#: keep all of them: "The notes are high in pitch." vs "The notes are low in pitch." scores 0.91
+#: and is dropped at any threshold that still removes paraphrases. Pass ``threshold=0.5`` to mimic
+#: AND's code.
+DEFAULT_THRESHOLD = 0.85
+
+#: Sentences shorter than this many words are not kept by :func:`split_sentences`. AND required
+#: more than 5 tokens; our summaries are one or two short sentences from a small model, so 3.
+MIN_WORDS = 3
+
+_SYSTEM_PROMPT = "You describe what short sound clips have in common. Answer plainly and briefly."
+_QUESTION = "In one or two sentences, what do these sounds have in common?"
+
+
+class Embedder(Protocol):
+    """Anything with ``encode(texts) -> [n, d]`` array (unit-norm rows expected)."""
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+# --------------------------------------------------------------------------- prompt
+
+
+def summary_prompt(captions: Sequence[str], which: Literal["top", "bottom"]) -> Chat:
+    """The chat asking an LLM what a neuron's ``which`` clips have in common.
+
+    Layout of the user message (the rule-based client parses it back):
+    the header line (:data:`TOP_HEADER` or :data:`BOTTOM_HEADER`), then one caption per line (inner
+    whitespace and line breaks collapsed to single spaces, empty captions left out), then a blank
+    line and the question.
+    """
+    if which == "top":
+        header = TOP_HEADER
+    elif which == "bottom":
+        header = BOTTOM_HEADER
+    else:
+        raise ValueError(f"which must be 'top' or 'bottom', not {which!r}")
+    lines = [" ".join(c.split()) for c in captions]
+    lines = [c for c in lines if c]
+    user = "\n".join([header, *lines]) + "\n\n" + _QUESTION
+    return [{"role": "system", "content": _SYSTEM_PROMPT}, {"role": "user", "content": user}]
+
+
+# --------------------------------------------------------------------------- sentences
+
+_WORD = re.compile(r"[A-Za-z0-9]+(?:['\u2019-][A-Za-z0-9]+)*")
+# A sentence ends at . ! ? (possibly repeated, possibly followed by closing quotes or brackets)
+# that is followed by whitespace or the end of the line. "3.5 kHz" therefore does not split.
+_SENT_END = re.compile(r"[.!?]+[\"'\u201d\u2019)\]]*(?=\s|$)")
+_ABBREVIATIONS = frozenset(
+    {"e.g.", "i.e.", "etc.", "vs.", "approx.", "cf.", "mr.", "mrs.", "ms.", "dr.", "st.", "no."}
+)
+
+
+def _split(text: str) -> list[str]:
+    """All sentence pieces of ``text`` (line breaks always end a piece), no length filter."""
+    pieces: list[str] = []
+    for line in text.splitlines():
+        start = 0
+        for m in _SENT_END.finditer(line):
+            piece = line[start:m.end()].strip()
+            words = piece.split()
+            if words and words[-1].lower() in _ABBREVIATIONS:
+                continue  # "e.g." and friends do not end a sentence
+            if piece:
+                pieces.append(piece)
+            start = m.end()
+        rest = line[start:].strip()
+        if rest:
+            pieces.append(rest)
+    return pieces
+
+
+def n_words(text: str) -> int:
+    """Number of words (letters/digits, with inner apostrophes and hyphens) in ``text``."""
+    return len(_WORD.findall(text))
+
+
+def split_sentences(text: str, min_words: int = MIN_WORDS) -> list[str]:
+    """Split ``text`` into sentences with a regex; keep those with at least ``min_words`` words.
+
+    A sentence ends at ``.``, ``!`` or ``?`` followed by whitespace (not after common abbreviations
+    such as "e.g."), and at every line break. A regex is enough for the one- or two-sentence
+    summaries this runs on and costs no model load.
+    """
+    return [s for s in _split(text or "") if n_words(s) >= min_words]
+
+
+# --------------------------------------------------------------------------- cleaning
+
+# Rule 1: chat-template tokens a local model may leak ("<|im_end|>", "</s>", "[INST]", ...).
+_SPECIAL_TOKENS = re.compile(r"<\|[^|>]*\|>|</?s>|\[/?INST\]|<</?SYS>>", re.I)
+# Rule 2: markdown emphasis and headings ("**loud**", "## Summary").
+_MARKDOWN = re.compile(r"\*\*|__|`+|^\s*#+\s*", re.M)
+# Rule 3: role prefixes at the start of a line ("assistant:", "Answer:", "Summary -"), or a role
+# word alone on its line (what "<|im_start|>assistant" leaves after rule 1).
+_ROLE_PREFIX = re.compile(
+    r"^\s*(?:assistant|system|user|ai|bot|answer|response|summary)\s*(?:[:\-]\s*|$)", re.I
+)
+# Rule 4: bullets and numbering at the start of a line ("- ", "* ", "1. ", "2) ", "(a) ").
+_BULLET = re.compile(r"^\s*(?:[-*\u2022\u00b7\u2013\u2014>]+\s*|\(?\d{1,2}[.)]\s+|\(?[a-z]\)\s+)")
+# Rule 5: lead-ins at the start of a sentence, removed up to the first , : . ! ? (or the end):
+# "Sure, here is a summary:" -> "", "Based on the descriptions, they are loud." -> "They are loud."
+_LEAD_IN = re.compile(
+    r"^(?:sure|certainly|of course|okay|ok|absolutely|great|alright|"
+    r"here(?:'s|\u2019s| is| are)|based on|according to|in summary|to summari[sz]e|"
+    r"in conclusion|in short|overall|summary)\b[^,:.!?]*(?:[,:.!?]+|$)\s*",
+    re.I,
+)
+# Rule 6: pleasantries and meta talk; a sentence containing one of these is dropped whole.
+_CLOSERS = (
+    "hope this helps", "hope that helps", "i hope", "let me know", "feel free",
+    "any other questions", "any more questions", "any further questions", "need any more help",
+    "anything else", "as an ai", "i'm sorry", "i am sorry", "i cannot", "i can't",
+    "happy to help", "glad to help",
+)
+_TERMINAL = re.compile(r"[.!?][\"'\u201d\u2019)\]]*$")
+
+
+_DANGLING = frozenset(
+    "a an the and or but with of to in on at for by from as than that which while its their "
+    "is are was were be".split()
+)
+
+
+def _close_fragment(fragment: str) -> str:
+    """Close a cut-off sentence: drop trailing punctuation and dangling function words, add "."."""
+    words = fragment.rstrip(",;:- .").split()
+    while len(words) > 1 and words[-1].lower() in _DANGLING:
+        words.pop()
+    return " ".join(words).rstrip(",;:- .") + "."
+
+
+def _strip_lead_ins(sentence: str) -> str:
+    while True:
+        new = _LEAD_IN.sub("", sentence, count=1).strip()
+        if new == sentence:
+            return sentence
+        sentence = new
+
+
+def clean_summary(text: str, max_chars: int = 300, max_sentences: int = 3) -> str:
+    """Defensive clean-up of a small LLM's summary. Rules, in order:
+
+    1. chat-template tokens (``<|im_end|>``, ``</s>``, ``[INST]``) are removed;
+    2. markdown emphasis, backticks and heading marks are removed;
+    3. role prefixes at line starts (``assistant:``, ``Answer:``, ``Summary:``) are removed;
+    4. bullets and numbering at line starts (``-``, ``*``, ``1.``, ``2)``, ``(a)``) are removed,
+       and a line ending in ``:`` (a list heading such as "Common features:") is dropped;
+       a list item is one statement and gets a period when it has no end mark; so does an
+       unpunctuated line followed by a line starting with a capital, while a line starting in
+       lowercase continues the previous one (wrapped text);
+    5. lead-ins are cut from each sentence up to their first , : . ! ? ("Sure, ...",
+       "Here is/are ...", "Based on ...", "In summary, ...", "Overall, ..."); a sentence made only
+       of a lead-in disappears, and the rest is capitalised;
+    6. sentences with pleasantries or meta talk ("I hope this helps", "Let me know",
+       "feel free", "As an AI") are dropped;
+    7. repeated sentences (same words, ignoring case and punctuation) are kept once;
+    8. an unterminated trailing fragment (output cut off at ``max_tokens``) is dropped when a
+       complete sentence precedes it; when it is all there is, it is kept, trailing function
+       words ("with a") are cut and it is closed with ".";
+    9. whitespace is collapsed to single spaces;
+    10. the length is capped at ``max_sentences`` sentences and ``max_chars`` characters, cutting
+        at a sentence end (a single over-long sentence is cut at a word and closed as in 8).
+
+    Returns "" when nothing is left.
+    """
+    if not text:
+        return ""
+    text = _SPECIAL_TOKENS.sub(" ", text)
+    text = _MARKDOWN.sub("", text)
+    lines: list[str] = []
+    for raw in text.splitlines():
+        line = raw.strip()
+        prev, item = None, False
+        while line != prev:  # prefixes may be stacked: "assistant: - Answer: ..."
+            prev = line
+            line = _ROLE_PREFIX.sub("", line)
+            stripped = _BULLET.sub("", line).strip()
+            item = item or stripped != line
+            line = stripped
+        if not line or line.endswith(":"):
+            continue
+        if item and not _TERMINAL.search(line):
+            line += "."  # a list item is one complete statement
+        if lines and not _TERMINAL.search(lines[-1]):
+            if not line[0].isupper():  # a wrapped line continues the previous one
+                lines[-1] += " " + line
+                continue
+            lines[-1] += "."  # an unpunctuated line followed by a new statement
+        lines.append(line)
+    sentences: list[str] = []
+    seen: set[str] = set()
+    for piece in _split("\n".join(lines)):
+        s = " ".join(_strip_lead_ins(piece).split())
+        if not any(c.isalnum() for c in s):
+            continue
+        low = s.lower()
+        if any(c in low for c in _CLOSERS):
+            continue
+        key = " ".join(_WORD.findall(low))
+        if key in seen:
+            continue
+        seen.add(key)
+        sentences.append(s[0].upper() + s[1:])
+    if sentences and not _TERMINAL.search(sentences[-1]):
+        if len(sentences) > 1:
+            sentences.pop()
+        else:
+            sentences[-1] = _close_fragment(sentences[-1])
+    out: list[str] = []
+    total = 0
+    for s in sentences[:max_sentences]:
+        extra = len(s) + (1 if out else 0)
+        if total + extra > max_chars:
+            break
+        out.append(s)
+        total += extra
+    if not out and sentences:
+        cut = sentences[0][:max_chars].rsplit(" ", 1)[0]
+        out = [_close_fragment(cut)]
+    return " ".join(out)
+
+
+# --------------------------------------------------------------------------- calibration
+
+
+@dataclass
+class CalibrationResult:
+    """The outcome of :func:`calibrate`.
+
+    Attributes:
+        kept: the top-summary sentences that survive, in their original order.
+        dropped: ``(sentence, best_match, cosine)`` for every removed sentence, in order, where
+            ``best_match`` is the most similar bottom-summary sentence.
+        threshold: the threshold used.
+        all_dropped: True when the top summary had sentences and every one was dropped (then
+            ``kept`` is empty: the neuron has no calibrated description).
+    """
+
+    kept: list[str]
+    dropped: list[tuple[str, str, float]]
+    threshold: float
+    all_dropped: bool = False
+
+
+def _unit_rows(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    norm = np.linalg.norm(x, axis=1, keepdims=True)
+    return np.divide(x, norm, out=np.zeros_like(x), where=norm > 0)
+
+
+def calibrate(high: str | Sequence[str], low: str | Sequence[str], embedder: Embedder | None,
+              threshold: float = DEFAULT_THRESHOLD) -> CalibrationResult:
+    """Drop the sentences of the top summary that the bottom summary also says.
+
+    Both summaries are split with :func:`split_sentences` (a list is taken as sentences already).
+    A top sentence is dropped when its maximum cosine to any bottom sentence is strictly greater
+    than ``threshold``. The full ``[n_high, n_low]`` cosine matrix and the keep-mask are computed
+    first and the list is filtered afterwards. Embeddings are re-normalised (float64), so an
+    embedder that does not return unit rows still gives cosines. ``embedder`` is only used when
+    both summaries have sentences (None is fine otherwise).
+    """
+    hs = split_sentences(high) if isinstance(high, str) else list(high)
+    ls = split_sentences(low) if isinstance(low, str) else list(low)
+    if not hs or not ls:
+        return CalibrationResult(kept=hs, dropped=[], threshold=threshold)
+    if embedder is None:
+        raise ValueError("calibrate needs an embedder when both summaries have sentences")
+    cos = _unit_rows(embedder.encode(hs)) @ _unit_rows(embedder.encode(ls)).T  # [nh, nl]
+    best = cos.argmax(axis=1)
+    best_cos = cos[np.arange(len(hs)), best]
+    keep = best_cos <= threshold
+    kept = [s for s, k in zip(hs, keep, strict=True) if k]
+    dropped = [(s, ls[j], float(c)) for s, j, c, k in zip(hs, best, best_cos, keep, strict=True)
+               if not k]
+    return CalibrationResult(kept=kept, dropped=dropped, threshold=threshold,
+                             all_dropped=not keep.any())
+
+
+class _CachedEmbedder:
+    """Serves embeddings computed once for all neurons (one batched encode call)."""
+
+    def __init__(self, embedder: Embedder, texts: Sequence[str]):
+        unique = list(dict.fromkeys(texts))
+        vecs = embedder.encode(unique) if unique else np.zeros((0, 1), dtype=np.float32)
+        self._index = {t: i for i, t in enumerate(unique)}
+        self._vecs = np.asarray(vecs)
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        return self._vecs[[self._index[t] for t in texts]]
+
+
+# --------------------------------------------------------------------------- neurons
+
+
+@dataclass
+class NeuronSummary:
+    """One neuron's summaries (one row of ``summaries.jsonl``).
+
+    Attributes:
+        layer, unit: the neuron.
+        high: the cleaned summary of its top clips ("" when it failed).
+        low: the cleaned summary of its bottom clips ("" when it failed).
+        calibrated: the kept sentences of ``high`` (those of at least :data:`MIN_WORDS` words)
+            joined by spaces; "" when none are kept.
+        dropped: the removed sentences: ``{"sentence", "match", "cosine"}``.
+        llm: the LLM(s) that wrote the summaries (``Completion.llm``; " + "-joined if they differ).
+        errors: what went wrong (failed calls, missing captions); empty when all went well.
+        all_dropped: calibration removed every sentence of ``high``.
+        threshold: the calibration threshold.
+        top_clips, bottom_clips: the clip ids whose captions were summarised.
+        raw_high, raw_low: the LLM replies before :func:`clean_summary`.
+    """
+
+    layer: str
+    unit: int
+    high: str
+    low: str
+    calibrated: str
+    dropped: list[dict[str, Any]]
+    llm: str
+    errors: list[str] = field(default_factory=list)
+    all_dropped: bool = False
+    threshold: float = DEFAULT_THRESHOLD
+    top_clips: list[str] = field(default_factory=list)
+    bottom_clips: list[str] = field(default_factory=list)
+    raw_high: str = ""
+    raw_low: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _get(obj: Any, name: str) -> Any:
+    return obj[name] if isinstance(obj, Mapping) else getattr(obj, name)
+
+
+def _clip_id(entry: Any) -> str:
+    """A clip entry is an id, or an exemplar entry ``{"clip": id, "value": ...}``."""
+    if isinstance(entry, str):
+        return entry
+    if isinstance(entry, Mapping):
+        return str(entry["clip"])
+    return str(getattr(entry, "clip", entry))
+
+
+def _caption(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return "; ".join(str(v) for v in value if v)  # several captioners per clip
+
+
+def summarize_neurons(
+    neurons: Sequence[Any],
+    captions_by_clip: Mapping[str, Any],
+    client: LLMClient,
+    params: GenerationParams | None = None,
+    k: int | None = 5,
+    *,
+    embedder: Embedder | None = None,
+    threshold: float = DEFAULT_THRESHOLD,
+    batch_size: int | None = None,
+    clean: Callable[[str], str] = clean_summary,
+) -> list[NeuronSummary]:
+    """Summarise and calibrate every neuron; one :class:`NeuronSummary` per neuron, in order.
+
+    Args:
+        neurons: exemplar rows (dicts or objects) with ``layer``, ``unit``, ``top`` and ``bottom``;
+            ``top``/``bottom`` list clip ids or ``{"clip": id, ...}`` entries, most extreme first.
+        captions_by_clip: clip id -> caption (or a list of captions, joined with "; ").
+        client: the LLM. All chats go to ``client.generate`` in one call (or in chunks of
+            ``batch_size``); the client bounds its own concurrency.
+        params: decoding settings (default: greedy ``GenerationParams()``).
+        k: how many top and bottom clips to summarise (None: all given).
+        embedder: for calibration (default: the shared all-MiniLM-L6-v2); loaded only when some
+            neuron has both summaries. All sentences are embedded in one batched call.
+        threshold: calibration threshold, see :data:`DEFAULT_THRESHOLD`.
+        batch_size: chats per ``generate`` call (None: all in one call).
+        clean: the reply cleaner.
+
+    A failed call, a missing caption or a client exception becomes an entry of ``errors`` and the
+    run goes on. When the bottom summary is missing, calibration cannot run: ``calibrated`` holds
+    all sentences of the top summary and ``errors`` says so.
+    """
+    params = params or GenerationParams()
+    rows: list[dict[str, Any]] = []
+    chats: list[Chat] = []
+    owners: list[tuple[int, str]] = []  # (row index, "top" | "bottom") of each chat
+    for n in neurons:
+        row: dict[str, Any] = {"layer": str(_get(n, "layer")), "unit": int(_get(n, "unit")),
+                               "errors": []}
+        for side in ("top", "bottom"):
+            ids = [_clip_id(e) for e in _get(n, side)]
+            ids = ids[:k] if k is not None else ids
+            row[f"{side}_clips"] = ids
+            missing = [c for c in ids if c not in captions_by_clip]
+            if missing:
+                row["errors"].append(f"{side}: no caption for clips {missing}")
+            caps = [_caption(captions_by_clip[c]) for c in ids if c in captions_by_clip]
+            if any(c.strip() for c in caps):
+                owners.append((len(rows), side))
+                chats.append(summary_prompt(caps, side))
+            else:
+                row["errors"].append(f"{side}: no captions to summarise")
+        rows.append(row)
+
+    completions = _generate(client, chats, params, batch_size)
+    for (i, side), comp in zip(owners, completions, strict=True):
+        rows[i][side] = comp
+
+    texts: dict[tuple[int, str], str] = {}
+    for i, row in enumerate(rows):
+        for side in ("top", "bottom"):
+            comp: Completion | None = row.get(side)
+            if comp is None:
+                continue
+            if not comp.ok:
+                row["errors"].append(f"{side}: LLM call failed: {comp.error}")
+                continue
+            cleaned = clean(comp.text)
+            if not cleaned:
+                row["errors"].append(f"{side}: empty summary after cleaning")
+            texts[i, side] = cleaned
+
+    pairs = [(i, texts[i, "top"], texts[i, "bottom"]) for i in range(len(rows))
+             if (i, "top") in texts and (i, "bottom") in texts]
+    cached: _CachedEmbedder | None = None
+    split = {i: (split_sentences(h), split_sentences(lo)) for i, h, lo in pairs}
+    if any(hs and ls for hs, ls in split.values()):
+        if embedder is None:
+            from dissect.describe.embed import default_embedder
+
+            embedder = default_embedder()
+        cached = _CachedEmbedder(embedder, [s for hs, ls in split.values() for s in hs + ls])
+
+    out: list[NeuronSummary] = []
+    for i, row in enumerate(rows):
+        high, low = texts.get((i, "top"), ""), texts.get((i, "bottom"), "")
+        if i in split:  # both summaries exist; the embedder is touched only if both split
+            res = calibrate(split[i][0], split[i][1], cached, threshold)
+        else:
+            res = calibrate(high, "", None, threshold)
+            if high:
+                row["errors"].append("calibration skipped: no bottom summary")
+        calibrated = " ".join(res.kept)
+        dropped = [{"sentence": s, "match": m, "cosine": round(c, 4)} for s, m, c in res.dropped]
+        comps = [row[s] for s in ("top", "bottom") if row.get(s) is not None]
+        llm = " + ".join(dict.fromkeys(c.llm for c in comps)) or client.name
+        out.append(NeuronSummary(
+            layer=row["layer"], unit=row["unit"], high=high, low=low, calibrated=calibrated,
+            dropped=dropped, llm=llm, errors=row["errors"], all_dropped=res.all_dropped,
+            threshold=threshold, top_clips=row["top_clips"], bottom_clips=row["bottom_clips"],
+            raw_high=row["top"].text if row.get("top") is not None else "",
+            raw_low=row["bottom"].text if row.get("bottom") is not None else "",
+        ))
+    return out
+
+
+def _generate(client: LLMClient, chats: Sequence[Chat], params: GenerationParams,
+              batch_size: int | None) -> list[Completion]:
+    """``client.generate`` over ``chats`` in chunks; a raising client fails only its chunk."""
+    if not chats:
+        return []
+    size = batch_size or len(chats)
+    out: list[Completion] = []
+    for start in range(0, len(chats), size):
+        chunk = list(chats[start:start + size])
+        try:
+            got = list(client.generate(chunk, params))
+            if len(got) != len(chunk):
+                raise RuntimeError(f"client returned {len(got)} completions for {len(chunk)} chats")
+        except Exception as exc:  # the protocol says clients never raise; stay robust anyway
+            got = [Completion(text="", llm=client.name, error=f"{type(exc).__name__}: {exc}")
+                   for _ in chunk]
+        out.extend(got)
+    return out
