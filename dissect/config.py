@@ -201,8 +201,9 @@ class RunConfig:
     runs_dir: str = "runs"
     # Explicit run directory; null means <runs_dir>/<recipe>-<config hash>.
     run_dir: str | None = None
-    # Stages to run, in data-flow order. Available now: probe, record.
-    stages: list[str] = field(default_factory=lambda: ["probe", "record"])
+    # Stages to run, in data-flow order: probe, record, caption, summarize, concepts.
+    stages: list[str] = field(
+        default_factory=lambda: ["probe", "record", "caption", "summarize", "concepts"])
     # Re-run these stages even when their hashes match.
     force: list[str] = field(default_factory=list)
     # Audio decoding policy.
