@@ -284,16 +284,17 @@ BOTTOM = ["white noise broadband", "noise burst", "broadband hiss", "low drone"]
 
 
 def test_terms_drop_stopwords_numbers_keep_bigrams():
-    # "at" and "440" break "violin ... hz"; the comma breaks "hz high-pitched".
+    # "at" and "440" break "violin ... hz"; "hz" is a caption-template stopword; the comma
+    # breaks "hz high-pitched"; a note name like "c#5" is one token.
     assert terms("A violin at 440 Hz, high-pitched bright tone's sound") == {
         "violin",
-        "hz",
         "high-pitched",
         "bright",
         "tone",
         "high-pitched bright",
         "bright tone",
     }
+    assert terms("pitch around C#5") == {"pitch", "c#5"}
 
 
 def test_describe_contrast_hand_computed():

@@ -17,9 +17,13 @@ from dissect.artifacts import canonical_json, hash_config, write_text
 from dissect.describe.llm.base import Chat, Completion, GenerationParams, LLMClient
 
 
-def cache_key(llm_name: str, chat: Chat, params: GenerationParams) -> str:
-    """sha256 hex of (LLM name, chat, decoding params)."""
-    return hash_config({"llm": llm_name, "chat": list(chat), "params": params.to_dict()})
+def cache_key(llm_name: str, chat: Chat, params: GenerationParams,
+              decoding: dict | None = None) -> str:
+    """sha256 hex of (LLM name, chat, decoding params, client-level decoding settings)."""
+    key = {"llm": llm_name, "chat": list(chat), "params": params.to_dict()}
+    if decoding:
+        key["decoding"] = dict(decoding)
+    return hash_config(key)
 
 
 class CachedClient:
@@ -67,7 +71,8 @@ class CachedClient:
         """Hits come back with ``cached=True``; misses go to the inner client in one batch."""
         chats = list(chats)
         out: list[Completion | None] = [None] * len(chats)
-        keys = [cache_key(self.name, c, params) for c in chats]
+        decoding = getattr(self.client, "decoding", None)
+        keys = [cache_key(self.name, c, params, decoding) for c in chats]
         todo = []
         for i, key in enumerate(keys):
             text = self._read(key)

@@ -100,6 +100,9 @@ class TransformersClient:
         gguf_file: name (or path) of a GGUF file inside ``source``.
         device: torch device for the model, e.g. ``"cpu"`` or ``"cuda"``.
         max_batch: chats per ``generate`` batch (left-padded).
+        repetition_penalty: transformers' repetition penalty (1.0 = off). Small models such as
+            SmolLM2-135M otherwise loop ("bright, bright, bright, ...").
+        no_repeat_ngram_size: forbid repeating any n-gram of this size (0 = off).
 
     The model is loaded on the first :meth:`generate` and kept. Decoding: greedy when
     ``temperature == 0``, else sampling with ``temperature``/``top_p`` after
@@ -117,11 +120,16 @@ class TransformersClient:
         gguf_file: str | None = None,
         device: str = "cpu",
         max_batch: int = 8,
+        repetition_penalty: float = 1.2,
+        no_repeat_ngram_size: int = 3,
     ):
         if max_batch < 1:
             raise ValueError(f"TransformersClient: max_batch must be >= 1, got {max_batch}")
         self.device = device
         self.max_batch = int(max_batch)
+        # Anti-looping for small models ("bright, bright, bright, ..."): part of the cache key.
+        self.decoding = {"repetition_penalty": float(repetition_penalty),
+                         "no_repeat_ngram_size": int(no_repeat_ngram_size)}
         self.load_seconds: float | None = None
         self.last_generate_seconds: float | None = None
         self._model = None
@@ -228,7 +236,8 @@ class TransformersClient:
             return_tensors="pt",
         )
         enc = {k: v.to(self.device) for k, v in enc.items()}
-        kwargs = dict(max_new_tokens=params.max_tokens, pad_token_id=tok.pad_token_id)
+        kwargs = dict(max_new_tokens=params.max_tokens, pad_token_id=tok.pad_token_id,
+                      **self.decoding)
         if params.temperature > 0:
             torch.manual_seed(params.seed)
             kwargs.update(do_sample=True, temperature=params.temperature, top_p=params.top_p)

@@ -41,10 +41,12 @@ STOPWORDS = frozenset(
     under until up very was we were what when where which while who whom why will with would you
     your
     sound sounds sounding audio clip clips recording recorded heard hear hearing like
+    around family note velocity hz dbfs labels label
     """.split()
 )
 
-_TOKEN = re.compile(r"[a-z0-9]+(?:[-'][a-z0-9]+)*")
+# Words, hyphenated words and note names (``c#5`` stays one token).
+_TOKEN = re.compile(r"[a-z0-9#]+(?:[-'][a-z0-9#]+)*")
 _BREAK = re.compile(r"[,.;:!?()\[\]{}/|\"]+")
 _BULLET = re.compile(r"^(?:[-*\u2022]\s+|\d+[.)]\s+)")
 
