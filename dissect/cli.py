@@ -15,15 +15,17 @@ import os
 import sys
 from pathlib import Path
 
-USAGE = """usage: dissect run [recipe=NAME] [key=value ...]
+USAGE = """usage: dissect COMMAND [recipe=NAME] [key=value ...]
 
 commands:
-  run      run a recipe (default: the embedded offline default) and print the run directory
+  run       run a recipe (default: the embedded offline default); prints the run directory
+  recipes   list the recipes, one line each
 
 examples:
   dissect run
-  dissect run probe.synth.n_clips=100 stages=[probe]
-  dissect run recipe=default probe.layout=esc50 probe.root=/data/ESC-50
+  dissect run probe.synth.n_clips=100 stages=[probe,record]
+  dissect run model=whisper_tiny llm=rules
+  dissect run recipe=ast_esc50 probe.root=/data/ESC-50-master
 """
 
 
@@ -65,12 +67,28 @@ def compose(overrides: list[str]):
     return cfg
 
 
+def list_recipes() -> list[tuple[str, str]]:
+    """``(name, first comment line)`` of every top-level recipe, sorted by name."""
+    out = []
+    for p in sorted(recipes_dir().glob("*.yaml")):
+        first = next((ln[1:].strip() for ln in p.read_text(encoding="utf-8").splitlines()
+                      if ln.startswith("#")), "")
+        out.append((p.stem, first))
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(USAGE)
         return 0 if argv else 2
     cmd, rest = argv[0], argv[1:]
+    if cmd == "recipes":
+        rows = list_recipes()
+        width = max(len(n) for n, _ in rows)
+        for name, desc in rows:
+            print(f"{name:<{width}}  {desc}")
+        return 0
     if cmd != "run":
         print(f"dissect: unknown command {cmd!r}\n\n{USAGE}", file=sys.stderr)
         return 2

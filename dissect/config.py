@@ -201,7 +201,8 @@ class RunConfig:
     runs_dir: str = "runs"
     # Explicit run directory; null means <runs_dir>/<recipe>-<config hash>.
     run_dir: str | None = None
-    # Stages to run, in data-flow order: probe, record, caption, summarize, concepts.
+    # Stages to run, in data-flow order: probe, record, caption, summarize, concepts. Recipes
+    # set it through the `pipeline` group (pipeline=full | record_only).
     stages: list[str] = field(
         default_factory=lambda: ["probe", "record", "caption", "summarize", "concepts"])
     # Re-run these stages even when their hashes match.

