@@ -20,6 +20,10 @@ USAGE = """usage: dissect COMMAND [recipe=NAME] [key=value ...]
 commands:
   run       run a recipe (default: the embedded offline default); prints the run directory
   recipes   list the recipes, one line each
+  report    rebuild the HTML report of a finished run:      dissect report run_dir=DIR
+  evaluate  (re)score a finished run -> scores.json:        dissect evaluate run_dir=DIR
+  prune     forget a concept, keep the rest:                dissect prune run_dir=DIR concept=X
+  hear      HEAR protocol on a HEAR module:    dissect hear module=M tasks_dir=T [out_dir=O]
 
 examples:
   dissect run
@@ -77,6 +81,75 @@ def list_recipes() -> list[tuple[str, str]]:
     return out
 
 
+def load_run_config(overrides: list[str]):
+    """The config of a finished run (``run_dir=DIR``, required) plus ``key=value`` overrides."""
+    from omegaconf import OmegaConf
+
+    from dissect.config import RunConfig
+
+    run_dir = next((o.split("=", 1)[1] for o in overrides if o.startswith("run_dir=")), None)
+    if not run_dir:
+        raise ValueError("needs run_dir=<a run directory>")
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: not a run directory (no config.yaml)")
+    cfg = OmegaConf.merge(OmegaConf.structured(RunConfig), OmegaConf.load(path),
+                          OmegaConf.from_dotlist([o for o in overrides
+                                                  if not o.startswith("run_dir=")]))
+    cfg.run_dir = str(run_dir)
+    return cfg
+
+
+def command_config(schema, overrides: list[str]):
+    """A structured command config (PruneConfig, HearConfig) from ``key=value`` overrides;
+    missing required fields raise naming the field."""
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.merge(OmegaConf.structured(schema), OmegaConf.from_dotlist(overrides))
+    missing = sorted(OmegaConf.missing_keys(cfg))
+    if missing:
+        raise ValueError(f"missing required setting(s): {', '.join(m + '=...' for m in missing)}")
+    return cfg
+
+
+def _rerun_stage(stage: str, overrides: list[str]) -> Path:
+    from dissect import pipeline
+
+    cfg = load_run_config(overrides)
+    cfg.stages = [stage]
+    cfg.force = [stage]
+    return pipeline.run(cfg)
+
+
+def _prune(overrides: list[str]) -> Path:
+    import json
+
+    from dissect.config import PruneConfig
+    from dissect.prune.unlearn import prune_run
+
+    c = command_config(PruneConfig, overrides)
+    report = prune_run(c.run_dir, c.concept, c.method, terms=list(c.terms), top_k=c.top_k,
+                       threshold=c.threshold, layers=list(c.layers) or None,
+                       max_neurons=c.max_neurons, target=c.target, holdout=c.holdout,
+                       seed=c.seed, seeds=list(c.seeds), points=c.points)
+    headline = {k: v for k, v in report.items() if isinstance(v, (int, float, str))}
+    print(json.dumps(headline, indent=1)[:2000], file=sys.stderr)
+    return Path(c.run_dir) / "prune"
+
+
+def _hear(overrides: list[str]) -> Path:
+    from dissect.config import HearConfig
+    from dissect.hear.evaluate import run_hear
+
+    c = command_config(HearConfig, overrides)
+    rows = run_hear(c.module, c.tasks_dir, c.out_dir, c.model_file_path, c.grid, list(c.seeds),
+                    tasks=list(c.tasks) or None, device=c.device)
+    for r in rows:
+        print(f"{r['task']:<24} {r['score']:<12} {r['mean']:.4f} +- {r['std']:.4f} "
+              f"(n={r['n']}, over {r['over']})", file=sys.stderr)
+    return Path(c.out_dir)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
@@ -89,7 +162,14 @@ def main(argv: list[str] | None = None) -> int:
         for name, desc in rows:
             print(f"{name:<{width}}  {desc}")
         return 0
-    if cmd != "run":
+    commands = {
+        "run": lambda: pipeline.run(compose(rest)),
+        "report": lambda: _rerun_stage("report", rest),
+        "evaluate": lambda: _rerun_stage("evaluate", rest),
+        "prune": lambda: _prune(rest),
+        "hear": lambda: _hear(rest),
+    }
+    if cmd not in commands:
         print(f"dissect: unknown command {cmd!r}\n\n{USAGE}", file=sys.stderr)
         return 2
     from hydra.errors import HydraException
@@ -98,8 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     from dissect import pipeline
 
     try:
-        cfg = compose(rest)
-        run_dir = pipeline.run(cfg)
+        run_dir = commands[cmd]()
     except (HydraException, OmegaConfBaseException, ValueError, FileNotFoundError) as exc:
         print(f"dissect: error: {exc}", file=sys.stderr)
         return 2

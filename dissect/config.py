@@ -192,6 +192,91 @@ class DescribeConfig:
 
 
 @dataclass
+class EvaluateConfig:
+    """Scoring a finished run (stage `evaluate`, artifact ``scores.json``)."""
+
+    # Fraction of clips held out (by clip-id hash) for agreement and detection scoring.
+    holdout: float = 0.3
+    # Seed of the split and of the clustering (KMeans) for the interpretable fraction.
+    seed: int = 0
+    # Activations are binarised at this quantile for F1/IoU and detection AUROC.
+    quantile: float = 0.9
+    # Closed-set method whose labels are scored: db | tab | icl.
+    method: str = "db"
+    # AND's interpretability rule: KMeans clusters of caption sentences ...
+    n_clusters: int = 11
+    # ... over each neuron's top-k clips ...
+    k: int = 5
+    # ... interpretable when one cluster holds at least tau of them.
+    tau: int = 3
+
+
+@dataclass
+class ReportConfig:
+    """The static HTML report (stage `report`, ``report/index.html``)."""
+
+    # Neuron cards rendered (null: all), LLM-described neurons first, then by selectivity.
+    max_cards: int | None = None
+    # Cards whose exemplar clips get a spectrogram with the activation over time overlaid.
+    max_audio_cards: int = 60
+
+
+@dataclass
+class PruneConfig:
+    """`dissect prune run_dir=... concept=...`: forget a concept, keep the rest."""
+
+    # A finished run directory (with summaries.jsonl and concepts.jsonl).
+    run_dir: str = "???"
+    # The concept to forget (a phrase; for method=concept a concept-set name).
+    concept: str = "???"
+    # keyword (lemma match on descriptions/keywords) | concept (top-k closed-set) | embedding.
+    method: str = "keyword"
+    # Extra words that also select a neuron (method=keyword).
+    terms: list[str] = field(default_factory=list)
+    # method=concept: how many top closed-set concepts to look at.
+    top_k: int = 3
+    # method=embedding: MiniLM cosine threshold between the concept and a description.
+    threshold: float = 0.5
+    # Layers to prune from (empty: every recorded layer except the head).
+    layers: list[str] = field(default_factory=list)
+    # Cap on pruned neurons (null: all selected).
+    max_neurons: int | None = None
+    # Which evaluation clips carry the concept, e.g. "midi_note>=72" or "family=Brass"
+    # (null: the concept's ground truth through the run's concept set).
+    target: str | None = None
+    # Fraction of the run's clips held out for the evaluation.
+    holdout: float = 0.3
+    # Seed of the held-out split.
+    seed: int = 0
+    # Seeds of the random baseline (same number of neurons).
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2, 3, 4])
+    # Points on the forget/retain curve.
+    points: int = 4
+
+
+@dataclass
+class HearConfig:
+    """`dissect hear module=... tasks_dir=...`: the HEAR 2021 protocol on a HEAR module."""
+
+    # Import name of a HEAR module, e.g. dissect.hear.modules.crepe_tiny.
+    module: str = "???"
+    # A HEAR task directory, or a directory of task directories.
+    tasks_dir: str = "???"
+    # Where embeddings, predictions and scores.csv / scores.json go.
+    out_dir: str = "hear_results"
+    # Passed to load_model(model_file_path) when not empty.
+    model_file_path: str = ""
+    # Probe hyper-parameter grid: default (heareval's PARAM_GRID) | fast | faster.
+    grid: str = "fast"
+    # Probe seeds; every seed runs the whole protocol.
+    seeds: list[int] = field(default_factory=lambda: [0])
+    # Keep only these tasks (empty: all).
+    tasks: list[str] = field(default_factory=list)
+    # Device of the embedding model: auto | cpu | cuda.
+    device: str = "auto"
+
+
+@dataclass
 class RunConfig:
     """A whole `dissect run`."""
 
@@ -201,10 +286,10 @@ class RunConfig:
     runs_dir: str = "runs"
     # Explicit run directory; null means <runs_dir>/<recipe>-<config hash>.
     run_dir: str | None = None
-    # Stages to run, in data-flow order: probe, record, caption, summarize, concepts. Recipes
-    # set it through the `pipeline` group (pipeline=full | record_only).
-    stages: list[str] = field(
-        default_factory=lambda: ["probe", "record", "caption", "summarize", "concepts"])
+    # Stages to run, in data-flow order: probe, record, caption, summarize, concepts, evaluate,
+    # report. Recipes set it through the `pipeline` group (pipeline=full | record_only).
+    stages: list[str] = field(default_factory=lambda: [
+        "probe", "record", "caption", "summarize", "concepts", "evaluate", "report"])
     # Re-run these stages even when their hashes match.
     force: list[str] = field(default_factory=list)
     # Audio decoding policy.
@@ -221,6 +306,10 @@ class RunConfig:
     llm: LLMConfig = field(default_factory=LLMConfig)
     # Descriptions and concepts.
     describe: DescribeConfig = field(default_factory=DescribeConfig)
+    # Scores of the descriptions.
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    # The HTML report.
+    report: ReportConfig = field(default_factory=ReportConfig)
 
 
 def register_configs() -> None:

@@ -140,13 +140,59 @@ def _stage_concepts(cfg: DictConfig, run_dir: Path, force: bool, progress: bool)
         lambda r: write_concepts(r, cfg.describe, cfg.llm, cfg.caption), force=force)
 
 
-# Stage name -> runner, in data-flow order. Later issues add evaluate, report, ...
+def _stage_evaluate(cfg: DictConfig, run_dir: Path, force: bool, progress: bool):
+    from dissect.evaluate.scores import evaluate_run
+
+    manifest = artifacts.Manifest(run_dir)
+    _need(manifest, "evaluate", "concepts")
+    inputs = {s: h for s in ("summarize", "concepts", "caption", "record")
+              for h in [artifacts.hash_config(manifest.stages[s]["outputs"])]}
+    e = cfg.evaluate
+    section = {"evaluate": _section(cfg, "evaluate"), "concept_set": cfg.describe.concept_set,
+               "similarity": cfg.describe.similarity}
+    return artifacts.run_stage(
+        run_dir, "evaluate", section, inputs, [artifacts.SCORES],
+        lambda r: _summary_of(evaluate_run(
+            r, holdout=e.holdout, seed=e.seed, quantile=e.quantile, method=e.method,
+            n_clusters=e.n_clusters, k=e.k, tau=e.tau, concept_set=cfg.describe.concept_set,
+            similarity=cfg.describe.similarity)),
+        force=force)
+
+
+def _summary_of(scores: dict) -> dict:
+    """A few headline numbers of ``scores.json`` for the manifest."""
+    return {k: v for k, v in scores.items() if isinstance(v, (int, float, str))}
+
+
+def _stage_report(cfg: DictConfig, run_dir: Path, force: bool, progress: bool):
+    from dissect.report import build_report
+
+    manifest = artifacts.Manifest(run_dir)
+    _need(manifest, "report", "record")
+    inputs = {s: artifacts.hash_config(e.get("outputs", {}))
+              for s, e in manifest.stages.items() if s != "report" and e.get("status") == "done"}
+    for extra in ("prune", "hear"):
+        d = run_dir / extra
+        if d.is_dir():
+            inputs[extra] = artifacts.hash_files(sorted(p for p in d.rglob("*") if p.is_file()))
+    section = {"report": _section(cfg, "report")}
+    return artifacts.run_stage(
+        run_dir, "report", section, inputs, [f"{artifacts.REPORT_DIR}/index.html"],
+        lambda r: {"index": str(build_report(r, max_cards=cfg.report.max_cards,
+                                             max_audio_cards=cfg.report.max_audio_cards,
+                                             progress=progress))},
+        force=force)
+
+
+# Stage name -> runner, in data-flow order.
 STAGES: dict[str, Callable[..., Any]] = {
     "probe": _stage_probe,
     "record": _stage_record,
     "caption": _stage_caption,
     "summarize": _stage_summarize,
     "concepts": _stage_concepts,
+    "evaluate": _stage_evaluate,
+    "report": _stage_report,
 }
 
 
