@@ -1,0 +1,380 @@
+"""Build the static HTML report of a run: `report/index.html`, `report/audio/`, `report/assets/`.
+
+The page works from ``file://`` with no server and no network: one local stylesheet, one local
+script, PNG plots, and the exemplar clips copied next to it as 16-bit WAV (so the report survives
+moving the run directory). A Content-Security-Policy forbids inline scripts and remote loads, on
+top of the escaping of every artifact string.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import sys
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from dissect import artifacts
+from dissect.report.cards import ClipMedia, render_card, slug
+from dissect.report.data import Neuron, RunData, load_run
+from dissect.report.html import csv_table, esc, json_file, render_value
+from dissect.report.layers import distributions, interpretable_fractions, term_counts
+from dissect.report.overview import overview_html
+
+AUDIO_DIR = "audio"
+ASSETS_DIR = "assets"
+STATIC_FILES = ("report.css", "report.js")
+
+CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+       "media-src 'self'; base-uri 'none'; form-action 'none'")
+
+
+def order_neurons(neurons: list[Neuron]) -> list[Neuron]:
+    """LLM-described neurons first, then by selectivity (descending); ties by layer order/unit."""
+    index = {n.key: i for i, n in enumerate(neurons)}
+    return sorted(neurons, key=lambda n: (not n.by_llm, -n.selectivity, index[n.key]))
+
+
+def audio_name(clip_id: str) -> str:
+    """A safe, collision-free WAV file name for a clip id."""
+    digest = hashlib.sha1(clip_id.encode("utf-8")).hexdigest()[:8]
+    return f"{slug(clip_id)}-{digest}.wav"
+
+
+def _exemplar_clips(n: Neuron, k: int) -> list[dict[str, Any]]:
+    return list(n.exemplar.get("top") or [])[:k] + list(n.exemplar.get("bottom") or [])[:k]
+
+
+def _shown_k(run: RunData) -> int:
+    for n in run.neurons:
+        if n.summary.get("top_clips"):
+            return len(n.summary["top_clips"])
+    return int((run.config.get("describe") or {}).get("k") or 5)
+
+
+def _caption(run: RunData, clip: str) -> str:
+    caps = run.captions.get(clip) or {}
+    return " | ".join(f"{name}: {text}" for name, text in caps.items())
+
+
+def _write_audio(run: RunData, clips: list[str], keep: set[str], out: Path, progress: bool
+                 ) -> tuple[dict[str, str], dict[str, Any]]:
+    """Write each clip as 16-bit WAV (as decoded: mono, cropped by the run's clip policy).
+
+    Returns ``(clip -> report-relative path, clip -> (waveform, sample_rate))``, the waveforms
+    only for the clips in ``keep`` (those that get spectrograms).
+    """
+    import soundfile as sf
+    from tqdm.auto import tqdm
+
+    from dissect.audio import AudioError, load_audio
+    from dissect.report.frames import clip_policy_from
+
+    policy = clip_policy_from(run.config)
+    rel: dict[str, str] = {}
+    waves: dict[str, Any] = {}
+    missing = []
+    for clip in tqdm(clips, desc="report: audio", unit="clip", disable=not progress,
+                     file=sys.stderr):
+        row = run.clips.get(clip)
+        if not row or not row.get("path"):
+            missing.append(clip)
+            continue
+        try:
+            audio = load_audio(row["path"], None, policy)
+        except AudioError as exc:
+            missing.append(f"{clip} ({exc})")
+            continue
+        name = audio_name(clip)
+        with artifacts.atomic_path(out / AUDIO_DIR / name) as tmp:
+            sf.write(str(tmp), audio.waveform, audio.sample_rate, subtype="PCM_16", format="WAV")
+        rel[clip] = f"{AUDIO_DIR}/{name}"
+        if clip in keep:
+            waves[clip] = (audio.waveform, audio.sample_rate)
+    if missing:
+        print(f"[report] {len(missing)} exemplar clip(s) have no readable audio, shown without "
+              f"a player: {missing[0]}", file=sys.stderr)
+    return rel, waves
+
+
+def _spectrograms(run: RunData, cards: list[Neuron], k: int, waves: dict[str, Any], out: Path,
+                  progress: bool) -> tuple[dict[str, str], dict[tuple[str, int, str], Any]]:
+    """Spectrogram PNGs of the exemplar clips of ``cards`` and each neuron's activation traces.
+
+    Returns ``(clip -> report-relative PNG path, (layer, unit, clip) -> (times_ms, values))``.
+    """
+    from tqdm.auto import tqdm
+
+    from dissect.report.frames import frame_traces
+    from dissect.report.plots import spectrogram_png
+
+    wanted: dict[str, dict[str, set[int]]] = {}
+    for n in cards:
+        for e in _exemplar_clips(n, k):
+            clip = str(e["clip"])
+            if clip in waves:
+                wanted.setdefault(clip, {}).setdefault(n.layer, set()).add(n.unit)
+    images: dict[str, str] = {}
+    for clip in tqdm(list(wanted), desc="report: spectrograms", unit="png",
+                     disable=not progress, file=sys.stderr):
+        rel = f"{ASSETS_DIR}/spec/{audio_name(clip)[:-4]}.png"
+        spectrogram_png(*waves[clip], out / rel)
+        images[clip] = rel
+    traces: dict[str, Any] = {}
+    try:
+        traces = frame_traces(run.config, {c: run.clips[c]["path"] for c in wanted}, wanted,
+                              progress=progress)
+    except Exception as exc:  # the model may be unavailable where the report is rebuilt
+        print(f"[report] cannot re-run the model for the activation overlays "
+              f"({type(exc).__name__}: {exc}); spectrograms show the peak time only",
+              file=sys.stderr)
+    acts = {}
+    for clip, per in traces.items():
+        for layer, tr in per.items():
+            for unit, values in tr.values.items():
+                acts[(layer, unit, clip)] = (tr.times_ms, values)
+    return images, acts
+
+
+def _media(run: RunData, n: Neuron, k: int, audio_rel: dict[str, str], images: dict[str, str],
+           acts: dict[tuple[str, int, str], Any], waves: dict[str, Any], rich: bool
+           ) -> dict[str, ClipMedia]:
+    """Files of one card's clips; ``rich`` cards get spectrograms and inline players."""
+    from dissect.report.plots import activation_svg
+
+    media = {}
+    for e in _exemplar_clips(n, k):
+        clip = str(e["clip"])
+        m = ClipMedia(audio_rel.get(clip), None, _caption(run, clip), inline=rich)
+        if rich and clip in images and clip in waves:
+            wave, sr = waves[clip]
+            times, values = acts.get((n.layer, n.unit, clip), (None, None))
+            m.image = images[clip]
+            m.overlay = activation_svg(1000.0 * len(wave) / sr, times, values, e.get("peak_ms"))
+            if values is not None and len(values):
+                m.act_range = (float(values.min()), float(values.max()))
+        media[clip] = m
+    return media
+
+
+def _layer_section(run: RunData, out: Path) -> tuple[str, list[str]]:
+    from dissect.report.plots import distribution_plot, interpretable_plot, layer_terms_plot
+
+    written = []
+    parts = ['<section id="layers"><h2>Layers</h2>']
+    fractions, definition = interpretable_fractions(run)
+    if fractions:
+        rel = f"{ASSETS_DIR}/plots/interpretable.png"
+        interpretable_plot(fractions, out / rel, "interpretable fraction per layer")
+        written.append(rel)
+        parts += ["<h3>Interpretable fraction</h3>",
+                  f'<figure class="plot"><img src="{esc(rel)}" alt="interpretable fraction per '
+                  f'layer"><figcaption class="note">Definition: {esc(definition)}.'
+                  "</figcaption></figure>"]
+    dist = distributions(run.run_dir, run.layers)
+    if dist:
+        rel = f"{ASSETS_DIR}/plots/distribution.png"
+        distribution_plot(dist, out / rel)
+        written.append(rel)
+        parts += ["<h3>Activation distribution</h3>",
+                  f'<figure class="plot"><img src="{esc(rel)}" alt="activation distribution">'
+                  "<figcaption class=\"note\">From stats/&lt;layer&gt;.safetensors: per-unit "
+                  "mean and 0.99 quantile of the pooled activation over the probe set."
+                  "</figcaption></figure>"]
+    terms = term_counts(run)
+    if any(t["adjectives"] or t["concepts"] for t in terms.values()):
+        parts += ["<h3>Top adjectives and closed-set concepts</h3>", '<div class="layerplots">']
+        for layer, t in terms.items():
+            rel = f"{ASSETS_DIR}/plots/terms-{slug(layer)}.png"
+            layer_terms_plot(layer, t["adjectives"], t["concepts"], out / rel)
+            written.append(rel)
+            parts.append(f'<figure class="plot"><img src="{esc(rel)}" alt="top terms of '
+                         f'{esc(layer)}" loading="lazy"></figure>')
+        parts.append("</div>")
+    parts.append("</section>")
+    return "\n".join(parts), written
+
+
+def _artifact_section(run_dir: Path, sub: str, title: str, anchor: str) -> str:
+    """Generic tables for every JSON/CSV file directly under ``run_dir/sub`` ('' when none).
+
+    A JSON file with a CSV twin of the same stem (HEAR writes both) shows as the CSV table;
+    mask files (``*.masks.json``) start collapsed.
+    """
+    d = run_dir / sub
+    files = sorted(p for p in d.glob("*") if p.suffix in (".json", ".csv") and p.is_file()) \
+        if d.is_dir() else []
+    files = [p for p in files if not (p.suffix == ".json" and p.with_suffix(".csv") in files)]
+    if not files:
+        return ""
+    parts = [f'<section id="{esc(anchor)}"><h2>{esc(title)}</h2>']
+    for p in files:
+        body = json_file(p) if p.suffix == ".json" else csv_table(p)
+        is_open = "" if p.name.endswith(".masks.json") else " open"
+        parts.append(f"<details{is_open}><summary>{esc(sub)}/{esc(p.name)}</summary>{body}"
+                     "</details>")
+    parts.append("</section>")
+    return "\n".join(parts)
+
+
+def _scores_section(run_dir: Path) -> str:
+    """``scores.json`` (the evaluate stage) as generic tables, without the per-neuron block."""
+    import json
+
+    path = run_dir / artifacts.SCORES
+    if not path.is_file():
+        return ""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        body = f'<p class="error">{esc(path.name)}: cannot parse ({esc(exc)})</p>'
+    else:
+        if isinstance(data, dict):
+            data = {k: v for k, v in data.items() if k != "per_neuron"}
+        body = render_value(data)
+    return f'<section id="scores"><h2>Scores</h2><p class="note">scores.json</p>{body}</section>'
+
+
+def _copy_static(out: Path) -> list[str]:
+    written = []
+    pkg = resources.files("dissect.report").joinpath("static")
+    for name in STATIC_FILES:
+        rel = f"{ASSETS_DIR}/{name}"
+        with artifacts.atomic_path(out / rel) as tmp:
+            tmp.write_bytes(pkg.joinpath(name).read_bytes())
+        written.append(rel)
+    return written
+
+
+def _make_readable(out: Path, rels: set[str]) -> None:
+    """Give the report's files the usual ``0666 & ~umask`` mode (temp files start as 0600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    for rel in rels:
+        with contextlib.suppress(OSError):
+            os.chmod(out / rel, 0o666 & ~umask)
+
+
+def _remove_stale(out: Path, keep: set[str]) -> None:
+    """Delete files under audio/ and assets/ that this build did not write."""
+    for sub in (AUDIO_DIR, ASSETS_DIR):
+        d = out / sub
+        if not d.is_dir():
+            continue
+        for p in sorted(d.rglob("*"), reverse=True):
+            rel = p.relative_to(out).as_posix()
+            if p.is_file() and rel not in keep:
+                p.unlink()
+            elif p.is_dir() and not any(p.iterdir()):
+                shutil.rmtree(p, ignore_errors=True)
+
+
+def build_report(run_dir: str | Path, *, max_cards: int | None = None, max_audio_cards: int = 60,
+                 progress: bool = True) -> Path:
+    """Write ``<run_dir>/report/index.html`` (with ``audio/`` and ``assets/``) from the artifacts.
+
+    Args:
+        run_dir: a run directory with at least the probe and record artifacts.
+        max_cards: neuron cards to render (None: all), in card order (LLM-described first, then
+            by selectivity).
+        max_audio_cards: the first cards whose exemplar clips get a spectrogram with the
+            activation over time (the model is re-run on those clips only) and inline
+            ``<audio controls>`` players; later cards get play links that become players on
+            click (every card's clips are copied to ``report/audio/``).
+        progress: show progress bars.
+
+    Returns:
+        The path of ``index.html``.
+
+    Raises:
+        MissingArtifactError: a required artifact is missing (the message names it).
+    """
+    run = load_run(run_dir)
+    out = run.run_dir / artifacts.REPORT_DIR
+    out.mkdir(parents=True, exist_ok=True)
+    written: set[str] = set(_copy_static(out))
+    k = _shown_k(run)
+    ordered = order_neurons(run.neurons)
+    cards = ordered if max_cards is None else ordered[: max(0, max_cards)]
+    clip_ids = list(dict.fromkeys(str(e["clip"]) for n in cards for e in _exemplar_clips(n, k)))
+    spec_cards = cards[: max(0, max_audio_cards)]
+    spec_clips = {str(e["clip"]) for n in spec_cards for e in _exemplar_clips(n, k)}
+    audio_rel, waves = _write_audio(run, clip_ids, spec_clips, out, progress)
+    written |= set(audio_rel.values())
+    images, acts = _spectrograms(run, spec_cards, k, waves, out, progress)
+    written |= set(images.values())
+    layer_html, plots = _layer_section(run, out)
+    written |= set(plots)
+    spec_keys = {n.key for n in spec_cards}
+    card_html = [render_card(n, k, _media(run, n, k, audio_rel, images, acts, waves,
+                                          n.key in spec_keys)) for n in cards]
+    page = _page(run, layer_html, card_html, len(ordered), k)
+    _remove_stale(out, written)
+    index = out / "index.html"
+    artifacts.write_text(index, page)
+    _make_readable(out, written | {"index.html"})
+    print(f"[report] {index} ({len(cards)} cards, {len(audio_rel)} clips, "
+          f"{len(images)} spectrograms)", file=sys.stderr)
+    return index
+
+
+def _page(run: RunData, layer_html: str, cards: list[str], total: int, k: int) -> str:
+    model = run.config.get("model", {})
+    title = f"dissect report: {model.get('name', '?')} {model.get('source') or ''}".strip()
+    scores = _scores_section(run.run_dir)
+    prune = _artifact_section(run.run_dir, "prune", "Pruning (unlearning)", "prune")
+    hear = _artifact_section(run.run_dir, "hear", "HEAR results", "hear")
+    nav = ['<a href="#overview">Overview</a>', '<a href="#layers">Layers</a>']
+    if scores:
+        nav.append('<a href="#scores">Scores</a>')
+    if prune:
+        nav.append('<a href="#prune">Pruning</a>')
+    if hear:
+        nav.append('<a href="#hear">HEAR</a>')
+    nav.append('<a href="#neurons">Neurons</a>')
+    options = "".join(f'<option value="{esc(layer)}">{esc(layer)}</option>'
+                      for layer in run.layers)
+    shown = (f"{len(cards)} of {total} neurons have cards" if len(cards) < total
+             else f"{total} neurons")
+    return f"""<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="{esc(CSP)}">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{esc(title)}</title>
+<link rel="stylesheet" href="{ASSETS_DIR}/report.css">
+</head>
+<body>
+<header class="top"><h1>{esc(title)}</h1>
+<p>Run directory: {esc(run.run_dir.name)} · {esc(shown)} · top/bottom {k} clips per card</p>
+</header>
+<nav>{" ".join(nav)}</nav>
+<main>
+{overview_html(run)}
+{layer_html}
+{scores}
+{prune}
+{hear}
+<section id="neurons"><h2>Neurons</h2>
+<p class="note">Ordered: LLM-described neurons first, then by selectivity
+(mean of the top-k values minus the mean, over the std). Spectrograms: log-mel; the yellow line is
+the neuron's activation over time, the red dashed line its recorded peak.</p>
+<div class="filterbar">
+<input id="filter" type="search" placeholder="filter: description, concept, keyword, layer"
+ aria-label="filter neurons" autocomplete="off">
+<select id="layer-filter" aria-label="layer"><option value="">all layers</option>{options}</select>
+<span id="filter-count" aria-live="polite"></span>
+</div>
+<div class="cards">
+{chr(10).join(cards)}
+</div>
+</section>
+</main>
+<script src="{ASSETS_DIR}/report.js"></script>
+</body>
+</html>
+"""
