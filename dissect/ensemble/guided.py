@@ -1,0 +1,246 @@
+"""Description-guided ensembling: keep only the units whose descriptions match chosen concepts.
+
+A finished dissect run directory describes every recorded neuron (``layer``, ``unit``):
+
+* ``descriptions.csv``: ``description``, ``top_concepts`` (``"db:pitch=0.532; db:noise=0.100"``)
+  and ``keywords`` (``"bright, pitch, piano"``);
+* ``concepts.jsonl``: ``closed`` (``{method: [[concept, score], ...]}``, best first) and
+  ``keywords`` (``{"adjectives": [...], "nouns": [...], ...}``);
+* ``summaries.jsonl``: ``calibrated`` (or ``high``) summaries, used as the description when
+  ``descriptions.csv`` is absent.
+
+:func:`select_units` keeps the units for which any chosen term matches in any chosen field:
+
+* ``description`` / ``keywords``: the term occurs as a whole word or phrase, case-insensitive,
+  optionally followed by a plural ``s``/``es`` (``pitch`` matches "Pitch", "pitches" and
+  "high-pitch", not "pitched" or "stone" for ``tone``);
+* ``concepts``: the same test on the names of the unit's ``top_k`` closed-set concepts per
+  method whose score is at least ``min_score``.
+
+The result (:class:`UnitSelection`) maps each layer to its kept units and carries the run's model
+config, so :func:`guided_member` rebuilds the model and wraps it as a HEAR
+:class:`~dissect.hear.api.EmbeddingModel` with ``layer={layer: units}``. Several selections
+(e.g. CREPE's pitch units + a speech model's phonetic units) make a compact ensemble with
+:func:`guided_ensemble` (``cat`` of the kept units). :func:`random_units` draws the same number of
+units at random from the same layers: the equal-dimension control for the comparison with full
+concatenation.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+FIELDS = ("description", "keywords", "concepts")
+Key = tuple[str, int]
+
+
+@dataclass
+class UnitSelection:
+    """Units kept from one run.
+
+    Attributes:
+        run_dir: the dissect run directory.
+        model: the run's ``model`` config (``name``, ``source``, ``site``, ``options``), or {}.
+        units: layer -> kept unit indices (sorted), layers in run order.
+        terms: the terms that were matched.
+        matched: ``"layer:unit"`` -> the terms that matched it.
+        population: layer -> every described unit (what a random control draws from).
+    """
+
+    run_dir: str
+    model: dict[str, Any]
+    units: dict[str, list[int]]
+    terms: list[str]
+    matched: dict[str, list[str]] = field(default_factory=dict)
+    population: dict[str, list[int]] = field(default_factory=dict)
+
+    @property
+    def size(self) -> int:
+        """Number of kept units (the member's embedding width)."""
+        return sum(len(u) for u in self.units.values())
+
+
+# --------------------------------------------------------------------------- reading a run
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    with open(path, encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def _split_concepts(cell: str) -> list[tuple[str, str, float]]:
+    """``"db:pitch=0.532; db:noise=0.100"`` -> ``[(method, concept, score), ...]``."""
+    out = []
+    for item in filter(None, (x.strip() for x in (cell or "").split(";"))):
+        method, _, rest = item.partition(":") if ":" in item else ("", "", item)
+        name, _, score = rest.rpartition("=")
+        try:
+            out.append((method, name.strip(), float(score)))
+        except ValueError:
+            out.append((method, rest.strip(), float("inf")))
+    return out
+
+
+def read_unit_texts(run_dir: str | Path, top_k: int = 1, min_score: float = 0.0
+                    ) -> dict[Key, dict[str, list[str]]]:
+    """Per ``(layer, unit)``, the texts of each field (see the module docstring), in run order.
+
+    Raises:
+        FileNotFoundError: none of descriptions.csv, concepts.jsonl, summaries.jsonl exists.
+    """
+    run = Path(run_dir)
+    texts: dict[Key, dict[str, list[str]]] = {}
+
+    def slot(layer: Any, unit: Any) -> dict[str, list[str]]:
+        return texts.setdefault((str(layer), int(unit)), {f: [] for f in FIELDS})
+
+    def concepts(entries: Iterable[tuple[str, str, float]]) -> list[str]:
+        per_method: dict[str, list[tuple[str, float]]] = {}
+        for method, name, score in entries:
+            per_method.setdefault(method, []).append((name, score))
+        return [n for lst in per_method.values() for n, s in lst[:top_k] if s >= min_score]
+
+    found = False
+    if (run / "descriptions.csv").exists():
+        found = True
+        with open(run / "descriptions.csv", encoding="utf-8", newline="") as fh:
+            for row in csv.DictReader(fh):
+                t = slot(row["layer"], row["unit"])
+                t["description"].append(row.get("description") or "")
+                t["keywords"] += [k.strip() for k in (row.get("keywords") or "").split(",")]
+                t["concepts"] += concepts(_split_concepts(row.get("top_concepts") or ""))
+    if (run / "concepts.jsonl").exists():
+        found = True
+        for row in _read_jsonl(run / "concepts.jsonl"):
+            t = slot(row["layer"], row["unit"])
+            for values in (row.get("keywords") or {}).values():
+                t["keywords"] += [str(v) for v in values]
+            closed = row.get("closed") or {}
+            t["concepts"] += concepts((m, str(c), float(s))
+                                      for m, lst in closed.items() for c, s in lst)
+    if (run / "summaries.jsonl").exists():
+        found = True
+        for row in _read_jsonl(run / "summaries.jsonl"):
+            t = slot(row["layer"], row["unit"])
+            if not any(t["description"]):
+                t["description"].append(row.get("calibrated") or row.get("high") or "")
+    if not found:
+        raise FileNotFoundError(f"{run}: no descriptions.csv, concepts.jsonl or summaries.jsonl "
+                                "(run the describe stages first)")
+    return texts
+
+
+def run_model_config(run_dir: str | Path) -> dict[str, Any]:
+    """The ``model`` section of the run's ``config.yaml`` ({} when there is none)."""
+    path = Path(run_dir) / "config.yaml"
+    if not path.exists():
+        return {}
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+    return dict(cfg.get("model") or {}) if isinstance(cfg, dict) else {}
+
+
+# --------------------------------------------------------------------------- matching
+def term_pattern(term: str) -> re.Pattern[str]:
+    """Whole-word / whole-phrase, case-insensitive, optional plural ``s``/``es``."""
+    words = [re.escape(w) for w in term.strip().split()]
+    if not words:
+        raise ValueError("empty term")
+    return re.compile(r"\b" + r"[\s_-]+".join(words) + r"(?:e?s)?\b", re.IGNORECASE)
+
+
+def select_units(run_dir: str | Path, terms: Sequence[str] | str, *,
+                 fields: Sequence[str] = FIELDS, layers: Sequence[str] | None = None,
+                 top_k: int = 1, min_score: float = 0.0) -> UnitSelection:
+    """Keep the units of ``run_dir`` whose descriptions match any of ``terms``.
+
+    Args:
+        terms: concepts / keywords (a list, or one comma-separated string).
+        fields: which texts to search (``description``, ``keywords``, ``concepts``).
+        layers: only these layers (default: all).
+        top_k, min_score: which closed-set concepts count (per method).
+    """
+    if isinstance(terms, str):
+        terms = [t for t in (x.strip() for x in terms.split(",")) if t]
+    if not terms:
+        raise ValueError("select_units: no terms")
+    bad = set(fields) - set(FIELDS)
+    if bad:
+        raise ValueError(f"select_units: unknown fields {sorted(bad)}; choose from {FIELDS}")
+    patterns = [(t, term_pattern(t)) for t in terms]
+    texts = read_unit_texts(run_dir, top_k, min_score)
+    units: dict[str, list[int]] = {}
+    population: dict[str, list[int]] = {}
+    matched: dict[str, list[str]] = {}
+    for (layer, unit), by_field in texts.items():
+        if layers is not None and layer not in layers:
+            continue
+        population.setdefault(layer, []).append(unit)
+        hits = [t for t, p in patterns
+                if any(p.search(x) for f in fields for x in by_field[f] if x)]
+        if hits:
+            units.setdefault(layer, []).append(unit)
+            matched[f"{layer}:{unit}"] = hits
+    return UnitSelection(str(run_dir), run_model_config(run_dir),
+                         {k: sorted(v) for k, v in units.items()}, list(terms), matched,
+                         {k: sorted(v) for k, v in population.items()})
+
+
+def random_units(selection: UnitSelection, seed: int = 0, size: int | None = None
+                 ) -> UnitSelection:
+    """The control: ``size`` (default: the selection's size) units drawn at random from the
+    selection's layers, as many per layer as the selection keeps when ``size`` is not given."""
+    rng = random.Random(seed)
+    if size is None:
+        units = {layer: sorted(rng.sample(selection.population[layer], len(kept)))
+                 for layer, kept in selection.units.items()}
+    else:
+        pool = [(layer, u) for layer in selection.units for u in selection.population[layer]]
+        if size > len(pool):
+            raise ValueError(f"random_units: {size} units asked, {len(pool)} available")
+        units = {}
+        for layer, u in sorted(rng.sample(pool, size), key=lambda x: (list(selection.units)
+                                                                      .index(x[0]), x[1])):
+            units.setdefault(layer, []).append(u)
+    return replace(selection, units=units, terms=[f"random(seed={seed})"], matched={})
+
+
+# --------------------------------------------------------------------------- models
+def guided_member(selection: UnitSelection, *, device: str = "cpu",
+                  model: Mapping[str, Any] | None = None,
+                  adapter_options: Mapping[str, Any] | None = None, **embedding_options: Any):
+    """A HEAR :class:`~dissect.hear.api.EmbeddingModel` of the selected units.
+
+    Args:
+        model: overrides of the run's model config (``name``, ``source``, ``site``).
+        adapter_options: overrides of the run's ``model.options`` (e.g. ``{"hop_ms": 20}``).
+    """
+    from dissect.hear.api import EmbeddingModel
+    from dissect.models import get_adapter
+
+    if not selection.units:
+        raise ValueError(f"{selection.run_dir}: no unit matched {selection.terms}")
+    cfg = {**selection.model, **dict(model or {})}
+    if "name" not in cfg:
+        raise ValueError(f"{selection.run_dir}: no model config; pass model={{'name': ...}}")
+    options = {**dict(cfg.get("options") or {}), **dict(adapter_options or {})}
+    adapter = get_adapter(cfg["name"], source=cfg.get("source"),
+                          site_kind=cfg.get("site") or "ffn", **options)
+    net = adapter.load(device)
+    embedding_options.setdefault("name", f"guided:{cfg['name']}")
+    return EmbeddingModel(adapter, net, dict(selection.units), **embedding_options)
+
+
+def guided_ensemble(selections: Sequence[UnitSelection], op: str = "cat", *,
+                    device: str = "cpu", **ensemble_options: Any):
+    """An :class:`~dissect.ensemble.model.EnsembleModel` of one guided member per selection."""
+    from dissect.ensemble.model import EnsembleModel
+
+    members = [guided_member(s, device=device) for s in selections]
+    return EnsembleModel(members, op, **ensemble_options)

