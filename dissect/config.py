@@ -116,6 +116,13 @@ class RecordConfig:
     hist_alpha: float = 0.02
     # Show progress bars.
     progress: bool = True
+    # local (one process) | ray (shards on Ray tasks: one per GPU, else CPU workers; needs the
+    # `ray` extra). Results are identical; finished shards are kept and not recomputed.
+    backend: str = "local"
+    # ray: address of an existing cluster (null: start a local one).
+    ray_address: str | None = None
+    # ray: number of shards (null: one per worker).
+    shards: int | None = None
 
 
 @dataclass

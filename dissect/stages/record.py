@@ -49,13 +49,26 @@ def record_clips(run_dir: Path, model_cfg, record_cfg, audio_cfg) -> dict[str, A
                 continue
             yield i, audio.waveform
 
-    result = record(
-        adapter, model, clips(), sites,
-        reduction=record_cfg.reduction, k=record_cfg.k, batch_size=record_cfg.batch_size,
-        windows=windows, dense_rows=len(rows) if record_cfg.dense else None,
-        hist_alpha=record_cfg.hist_alpha, device=device, total=len(rows),
-        progress=record_cfg.progress,
-    )
+    if record_cfg.backend == "ray":
+        from dissect.record.ray_backend import record_ray
+
+        result = record_ray(
+            model_cfg, rows, [s.name for s in sites], shard_dir=run_dir / "record_shards",
+            reduction=record_cfg.reduction, k=record_cfg.k, batch_size=record_cfg.batch_size,
+            windows=windows, dense=record_cfg.dense, hist_alpha=record_cfg.hist_alpha,
+            audio_policy=policy, n_shards=record_cfg.shards, address=record_cfg.ray_address,
+            progress=record_cfg.progress)
+        failed += [{"id": f["id"], "error": f["error"]} for f in result.failed]
+    elif record_cfg.backend == "local":
+        result = record(
+            adapter, model, clips(), sites,
+            reduction=record_cfg.reduction, k=record_cfg.k, batch_size=record_cfg.batch_size,
+            windows=windows, dense_rows=len(rows) if record_cfg.dense else None,
+            hist_alpha=record_cfg.hist_alpha, device=device, total=len(rows),
+            progress=record_cfg.progress,
+        )
+    else:
+        raise ValueError(f"record.backend must be local or ray, got {record_cfg.backend!r}")
     if failed:
         raise RuntimeError(f"{len(failed)} clip(s) failed to load after the probe stage "
                            f"(rerun with force=[probe]): {failed[0]['error']}")
