@@ -1,0 +1,226 @@
+"""``evaluate_run``: score a finished run's descriptions and write ``scores.json``.
+
+What is computed (see each module for the exact definitions):
+
+* ``last_layer`` (:mod:`~dissect.evaluate.last_layer`): AND Table 2 for the classifier head,
+  per closed-set method found in ``concepts.jsonl``; for CREPE also within one semitone.
+* ``agreement`` (:mod:`~dissect.evaluate.agreement`): per layer, mean Pearson / AUPRC / F1 / IoU
+  between each neuron's activation and its top-1 concept's ground truth, on the **held-out**
+  clips (:func:`~dissect.evaluate.agreement.holdout_mask`). With ``labels="refit"`` (default)
+  the top-1 concept is re-derived from the fit clips only (DB: caption/concept matrix and the
+  run's similarity function), so no held-out clip influenced it; ``labels="run"`` uses the
+  run's ``concepts.jsonl`` labels, which saw every clip (flagged ``in_sample``).
+* ``detection`` (:mod:`~dissect.evaluate.detection`): per layer, mean AUROC of caption-vs-
+  description similarity against the binarised activations, on the held-out clips.
+* ``layers`` (:mod:`~dissect.evaluate.layer_stats`): interpretable fraction (seeded KMeans,
+  k clusters, tau of top-K), polysemanticity (clusters and closed-set concepts covering the
+  top-K clips), adjective counts.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dissect import artifacts
+from dissect.evaluate import rundata
+from dissect.evaluate.agreement import ground_truth_matrix, holdout_mask, layer_agreement
+from dissect.evaluate.detection import detection_scores
+from dissect.evaluate.last_layer import last_layer_accuracy
+from dissect.evaluate.layer_stats import (
+    adjective_stats,
+    cluster_clips,
+    interpretable_fraction,
+    polysemanticity,
+)
+
+
+def _clean(obj: Any) -> Any:
+    """JSON-safe: numpy scalars to Python, non-finite floats to None."""
+    if isinstance(obj, dict):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    if isinstance(obj, (np.floating, float)):
+        v = float(obj)
+        return round(v, 6) if math.isfinite(v) else None
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    return obj
+
+
+def _mean(xs: Sequence[float]) -> float | None:
+    return float(np.mean(xs)) if len(xs) else None
+
+
+def evaluate_run(run_dir: str | Path, *, holdout: float = 0.3, seed: int = 0,
+                 quantile: float = 0.9, labels: str = "refit", method: str = "db",
+                 n_clusters: int = 11, k: int = 5, tau: int = 3, concept_set: str | None = None,
+                 similarity: str | None = None, truth_probs=None, embedder=None,
+                 per_neuron: bool = False, write: bool = True) -> dict[str, Any]:
+    """Score a finished run (probe, record with ``dense=true``, caption, summarize, concepts).
+
+    Args:
+        run_dir: the run directory.
+        holdout: fraction of clips held out (by clip-id hash) for agreement and detection.
+        seed: seed of the split and of KMeans.
+        quantile: activations are binarised at this quantile (agreement F1/IoU, detection).
+        labels: ``"refit"`` (top-1 concept re-derived on the fit clips, DB only) or ``"run"``.
+        method: closed-set method whose top-1 concept is scored (``db`` refits; others: run).
+        n_clusters, k, tau: the interpretable-neuron rule.
+        concept_set, similarity: override the run config's ``describe`` values.
+        truth_probs: ``[N, C]`` concept probabilities per clip (rows = ``clips.jsonl``) used
+            when the probe set has no ground truth (e.g. the TAB tagger stand-in).
+        embedder: sentence embedder; default all-MiniLM-L6-v2.
+        per_neuron: also store per-neuron metrics.
+        write: write ``scores.json`` atomically.
+
+    Returns:
+        The scores dict (also in ``run_dir/scores.json`` when ``write``).
+    """
+    from dissect.describe.concepts import db_matrix, load_concept_set
+    from dissect.describe.similarity import get_similarity
+
+    run_dir = Path(run_dir)
+    if labels not in ("refit", "run"):
+        raise ValueError(f"labels must be 'refit' or 'run', got {labels!r}")
+    cfg = rundata.run_config(run_dir)
+    dcfg = cfg.get("describe", {}) or {}
+    cset = load_concept_set(concept_set or dcfg.get("concept_set") or "synth")
+    sim_name = similarity or dcfg.get("similarity") or "cos_cubed"
+    if embedder is None:
+        from dissect.describe.embed import default_embedder
+
+        embedder = default_embedder()
+
+    clips = rundata.read_clips(run_dir)
+    ids = [c["id"] for c in clips]
+    hold = holdout_mask(ids, holdout, seed)
+    fit = ~hold
+    layers = rundata.layer_names(run_dir)
+    rows = rundata.neuron_rows(run_dir)
+    by_layer: dict[str, list[dict]] = {layer: [] for layer in layers}
+    for r in rows:
+        by_layer.setdefault(r["layer"], []).append(r)
+    for layer in by_layer:
+        by_layer[layer].sort(key=lambda r: r["unit"])
+
+    captions = rundata.combined_captions(run_dir)
+    cap_emb = np.asarray(embedder.encode([captions.get(i, "") for i in ids]), dtype=np.float32)
+    P = db_matrix(cap_emb, embedder.encode(cset.prompts)).numpy()  # [N, C]
+
+    # ---------------------------------------------------------------- ground truth
+    Y, known = ground_truth_matrix(clips, cset.ids, cset.concepts)
+    truth = "ground_truth"
+    y_binary = True
+    if not known.any():
+        if truth_probs is not None:
+            Y = np.asarray(truth_probs, dtype=np.float32)
+            if Y.shape != (len(clips), len(cset)):
+                raise ValueError(f"truth_probs must be [{len(clips)}, {len(cset)}]")
+            known, truth, y_binary = np.ones(len(cset), dtype=bool), "probabilities", False
+        else:
+            truth = None
+
+    sim_fn = get_similarity(sim_name)
+    refit = labels == "refit" and method == "db"
+    agreement: dict[str, Any] = {}
+    detection: dict[str, Any] = {}
+    per: dict[str, Any] = {}
+    for layer, lrows in by_layer.items():
+        U = rundata.load_activations(run_dir, layer)
+        if U.shape[0] != len(clips):
+            raise ValueError(f"{layer}: {U.shape[0]} activation rows for {len(clips)} clips")
+        if refit and fit.any():
+            top1 = [int(i) for i in np.asarray(sim_fn(U[fit], P[fit])).argmax(axis=1)]
+        else:
+            top1 = []
+            for r in lrows:
+                lab = r["closed"].get(method) or []
+                try:
+                    top1.append(cset.index(lab[0][0]) if lab else None)
+                except KeyError:
+                    top1.append(None)
+        if truth is not None and hold.sum() >= 2:
+            ag = layer_agreement(U[hold], top1, Y[hold], known, quantile, y_binary)
+            counts = np.bincount([t for t in top1 if t is not None], minlength=len(cset))
+            agreement[layer] = {"mean": ag["mean"], "n_scored": ag["n_scored"],
+                                "n_neurons": U.shape[1],
+                                "top_concepts": [[cset.concepts[i], int(counts[i])]
+                                                 for i in np.argsort(-counts, kind="stable")[:5]
+                                                 if counts[i]]}
+            if per_neuron:
+                per.setdefault(layer, {})["agreement"] = ag["per_neuron"]
+                per[layer]["top1"] = [cset.concepts[t] if t is not None else None for t in top1]
+        if hold.sum() >= 2:
+            descs = [r["description"] for r in lrows]
+            if len(descs) == U.shape[1]:
+                det = detection_scores(descs, U[hold], cap_emb[hold], embedder, quantile)
+                detection[layer] = {"mean_auroc": det["mean"], "n_scored": det["n_scored"],
+                                    "n_neurons": U.shape[1]}
+                if per_neuron:
+                    per.setdefault(layer, {})["detection_auroc"] = det["auroc"]
+
+    # ---------------------------------------------------------------- last layer
+    info = rundata.record_info(run_dir)
+    head, class_names = info.get("head_layer"), info.get("class_names")
+    last: dict[str, Any] = {}
+    if head and class_names and head in by_layer and len(by_layer[head]) == len(class_names):
+        methods = sorted({m for r in by_layer[head] for m in r["closed"]})
+        for m in methods:
+            preds = [r["closed"].get(m) or [] for r in by_layer[head]]
+            last[m] = last_layer_accuracy(preds, class_names, embedder, cset.concepts)
+
+    # ---------------------------------------------------------------- layer statistics
+    clip_texts = rundata.caption_parts(run_dir)
+    clusters = cluster_clips(clip_texts, embedder, n_clusters, seed) if clip_texts else {}
+    tops = {layer: [r["top_clips"] for r in lrows] for layer, lrows in by_layer.items()}
+    interp = interpretable_fraction(tops, clusters, k=k, tau=tau, n_clusters=n_clusters,
+                                    seed=seed)
+    clip_concept = {cid: cset.concepts[int(j)] for cid, j in zip(ids, P.argmax(axis=1),
+                                                                 strict=True)}
+    adj = adjective_stats([r for r in rows if r["keywords"]])
+    layer_stats = {}
+    for layer, t in tops.items():
+        poly_c = polysemanticity(t, clusters, k)
+        poly_k = polysemanticity(t, clip_concept, k)
+        layer_stats[layer] = {
+            "n_neurons": len(t),
+            "interpretable_fraction": interp["per_layer"].get(layer),
+            "mean_poly_clusters": _mean(poly_c),
+            "mean_poly_concepts": _mean(poly_k),
+            "mean_adjectives": adj["mean_adjectives"].get(layer),
+            "top_adjectives": adj["top_adjectives"].get(layer, []),
+        }
+        if per_neuron:
+            per.setdefault(layer, {}).update(interpretable=interp["interpretable"][layer],
+                                             poly_clusters=poly_c, poly_concepts=poly_k)
+
+    scores = {
+        "format": 1,
+        "settings": {
+            "holdout": holdout, "seed": seed, "quantile": quantile, "labels": labels,
+            "method": method, "refit": refit, "in_sample": not refit,
+            "similarity": sim_name, "concept_set": cset.name, "truth": truth,
+            "n_clusters": n_clusters, "k": k, "tau": tau,
+            "embedder": getattr(embedder, "name", type(embedder).__name__),
+            "n_clips": len(clips), "n_holdout": int(hold.sum()), "n_fit": int(fit.sum()),
+            "known_concepts": int(known.sum()),
+        },
+        "last_layer": last,
+        "agreement": agreement,
+        "detection": detection,
+        "layers": layer_stats,
+    }
+    if per_neuron:
+        scores["per_neuron"] = per
+    scores = _clean(scores)
+    if write:
+        artifacts.write_json(run_dir / artifacts.SCORES, scores)
+    return scores

@@ -1,0 +1,271 @@
+"""Choose the neurons to prune for a concept, and the random baseline of the same size.
+
+Three selection methods over neuron records (:func:`dissect.evaluate.rundata.neuron_rows`:
+``layer``, ``unit``, ``description``, ``keywords``, ``closed``):
+
+* ``keyword`` (:func:`select_by_keyword`): the concept (or any of ``terms``) appears as a
+  whole-word **lemma sequence** in the neuron's description or equals one of its keywords.
+  Text is lemmatised with spaCy (lowercase lemma or surface form of every non-punctuation token;
+  "high-pitched" -> ``high pitch``), so "dogs" matches "dog" and "rain" never matches "train"
+  (AND's OCP used a substring test, §5 item 8). Ranked by the number of matches, then by the
+  position of the first match (rule-based descriptions list their strongest terms first).
+* ``concept`` (:func:`select_by_concept`): one of the concepts is among the neuron's top-``k``
+  closed-set concepts of ``method`` (default DB). Ranked by the best position, then score.
+* ``embedding`` (:func:`select_by_embedding`): sentence-embedding cosine between the description
+  and the concept text is at least ``threshold``. Ranked by cosine.
+
+Each ``select_by_*`` returns the selected ``(layer, unit)`` pairs sorted by layer name, then
+unit; :func:`select_neurons` returns a :class:`Selection` with both the sorted and the ranked
+(strongest first) lists, used for forget/retain curves over prefixes.
+
+Random baseline (:func:`random_like`): the same number of neurons drawn uniformly, either
+``matched`` (default: position i of the random ranking is drawn from the same layer as position
+i of the selection, so every prefix has the selection's per-layer counts; draws are without
+replacement within a layer and may include selected neurons) or ``global`` (uniform over all
+units of the candidate layers). Different seeds give independent draws.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+Neuron = tuple[str, int]
+
+
+@dataclass
+class Selection:
+    """Selected neurons for a concept.
+
+    Attributes:
+        concept: the concept asked for.
+        method: ``keyword`` | ``concept`` | ``embedding``.
+        ranked: strongest first.
+        scores: neuron -> the ranking score (higher = stronger).
+        settings: the method's parameters (for reports).
+    """
+
+    concept: str
+    method: str
+    ranked: list[Neuron]
+    scores: dict[Neuron, float] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def neurons(self) -> list[Neuron]:
+        """Sorted by (layer, unit)."""
+        return sorted(self.ranked)
+
+    def __len__(self) -> int:
+        return len(self.ranked)
+
+    def per_layer(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for layer, _ in self.ranked:
+            out[layer] = out.get(layer, 0) + 1
+        return out
+
+
+def _rows(rows: Iterable[Mapping[str, Any]], layers: Sequence[str] | None) -> list[Mapping]:
+    keep = set(layers) if layers else None
+    return [r for r in rows if keep is None or r["layer"] in keep]
+
+
+def _as_list(x: str | Sequence[str]) -> list[str]:
+    return [x] if isinstance(x, str) else [str(v) for v in x]
+
+
+# --------------------------------------------------------------------------- keyword
+
+
+def lemma_tokens(doc) -> list[tuple[str, str]]:
+    """``(lemma, text)`` of every non-punctuation, non-space token, lowercased."""
+    return [(t.lemma_.lower(), t.text.lower()) for t in doc if not (t.is_punct or t.is_space)]
+
+
+def _phrase(doc) -> tuple[str, ...]:
+    return tuple(lem for lem, _ in lemma_tokens(doc))
+
+
+def _find(phrase: tuple[str, ...], toks: list[tuple[str, str]]) -> list[int]:
+    """Start positions where ``phrase`` matches ``toks`` (a phrase word matches a token's lemma
+    or its text)."""
+    n = len(phrase)
+    if n == 0:
+        return []
+    return [i for i in range(len(toks) - n + 1)
+            if all(p in toks[i + j] for j, p in enumerate(phrase))]
+
+
+def select_by_keyword(rows: Iterable[Mapping[str, Any]], concept: str | Sequence[str], *,
+                      terms: Sequence[str] = (), nlp=None, layers: Sequence[str] | None = None,
+                      use_keywords: bool = True, return_scores: bool = False):
+    """Neurons whose description (or keyword list) contains the concept as a lemma sequence.
+
+    Args:
+        rows: neuron records with ``description`` and optional ``keywords``.
+        concept: the concept phrase (or several).
+        terms: more phrases that count as the concept (synonyms, e.g. "high register").
+        nlp: a spaCy pipeline with a lemmatizer; default the packaged en_core_web_sm.
+        layers: only consider these layers.
+
+    Returns:
+        Sorted ``(layer, unit)`` pairs (with ``return_scores``: also ``{neuron: (n_matches,
+        first_position)}``).
+    """
+    if nlp is None:
+        from dissect.describe.keywords import load_nlp
+
+        nlp = load_nlp()
+    rows = _rows(rows, layers)
+    phrases = [_phrase(d) for d in nlp.pipe(_as_list(concept) + list(terms))]
+    phrases = [p for p in dict.fromkeys(phrases) if p]
+    if not phrases:
+        raise ValueError(f"concept {concept!r} has no words to match")
+    texts = [str(r.get("description") or "") for r in rows]
+    uniq = sorted(set(texts))
+    docs = dict(zip(uniq, nlp.pipe(uniq), strict=True))
+    kw_cache: dict[str, tuple[str, ...]] = {}
+    found: dict[Neuron, tuple[int, int]] = {}
+    for r, text in zip(rows, texts, strict=True):
+        toks = lemma_tokens(docs[text])
+        starts = sorted(s for p in phrases for s in _find(p, toks))
+        n, first = len(starts), (starts[0] if starts else 10**9)
+        if use_keywords and not n:
+            words = [w for v in (r.get("keywords") or {}).values() if isinstance(v, list)
+                     for w in v]
+            todo = [w for w in words if w not in kw_cache]
+            for w, d in zip(todo, nlp.pipe(todo), strict=True):
+                kw_cache[w] = _phrase(d)
+            n = sum(kw_cache[w] in phrases for w in words)
+        if n:
+            found[(r["layer"], int(r["unit"]))] = (n, first)
+    out = sorted(found)
+    return (out, found) if return_scores else out
+
+
+# --------------------------------------------------------------------------- closed set
+
+
+def _norm(x: str) -> str:
+    return re.sub(r"[\s_\-]+", " ", str(x).strip().lower())
+
+
+def select_by_concept(rows: Iterable[Mapping[str, Any]], concept: str | Sequence[str], *,
+                      method: str = "db", top_k: int = 3, layers: Sequence[str] | None = None,
+                      return_scores: bool = False):
+    """Neurons with one of the concepts among their top-``k`` closed-set concepts (``method``).
+
+    Concept names are compared case-insensitively with ``_``/``-``/spaces equal. Returns sorted
+    pairs (with ``return_scores``: also ``{neuron: (position, score)}`` of the best hit).
+    """
+    wanted = {_norm(c) for c in _as_list(concept)}
+    found: dict[Neuron, tuple[int, float]] = {}
+    for r in _rows(rows, layers):
+        preds = (r.get("closed") or {}).get(method) or []
+        for pos, p in enumerate(preds[:top_k]):
+            name, score = (p[0], p[1]) if isinstance(p, (list, tuple)) else (p, 0.0)
+            if _norm(name) in wanted:
+                found[(r["layer"], int(r["unit"]))] = (pos, float(score))
+                break
+    out = sorted(found)
+    return (out, found) if return_scores else out
+
+
+# --------------------------------------------------------------------------- embedding
+
+
+def select_by_embedding(rows: Iterable[Mapping[str, Any]], concept: str, *,
+                        threshold: float = 0.5, embedder=None,
+                        layers: Sequence[str] | None = None, return_scores: bool = False):
+    """Neurons whose description's sentence embedding has cosine >= ``threshold`` with the
+    concept text. Returns sorted pairs (with ``return_scores``: also ``{neuron: cosine}``)."""
+    if embedder is None:
+        from dissect.describe.embed import default_embedder
+
+        embedder = default_embedder()
+    rows = _rows(rows, layers)
+    texts = [str(r.get("description") or "") for r in rows]
+    uniq = sorted(set(texts))
+    E = np.asarray(embedder.encode(uniq + [concept]), dtype=np.float64)
+    E /= np.maximum(np.linalg.norm(E, axis=1, keepdims=True), 1e-12)
+    cos = dict(zip(uniq, (E[:-1] @ E[-1]).tolist(), strict=True))
+    found = {(r["layer"], int(r["unit"])): cos[t] for r, t in zip(rows, texts, strict=True)
+             if t.strip() and cos[t] >= threshold}
+    out = sorted(found)
+    return (out, found) if return_scores else out
+
+
+# --------------------------------------------------------------------------- front door
+
+
+METHODS = ("keyword", "concept", "embedding")
+
+
+def select_neurons(rows: Iterable[Mapping[str, Any]], concept: str, method: str = "keyword", *,
+                   terms: Sequence[str] = (), concepts: Sequence[str] | None = None,
+                   closed_method: str = "db", top_k: int = 3, threshold: float = 0.5,
+                   layers: Sequence[str] | None = None, max_neurons: int | None = None,
+                   nlp=None, embedder=None) -> Selection:
+    """Select and rank neurons for ``concept`` with one of :data:`METHODS`.
+
+    ``terms`` (keyword) are extra phrases; ``concepts`` (concept method) are the closed-set
+    names that count (default: ``[concept]``); ``max_neurons`` keeps the strongest.
+    """
+    rows = list(rows)
+    settings: dict[str, Any] = {"layers": list(layers) if layers else None}
+    if method == "keyword":
+        _, found = select_by_keyword(rows, concept, terms=terms, nlp=nlp, layers=layers,
+                                     return_scores=True)
+        ranked = sorted(found, key=lambda n: (-found[n][0], found[n][1], n))
+        scores = {n: float(found[n][0]) for n in ranked}
+        settings["terms"] = [concept, *terms]
+    elif method == "concept":
+        names = list(concepts) if concepts else [concept]
+        _, found = select_by_concept(rows, names, method=closed_method, top_k=top_k,
+                                     layers=layers, return_scores=True)
+        ranked = sorted(found, key=lambda n: (found[n][0], -found[n][1], n))
+        scores = {n: float(top_k - found[n][0]) for n in ranked}
+        settings.update(concepts=names, closed_method=closed_method, top_k=top_k)
+    elif method == "embedding":
+        _, found = select_by_embedding(rows, concept, threshold=threshold, embedder=embedder,
+                                       layers=layers, return_scores=True)
+        ranked = sorted(found, key=lambda n: (-found[n], n))
+        scores = {n: float(found[n]) for n in ranked}
+        settings["threshold"] = threshold
+    else:
+        raise ValueError(f"unknown selection method {method!r}: {', '.join(METHODS)}")
+    if max_neurons is not None:
+        ranked = ranked[: max(0, int(max_neurons))]
+        scores = {n: scores[n] for n in ranked}
+        settings["max_neurons"] = max_neurons
+    return Selection(concept, method, ranked, scores, settings)
+
+
+def random_like(ranked: Sequence[Neuron], units_per_layer: Mapping[str, int], seed: int,
+                mode: str = "matched") -> list[Neuron]:
+    """A random ranking of ``len(ranked)`` neurons (see the module docstring for the modes)."""
+    rng = np.random.default_rng(seed)
+    n = len(ranked)
+    if mode == "global":
+        pool = [(layer, u) for layer in sorted(units_per_layer)
+                for u in range(int(units_per_layer[layer]))]
+        if n > len(pool):
+            raise ValueError(f"cannot draw {n} neurons from {len(pool)}")
+        return [pool[i] for i in rng.permutation(len(pool))[:n]]
+    if mode != "matched":
+        raise ValueError(f"unknown random baseline mode {mode!r}: matched | global")
+    perms = {layer: rng.permutation(int(units_per_layer[layer]))
+             for layer in sorted({lay for lay, _ in ranked})}
+    used = dict.fromkeys(perms, 0)
+    out = []
+    for layer, _ in ranked:
+        if used[layer] >= len(perms[layer]):
+            raise ValueError(f"layer {layer!r} has fewer units than selected")
+        out.append((layer, int(perms[layer][used[layer]])))
+        used[layer] += 1
+    return out

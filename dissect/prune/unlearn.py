@@ -1,0 +1,583 @@
+"""The unlearning report: what pruning a concept's neurons does to the target and to the rest.
+
+Given evaluation clips with a true class each, split into *target* clips (they carry the
+concept to forget) and *rest*, we compare the model before and after pruning on
+
+* ``logit``: the true class's logit (what AND's Table 4 calls confidence);
+* ``prob``: the true class's probability: ``softmax`` over the head's logits for single-label
+  classifiers, ``sigmoid`` of the true bin's logit for CREPE (its 360 bins are independent
+  sigmoids; the logit is the frame-averaged logit the adapter returns, so this is
+  ``sigmoid(mean logit)``, not the mean of per-frame probabilities);
+* ``acc``: whether the prediction is right: argmax == true class, or for pitch heads
+  (:func:`pitch_correct`) whether the argmax bin lies within ``tolerance_cents`` of the clip's
+  true f0 (default 50 cents = the right note; ``acc_semitone`` uses 100 cents).
+
+For each measure, ``target`` and ``rest`` give the mean before, after and ``delta``
+(after - before): ``delta`` of target is AND's ΔA and of rest ΔR. ``forget_gap = ΔR - ΔA``
+(positive: the target lost more than the rest; AND's "ΔA - ΔR" column is numerically this
+quantity). Means are over clips (``clip_mean``) and, as AND does, over classes of the per-class
+means (``class_mean``). A per-class table lists every class (``groups``: e.g. note names).
+
+Curves: :func:`forget_retain_curve` prunes growing prefixes of a ranked selection;
+:func:`random_band` does the same for random neuron sets of equal size over several seeds and
+reports mean and std per size. :func:`prune_run` runs it all on a finished run directory and
+writes ``prune/<concept>.json`` plus the masks.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+import re
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from dissect import artifacts
+from dissect.prune.ablate import ablated, export_masks, save_masks
+from dissect.prune.select import Selection, random_like, select_neurons
+
+Neuron = tuple[str, int]
+
+
+# --------------------------------------------------------------------------- evaluation data
+
+
+@dataclass
+class EvalSet:
+    """Labelled evaluation clips.
+
+    Attributes:
+        ids: clip ids.
+        waveforms: mono float32 at the adapter's sample rate.
+        targets: true class index per clip ``[N]``.
+        in_concept: bool ``[N]``, True for the concept's (target) clips.
+        groups: per clip, the name its per-class row is listed under (default: class name).
+        f0_hz: per clip true f0 for pitch heads (else None).
+    """
+
+    ids: list[str]
+    waveforms: list[np.ndarray]
+    targets: np.ndarray
+    in_concept: np.ndarray
+    groups: list[str] = field(default_factory=list)
+    f0_hz: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+@torch.inference_mode()
+def model_logits(model, adapter, waveforms: Sequence[np.ndarray], batch_size: int = 8,
+                 device: str | torch.device = "cpu") -> np.ndarray:
+    """The head's logits ``[N, C]`` (float64) for the clips, ``batch_size`` clips at a time."""
+    out = []
+    for i in range(0, len(waveforms), max(1, batch_size)):
+        batch = adapter.prepare(list(waveforms[i: i + batch_size])).to(device)
+        logits = adapter.forward(model, batch)
+        if logits is None:
+            raise ValueError(f"{adapter.name}: the model has no classifier head to evaluate")
+        out.append(logits.detach().double().cpu().numpy())
+    return np.concatenate(out) if out else np.zeros((0, 0))
+
+
+def pitch_correct(logits: np.ndarray, f0_hz: np.ndarray, bin_hz: np.ndarray,
+                  tolerance_cents: float = 50.0) -> np.ndarray:
+    """Bool ``[N]``: the argmax bin's frequency is within ``tolerance_cents`` of ``f0_hz``."""
+    pred = np.asarray(bin_hz)[np.asarray(logits).argmax(axis=1)]
+    return np.abs(1200.0 * np.log2(pred / np.asarray(f0_hz, dtype=np.float64))) <= tolerance_cents
+
+
+def _softmax_true(logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=1, keepdims=True)
+    p = np.exp(z)
+    p /= p.sum(axis=1, keepdims=True)
+    return p[np.arange(len(targets)), targets]
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def clip_measures(logits: np.ndarray, targets: np.ndarray, prob: str = "softmax",
+                  correct: Mapping[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    """Per-clip ``logit``, ``prob`` and accuracy measures (``correct``: name -> bool [N];
+    default ``{"acc": argmax == target}``)."""
+    logits = np.asarray(logits, dtype=np.float64)
+    targets = np.asarray(targets, dtype=np.int64)
+    true = logits[np.arange(len(targets)), targets]
+    if prob == "softmax":
+        p = _softmax_true(logits, targets)
+    elif prob == "sigmoid":
+        p = _sigmoid(true)
+    else:
+        raise ValueError(f"prob must be 'softmax' or 'sigmoid', got {prob!r}")
+    out = {"logit": true, "prob": p}
+    if correct is None:
+        correct = {"acc": logits.argmax(axis=1) == targets}
+    out.update({k: np.asarray(v, dtype=np.float64) for k, v in correct.items()})
+    return out
+
+
+def _m(x: np.ndarray) -> float | None:
+    return float(np.mean(x)) if len(x) else None
+
+
+def _class_mean(values: np.ndarray, groups: np.ndarray) -> float | None:
+    if not len(values):
+        return None
+    return float(np.mean([values[groups == g].mean() for g in np.unique(groups)]))
+
+
+def _d(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else b - a
+
+
+def unlearning_report(before: Mapping[str, np.ndarray], after: Mapping[str, np.ndarray],
+                      in_concept: np.ndarray, groups: Sequence[str] | None = None,
+                      per_class: bool = True) -> dict[str, Any]:
+    """ΔA / ΔR per measure from per-clip measures (:func:`clip_measures`) before and after.
+
+    Returns ``{"measures": {name: {"clip_mean": {...}, "class_mean": {...}}}, "per_class":
+    [...], "n_target", "n_rest"}`` where each mean block is ``{"target": {before, after,
+    delta}, "rest": {...}, "delta_A", "delta_R", "forget_gap"}``.
+    """
+    tgt = np.asarray(in_concept, dtype=bool)
+    n = len(tgt)
+    g = np.asarray(list(groups) if groups is not None else ["all"] * n, dtype=object)
+    out: dict[str, Any] = {"n_target": int(tgt.sum()), "n_rest": int((~tgt).sum()),
+                           "measures": {}}
+    for name in before:
+        b, a = np.asarray(before[name], dtype=np.float64), np.asarray(after[name], np.float64)
+        blocks = {}
+        for kind, agg in (("clip_mean", lambda v, m: _m(v[m])),
+                          ("class_mean", lambda v, m: _class_mean(v[m], g[m]))):
+            blk: dict[str, Any] = {}
+            for side, mask in (("target", tgt), ("rest", ~tgt)):
+                bb, aa = agg(b, mask), agg(a, mask)
+                blk[side] = {"before": bb, "after": aa, "delta": _d(bb, aa)}
+            blk["delta_A"], blk["delta_R"] = blk["target"]["delta"], blk["rest"]["delta"]
+            blk["forget_gap"] = _d(blk["delta_A"], blk["delta_R"])
+            blocks[kind] = blk
+        out["measures"][name] = blocks
+    if per_class:
+        rows = []
+        for grp in sorted(set(g.tolist()), key=_group_key):
+            m = g == grp
+            row: dict[str, Any] = {"class": grp, "n": int(m.sum()),
+                                   "target": bool(tgt[m].any())}
+            for name in before:
+                bb = float(np.mean(np.asarray(before[name])[m]))
+                aa = float(np.mean(np.asarray(after[name])[m]))
+                row[name] = {"before": bb, "after": aa, "delta": aa - bb}
+            rows.append(row)
+        out["per_class"] = rows
+    return out
+
+
+def _group_key(name: str):
+    from dissect.evaluate.last_layer import note_midi
+
+    midi = note_midi(name)
+    return (0, midi, "") if midi is not None else (1, 0, str(name))
+
+
+def summary_line(report: Mapping[str, Any], kind: str = "clip_mean") -> dict[str, Any]:
+    """Flat ``{measure_target_after, measure_rest_after, measure_delta_A, ...}`` of a report."""
+    out = {}
+    for name, blocks in report["measures"].items():
+        blk = blocks[kind]
+        out[f"{name}_target"] = blk["target"]["after"]
+        out[f"{name}_rest"] = blk["rest"]["after"]
+        out[f"{name}_delta_A"] = blk["delta_A"]
+        out[f"{name}_delta_R"] = blk["delta_R"]
+        out[f"{name}_forget_gap"] = blk["forget_gap"]
+    return out
+
+
+# --------------------------------------------------------------------------- evaluator
+
+
+class Evaluator:
+    """Runs the model on an :class:`EvalSet` (optionally with neurons ablated) and turns the
+    logits into per-clip measures. ``prob``/``bin_hz`` select the probability and pitch modes.
+    """
+
+    def __init__(self, model, adapter, evalset: EvalSet, *, prob: str = "softmax",
+                 bin_hz: np.ndarray | None = None, tolerances_cents: Sequence[float] = (50, 100),
+                 batch_size: int = 8, device: str | torch.device = "cpu", log=None):
+        self.model, self.adapter, self.evalset = model, adapter, evalset
+        self.prob, self.bin_hz = prob, bin_hz
+        self.tolerances = list(tolerances_cents)
+        self.batch_size, self.device = batch_size, device
+        self.log = log or (lambda s: None)
+        self.passes = 0
+        self._memo: dict[tuple[Neuron, ...], dict[str, np.ndarray]] = {}
+
+    def measures(self, neurons: Sequence[Neuron] = ()) -> dict[str, np.ndarray]:
+        """Per-clip measures with ``neurons`` ablated (memoised per neuron set)."""
+        key = tuple(sorted(set(neurons)))
+        if key not in self._memo:
+            self._memo[key] = self._measures(list(key))
+        return self._memo[key]
+
+    def _measures(self, neurons: list[Neuron]) -> dict[str, np.ndarray]:
+        t0 = time.perf_counter()
+        if neurons:
+            with ablated(self.model, self.adapter, list(neurons)):
+                logits = model_logits(self.model, self.adapter, self.evalset.waveforms,
+                                      self.batch_size, self.device)
+        else:
+            logits = model_logits(self.model, self.adapter, self.evalset.waveforms,
+                                  self.batch_size, self.device)
+        self.passes += 1
+        self.log(f"[prune] pass {self.passes}: {len(neurons)} neurons ablated, "
+                 f"{time.perf_counter() - t0:.1f} s")
+        correct = None
+        if self.bin_hz is not None and self.evalset.f0_hz is not None:
+            correct = {}
+            for i, tol in enumerate(self.tolerances):
+                name = "acc" if i == 0 else ("acc_semitone" if tol == 100 else f"acc_{tol:g}c")
+                correct[name] = pitch_correct(logits, self.evalset.f0_hz, self.bin_hz, tol)
+        return clip_measures(logits, self.evalset.targets, self.prob, correct)
+
+
+def forget_retain_curve(evaluator: Evaluator, ranked: Sequence[Neuron], sizes: Sequence[int],
+                        before: Mapping[str, np.ndarray]) -> list[dict[str, Any]]:
+    """For each size n: prune ``ranked[:n]`` and summarise (:func:`summary_line`)."""
+    es = evaluator.evalset
+    out = []
+    for n in sizes:
+        after = evaluator.measures(list(ranked[:n]))
+        rep = unlearning_report(before, after, es.in_concept, es.groups, per_class=False)
+        out.append({"n": int(n), **summary_line(rep)})
+    return out
+
+
+def random_band(evaluator: Evaluator, ranked: Sequence[Neuron], sizes: Sequence[int],
+                before: Mapping[str, np.ndarray], units_per_layer: Mapping[str, int],
+                seeds: Sequence[int], mode: str = "matched") -> dict[str, Any]:
+    """The random baseline: per seed a curve over ``sizes``; then mean and std per size."""
+    per_seed = {}
+    for s in seeds:
+        rnd = random_like(ranked, units_per_layer, int(s), mode)
+        per_seed[int(s)] = forget_retain_curve(evaluator, rnd, sizes, before)
+    keys = [k for k in next(iter(per_seed.values()))[0] if k != "n"] if per_seed else []
+    mean, std = [], []
+    for i, n in enumerate(sizes):
+        vals = {k: [c[i][k] for c in per_seed.values() if c[i][k] is not None] for k in keys}
+        mean.append({"n": int(n), **{k: float(np.mean(v)) if v else None
+                                     for k, v in vals.items()}})
+        std.append({"n": int(n), **{k: float(np.std(v)) if v else None
+                                    for k, v in vals.items()}})
+    return {"mode": mode, "seeds": [int(s) for s in seeds], "per_seed": per_seed,
+            "mean": mean, "std": std}
+
+
+# --------------------------------------------------------------------------- targets
+
+
+_OPS: dict[str, Callable[[Any, Any], bool]] = {
+    ">=": operator.ge, "<=": operator.le, "!=": operator.ne, "==": operator.eq,
+    ">": operator.gt, "<": operator.lt, "=": operator.eq,
+}
+_EXPR = re.compile(r"^\s*([A-Za-z_][\w.]*)\s*(>=|<=|!=|==|>|<|=)\s*(.+?)\s*$")
+
+
+def target_predicate(target: str | Callable[[Mapping], bool]) -> Callable[[Mapping], bool]:
+    """A clip predicate from a callable or an expression ``key OP value`` on the clip's
+    ``concepts`` (then ``labels``), e.g. ``"midi_note>=72"``, ``"family=Brass"`` (string
+    comparisons ignore case); a concept-set id ``"family:Brass"`` also works."""
+    if callable(target):
+        return target
+    text = str(target)
+    m = _EXPR.match(text)
+    if not m:
+        if ":" in text:
+            from dissect.evaluate.agreement import clip_has_concept
+
+            return lambda clip: bool(clip_has_concept(clip, text))
+        raise ValueError(f"cannot parse target {target!r}: use KEY OP VALUE, e.g. midi_note>=72")
+    key, op, raw = m.groups()
+    fn = _OPS[op]
+    try:
+        value: Any = float(raw)
+    except ValueError:
+        value = raw.strip("'\"").lower()
+
+    def pred(clip: Mapping) -> bool:
+        have = (clip.get("concepts") or {}).get(key, (clip.get("labels") or {}).get(key))
+        if have is None:
+            return False
+        if isinstance(value, float):
+            try:
+                return bool(fn(float(have), value))
+            except (TypeError, ValueError):
+                return False
+        return bool(fn(str(have).lower(), value))
+
+    return pred
+
+
+def _concept_target(run_dir: Path, concept: str) -> Callable[[Mapping], bool]:
+    """The concept's clips by ground truth, via the run's concept set (name or id)."""
+    from dissect.describe.concepts import load_concept_set
+    from dissect.evaluate import rundata
+    from dissect.evaluate.agreement import clip_has_concept
+
+    cfg = rundata.run_config(run_dir)
+    cset = load_concept_set((cfg.get("describe") or {}).get("concept_set") or "synth")
+    try:
+        i = cset.index(concept)
+    except KeyError:
+        raise ValueError(f"concept {concept!r} is not in concept set {cset.name!r}; pass "
+                         f"target= (e.g. 'midi_note>=72' or 'family=Brass')") from None
+    cid, name = cset.ids[i], cset.concepts[i]
+    return lambda clip: bool(clip_has_concept(clip, cid, name))
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text.strip()).strip("_") or "concept"
+
+
+# --------------------------------------------------------------------------- run entry point
+
+
+def build_evalset(clips: Sequence[Mapping[str, Any]], adapter, class_names: Sequence[str],
+                  predicate: Callable[[Mapping], bool], crop: tuple[float, float] | None = None
+                  ) -> tuple[EvalSet, dict[str, Any]]:
+    """Load the clips that have a true class; returns the set and notes (dropped clips...).
+
+    Pitch mode (CREPE): a clip's class is the bin nearest to ``concepts["f0_hz"]`` and its group
+    the note name; clips without f0 are dropped. Otherwise the class is the first label value
+    equal to a class name (case, ``_``, ``-``, spaces ignored); other clips are dropped.
+    ``crop = (start_s, seconds)`` keeps that window of every clip (shorter clips keep what
+    they have).
+    """
+    from dissect.audio import load_audio
+
+    pitch = adapter.name == "crepe"
+    norm = {re.sub(r"[\s_\-]+", " ", str(c).lower()): i for i, c in enumerate(class_names)}
+    ids, waves, targets, flags, groups, f0s = [], [], [], [], [], []
+    dropped = 0
+    bins = None
+    if pitch:
+        from dissect.models.crepe import bin_frequencies, hz_to_note
+
+        bins = bin_frequencies()
+    for clip in clips:
+        conc = clip.get("concepts") or {}
+        if pitch:
+            f0 = conc.get("f0_hz")
+            if f0 is None:
+                dropped += 1
+                continue
+            t = int(np.argmin(np.abs(np.log2(bins / float(f0)))))
+            grp = conc.get("note") or hz_to_note(float(f0))
+        else:
+            t = None
+            for v in (clip.get("labels") or {}).values():
+                for x in v if isinstance(v, list) else [v]:
+                    key = re.sub(r"[\s_\-]+", " ", str(x).lower())
+                    if key in norm:
+                        t = norm[key]
+                        break
+                if t is not None:
+                    break
+            if t is None:
+                dropped += 1
+                continue
+            grp = str(class_names[t])
+        wave = load_audio(clip["path"], adapter.sample_rate).waveform
+        if crop is not None:
+            s0 = int(crop[0] * adapter.sample_rate)
+            wave = wave[s0: s0 + int(crop[1] * adapter.sample_rate)]
+            if len(wave) == 0:
+                dropped += 1
+                continue
+        ids.append(clip["id"])
+        waves.append(np.asarray(wave, dtype=np.float32))
+        targets.append(t)
+        flags.append(bool(predicate(clip)))
+        groups.append(str(grp))
+        f0s.append(float(conc["f0_hz"]) if pitch else math.nan)
+    es = EvalSet(ids, waves, np.asarray(targets, dtype=np.int64), np.asarray(flags, dtype=bool),
+                 groups, np.asarray(f0s) if pitch else None)
+    return es, {"pitch": pitch, "dropped_without_class": dropped,
+                "bin_hz": bins}
+
+
+def default_sizes(n: int, points: int = 4, spacing: str = "linear") -> list[int]:
+    """``points`` prefix sizes ending at ``n`` (unique, > 0): evenly spaced (``linear``:
+    n/points, 2n/points, ...) or halving (``geometric``: ..., n/4, n/2, n)."""
+    if n <= 0:
+        return []
+    if spacing == "linear":
+        fracs = [(i + 1) / points for i in range(points)]
+    elif spacing == "geometric":
+        fracs = [2.0 ** -(points - 1 - i) for i in range(points)]
+    else:
+        raise ValueError(f"spacing must be 'linear' or 'geometric', got {spacing!r}")
+    return sorted({max(1, int(round(n * f))) for f in fracs})
+
+
+def prune_run(run_dir: str | Path, concept: str, method: str = "keyword", *,
+              terms: Sequence[str] = (), concepts: Sequence[str] | None = None,
+              closed_method: str = "db", top_k: int = 3, threshold: float = 0.5,
+              layers: Sequence[str] | None = None, max_neurons: int | None = None,
+              target: str | Callable[[Mapping], bool] | None = None,
+              eval_clips: Sequence[Mapping[str, Any]] | None = None, holdout: float = 0.3,
+              seed: int = 0, sizes: Sequence[int] | None = None, points: int = 4,
+              spacing: str = "linear",
+              seeds: Sequence[int] = (0, 1, 2, 3, 4), random_mode: str = "matched",
+              tolerance_cents: float = 50.0, model_options: Mapping[str, Any] | None = None,
+              crop: tuple[float, float] | None = None, batch_size: int = 8,
+              device: str | None = None, name: str | None = None, write: bool = True,
+              model=None, adapter=None, log: Callable[[str], None] | None = None
+              ) -> dict[str, Any]:
+    """Select a concept's neurons in a finished run, prune them, and report forgetting.
+
+    Args:
+        run_dir: a run with ``summaries.jsonl`` (and ``concepts.jsonl`` for the concept method).
+        concept: the concept to forget (a phrase; for the concept method a concept-set name).
+        method: ``keyword`` | ``concept`` | ``embedding`` (:func:`select_neurons`); ``terms``,
+            ``concepts``, ``closed_method``, ``top_k``, ``threshold``, ``layers`` and
+            ``max_neurons`` go there. Default layers: every recorded layer except the head.
+        target: which evaluation clips carry the concept: an expression (``"midi_note>=72"``,
+            ``"family=Brass"``), a concept-set id, or a callable on clip rows; default: the
+            concept's ground truth through the run's concept set.
+        eval_clips: clip rows (``path``, ``concepts``/``labels``) to evaluate on; default the
+            run's held-out clips (:func:`~dissect.evaluate.agreement.holdout_mask` with
+            ``holdout`` and ``seed``). Note that the run's descriptions saw all its clips.
+        sizes / points / spacing: prefix sizes of the forget/retain curve (default ``points``
+            sizes up to the selection size, :func:`default_sizes`).
+        seeds, random_mode: the random baseline (:func:`~dissect.prune.select.random_like`).
+        tolerance_cents: pitch accuracy tolerance (``acc``); ``acc_semitone`` uses 100 cents.
+        model_options: override the run's adapter options (e.g. ``{"hop_ms": 80}``).
+        crop: ``(start_s, seconds)`` window of each evaluation clip.
+        name: output file stem (default: the concept, slugged).
+        write: write ``prune/<name>.json`` and ``prune/<name>.masks.{json,safetensors}``.
+        model, adapter: use these instead of loading the run's model (both or neither).
+
+    Returns:
+        The report dict (what is written).
+    """
+    from dissect.evaluate import rundata
+    from dissect.evaluate.agreement import holdout_mask
+    from dissect.models import get_adapter, pick_device
+
+    run_dir = Path(run_dir)
+    log = log or (lambda s: print(s, file=sys.stderr))
+    t_start = time.perf_counter()
+    cfg = rundata.run_config(run_dir)
+    mcfg = dict(cfg.get("model") or {})
+    info = rundata.record_info(run_dir)
+    options = dict(mcfg.get("options") or {})
+    options.update(model_options or {})
+    if (model is None) != (adapter is None):
+        raise ValueError("give both model and adapter, or neither")
+    loaded = adapter is None
+    if adapter is None:
+        adapter = get_adapter(mcfg.get("name") or info["adapter"],
+                              source=mcfg.get("source") or info.get("source"),
+                              site_kind=mcfg.get("site") or "ffn", **options)
+        dev = pick_device(device or mcfg.get("device"))
+        model = adapter.load(dev)
+    else:
+        dev = pick_device(device) if device else next(model.parameters()).device
+    sites = adapter.sites(model)
+    head = adapter.head_layer(model)
+    class_names = adapter.class_names(model)
+    if not class_names:
+        raise ValueError(f"{adapter.name}: pruning needs a classifier head with class names")
+
+    rows = rundata.neuron_rows(run_dir)
+    recorded = list(dict.fromkeys(r["layer"] for r in rows))
+    use_layers = list(layers) if layers else [x for x in recorded if x != head]
+    sel: Selection = select_neurons(rows, concept, method, terms=terms, concepts=concepts,
+                                    closed_method=closed_method, top_k=top_k,
+                                    threshold=threshold, layers=use_layers,
+                                    max_neurons=max_neurons)
+    log(f"[prune] {concept!r} ({method}): {len(sel)} neurons {sel.per_layer()}")
+
+    predicate = target_predicate(target) if target is not None else \
+        _concept_target(run_dir, concept)
+    if eval_clips is None:
+        clips = rundata.read_clips(run_dir)
+        hold = holdout_mask([c["id"] for c in clips], holdout, seed)
+        eval_clips, eval_source = [c for c, h in zip(clips, hold, strict=True) if h], "holdout"
+    else:
+        eval_source = "given"
+    es, notes = build_evalset(eval_clips, adapter, class_names, predicate, crop)
+    if not len(es):
+        raise ValueError("no evaluation clip has a true class")
+    prob = "sigmoid" if notes["pitch"] else "softmax"
+    ev = Evaluator(model, adapter, es, prob=prob, bin_hz=notes["bin_hz"],
+                   tolerances_cents=(tolerance_cents, 100.0), batch_size=batch_size,
+                   device=dev, log=log)
+    before = ev.measures()
+    after = ev.measures(sel.ranked) if len(sel) else before
+    report = unlearning_report(before, after, es.in_concept, es.groups)
+    sizes = sorted({int(s) for s in sizes if 0 < int(s) <= len(sel)}) if sizes else \
+        default_sizes(len(sel), points, spacing)
+    units = {layer: sites[layer].units for layer in use_layers}
+    curve, band = [], None
+    if sizes:
+        curve = forget_retain_curve(ev, sel.ranked, sizes, before)
+        band = random_band(ev, sel.ranked, sizes, before, units, seeds, random_mode) \
+            if seeds else None
+
+    masks = export_masks(sel.ranked, sites)
+    stem = _slug(name or concept)
+    out = {
+        "format": 1,
+        "concept": concept,
+        "selection": {"method": method, "n_neurons": len(sel), "per_layer": sel.per_layer(),
+                      "settings": sel.settings, "candidate_layers": use_layers,
+                      "ranked": [[layer, unit] for layer, unit in sel.ranked]},
+        "evaluation": {"source": eval_source, "n_clips": len(es),
+                       "n_target": int(es.in_concept.sum()),
+                       "n_rest": int((~es.in_concept).sum()),
+                       "dropped_without_class": notes["dropped_without_class"],
+                       "target": target if isinstance(target, str) else
+                       ("callable" if target is not None else f"ground truth of {concept!r}"),
+                       "prob": prob, "pitch": notes["pitch"],
+                       "tolerance_cents": tolerance_cents if notes["pitch"] else None,
+                       "crop": list(crop) if crop else None,
+                       "adapter": {"name": adapter.name, "source": str(adapter.source),
+                                   "hop_ms": getattr(adapter, "hop_ms", None),
+                                   "options_from_run": options if loaded else None},
+                       "holdout": holdout if eval_source == "holdout" else None,
+                       "seed": seed, "clip_ids": es.ids},
+        "report": report,
+        "curve": curve,
+        "random": band,
+        "passes": ev.passes,
+        "seconds": round(time.perf_counter() - t_start, 1),
+    }
+    if write:
+        pj, ps = save_masks(masks, run_dir / "prune" / f"{stem}.masks")
+        out["masks"] = [str(pj.relative_to(run_dir)), str(ps.relative_to(run_dir))]
+        artifacts.write_json(run_dir / "prune" / f"{stem}.json", _json_safe(out))
+    return _json_safe(out)
+
+
+def _json_safe(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    if isinstance(obj, (float, np.floating)):
+        v = float(obj)
+        return v if math.isfinite(v) else None
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    return obj

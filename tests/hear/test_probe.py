@@ -1,0 +1,183 @@
+"""The HEAR probe: hear-eval-kit's model, grid, early stopping and k-fold bookkeeping."""
+
+import math
+import random
+import types
+
+import numpy as np
+import pytest
+import torch
+
+from dissect.hear import probe as P
+from dissect.hear.evaluate import evaluate_embeddings, run_hear
+from dissect.hear.tasks import TaskItem, data_splits, write_task
+
+# The protocol's own points use 1024 hidden units; the tests train narrower probes to stay fast.
+FAST_CONF = {**P.parameter_grid(P.PARAM_GRID)[0], "hidden_layers": 1, "hidden_dim": 64,
+             "lr": 3.2e-3, "max_epochs": 30, "check_val_every_n_epoch": 3}  # fmt: skip
+SMALL_GRID = {**P.PARAM_GRID, "hidden_dim": [64], "max_epochs": [15], "lr": [3.2e-3, 1e-3]}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny matrices: one thread avoids thread contention on a busy machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def test_kfold_bookkeeping_matches_hand_made_split():
+    got = P.data_splits_from_folds(["fold02", "fold00", "fold04", "fold01", "fold03"])
+    hand = [
+        {"train": ["fold02", "fold03", "fold04"], "valid": ["fold01"], "test": ["fold00"]},
+        {"train": ["fold00", "fold03", "fold04"], "valid": ["fold02"], "test": ["fold01"]},
+        {"train": ["fold00", "fold01", "fold04"], "valid": ["fold03"], "test": ["fold02"]},
+        {"train": ["fold00", "fold01", "fold02"], "valid": ["fold04"], "test": ["fold03"]},
+        {"train": ["fold01", "fold02", "fold03"], "valid": ["fold00"], "test": ["fold04"]},
+    ]
+    assert got == hand
+    assert data_splits({"split_mode": "trainvaltest"}) == [
+        {"train": ["train"], "valid": ["valid"], "test": ["test"]}]  # fmt: skip
+    assert data_splits({"split_mode": "presplit_kfold", "splits": ["b", "a", "c"]})[2] == {
+        "train": ["b"], "valid": ["a"], "test": ["c"]}  # fmt: skip
+    with pytest.raises(ValueError):
+        P.data_splits_from_folds(["fold00", "fold00", "fold01"])
+    with pytest.raises(ValueError):
+        data_splits({"split_mode": "random"})
+
+
+def test_grid_points_are_heareval_sklearn_order_shuffled_with_seed_42():
+    ParameterGrid = pytest.importorskip("sklearn.model_selection").ParameterGrid
+    for name, grid in P.GRIDS.items():
+        expected = list(ParameterGrid(grid))
+        assert P.parameter_grid(grid) == expected, name
+        random.seed(42)  # heareval: seed_everything(42), then random.shuffle(confs)
+        random.shuffle(expected)
+        assert P.grid_confs(name, {}, 8) == expected[:8], name
+    assert len(P.parameter_grid(P.PARAM_GRID)) == 16
+    assert len(P.parameter_grid(P.FAST_PARAM_GRID)) == 64
+    dcase = P.grid_confs("default", {"task_name": "dcase2016_task2"})
+    assert {c["check_val_every_n_epoch"] for c in dcase} == {10}
+
+
+def test_model_is_heareval_mlp():
+    conf = {**P.parameter_grid(P.PARAM_GRID)[0], "hidden_layers": 2}
+    m = P.ProbeMLP(16, 5, "multiclass", conf)
+    kinds = [type(x).__name__ for x in m.hidden]
+    assert kinds == ["Linear", "BatchNorm1d", "Dropout", "ReLU"] * 2
+    assert m.hidden[2].p == 0.1 and m.hidden[0].out_features == 1024
+    assert m.projection.in_features == 1024 and m.projection.out_features == 5
+    x = torch.randn(8, 16)
+    m.eval()
+    assert torch.allclose(m(x).sum(1), torch.ones(8), atol=1e-5)
+    ml = P.ProbeMLP(16, 5, "multilabel", {**conf, "hidden_layers": 0})
+    assert isinstance(ml.hidden, torch.nn.Identity)
+    assert ((ml(x) > 0) & (ml(x) < 1)).all()
+
+
+def _blobs(n, d=20, k=4, seed=0):
+    """Linearly separable classes: class c has feature c shifted by +6 (unit noise)."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % k
+    x = rng.normal(size=(n, d)).astype(np.float32)
+    x[np.arange(n), y] += 6.0
+    return x, np.eye(k, dtype=np.float32)[y]
+
+
+def test_probe_learns_linearly_separable_toy_task():
+    xt, yt = _blobs(400, seed=0)
+    xv, yv = _blobs(100, seed=1)
+    xs, ys = _blobs(200, seed=2)
+
+    def acc(p, y=yv):
+        return float(np.mean(p.argmax(1) == y.argmax(1))), None
+
+    res = P.train_probe(xt, yt, xv, yv, FAST_CONF, "multiclass", acc, seed=0)
+    assert acc(P.predict(res.model, xs), ys)[0] >= 0.97
+    assert res.validation_score >= 0.97
+    # same seed, same model; the global RNG is left untouched
+    torch.manual_seed(123)
+    before = torch.rand(1)
+    torch.manual_seed(123)
+    res2 = P.train_probe(xt, yt, xv, yv, FAST_CONF, "multiclass", acc, seed=0)
+    assert torch.rand(1) == before
+    assert np.array_equal(P.predict(res.model, xs), P.predict(res2.model, xs))
+    shuffled = P.train_probe(xt, yt, xv, yv, FAST_CONF, "multiclass", acc, seed=0, shuffle=True)
+    assert not np.array_equal(P.predict(shuffled.model, xs), P.predict(res.model, xs))
+
+
+def test_early_stopping_patience_and_best_checkpoint():
+    xt, yt = _blobs(64)
+    scripted = iter([0.1, 0.5, 0.5, 0.4, 0.9, 0.9])
+    conf = {**FAST_CONF, "patience": 2, "max_epochs": 100}
+    res = P.train_probe(xt, yt, xt, yt, conf, "multiclass", lambda p: (next(scripted), "pp"))
+    # checks after epochs 2, 5, 8, 11: 0.5 at epoch 5 is the best (ties do not improve);
+    # 0.5 and 0.4 are 2 checks without improvement -> stop after epoch 11
+    assert res.history == [(2, 0.1), (5, 0.5), (8, 0.5), (11, 0.4)]
+    assert (res.best_epoch, res.validation_score, res.epochs) == (5, 0.5, 12)
+    assert res.postprocessing == "pp"
+    nan_first = iter([math.nan, 0.9])
+    res = P.train_probe(xt, yt, xt, yt, conf, "multiclass", lambda p: (next(nan_first), None))
+    assert res.epochs == 3 and math.isnan(res.validation_score)  # check_finite stops at once
+    loss = P.train_probe(xt, yt, xt, yt, {**conf, "max_epochs": 9}, "multiclass", None)
+    assert len(loss.history) == 3 and loss.history[0][1] > loss.history[-1][1]  # val loss
+    with pytest.raises(RuntimeError):
+        P.train_probe(xt, yt, xt, yt, {**conf, "max_epochs": 2}, "multiclass", None)
+
+
+def _tone_module():
+    """A HEAR module whose embedding is the log energy in 32 FFT bands."""
+    mod = types.ModuleType("tone_hear")
+
+    class Model(torch.nn.Module):
+        sample_rate = 16000
+        scene_embedding_size = 32
+        timestamp_embedding_size = 32
+
+    def ts_emb(audio, model):
+        frames = audio.unfold(1, 512, 320)
+        spec = torch.fft.rfft(frames * torch.hann_window(512), dim=-1).abs() ** 2
+        emb = torch.log(spec[..., :256].reshape(*spec.shape[:2], 32, 8).sum(-1) + 1e-6)
+        ts = (256 + 320 * torch.arange(emb.shape[1])) / 16.0
+        return emb.float(), ts.float().expand(audio.shape[0], -1)
+
+    mod.load_model = lambda model_file_path="": Model()
+    mod.get_timestamp_embeddings = ts_emb
+    mod.get_scene_embeddings = lambda audio, model: ts_emb(audio, model)[0].mean(1)
+    return mod
+
+
+def test_protocol_end_to_end_on_tone_task(tmp_path):
+    rng = np.random.default_rng(0)
+    freqs = {"low": 300.0, "mid": 1200.0, "high": 4000.0}
+    items = []
+    for i in range(45):
+        lab = list(freqs)[i % 3]
+        t = np.arange(4000) / 16000
+        x = 0.3 * np.sin(2 * np.pi * freqs[lab] * (1 + 0.02 * rng.normal()) * t)
+        x = (x + 0.01 * rng.normal(size=t.size)).astype(np.float32)
+        items.append(TaskItem(f"c{i:02d}.wav", f"fold{i % 5:02d}", [lab], waveform=x,
+                              source_rate=16000))  # fmt: skip
+    meta = {"task_name": "tones", "embedding_type": "scene", "prediction_type": "multiclass",
+            "split_mode": "new_split_kfold", "sample_duration": 0.25,
+            "evaluation": ["top1_acc", "mAP"]}  # fmt: skip
+    write_task(tmp_path / "tasks" / "tones-v1-full", meta, items)
+    rows = run_hear(_tone_module(), tmp_path / "tasks", tmp_path / "out", grid=SMALL_GRID,
+                    grid_points=2, seeds=(0, 1), log=lambda s: None)  # fmt: skip
+    top1 = next(r for r in rows if r["score"] == "top1_acc")
+    assert top1["primary"] and top1["n"] == 10 and top1["over"] == "folds x seeds"
+    assert top1["mean"] >= 0.9
+    assert (tmp_path / "out" / "scores.csv").read_text().startswith("module,task,score")
+    assert (tmp_path / "out" / "predictions" / "tones-v1-full.json").is_file()
+    # per-fold search is an opt-in deviation and still scores every fold
+    from dissect.hear.embed import EmbeddedTask
+    from dissect.hear.tasks import read_task
+
+    emb = EmbeddedTask(tmp_path / "out" / "embeddings" / "tones-v1-full",
+                       read_task(tmp_path / "tasks" / "tones-v1-full"), "tone_hear")
+    res = evaluate_embeddings(emb, grid=SMALL_GRID, grid_points=2, per_fold_search=True,
+                              log=lambda s: None)
+    assert sorted(res["folds"]) == [f"fold{i:02d}" for i in range(5)]
+    assert set(res["aggregated_scores"]) == {"top1_acc_mean", "top1_acc_std", "mAP_mean",
+                                             "mAP_std"}  # fmt: skip

@@ -1,0 +1,119 @@
+"""Neuron selection: lemma match (never substring), closed-set top-k, embedding, random baseline."""
+
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from dissect.prune.select import (
+    random_like,
+    select_by_concept,
+    select_by_embedding,
+    select_by_keyword,
+    select_neurons,
+)
+
+ROWS = [
+    {"layer": "l1", "unit": 0, "description": "A train passing by on the tracks."},
+    {"layer": "l1", "unit": 1, "description": "Heavy rain falling on a roof."},
+    {"layer": "l1", "unit": 2, "description": "Dogs barking loudly."},
+    {"layer": "l2", "unit": 0, "description": "Water going down a drain; a brain scan beep."},
+    {"layer": "l2", "unit": 1, "description": "A single dog."},
+    {"layer": "l2", "unit": 2, "description": "A high-pitched whistle, then a dog and a dog."},
+    {"layer": "l2", "unit": 3, "description": "Quiet hum.", "keywords": {"nouns": ["rains"]}},
+]
+
+
+@pytest.fixture(scope="module")
+def nlp():
+    from dissect.describe.keywords import load_nlp
+
+    return load_nlp()
+
+
+def test_lemma_match_is_never_substring(nlp):
+    assert select_by_keyword(ROWS, "rain", nlp=nlp) == [("l1", 1), ("l2", 3)]  # not train/drain
+    assert ("l1", 0) in select_by_keyword(ROWS, "train", nlp=nlp)
+    assert select_by_keyword(ROWS, "train", nlp=nlp) == [("l1", 0)]
+
+
+def test_plural_matches_lemma(nlp):
+    assert select_by_keyword(ROWS, "dog", nlp=nlp) == [("l1", 2), ("l2", 1), ("l2", 2)]
+    assert select_by_keyword(ROWS, "dogs", nlp=nlp) == [("l1", 2), ("l2", 1), ("l2", 2)]
+
+
+def test_multiword_and_hyphen_phrases(nlp):
+    assert select_by_keyword(ROWS, "high pitch", nlp=nlp) == [("l2", 2)]
+    assert select_by_keyword(ROWS, "pitch high", nlp=nlp) == []
+    assert select_by_keyword(ROWS, "whistle", terms=["hum"], nlp=nlp) == [("l2", 2), ("l2", 3)]
+    assert select_by_keyword(ROWS, "dog", nlp=nlp, layers=["l2"]) == [("l2", 1), ("l2", 2)]
+
+
+def test_keyword_ranking_counts_then_position(nlp):
+    sel = select_neurons(ROWS, "dog", "keyword", nlp=nlp)
+    assert sel.ranked[0] == ("l2", 2)  # two mentions
+    assert sel.ranked[1:] == [("l1", 2), ("l2", 1)]  # one mention each: earlier position first
+    assert sel.neurons == sorted(sel.ranked) and sel.per_layer() == {"l1": 1, "l2": 2}
+
+
+CLOSED = [
+    {"layer": "a", "unit": 0, "closed": {"db": [["C5", 0.9], ["brass", 0.5], ["D5", 0.1]]}},
+    {"layer": "a", "unit": 1, "closed": {"db": [["E2", 0.9], ["F2", 0.5], ["C5", 0.4]]}},
+    {"layer": "b", "unit": 0, "closed": {"db": [["pink noise", 0.9], ["x", 0.5], ["y", 0.1],
+                                                ["C5", 0.05]]}},
+    {"layer": "b", "unit": 1, "closed": {"tab": [["C5", 0.9]]}},
+]
+
+
+def test_concept_among_top_k():
+    assert select_by_concept(CLOSED, "C5", top_k=3) == [("a", 0), ("a", 1)]
+    assert select_by_concept(CLOSED, "C5", top_k=1) == [("a", 0)]
+    assert select_by_concept(CLOSED, "c5", top_k=4) == [("a", 0), ("a", 1), ("b", 0)]
+    assert select_by_concept(CLOSED, ["pink_noise", "brass"], top_k=2) == [("a", 0), ("b", 0)]
+    assert select_by_concept(CLOSED, "C5", method="tab", top_k=1) == [("b", 1)]
+    sel = select_neurons(CLOSED, "C5", "concept", top_k=4)
+    assert sel.ranked == [("a", 0), ("a", 1), ("b", 0)]
+
+
+class WordEmbedder:
+    """Bag of words over a fixed vocabulary (exact, so cosines are known)."""
+
+    vocab = ["dog", "train", "rain", "high", "whistle"]
+
+    def encode(self, texts):
+        out = np.zeros((len(texts), len(self.vocab)), dtype=np.float32)
+        for i, t in enumerate(texts):
+            for w in t.lower().replace(".", " ").replace("-", " ").split():
+                w = w.rstrip("s")
+                if w in self.vocab:
+                    out[i, self.vocab.index(w)] += 1
+        n = np.linalg.norm(out, axis=1, keepdims=True)
+        return out / np.maximum(n, 1e-12)
+
+
+def test_embedding_threshold():
+    rows = [{"layer": "x", "unit": i, "description": d}
+            for i, d in enumerate(["dog dog", "dog train", "rain", ""])]
+    got, scores = select_by_embedding(rows, "dog", threshold=0.7, embedder=WordEmbedder(),
+                                      return_scores=True)
+    assert got == [("x", 0), ("x", 1)]
+    assert scores[("x", 0)] == pytest.approx(1.0) and scores[("x", 1)] == pytest.approx(2**-0.5)
+    sel = select_neurons(rows, "dog", "embedding", threshold=0.75, embedder=WordEmbedder())
+    assert sel.ranked == [("x", 0)]
+
+
+def test_random_like_matched_and_global():
+    ranked = [("a", 0), ("b", 3), ("a", 1), ("a", 2), ("b", 0)]
+    units = {"a": 10, "b": 5, "c": 7}
+    r1 = random_like(ranked, units, seed=3)
+    assert r1 == random_like(ranked, units, seed=3)  # deterministic
+    assert r1 != random_like(ranked, units, seed=4)
+    assert [lay for lay, _ in r1] == [lay for lay, _ in ranked]  # every prefix matches layers
+    assert len(set(r1)) == len(r1) and all(0 <= u < units[lay] for lay, u in r1)
+    g = random_like(ranked, units, seed=0, mode="global")
+    assert len(g) == 5 and len(set(g)) == 5 and all(0 <= u < units[lay] for lay, u in g)
+    counts = Counter(lay for s in range(300) for lay, _ in random_like(ranked, units, s,
+                                                                       mode="global"))
+    assert counts["a"] > counts["c"] > counts["b"]  # proportional to layer size
+    with pytest.raises(ValueError):
+        random_like([("b", 0)] * 6, units, seed=0)
