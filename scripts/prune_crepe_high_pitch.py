@@ -111,6 +111,29 @@ def summarize(name: str, out: dict) -> str:
     return "\n".join(lines)
 
 
+def summarize_scores(s: dict) -> str:
+    """The scores.json numbers docs/pruning.md quotes."""
+    lines = ["### scores.json", "", f"settings: {json.dumps(s['settings'], sort_keys=True)}", ""]
+    for method, ll in s["last_layer"].items():
+        lines.append(f"last layer ({method}): {json.dumps(ll, sort_keys=True)}")
+    lines += ["", "| layer | AUPRC | prevalence | Pearson | F1 | IoU | detection AUROC | "
+              "interpretable | poly (clusters) | poly (concepts) | adjectives |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
+
+    def f(v):
+        return "n/a" if v is None else f"{v:.3f}"
+
+    for layer, st in s["layers"].items():
+        ag = s["agreement"].get(layer, {}).get("mean", {})
+        det = s["detection"].get(layer, {})
+        lines.append(f"| {layer} | {f(ag.get('auprc'))} | {f(ag.get('prevalence'))} | "
+                     f"{f(ag.get('pearson'))} | {f(ag.get('f1'))} | {f(ag.get('iou'))} | "
+                     f"{f(det.get('mean_auroc'))} | {f(st['interpretable_fraction'])} | "
+                     f"{f(st['mean_poly_clusters'])} | {f(st['mean_poly_concepts'])} | "
+                     f"{f(st['mean_adjectives'])} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--run-dir", default="runs/crepe-full-synth180")
@@ -127,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="forget/retain curve points (halving sizes: n/16, ..., n/2, n)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--only", nargs="*", default=None, help="experiment names to run")
+    ap.add_argument("--no-scores", action="store_true",
+                    help="skip evaluate_run (scores.json) on the run")
     ap.add_argument("--summarize-only", action="store_true",
                     help="print the summary of results already in RUN/prune/ (no model runs)")
     args = ap.parse_args(argv)
@@ -136,6 +161,9 @@ def main(argv: list[str] | None = None) -> int:
             path = Path(args.run_dir) / "prune" / f"{name}.json"
             if path.is_file():
                 print(summarize(name, json.loads(path.read_text())) + "\n")
+        scores = Path(args.run_dir) / "scores.json"
+        if scores.is_file():
+            print(summarize_scores(json.loads(scores.read_text())))
         return 0
 
     import torch
@@ -181,6 +209,11 @@ def main(argv: list[str] | None = None) -> int:
         print(summaries[-1], flush=True)
         print(f"[experiment] {name}: {out['passes']} passes, "
               f"{time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    if not args.no_scores:
+        from dissect.evaluate import evaluate_run
+
+        summaries.append(summarize_scores(evaluate_run(run_dir)))
+        print(summaries[-1], flush=True)
     artifacts.write_text(run_dir / "prune" / "summary.md", "\n\n".join(summaries) + "\n")
     print(json.dumps({"run_dir": str(run_dir), "eval_clips": len(clips)}), file=sys.stderr)
     return 0
