@@ -203,6 +203,17 @@ def _strip_lead_ins(sentence: str) -> str:
         sentence = new
 
 
+_REPEAT = re.compile(r"\b((?:[\w'#-]+,?\s+){0,6}[\w'#-]+)(?:\s*,?\s+\1\b)+", re.IGNORECASE)
+
+
+def _collapse_repeats(text: str) -> str:
+    """Keep once a word or short phrase repeated back to back (rule 9 of clean_summary)."""
+    prev = None
+    while prev != text:
+        prev, text = text, _REPEAT.sub(r"\1", text)
+    return text
+
+
 def clean_summary(text: str, max_chars: int = 300, max_sentences: int = 3) -> str:
     """Defensive clean-up of a small LLM's summary. Rules, in order:
 
@@ -223,7 +234,9 @@ def clean_summary(text: str, max_chars: int = 300, max_sentences: int = 3) -> st
     8. an unterminated trailing fragment (output cut off at ``max_tokens``) is dropped when a
        complete sentence precedes it; when it is all there is, it is kept, trailing function
        words ("with a") are cut and it is closed with ".";
-    9. whitespace is collapsed to single spaces;
+    9. whitespace is collapsed to single spaces, and a word or a phrase of up to 7 words
+       repeated back to back, with or without commas ("bright, bright, bright", "a mix of a mix
+       of") is kept once: small models loop this way at temperature 0;
     10. the length is capped at ``max_sentences`` sentences and ``max_chars`` characters, cutting
         at a sentence end (a single over-long sentence is cut at a word and closed as in 8).
 
@@ -231,6 +244,7 @@ def clean_summary(text: str, max_chars: int = 300, max_sentences: int = 3) -> st
     """
     if not text:
         return ""
+    text = _collapse_repeats(text)
     text = _SPECIAL_TOKENS.sub(" ", text)
     text = _MARKDOWN.sub("", text)
     lines: list[str] = []

@@ -116,9 +116,11 @@ def test_clean_summary(name, raw, expected):
 
 
 def test_clean_summary_char_cap():
-    text = "These sounds are loud. " + "They " + "really " * 80 + "ring."
+    # distinct words: a repeated word would be collapsed as a loop (rule 9) before the cap
+    words = " ".join(f"word{i}" for i in range(80))
+    text = "These sounds are loud. " + "They " + words + " ring."
     assert clean_summary(text, max_chars=100) == "These sounds are loud."
-    long_one = clean_summary("word " * 200 + "end.", max_chars=50)
+    long_one = clean_summary(" ".join(f"w{i}" for i in range(200)) + " end.", max_chars=50)
     assert len(long_one) <= 51 and long_one.endswith(".")
 
 
@@ -323,3 +325,16 @@ def test_summarize_neurons_default_params_and_no_captions():
     assert client.calls == []  # nothing to ask
     assert out[0].high == "" and out[0].llm == "fake:tiny-llm"
     assert any("top: no captions" in e for e in out[0].errors)
+
+
+@pytest.mark.parametrize("raw, want", [
+    ("The clips are a mix of a loud, warm, tonal, bright, bright, bright, bright, bright.",
+     "The clips are a mix of a loud, warm, tonal, bright."),
+    ("These clips share a variety of sound effects, including a variety of sound effects, "
+     "including a variety of sound effects, including a variety of sound effects.",
+     "These clips share a variety of sound effects, including a variety of sound effects."),
+    ("A tonal, tonal sound with a pitch around A4 (440 Hz).",
+     "A tonal sound with a pitch around A4 (440 Hz)."),
+])
+def test_clean_summary_collapses_small_model_loops(raw, want):
+    assert clean_summary(raw) == want

@@ -100,9 +100,12 @@ class TransformersClient:
         gguf_file: name (or path) of a GGUF file inside ``source``.
         device: torch device for the model, e.g. ``"cpu"`` or ``"cuda"``.
         max_batch: chats per ``generate`` batch (left-padded).
-        repetition_penalty: transformers' repetition penalty (1.0 = off). Small models such as
-            SmolLM2-135M otherwise loop ("bright, bright, bright, ...").
+        repetition_penalty: transformers' repetition penalty (1.0 = off).
         no_repeat_ngram_size: forbid repeating any n-gram of this size (0 = off).
+            Both are off by default: for a decoder-only model transformers applies them to the
+            prompt too, so SmolLM2 could no longer quote the captions ("pitch around A4") and
+            invented content instead (measured on the default run). Loops such as "bright,
+            bright, bright" are collapsed by ``clean_summary`` instead.
 
     The model is loaded on the first :meth:`generate` and kept. Decoding: greedy when
     ``temperature == 0``, else sampling with ``temperature``/``top_p`` after
@@ -120,8 +123,8 @@ class TransformersClient:
         gguf_file: str | None = None,
         device: str = "cpu",
         max_batch: int = 8,
-        repetition_penalty: float = 1.2,
-        no_repeat_ngram_size: int = 3,
+        repetition_penalty: float = 1.0,
+        no_repeat_ngram_size: int = 0,
     ):
         if max_batch < 1:
             raise ValueError(f"TransformersClient: max_batch must be >= 1, got {max_batch}")
