@@ -14,8 +14,8 @@
 #   scripts/validate_hear.sh                     # the default modules (DEFAULT below)
 #   scripts/validate_hear.sh crepe_tiny logmel   # chosen modules
 #   scripts/validate_hear.sh hubert_base=/models/hubert   # with a model_file_path (-m)
-# NAME=tiny-hubert makes a random-init tiny HuBERT checkpoint on the spot (checks the HEAR API
-# of the transformers path offline, without a download).
+# NAME=tiny-hubert (or tiny-ast, tiny-beats, tiny-clap) makes a random-init tiny checkpoint on
+# the spot (checks the HEAR API of that loading path offline, without a download).
 #
 # Environment: HEARVAL_VENV (default /tmp/hearval), PYTHON (the interpreter that creates the
 # venv; default python3), DEVICE (hear-validator -d; default: cuda if torch sees one, else cpu).
@@ -32,20 +32,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 VENV = Path(os.environ.get("HEARVAL_VENV", "/tmp/hearval"))
 DEFAULT = ["crepe_tiny", "crepe_full", "logmel", "whisper_tiny", "hubert_base=tiny-hubert",
+           "ast_audioset=tiny-ast", "beats_iter3=tiny-beats", "clap_htsat=tiny-clap",
            "gura_cat", "gura_avg", "gura_fusion"]
 # hear-validator's own report lines (the model repr and library warnings are left out)
 SHOWN = re.compile(r"^(Importing|Checking|  - (No weight|Loading model|Model sample|scene_emb|"
                    r"timestamp_emb|Passing|Received (emb|time|scene)|Interval)|Looks good)"
                    r"|Error|Warning:")
-TINY_HUBERT = """
-import sys, torch, transformers
-torch.manual_seed(0)
-cfg = transformers.HubertConfig(
-    hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=48,
-    conv_dim=(16,) * 7, feat_extract_norm="layer", num_conv_pos_embeddings=16,
-    num_conv_pos_embedding_groups=2)
-transformers.HubertModel(cfg).save_pretrained(sys.argv[1])
-"""
+# NAME=tiny-<family> -> (family for dissect.models.tiny, file name)
+TINY = {"tiny-hubert": ("hubert", "tiny-hubert"), "tiny-ast": ("ast", "tiny-ast"),
+        "tiny-beats": ("beats", "tiny-beats.pt"), "tiny-clap": ("clap", "tiny-clap")}
 
 
 def pip(*args: str) -> None:
@@ -79,9 +74,11 @@ def main(argv: list[str]) -> int:
         for spec in specs:
             name, _, path = spec.partition("=")
             args = [str(VENV / "bin" / "hear-validator"), f"dissect.hear.modules.{name}"]
-            if path == "tiny-hubert":
-                path = os.path.join(work, "tiny-hubert")
-                subprocess.run([python, "-c", TINY_HUBERT, path], check=True, env=env)
+            if path in TINY:
+                family, file_name = TINY[path]
+                path = os.path.join(work, file_name)
+                subprocess.run([python, "-m", "dissect.models.tiny", family, path], check=True,
+                               env=env, stdout=subprocess.DEVNULL)
             if path:
                 args += ["-m", path]
             if os.environ.get("DEVICE"):

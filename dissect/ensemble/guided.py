@@ -13,9 +13,16 @@ A finished dissect run directory describes every recorded neuron (``layer``, ``u
 
 * ``description`` / ``keywords``: the term occurs as a whole word or phrase, case-insensitive,
   optionally followed by a plural ``s``/``es`` (``pitch`` matches "Pitch", "pitches" and
-  "high-pitch", not "pitched" or "stone" for ``tone``);
+  "high-pitch", not "pitched" or "stone" for ``tone``). Only the *high* side of a description
+  counts: a contrastive rule-based description ``"Responds most to ...; least to: ..."`` is cut
+  at ``least to`` (:func:`high_side`), so a unit that is *silent* for noise is not a noise unit;
 * ``concepts``: the same test on the names of the unit's ``top_k`` closed-set concepts per
   method whose score is at least ``min_score``.
+
+With ``size``, at most ``size`` units are kept, ranked by how well their texts fit the terms
+(:func:`rank_scores`: the largest cosine similarity, under all-MiniLM-L6-v2, between a term and
+the unit's high-side description + keywords + concepts); ties keep run order. The comparison
+at equal and smaller dimension in ``docs/hear.md`` uses this.
 
 The result (:class:`UnitSelection`) maps each layer to its kept units and carries the run's model
 config, so :func:`guided_member` rebuilds the model and wraps it as a HEAR
@@ -52,6 +59,7 @@ class UnitSelection:
         terms: the terms that were matched.
         matched: ``"layer:unit"`` -> the terms that matched it.
         population: layer -> every described unit (what a random control draws from).
+        scores: ``"layer:unit"`` -> ranking score of each matched unit (only with ``size``).
     """
 
     run_dir: str
@@ -60,6 +68,7 @@ class UnitSelection:
     terms: list[str]
     matched: dict[str, list[str]] = field(default_factory=dict)
     population: dict[str, list[int]] = field(default_factory=dict)
+    scores: dict[str, float] = field(default_factory=dict)
 
     @property
     def size(self) -> int:
@@ -147,6 +156,43 @@ def run_model_config(run_dir: str | Path) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- matching
+_LOW_SIDE = re.compile(r"[;,.]?\s*\bleast to:.*$", re.IGNORECASE | re.DOTALL)
+
+
+def high_side(description: str) -> str:
+    """The part of a description about the unit's *top* clips: a contrastive rule-based
+    description (``"Responds most to sounds described as: a, b; least to: c, d."``) is cut
+    before ``least to:``; other texts are returned unchanged."""
+    return _LOW_SIDE.sub("", description or "").strip()
+
+
+def rank_scores(texts: Mapping[Key, Mapping[str, Sequence[str]]], terms: Sequence[str],
+                fields: Sequence[str] = FIELDS, embedder: Any = None) -> dict[Key, float]:
+    """Per unit, the largest cosine similarity between a term and the unit's text (its
+    ``fields`` joined: high-side description, keywords, concepts), all-MiniLM-L6-v2 by default.
+
+    Args:
+        texts: ``(layer, unit)`` -> field -> texts (:func:`read_unit_texts`).
+        embedder: anything with ``encode(list[str]) -> [n, d]`` L2-normalised rows.
+    """
+    import numpy as np
+
+    if embedder is None:
+        from dissect.describe.embed import default_embedder
+
+        embedder = default_embedder()
+    keys = list(texts)
+    docs = []
+    for k in keys:
+        parts = [high_side(x) if f == "description" else x
+                 for f in fields for x in texts[k].get(f, []) if x]
+        docs.append("; ".join(p for p in parts if p) or "(none)")
+    if not keys:
+        return {}
+    sim = np.asarray(embedder.encode(docs)) @ np.asarray(embedder.encode(list(terms))).T
+    return {k: float(v) for k, v in zip(keys, sim.max(axis=1), strict=True)}
+
+
 def term_pattern(term: str) -> re.Pattern[str]:
     """Whole-word / whole-phrase, case-insensitive, optional plural ``s``/``es``."""
     words = [re.escape(w) for w in term.strip().split()]
@@ -157,7 +203,8 @@ def term_pattern(term: str) -> re.Pattern[str]:
 
 def select_units(run_dir: str | Path, terms: Sequence[str] | str, *,
                  fields: Sequence[str] = FIELDS, layers: Sequence[str] | None = None,
-                 top_k: int = 1, min_score: float = 0.0) -> UnitSelection:
+                 top_k: int = 1, min_score: float = 0.0, size: int | None = None,
+                 embedder: Any = None) -> UnitSelection:
     """Keep the units of ``run_dir`` whose descriptions match any of ``terms``.
 
     Args:
@@ -165,6 +212,8 @@ def select_units(run_dir: str | Path, terms: Sequence[str] | str, *,
         fields: which texts to search (``description``, ``keywords``, ``concepts``).
         layers: only these layers (default: all).
         top_k, min_score: which closed-set concepts count (per method).
+        size: keep at most this many matched units, the best by :func:`rank_scores`.
+        embedder: the text embedder for the ranking (default all-MiniLM-L6-v2).
     """
     if isinstance(terms, str):
         terms = [t for t in (x.strip() for x in terms.split(",")) if t]
@@ -183,20 +232,52 @@ def select_units(run_dir: str | Path, terms: Sequence[str] | str, *,
             continue
         population.setdefault(layer, []).append(unit)
         hits = [t for t, p in patterns
-                if any(p.search(x) for f in fields for x in by_field[f] if x)]
+                if any(p.search(high_side(x) if f == "description" else x)
+                       for f in fields for x in by_field[f] if x)]
         if hits:
             units.setdefault(layer, []).append(unit)
             matched[f"{layer}:{unit}"] = hits
+    scores: dict[str, float] = {}
+    if size is not None:
+        if size < 1:
+            raise ValueError(f"select_units: size must be >= 1, got {size}")
+        keys = [(layer, u) for layer, us in units.items() for u in us]
+        ranked = rank_scores({k: texts[k] for k in keys}, terms, fields, embedder)
+        order = sorted(range(len(keys)), key=lambda i: (-ranked[keys[i]], i))[:size]
+        kept = sorted(order)
+        units, scores = {}, {}
+        for i in kept:
+            layer, u = keys[i]
+            units.setdefault(layer, []).append(u)
+            scores[f"{layer}:{u}"] = ranked[keys[i]]
+        matched = {k: v for k, v in matched.items() if k in scores}
     return UnitSelection(str(run_dir), run_model_config(run_dir),
                          {k: sorted(v) for k, v in units.items()}, list(terms), matched,
-                         {k: sorted(v) for k, v in population.items()})
+                         {k: sorted(v) for k, v in population.items()}, scores)
 
 
-def random_units(selection: UnitSelection, seed: int = 0, size: int | None = None
-                 ) -> UnitSelection:
+def random_units(selection: UnitSelection, seed: int = 0, size: int | None = None,
+                 pool: str = "selected") -> UnitSelection:
     """The control: ``size`` (default: the selection's size) units drawn at random from the
-    selection's layers, as many per layer as the selection keeps when ``size`` is not given."""
+    selection's layers, as many per layer as the selection keeps when ``size`` is not given.
+
+    ``pool="all"`` draws ``size`` units from every described layer of the run instead (the
+    control for "does the description choose better than chance among all units").
+    """
     rng = random.Random(seed)
+    if pool not in ("selected", "all"):
+        raise ValueError(f"random_units: pool must be 'selected' or 'all', got {pool!r}")
+    if pool == "all":
+        everything = [(layer, u) for layer, us in selection.population.items() for u in us]
+        n = selection.size if size is None else size
+        if n > len(everything):
+            raise ValueError(f"random_units: {n} units asked, {len(everything)} available")
+        order = list(selection.population)
+        units = {}
+        for layer, u in sorted(rng.sample(everything, n), key=lambda x: (order.index(x[0]), x[1])):
+            units.setdefault(layer, []).append(u)
+        return replace(selection, units=units, terms=[f"random(seed={seed}, pool=all)"],
+                       matched={}, scores={})
     if size is None:
         units = {layer: sorted(rng.sample(selection.population[layer], len(kept)))
                  for layer, kept in selection.units.items()}
@@ -208,7 +289,29 @@ def random_units(selection: UnitSelection, seed: int = 0, size: int | None = Non
         for layer, u in sorted(rng.sample(pool, size), key=lambda x: (list(selection.units)
                                                                       .index(x[0]), x[1])):
             units.setdefault(layer, []).append(u)
-    return replace(selection, units=units, terms=[f"random(seed={seed})"], matched={})
+    return replace(selection, units=units, terms=[f"random(seed={seed})"], matched={},
+                   scores={})
+
+
+def unit_columns(selection: UnitSelection, layout: Mapping[str, Sequence[int]]) -> list[int]:
+    """Column indices of ``selection``'s units in an embedding that concatenates ``layout``
+    (layer -> units, in that order, e.g. ``selection.population`` for "every unit"), so a unit
+    subset can be read from one cached embedding of all units
+    (:meth:`dissect.hear.embed.EmbeddedTask.select`).
+
+    Raises:
+        KeyError: a selected unit is not in ``layout``.
+    """
+    offset, where = 0, {}
+    for layer, units in layout.items():
+        for i, u in enumerate(units):
+            where[(layer, int(u))] = offset + i
+        offset += len(units)
+    missing = [f"{layer}:{u}" for layer, us in selection.units.items() for u in us
+               if (layer, int(u)) not in where]
+    if missing:
+        raise KeyError(f"unit_columns: {missing[:5]} not in the layout")
+    return [where[(layer, int(u))] for layer, us in selection.units.items() for u in us]
 
 
 # --------------------------------------------------------------------------- models

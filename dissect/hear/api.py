@@ -54,6 +54,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from dissect.ensemble.align import align_to_grid
 from dissect.ensemble.ops import fusion as fuse_states
 from dissect.ensemble.ops import match_dim
 from dissect.models.base import Adapter, Batch, Site
@@ -145,6 +146,14 @@ class EmbeddingModel(nn.Module):
         batch_seconds: most audio per forward pass (seconds, summed over its windows; a window
             longer than that still runs alone); None: no limit beyond ``batch_chunks``.
         fusion_projection: how site-based fusion matches widths (``orthogonal`` | ``pad``).
+        output_hop_ms: when set, the timestamp embeddings are linearly interpolated *in time*
+            (:func:`dissect.ensemble.align.align_to_grid`, never across channels) onto a grid
+            from the first to the last valid frame centre whose hop is the smaller of this and
+            the layer's own hop (AST 100 ms, BEATs 160 ms, CLAP ~313 ms; HEAR wants <= 50 ms).
+            Long audio is then stitched by time: each chunk keeps the frames centred inside
+            its core and inside the audio, so any hop works (no whole-sample frame grid
+            needed). The scene embedding stays the mean of the model's own frames. None: the
+            model's own frames on one global frame grid.
         name: a label (module name) for messages and ensembles.
 
     Attributes:
@@ -157,7 +166,8 @@ class EmbeddingModel(nn.Module):
     def __init__(self, adapter: Adapter, model: nn.Module, layer: LayerSpec = "last", *,
                  chunk_seconds: float | None = 10.0, context_seconds: float = 1.0,
                  batch_chunks: int = 8, batch_seconds: float | None = None,
-                 fusion_projection: str = "orthogonal", name: str | None = None):
+                 fusion_projection: str = "orthogonal", output_hop_ms: float | None = None,
+                 name: str | None = None):
         super().__init__()
         if batch_chunks < 1:
             raise ValueError("batch_chunks must be >= 1")
@@ -181,11 +191,16 @@ class EmbeddingModel(nn.Module):
         dim = self._resolve(layer)
         self.timestamp_embedding_size = int(dim)
         self.scene_embedding_size = int(dim)
-        self.hop_ms = float(self._timing.hop_ms)
+        self.frame_hop_ms = float(self._timing.hop_ms)  # the model's own frames
         self.offset_ms = float(self._timing.offset_ms)
-        if self.hop_ms <= 0:
+        if self.frame_hop_ms <= 0:
             raise ValueError(f"{self.name}: layer {layer!r} has no time axis (hop 0)")
-        if chunk_seconds is not None:
+        if output_hop_ms is not None and output_hop_ms <= 0:
+            raise ValueError(f"{self.name}: output_hop_ms must be > 0, got {output_hop_ms}")
+        self.resample = output_hop_ms is not None
+        self.hop_ms = (min(self.frame_hop_ms, float(output_hop_ms)) if self.resample
+                       else self.frame_hop_ms)
+        if chunk_seconds is not None and not self.resample:
             frame_step(self.hop_ms, self.sample_rate)  # fail early on an unalignable hop
 
     # ----------------------------------------------------------------- layer choice
@@ -285,6 +300,74 @@ class EmbeddingModel(nn.Module):
                              ) -> tuple[torch.Tensor, torch.Tensor]:
         """HEAR ``get_timestamp_embeddings``: ``(emb [n, T, D] float32, ts [n, T] float32 ms)``
         on the input's device."""
+        if not self.resample:
+            return self._frame_embeddings(audio)
+        emb, ts = self._stitched_embeddings(audio)
+        t = ts[0].double()
+        n = int(math.floor(float(t[-1] - t[0]) / self.hop_ms + 1e-9)) + 1
+        grid = t[0] + self.hop_ms * torch.arange(n, dtype=torch.float64)
+        out = align_to_grid(emb.double(), t, grid).to(torch.float32)
+        stamps = grid.to(torch.float32)[None].expand(emb.shape[0], -1).contiguous()
+        return out.to(emb.device), stamps.to(emb.device)
+
+    def _stitched_embeddings(self, audio: torch.Tensor | np.ndarray
+                             ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The model's own frames (``frame_hop_ms`` apart), long audio cut into
+        ``chunk_seconds`` cores read with ``context_seconds`` either side and stitched by
+        time: ``(emb [n, T, D], ts [n, T] float64 ms)``; ``ts`` increases strictly but may
+        jump at chunk seams."""
+        wave, out_device = _as_numpy(audio)
+        n_sounds, n_samples = wave.shape
+        sr = self.sample_rate
+        if self.chunk_seconds is None or n_samples <= self.chunk_seconds * sr:
+            cores = [(0, n_samples)]
+        else:
+            size = max(1, round(self.chunk_seconds * sr))
+            cores = [(a, min(a + size, n_samples)) for a in range(0, n_samples, size)]
+        ctx = max(0, math.ceil(self.context_seconds * sr))
+        stats = {"n_windows": len(cores) * n_sounds, "n_forward": 0, "max_window_samples": 0,
+                 "max_batch_windows": 0, "max_batch_samples": 0}
+        limit = math.inf if self.batch_seconds is None else self.batch_seconds * sr
+        embs: list[list[torch.Tensor]] = [[] for _ in range(n_sounds)]
+        stamps: list[torch.Tensor] = []
+        for c, (a, b) in enumerate(cores):
+            last = c == len(cores) - 1
+            start, stop = max(0, a - ctx), (n_samples if last else min(n_samples, b + ctx))
+            length = stop - start
+            per = max(1, min(self.batch_chunks, int(limit // length) if limit < math.inf
+                             else self.batch_chunks))
+            for i in range(0, n_sounds, per):
+                part = list(range(i, min(n_sounds, i + per)))
+                with torch.no_grad():
+                    x, valid = self._forward([wave[s, start:stop] for s in part])
+                stats["n_forward"] += 1
+                stats["max_window_samples"] = max(stats["max_window_samples"], length)
+                stats["max_batch_windows"] = max(stats["max_batch_windows"], len(part))
+                stats["max_batch_samples"] = max(stats["max_batch_samples"], length * len(part))
+                k = torch.arange(x.shape[1], dtype=torch.float64)
+                t = 1000.0 * start / sr + self.offset_ms + self.frame_hop_ms * k
+                lo, hi = 1000.0 * a / sr, (math.inf if last else 1000.0 * b / sr)
+                # frames centred inside this core, and inside the audio: a model that pads by
+                # repeating the clip (CLAP) would otherwise report frames past its end
+                inside = (t >= lo) & (t < hi) & (t <= 1000.0 * stop / sr)
+                for j, s in enumerate(part):
+                    keep = valid[j].cpu() & inside
+                    if s == 0 and i == 0:
+                        stamps.append(t[keep])
+                    elif not torch.equal(keep, valid[0].cpu() & inside):
+                        raise RuntimeError(f"{self.name}: sounds of one batch got different "
+                                           "frames")
+                    embs[s].append(x[j, keep.to(x.device)])
+        self.last_stats = stats
+        ts = torch.cat(stamps)
+        if len(ts) == 0:
+            raise RuntimeError(f"{self.name}: no valid frame for {n_samples} samples")
+        emb = torch.stack([torch.cat(e) for e in embs]).to(out_device, torch.float32)
+        return emb, ts[None].expand(n_sounds, -1).to(out_device)
+
+    def _frame_embeddings(self, audio: torch.Tensor | np.ndarray
+                          ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The model's own frames on one global frame grid (no resampling)."""
         wave, out_device = _as_numpy(audio)
         n_sounds, n_samples = wave.shape
         plan = plan_windows(n_samples, self.hop_ms, self.sample_rate, self.chunk_seconds,
@@ -332,9 +415,11 @@ class EmbeddingModel(nn.Module):
         return torch.stack(embs).to(out_device, torch.float32), ts.to(out_device)
 
     def scene_embeddings(self, audio: torch.Tensor | np.ndarray) -> torch.Tensor:
-        """HEAR ``get_scene_embeddings``: the mean over time of the valid-frame timestamp
-        embeddings, ``[n, D]`` float32."""
-        emb, _ = self.timestamp_embeddings(audio)
+        """HEAR ``get_scene_embeddings``: the mean over time of the model's valid frames
+        (before any ``output_hop_ms`` resampling), ``[n, D]`` float32."""
+        if self.resample:
+            return self._stitched_embeddings(audio)[0].mean(dim=1)
+        emb, _ = self._frame_embeddings(audio)
         return emb.mean(dim=1)
 
     def forward(self, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -260,11 +260,31 @@ class SplitEmbeddings:
 
 @dataclass
 class EmbeddedTask:
-    """A task's embeddings directory."""
+    """A task's embeddings directory.
+
+    Attributes:
+        columns: when set, every split shows only these embedding columns, in this order
+            (:meth:`select`); the directory itself is unchanged.
+    """
 
     root: Path
     task: HearTask
     module: str
+    columns: tuple[int, ...] | None = None
+
+    def select(self, columns: Sequence[int], label: str | None = None) -> EmbeddedTask:
+        """A view of the same embeddings keeping ``columns`` (e.g. a unit subset of a
+        concatenation: its scene embedding is exactly those columns, since the mean over time
+        commutes with column selection). Raises ValueError on an empty or out-of-range list."""
+        cols = tuple(int(c) for c in columns)
+        if not cols:
+            raise ValueError(f"{self.root}: empty column selection")
+        base = list(self.columns) if self.columns is not None else None
+        if base is not None:
+            if min(cols) < 0 or max(cols) >= len(base):
+                raise ValueError(f"{self.root}: columns outside 0..{len(base) - 1}")
+            cols = tuple(base[c] for c in cols)
+        return EmbeddedTask(self.root, self.task, label or f"{self.module}[{len(cols)}]", cols)
 
     @property
     def metadata(self) -> dict[str, Any]:
@@ -279,6 +299,10 @@ class EmbeddedTask:
         n, d = json.loads((self.root / f"{name}.embedding-dimensions.json").read_text())
         emb = np.memmap(self.root / f"{name}.embeddings.npy", dtype=np.float32, mode="r",
                         shape=(int(n), int(d)))  # fmt: skip
+        if self.columns is not None:
+            if min(self.columns) < 0 or max(self.columns) >= int(d):
+                raise ValueError(f"{self.root}: columns outside 0..{int(d) - 1} of {name}")
+            emb = np.ascontiguousarray(emb[:, list(self.columns)])
         labels = json.loads((self.root / f"{name}.target-labels.json").read_text())
         ft = None
         if self.task.embedding_type == "event":

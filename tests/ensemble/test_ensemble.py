@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -16,7 +17,10 @@ from dissect.ensemble.align import align_members, align_to_grid, common_grid
 from dissect.ensemble.guided import (
     guided_ensemble,
     guided_member,
+    high_side,
     random_units,
+    rank_scores,
+    read_unit_texts,
     select_units,
     term_pattern,
 )
@@ -284,3 +288,46 @@ def test_guided_member_keeps_the_selected_channels(run_dir):
     emb, ts = api.get_timestamp_embeddings(audio, ens)
     assert torch.allclose(emb[..., :2], got, atol=1e-6)
     assert api.check_outputs(emb, ts, 1, 4000, SR, 3) == []
+
+
+def test_high_side_ignores_what_a_unit_is_silent_for(tmp_path):
+    desc = "Responds most to sounds described as: tonal, a#5; least to: noise, clicks."
+    assert high_side(desc) == "Responds most to sounds described as: tonal, a#5"
+    assert high_side("Noisy, at least to my ear.") == "Noisy, at least to my ear."  # needs ':'
+    assert high_side("Sustained low notes.") == "Sustained low notes."
+    with open(tmp_path / "descriptions.csv", "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["layer", "unit", "description", "top_concepts", "keywords"])
+        w.writerow(["l", 0, desc, "", ""])
+        w.writerow(["l", 1, "Responds most to sounds described as: noise; least to: tonal.", "",
+                    ""])
+    assert select_units(tmp_path, "noise").units == {"l": [1]}
+    assert select_units(tmp_path, "tonal").units == {"l": [0]}
+
+
+class _BagOfWords:
+    """A deterministic stand-in for MiniLM: normalised counts of a fixed vocabulary."""
+
+    VOCAB = ("pitch", "high", "piano", "noise", "notes", "sustained", "tone", "speech")
+
+    def encode(self, texts):
+        rows = np.array([[t.lower().count(w) for w in self.VOCAB] for t in texts], float)
+        return rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-9)
+
+
+def test_size_keeps_the_best_ranked_matches(run_dir):
+    emb = _BagOfWords()
+    texts = read_unit_texts(run_dir)
+    scores = rank_scores(texts, ["pitch"], embedder=emb)
+    # by hand: conv6:0 text "Sustained notes.; harmonic, pitch; pitch" -> pitch 2, sustained 1,
+    # notes 1 -> 2/sqrt(6); conv5:0 "Fires on high Pitches of the piano.; bright; pitched tone"
+    # -> pitch 2, high 1, piano 1, tone 1 -> 2/sqrt(7)
+    assert scores[("conv6", 0)] == pytest.approx(2 / np.sqrt(6))
+    assert scores[("conv5", 0)] == pytest.approx(2 / np.sqrt(7))
+    one = select_units(run_dir, "pitch", size=1, embedder=emb)
+    assert one.units == {"conv6": [0]} and one.size == 1
+    assert one.scores == {"conv6:0": pytest.approx(2 / np.sqrt(6))}
+    assert select_units(run_dir, "pitch", size=5, embedder=emb).units == {
+        "conv5": [0], "conv6": [0]}  # fewer matches than size: all of them
+    with pytest.raises(ValueError, match="size"):
+        select_units(run_dir, "pitch", size=0, embedder=emb)

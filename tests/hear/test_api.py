@@ -21,6 +21,7 @@ from dissect.hear.modules import (
     logmel,
     whisper_tiny,
 )
+from dissect.models.tiny import save_tiny
 
 SR = 16000
 LENGTHS = (0.1, 1.07, 1.98, 4.0)
@@ -33,31 +34,12 @@ def _audio(seconds: float, n: int = 2, seed: int = 0) -> torch.Tensor:
 
 @pytest.fixture(scope="module")
 def hubert_dir(tmp_path_factory):
-    import transformers
-
-    torch.manual_seed(0)
-    cfg = transformers.HubertConfig(
-        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=48,
-        conv_dim=(16,) * 7, feat_extract_norm="layer", num_conv_pos_embeddings=16,
-        num_conv_pos_embedding_groups=2)
-    path = tmp_path_factory.mktemp("hubert") / "tiny"
-    transformers.HubertModel(cfg).save_pretrained(path)
-    return str(path)
+    return save_tiny("hubert", tmp_path_factory.mktemp("hubert") / "tiny")
 
 
 @pytest.fixture(scope="module")
 def whisper_dir(tmp_path_factory):
-    from transformers import WhisperConfig, WhisperForConditionalGeneration
-
-    torch.manual_seed(0)
-    cfg = WhisperConfig(
-        vocab_size=120, num_mel_bins=80, d_model=32, encoder_layers=2, decoder_layers=1,
-        encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=48,
-        decoder_ffn_dim=48, max_source_positions=1500, max_target_positions=32, pad_token_id=0,
-        bos_token_id=1, eos_token_id=0, decoder_start_token_id=1)
-    path = tmp_path_factory.mktemp("whisper") / "tiny"
-    WhisperForConditionalGeneration(cfg).save_pretrained(path)
-    return str(path)
+    return save_tiny("whisper", tmp_path_factory.mktemp("whisper") / "tiny")
 
 
 @pytest.fixture(scope="module")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import math
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -20,6 +21,9 @@ CHUNKING = {
     "logmel": (10.0, 0.1, 64, 600.0),
     "ssl": (10.0, 1.0, 16, 60.0),
     "whisper": (10.0, 1.0, 4, None),
+    "ast": (8.0, 1.0, 8, 80.0),  # AST reads at most 1024 fbank frames (10.24 s)
+    "beats": (10.0, 1.0, 8, 120.0),
+    "clap": (8.0, 1.0, 8, 80.0),  # CLAP reads at most 10 s
 }
 
 
@@ -50,6 +54,41 @@ def ssl(family: str, default_source: str, model_file_path: str = "", layer: Any 
     kw = chunking("ssl", options)
     return load_adapter_model(family, model_file_path or default_source, layer, device=device,
                               adapter_options=options, name=family, **kw)
+
+
+def patch_encoder(family: str, default_source: str, model_file_path: str = "",
+                  layer: Any = "last", device: str = "cpu", output_hop_ms: float = 50.0,
+                  **options: Any) -> EmbeddingModel:
+    """AST / BEATs / CLAP: a patch-token encoder whose frames are farther apart than HEAR's
+    50 ms, so its timestamp embeddings are interpolated in time onto ``output_hop_ms``
+    (:class:`~dissect.hear.api.EmbeddingModel`). ``layer`` ``last`` is the last block's output
+    (``site_kind="block"``); ``fusion`` the mean of every block's output."""
+    explicit = "chunk_seconds" in options or "context_seconds" in options
+    kw = chunking(family, options)
+    source = model_file_path or default_source
+    model = load_adapter_model(family, source or None, layer, device=device,
+                               adapter_options=options, name=family,
+                               output_hop_ms=output_hop_ms, **kw)
+    longest = max_input_seconds(model)
+    window = (kw["chunk_seconds"] or math.inf) + 2 * kw["context_seconds"]
+    if longest is not None and window > longest + 1e-9:
+        if explicit:
+            raise ValueError(f"{family}: chunk_seconds + 2 x context_seconds = {window:g} s, but "
+                             f"the model reads at most {longest:g} s; lower them")
+        # defaults too long for this checkpoint: 80% of its input as the core, 10% context
+        model.chunk_seconds, model.context_seconds = 0.8 * longest, 0.1 * longest
+    return model
+
+
+def max_input_seconds(model: EmbeddingModel) -> float | None:
+    """Longest input the wrapped network reads whole (AST: ``max_length`` fbank frames; CLAP:
+    its feature extractor's ``max_length_s``), or None when it has no limit."""
+    name = model.adapter.name
+    if name == "ast":
+        return (model.model.config.max_length - 1) * 0.010 + 0.025
+    if name == "clap":
+        return model.adapter.fe.nb_max_samples / model.adapter.fe.sampling_rate
+    return None
 
 
 def speech_module(source: str) -> str:

@@ -1,0 +1,27 @@
+"""HEAR module: the audio tower of CLAP (HTSAT; LAION-CLAP, Wu et al. 2023).
+
+``load_model(model_file_path="", layer="last", device="cpu", output_hop_ms=50.0,
+config=None, **chunking)``
+
+* ``model_file_path``: ``""`` loads the hub checkpoint ``laion/clap-htsat-unfused`` (from the local
+  cache only when ``HF_HUB_OFFLINE=1``); otherwise a transformers ``ClapModel`` directory / hub
+  id, or a laion-clap ``.pt`` checkpoint (then ``config`` names the matching HF config).
+* ``layer``: ``last`` = the last Swin block's output, or a block name
+  ``audio_model.audio_encoder.layers.S.blocks.B``. ``fusion`` is refused: the four stages have
+  different frame timings. A frame is one time column of the stage's token grid (mean over its
+  frequency rows).
+* Timestamps (approximate, see :mod:`dissect.models.clap`): the last stage's columns are
+  32 mel columns (~313 ms) apart; they are linearly interpolated in time onto a 50 ms grid
+  (``output_hop_ms``). Long audio: 8 s chunks with 1 s of context on either side (CLAP reads at
+  most 10 s; shorter windows are repeat-padded as its feature extractor does).
+* Scene: mean of the last stage's own columns. Sample rate 48 kHz; 768 dims for HTSAT-base.
+"""
+
+from dissect.hear.api import EmbeddingModel, get_scene_embeddings, get_timestamp_embeddings
+from dissect.hear.modules._build import patch_encoder
+
+__all__ = ["get_scene_embeddings", "get_timestamp_embeddings", "load_model"]
+
+
+def load_model(model_file_path: str = "", **options) -> EmbeddingModel:
+    return patch_encoder("clap", "laion/clap-htsat-unfused", model_file_path, **options)
