@@ -142,8 +142,12 @@ def _hear(overrides: list[str]) -> Path:
     from dissect.hear.evaluate import run_hear
 
     c = command_config(HearConfig, overrides)
+    from omegaconf import OmegaConf
+
     rows = run_hear(c.module, c.tasks_dir, c.out_dir, c.model_file_path, c.grid, list(c.seeds),
-                    tasks=list(c.tasks) or None, device=c.device)
+                    tasks=list(c.tasks) or None, device=c.device, grid_points=c.grid_points,
+                    standardize=c.standardize,
+                    model_options=OmegaConf.to_container(c.model_options, resolve=True))
     for r in rows:
         print(f"{r['task']:<24} {r['score']:<12} {r['mean']:.4f} +- {r['std']:.4f} "
               f"(n={r['n']}, over {r['over']})", file=sys.stderr)

@@ -281,6 +281,13 @@ class HearConfig:
     tasks: list[str] = field(default_factory=list)
     # Device of the embedding model: auto | cpu | cuda.
     device: str = "auto"
+    # Extra load_model keyword arguments (heareval's --model-options), e.g.
+    # model_options.terms="pitch|noise" model_options.size=64 for dissect.hear.modules.guided.
+    model_options: dict[str, Any] = field(default_factory=dict)
+    # Grid points tried on the first split (heareval: 8).
+    grid_points: int = 8
+    # Deviation from heareval: z-score probe inputs with training-fold statistics.
+    standardize: bool = False
 
 
 @dataclass

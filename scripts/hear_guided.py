@@ -31,6 +31,7 @@ variant, with the matched terms and ranking scores).
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 import time
@@ -74,7 +75,6 @@ def main(argv: list[str] | None = None) -> int:
         unit_columns,
     )
     from dissect.ensemble.model import EnsembleModel
-    from dissect.hear import modules
     from dissect.hear.embed import LoadedModule, embed_task, load_module
     from dissect.hear.evaluate import evaluate_embeddings, scores_csv, summarize
     from dissect.hear.tasks import write_synth_tasks
@@ -126,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     # ---------------------------------------------------------------- embeddings
     every = EnsembleModel([guided_member(all_c, adapter_options={"hop_ms": 50.0}),
                            guided_member(all_w)], "cat", name="all-units")
-    lm_all = LoadedModule("dissect.hear.modules.guided[all-units]", modules.guided, every)
+    guided_module = importlib.import_module("dissect.hear.modules.guided")
+    lm_all = LoadedModule("dissect.hear.modules.guided[all-units]", guided_module, every)
     lm_cat = load_module("dissect.hear.modules.gura_cat", device="cpu",
                          model_options={"members": "crepe_tiny,whisper_tiny"})
     probe = {"grid": args.grid, "grid_points": args.grid_points, "standardize": args.standardize}

@@ -169,3 +169,28 @@ def test_ray_backend_gives_the_local_result(tmp_path, folder, capsys):
         [(r["unit"], [e["clip"] for e in r["top"]]) for r in b]
     for ra, rb in zip(a, b, strict=True):
         assert ra["top"][0]["value"] == pytest.approx(rb["top"][0]["value"], abs=1e-5)
+
+
+def test_hear_command_passes_model_options(tmp_path, capsys):
+    from dissect.hear.tasks import TaskItem, write_task
+
+    rng = np.random.default_rng(0)
+    items = [TaskItem(f"c{i:02d}.wav", f"fold{i % 3:02d}", [str(i % 2)],
+                      waveform=(rng.normal(0, 0.1 + 0.3 * (i % 2), 3200)).astype(np.float32),
+                      source_rate=16000) for i in range(18)]
+    meta = {"task_name": "loud", "embedding_type": "scene", "prediction_type": "multiclass",
+            "split_mode": "new_split_kfold", "sample_duration": 0.2, "evaluation": ["top1_acc"]}
+    write_task(tmp_path / "tasks" / "loud-v1-full", meta, items)
+    out = tmp_path / "hear"
+    assert main(["hear", "module=dissect.hear.modules.logmel", f"tasks_dir={tmp_path / 'tasks'}",
+                 f"out_dir={out}", "grid=faster", "grid_points=1", "device=cpu",
+                 "model_options.n_mels=16", "standardize=true"]) == 0
+    dims = json.loads((out / "embeddings" / "loud-v1-full" /
+                       "fold00.embedding-dimensions.json").read_text())
+    assert dims == [6, 16]  # 6 clips per fold, 16 mel bands from model_options
+    scores = json.loads((out / "scores.json").read_text())
+    assert scores["model_options"] == {"n_mels": 16} and scores["standardize"] is True
+    top1 = next(r for r in scores["rows"] if r["score"] == "top1_acc")
+    assert top1["n"] == 3 and len(top1["values"]) == 3  # one test score per fold
+    assert main(["hear", "module=dissect.hear.modules.logmel"]) == 2
+    assert "missing required setting(s): tasks_dir=..." in capsys.readouterr().err

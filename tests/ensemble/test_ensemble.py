@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -23,6 +24,7 @@ from dissect.ensemble.guided import (
     read_unit_texts,
     select_units,
     term_pattern,
+    unit_columns,
 )
 from dissect.ensemble.model import EnsembleModel
 from dissect.hear import api
@@ -331,3 +333,21 @@ def test_size_keeps_the_best_ranked_matches(run_dir):
         "conv5": [0], "conv6": [0]}  # fewer matches than size: all of them
     with pytest.raises(ValueError, match="size"):
         select_units(run_dir, "pitch", size=0, embedder=emb)
+
+
+def test_unit_columns_and_random_controls_from_every_layer(run_dir):
+    sel = select_units(run_dir, "noise")  # conv5: 1, 2
+    layout = sel.population  # conv5: 0 1 2 3 | conv6: 0 1 5
+    assert unit_columns(sel, layout) == [1, 2]
+    assert unit_columns(select_units(run_dir, "speech"), layout) == [4 + 1]
+    assert unit_columns(replace(sel, units=layout), layout) == list(range(7))
+    with pytest.raises(KeyError, match="conv9"):
+        unit_columns(replace(sel, units={"conv9": [0]}), layout)
+    draws = [random_units(sel, seed=s, pool="all") for s in range(20)]
+    assert all(d.size == 2 for d in draws)
+    assert any("conv6" in d.units for d in draws)  # pool="all" reaches layers sel never kept
+    assert all("conv6" not in random_units(sel, seed=s).units for s in range(20))
+    assert random_units(sel, seed=3, pool="all").units == random_units(sel, seed=3,
+                                                                       pool="all").units
+    with pytest.raises(ValueError, match="pool"):
+        random_units(sel, pool="some")

@@ -13,6 +13,7 @@ import torch
 from dissect.config import SynthConfig
 from dissect.datasets.hear_task import load_hear_task
 from dissect.hear import embed as E
+from dissect.hear.evaluate import evaluate_embeddings
 from dissect.hear.tasks import (
     TaskItem,
     read_task,
@@ -246,6 +247,29 @@ def test_embedding_cache_reused_only_when_hashes_match(tmp_path):
     mod6 = _module(scale=2.0)
     E.embed_task(E.load_module(mod6), task, out, log=lambda s: None)
     assert mod6.calls["n"] == 1 + 4
+
+
+def test_column_views_read_a_unit_subset_without_re_embedding(tmp_path):
+    task = _scene_task(tmp_path / "toy-v1-full")
+    emb = E.embed_task(E.load_module(_module(), device="cpu"), task, tmp_path / "emb",
+                       log=lambda s: None)
+    full = np.array(emb.split("fold01").embeddings)
+    view = emb.select([5, 1, 6])
+    sub = view.split("fold01")
+    assert np.array_equal(sub.embeddings, full[:, [5, 1, 6]]) and view.module == "fake_hear[3]"
+    assert sub.labels == emb.split("fold01").labels and sub.files == emb.split("fold01").files
+    nested = view.select([2, 0], label="pair")  # indices into the view: columns 6, 5
+    assert np.array_equal(nested.split("fold02").embeddings,
+                          np.array(emb.split("fold02").embeddings)[:, [6, 5]])
+    with pytest.raises(ValueError, match="empty"):
+        emb.select([])
+    with pytest.raises(ValueError, match="columns outside"):
+        view.select([3])
+    with pytest.raises(ValueError, match="columns outside"):
+        emb.select([8]).split("fold00")
+    # the probe runs on a view like on any embedded task
+    res = evaluate_embeddings(view, grid="faster", grid_points=1, log=lambda s: None)
+    assert set(res["folds"]) == {"fold00", "fold01", "fold02"}
 
 
 def test_event_task_frame_labels_and_timestamps(tmp_path):
