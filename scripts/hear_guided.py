@@ -11,9 +11,11 @@ Compared, all with the HEAR protocol (hear-eval-kit's probe, ``fast`` grid, 8 po
 * ``full cat``: GURA's cat of the members' last layers (CREPE ``conv6`` 64-d + Whisper
   ``last_hidden_state`` 384-d = 448-d), and each member alone;
 * ``all units``: every described unit of both runs concatenated (632 + 6144 = 6,776-d);
-* ``guided D``: per run, the ``size`` described units that best match that run's terms
-  (:func:`dissect.ensemble.guided.select_units`), split between the members as in the full cat
-  (1/7 CREPE, 6/7 Whisper), for D = 448 (equal dimension) and smaller;
+* ``guided D``: per run, ``size`` described units matching that run's concepts
+  (:func:`dissect.ensemble.guided.select_units`, the concepts taking turns): CREPE's *pitch*
+  concepts (the notes and registers of the synth concept set) and Whisper's *timbre* concepts
+  (instrument families and noise colours), split between the members as in the full cat (1/7
+  CREPE, 6/7 Whisper), for D = 448 (equal dimension) and smaller;
 * ``random D``: the same number of units per run drawn at random from all of the run's
   described units (``random_units(pool="all")``), several draws.
 
@@ -38,10 +40,14 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-CREPE_TERMS = "pitch"
-WHISPER_TERMS = ("piano, chromatic percussion, organ, guitar, bass, strings, ensemble, brass, "
-                 "reed, pipe, synth lead, synth pad, noise, white noise, pink noise, "
-                 "brown noise")
+# The concept groups of the synth concept set (data/concepts/synth.txt): pitch = the 61 notes
+# C2..C7 and the 5 registers; timbre = the 12 GM families and the 3 noise colours.
+NOTES = [f"{n}{o}" for o in range(2, 8) for n in
+         ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")][:61]
+CREPE_TERMS = ", ".join(NOTES + ["very low pitch", "low pitch", "middle pitch", "high pitch",
+                                 "very high pitch"])
+WHISPER_TERMS = ("piano, chromatic percussion, organ, guitar, bass, strings, string ensemble, "
+                 "brass, reed, pipe, synth lead, synth pad, white noise, pink noise, brown noise")
 
 
 def main(argv: list[str] | None = None) -> int:

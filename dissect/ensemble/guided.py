@@ -20,8 +20,9 @@ A finished dissect run directory describes every recorded neuron (``layer``, ``u
   method whose score is at least ``min_score``.
 
 With ``size``, at most ``size`` units are kept, ranked by how well their texts fit the terms
-(:func:`rank_scores`: the largest cosine similarity, under all-MiniLM-L6-v2, between a term and
-the unit's high-side description + keywords + concepts); ties keep run order. The comparison
+(:func:`term_similarity`: cosine similarity, under all-MiniLM-L6-v2, between a term and the
+unit's high-side description + keywords + concepts). By default the terms take turns
+(:func:`pick_balanced`), so a budget covers every chosen concept; ties keep run order. The comparison
 at equal and smaller dimension in ``docs/hear.md`` uses this.
 
 The result (:class:`UnitSelection`) maps each layer to its kept units and carries the run's model
@@ -166,10 +167,11 @@ def high_side(description: str) -> str:
     return _LOW_SIDE.sub("", description or "").strip()
 
 
-def rank_scores(texts: Mapping[Key, Mapping[str, Sequence[str]]], terms: Sequence[str],
-                fields: Sequence[str] = FIELDS, embedder: Any = None) -> dict[Key, float]:
-    """Per unit, the largest cosine similarity between a term and the unit's text (its
-    ``fields`` joined: high-side description, keywords, concepts), all-MiniLM-L6-v2 by default.
+def term_similarity(texts: Mapping[Key, Mapping[str, Sequence[str]]], terms: Sequence[str],
+                    fields: Sequence[str] = FIELDS, embedder: Any = None):
+    """``[n_units, n_terms]`` cosine similarities (units in ``texts`` order) between each term
+    and each unit's text (its ``fields`` joined: high-side description, keywords, concepts),
+    all-MiniLM-L6-v2 by default.
 
     Args:
         texts: ``(layer, unit)`` -> field -> texts (:func:`read_unit_texts`).
@@ -177,20 +179,60 @@ def rank_scores(texts: Mapping[Key, Mapping[str, Sequence[str]]], terms: Sequenc
     """
     import numpy as np
 
+    if not texts:
+        return np.zeros((0, len(terms)), dtype=np.float32)
     if embedder is None:
         from dissect.describe.embed import default_embedder
 
         embedder = default_embedder()
-    keys = list(texts)
     docs = []
-    for k in keys:
+    for k in texts:
         parts = [high_side(x) if f == "description" else x
                  for f in fields for x in texts[k].get(f, []) if x]
         docs.append("; ".join(p for p in parts if p) or "(none)")
-    if not keys:
-        return {}
-    sim = np.asarray(embedder.encode(docs)) @ np.asarray(embedder.encode(list(terms))).T
-    return {k: float(v) for k, v in zip(keys, sim.max(axis=1), strict=True)}
+    return np.asarray(embedder.encode(docs)) @ np.asarray(embedder.encode(list(terms))).T
+
+
+def rank_scores(texts: Mapping[Key, Mapping[str, Sequence[str]]], terms: Sequence[str],
+                fields: Sequence[str] = FIELDS, embedder: Any = None) -> dict[Key, float]:
+    """Per unit, the largest :func:`term_similarity` over the terms."""
+    sim = term_similarity(texts, terms, fields, embedder)
+    return {k: float(v) for k, v in zip(texts, sim.max(axis=1) if len(sim) else [],
+                                        strict=True)}
+
+
+def pick_balanced(candidates: Sequence[Sequence[int]], sim, size: int) -> list[tuple[int, int]]:
+    """Take turns between terms. Term ``j`` offers its candidates (unit indices) best
+    ``sim[:, j]`` first (ties: lower index). Each round, every term that still has a unit not
+    taken yet gives its next one, the terms ordered by that unit's similarity (best first; ties:
+    term order), until ``size`` units are taken.
+
+    Returns:
+        ``[(unit index, term index), ...]`` in pick order, at most ``size`` long.
+    """
+    queues = [sorted(c, key=lambda i, j=j: (-float(sim[i, j]), i))
+              for j, c in enumerate(candidates)]
+    taken: set[int] = set()
+    out: list[tuple[int, int]] = []
+    pos = [0] * len(queues)
+    while len(out) < size:
+        offers = []
+        for j, q in enumerate(queues):
+            while pos[j] < len(q) and q[pos[j]] in taken:
+                pos[j] += 1
+            if pos[j] < len(q):
+                offers.append((-float(sim[q[pos[j]], j]), j))
+        if not offers:
+            break
+        for _, j in sorted(offers):
+            q = queues[j]
+            while pos[j] < len(q) and q[pos[j]] in taken:  # taken earlier this round
+                pos[j] += 1
+            if pos[j] < len(q) and len(out) < size:
+                taken.add(q[pos[j]])
+                out.append((q[pos[j]], j))
+                pos[j] += 1
+    return out
 
 
 def term_pattern(term: str) -> re.Pattern[str]:
@@ -204,7 +246,7 @@ def term_pattern(term: str) -> re.Pattern[str]:
 def select_units(run_dir: str | Path, terms: Sequence[str] | str, *,
                  fields: Sequence[str] = FIELDS, layers: Sequence[str] | None = None,
                  top_k: int = 1, min_score: float = 0.0, size: int | None = None,
-                 embedder: Any = None) -> UnitSelection:
+                 balance: bool = True, embedder: Any = None) -> UnitSelection:
     """Keep the units of ``run_dir`` whose descriptions match any of ``terms``.
 
     Args:
@@ -212,7 +254,12 @@ def select_units(run_dir: str | Path, terms: Sequence[str] | str, *,
         fields: which texts to search (``description``, ``keywords``, ``concepts``).
         layers: only these layers (default: all).
         top_k, min_score: which closed-set concepts count (per method).
-        size: keep at most this many matched units, the best by :func:`rank_scores`.
+        size: keep at most this many matched units (:func:`term_similarity` ranks them).
+        balance: with ``size``, take turns between the terms (:func:`pick_balanced`: each
+            term's best-matching unit, then each term's second, ...), so that one frequent
+            or well-embedded term cannot fill the budget; False keeps the units with the
+            largest similarity to any term. When the budget is smaller than the number of
+            terms, the terms whose best unit fits best are served first.
         embedder: the text embedder for the ranking (default all-MiniLM-L6-v2).
     """
     if isinstance(terms, str):
@@ -242,14 +289,20 @@ def select_units(run_dir: str | Path, terms: Sequence[str] | str, *,
         if size < 1:
             raise ValueError(f"select_units: size must be >= 1, got {size}")
         keys = [(layer, u) for layer, us in units.items() for u in us]
-        ranked = rank_scores({k: texts[k] for k in keys}, terms, fields, embedder)
-        order = sorted(range(len(keys)), key=lambda i: (-ranked[keys[i]], i))[:size]
-        kept = sorted(order)
+        sim = term_similarity({k: texts[k] for k in keys}, terms, fields, embedder)
+        if balance:
+            cands = [[i for i, (layer, u) in enumerate(keys) if t in matched[f"{layer}:{u}"]]
+                     for t in terms]
+            picks = pick_balanced(cands, sim, size)
+        else:
+            best = sim.max(axis=1) if len(keys) else []
+            order = sorted(range(len(keys)), key=lambda i: (-float(best[i]), i))[:size]
+            picks = [(i, int(sim[i].argmax())) for i in order]
         units, scores = {}, {}
-        for i in kept:
+        for i, j in sorted(picks):
             layer, u = keys[i]
             units.setdefault(layer, []).append(u)
-            scores[f"{layer}:{u}"] = ranked[keys[i]]
+            scores[f"{layer}:{u}"] = float(sim[i, j])
         matched = {k: v for k, v in matched.items() if k in scores}
     return UnitSelection(str(run_dir), run_model_config(run_dir),
                          {k: sorted(v) for k, v in units.items()}, list(terms), matched,

@@ -19,6 +19,7 @@ from dissect.ensemble.guided import (
     guided_ensemble,
     guided_member,
     high_side,
+    pick_balanced,
     random_units,
     rank_scores,
     read_unit_texts,
@@ -351,3 +352,27 @@ def test_unit_columns_and_random_controls_from_every_layer(run_dir):
                                                                        pool="all").units
     with pytest.raises(ValueError, match="pool"):
         random_units(sel, pool="some")
+
+
+def test_balanced_picks_take_turns_between_terms(run_dir):
+    sim = np.array([[0.9, 0.1], [0.8, 0.0], [0.7, 0.2], [0.1, 0.3]])
+    # term 0 offers 0,1,2; term 1 offers 2,3 (best first: 3, then 2)
+    assert pick_balanced([[0, 1, 2], [2, 3]], sim, 3) == [(0, 0), (3, 1), (1, 0)]
+    assert pick_balanced([[0, 1, 2], [2, 3]], sim, 9) == [(0, 0), (3, 1), (1, 0), (2, 1)]
+    assert pick_balanced([[], [1]], sim, 2) == [(1, 1)]
+    # each round serves the term whose next unit fits best first: term 1's unit 2 (0.2) beats
+    # term 0's unit 3 (0.1)
+    assert pick_balanced([[3], [2]], sim, 1) == [(2, 1)]
+    assert pick_balanced([[3], [2]], sim, 5) == [(2, 1), (3, 0)]
+    # a unit both terms want goes to the first served; the other term moves on
+    assert pick_balanced([[3, 0], [3]], sim, 5) == [(0, 0), (3, 1)]
+    emb = _BagOfWords()
+    # by hand: "pitch" matches conv5:0 (2/sqrt(7) = 0.76) and conv6:0 (2/sqrt(6) = 0.82);
+    # "noise" matches conv5:1 (1/sqrt(2) = 0.71) and conv5:2 ("noise" twice: 1.0)
+    first = select_units(run_dir, "pitch, noise", size=1, embedder=emb)
+    assert first.units == {"conv5": [2]}  # round 1: noise's best (1.0) before pitch's (0.82)
+    top = select_units(run_dir, "pitch, noise", size=1, balance=False, embedder=emb)
+    assert top.units == {"conv5": [2]} and top.scores == {"conv5:2": pytest.approx(1.0)}
+    three = select_units(run_dir, "pitch, noise", size=3, embedder=emb)
+    assert three.units == {"conv5": [0, 2], "conv6": [0]}  # noise, pitch | pitch (0.76 > 0.71)
+    assert three.scores["conv5:0"] == pytest.approx(2 / np.sqrt(7))
