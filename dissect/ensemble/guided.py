@@ -22,8 +22,8 @@ A finished dissect run directory describes every recorded neuron (``layer``, ``u
 With ``size``, at most ``size`` units are kept, ranked by how well their texts fit the terms
 (:func:`term_similarity`: cosine similarity, under all-MiniLM-L6-v2, between a term and the
 unit's high-side description + keywords + concepts). By default the terms take turns
-(:func:`pick_balanced`), so a budget covers every chosen concept; ties keep run order. The comparison
-at equal and smaller dimension in ``docs/hear.md`` uses this.
+(:func:`pick_balanced`), so a budget covers every chosen concept; ties keep run order. The
+comparison at equal and smaller dimension in ``docs/hear.md`` uses this.
 
 The result (:class:`UnitSelection`) maps each layer to its kept units and carries the run's model
 config, so :func:`guided_member` rebuilds the model and wraps it as a HEAR

@@ -4,7 +4,8 @@ They exercise the real loading code (HF directories, BEATs ``.pt`` files) where 
 weights cannot be downloaded: the tests and ``scripts/validate_hear.sh`` (hearvalidator) use
 them. Numbers computed from them mean nothing; shapes, timings and APIs are real.
 
-    python -m dissect.models.tiny ast /tmp/tiny-ast      # hubert | whisper | ast | clap | beats
+    python -m dissect.models.tiny ast /tmp/tiny-ast   # hubert wav2vec2 wavlm data2vec_audio
+                                                      # whisper ast clap beats
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ def save_tiny(family: str, path: str | Path, seed: int = 0) -> str:
     """Write a tiny random ``family`` checkpoint to ``path``; returns the path to load from
     (a directory for HF families, the ``.pt`` file for BEATs).
 
-    * ``hubert``: HubertModel, 32 wide, 2 layers (20 ms frames as the base model).
+    * ``hubert`` / ``wav2vec2`` / ``wavlm`` / ``data2vec_audio``: the encoder, 32 wide,
+      2 layers (20 ms frames as the base models).
     * ``whisper``: WhisperForConditionalGeneration, 32 wide, 2 encoder layers, 80 mels.
     * ``ast``: ASTForAudioClassification, 32 wide, 2 layers, 1024 x 128 fbank input.
     * ``clap``: ClapModel (HTSAT 2 stages, 16 mel bins) + a 1 s ClapFeatureExtractor.
@@ -45,6 +47,13 @@ def save_tiny(family: str, path: str | Path, seed: int = 0) -> str:
             conv_dim=(16,) * 7, feat_extract_norm="layer", num_conv_pos_embeddings=16,
             num_conv_pos_embedding_groups=2)
         transformers.HubertModel(cfg).save_pretrained(path)
+    elif family in ("wav2vec2", "wavlm", "data2vec_audio"):
+        name = {"wav2vec2": "Wav2Vec2", "wavlm": "WavLM", "data2vec_audio": "Data2VecAudio"}
+        cfg = getattr(transformers, f"{name[family]}Config")(
+            hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=48,
+            conv_dim=(16,) * 7, feat_extract_norm="layer", num_conv_pos_embeddings=16,
+            num_conv_pos_embedding_groups=2)
+        getattr(transformers, f"{name[family]}Model")(cfg).save_pretrained(path)
     elif family == "whisper":
         cfg = transformers.WhisperConfig(
             vocab_size=120, num_mel_bins=80, d_model=32, encoder_layers=2, decoder_layers=1,
@@ -72,8 +81,8 @@ def save_tiny(family: str, path: str | Path, seed: int = 0) -> str:
         net = BEATs(BEATsConfig.from_dict(BEATS_TINY))
         torch.save({"cfg": dict(BEATS_TINY), "model": net.state_dict()}, path)
     else:
-        raise ValueError(f"no tiny checkpoint for {family!r}; choose hubert, whisper, ast, "
-                         "clap or beats")
+        raise ValueError(f"no tiny checkpoint for {family!r}; choose hubert, wav2vec2, wavlm, "
+                         "data2vec_audio, whisper, ast, clap or beats")
     return str(path)
 
 

@@ -216,3 +216,21 @@ def test_numpy_input_and_bad_shapes():
     assert emb.dtype == torch.float32 and ts.shape == emb.shape[:2]
     with pytest.raises(ValueError, match="n_sounds, n_samples"):
         api.get_timestamp_embeddings(torch.zeros(3200), model)
+
+
+@pytest.mark.parametrize("family, module", [("wav2vec2", "wav2vec2_base"),
+                                            ("wavlm", "wavlm_base"),
+                                            ("data2vec_audio", "data2vec_audio_base")])
+def test_every_ssl_family_module_on_a_tiny_checkpoint(tmp_path, family, module):
+    path = save_tiny(family, tmp_path / family)
+    mod = importlib.import_module(f"dissect.hear.modules.{module}")
+    model = mod.load_model(path)
+    audio = _audio(1.07, n=2)
+    emb, ts = api.get_timestamp_embeddings(audio, model)
+    frames, first, hop = _expected("hubert", audio.shape[1])  # the same conv stack
+    assert emb.shape == (2, frames, 32) and ts.shape == (2, frames)
+    assert float(ts[0, 0]) == pytest.approx(first) and float(ts[0, 1] - ts[0, 0]) == hop
+    assert check_outputs(emb, ts, 2, audio.shape[1], SR, 32) == []
+    from dissect.hear.modules import _build
+
+    assert _build.speech_module(path) == module  # config.json model_type -> this module

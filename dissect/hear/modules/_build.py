@@ -13,7 +13,7 @@ from dissect.hear.api import EmbeddingModel, load_adapter_model
 
 # model_type in a transformers config.json -> our HEAR module for that family
 SPEECH_FAMILIES = {"hubert": "hubert_base", "wav2vec2": "wav2vec2_base", "wavlm": "wavlm_base",
-                   "whisper": "whisper_tiny"}
+                   "data2vec-audio": "data2vec_audio_base", "whisper": "whisper_tiny"}
 # members' defaults for long audio: (chunk_seconds, context_seconds, batch_chunks, batch_seconds)
 CHUNKING = {
     "crepe_full": (10.0, 0.1, 64, 20.0),
