@@ -50,8 +50,46 @@ WHISPER_TERMS = ("piano, chromatic percussion, organ, guitar, bass, strings, str
                  "brass, reed, pipe, synth lead, synth pad, white noise, pink noise, brown noise")
 
 
+def summary_table(csv_text: str) -> str:
+    """The compact table of a ``scores*.csv``: each variant's primary scores (mean ± std over
+    folds), the random draws of one dimension folded into one row (mean over draws of their
+    fold means ± std across draws, ddof 1)."""
+    import csv
+    import io
+    import re
+    import statistics
+
+    rows = [r for r in csv.DictReader(io.StringIO(csv_text)) if r["primary"] == "True"]
+    tasks = sorted({r["task"] for r in rows})
+    prim = {r["task"]: r["score"] for r in rows}
+    groups: dict[str, dict[str, list[float]]] = {}
+    single: dict[str, dict[str, str]] = {}
+    for r in rows:
+        m = re.fullmatch(r"random (\d+) \(seed \d+\)", r["module"])
+        if m:
+            groups.setdefault(m.group(1), {}).setdefault(r["task"], []).append(float(r["mean"]))
+        else:
+            single.setdefault(r["module"], {})[r["task"]] = (f"{float(r['mean']):.3f} ± "
+                                                            f"{float(r['std'] or 0):.3f}")
+    for dim, per_task in groups.items():
+        n = len(next(iter(per_task.values())))
+        single[f"random {dim} ({n} draws)"] = {
+            t: f"{statistics.mean(v):.3f} ± {statistics.stdev(v) if len(v) > 1 else 0:.3f}"
+            for t, v in per_task.items()}
+    dim_of = lambda name: int(re.search(r"\d+", name).group())  # noqa: E731
+    order = sorted(single, key=lambda k: (not k.startswith(("full", "crepe", "whisper")),
+                                          -dim_of(k), not k.startswith("guided"), k))
+    head = "| variant | " + " | ".join(f"{t.split('-')[0]} {prim[t]}" for t in tasks) + " |"
+    lines = [head, "|---|" + "---|" * len(tasks)]
+    lines += [f"| {k} | " + " | ".join(single[k].get(t, "–") for t in tasks) + " |"
+              for k in order]
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--table-from", default=None,
+                    help="only print the compact table of this scores*.csv and exit")
     ap.add_argument("--crepe-run", required=True, help="finished dissect run of CREPE tiny")
     ap.add_argument("--whisper-run", required=True, help="finished dissect run of Whisper tiny")
     ap.add_argument("--out", default="runs/hear_guided")
@@ -69,6 +107,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", default="0", help="probe seeds")
     ap.add_argument("--standardize", action="store_true")
     ap.add_argument("--threads", type=int, default=1)
+    if argv is None:
+        argv = sys.argv[1:]
+    if "--table-from" in argv:  # no run needed: the other options may be absent
+        print(summary_table(Path(argv[argv.index("--table-from") + 1]).read_text()))
+        return 0
     args = ap.parse_args(argv)
 
     import torch
@@ -175,7 +218,9 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(f"| {m} | {dim} | " + " | ".join(vals) + " |")
     table = "\n".join(lines)
     (out / f"table{tag}.md").write_text(table + "\n")
-    print(table)
+    compact = summary_table(scores_csv(rows))
+    (out / f"summary{tag}.md").write_text(compact + "\n")
+    print(compact)
     log(f"total {time.perf_counter() - t0:.0f} s; timings {json.dumps(timing)}")
     return 0
 
