@@ -14,8 +14,9 @@
 #   scripts/validate_hear.sh                     # the default modules (DEFAULT below)
 #   scripts/validate_hear.sh crepe_tiny logmel   # chosen modules
 #   scripts/validate_hear.sh hubert_base=/models/hubert   # with a model_file_path (-m)
-# NAME=tiny-hubert (or tiny-ast, tiny-beats, tiny-clap) makes a random-init tiny checkpoint on
-# the spot (checks the HEAR API of that loading path offline, without a download).
+# NAME=tiny-FAMILY (hubert, wav2vec2, wavlm, data2vec_audio, whisper, ast, clap, beats) makes a
+# random-init tiny checkpoint on the spot with dissect.models.tiny (checks the HEAR API of that
+# loading path offline, without a download).
 #
 # Environment: HEARVAL_VENV (default /tmp/hearval), PYTHON (the interpreter that creates the
 # venv; default python3), DEVICE (hear-validator -d; default: cuda if torch sees one, else cpu).
@@ -32,17 +33,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 VENV = Path(os.environ.get("HEARVAL_VENV", "/tmp/hearval"))
 DEFAULT = ["crepe_tiny", "crepe_full", "logmel", "whisper_tiny", "hubert_base=tiny-hubert",
+           "wav2vec2_base=tiny-wav2vec2", "wavlm_base=tiny-wavlm",
+           "data2vec_audio_base=tiny-data2vec_audio",
            "ast_audioset=tiny-ast", "beats_iter3=tiny-beats", "clap_htsat=tiny-clap",
            "gura_cat", "gura_avg", "gura_fusion"]
 # hear-validator's own report lines (the model repr and library warnings are left out)
 SHOWN = re.compile(r"^(Importing|Checking|  - (No weight|Loading model|Model sample|scene_emb|"
                    r"timestamp_emb|Passing|Received (emb|time|scene)|Interval)|Looks good)"
                    r"|Error|Warning:")
-# NAME=tiny-<family> -> (family for dissect.models.tiny, file name)
-TINY = {"tiny-hubert": ("hubert", "tiny-hubert"), "tiny-ast": ("ast", "tiny-ast"),
-        "tiny-beats": ("beats", "tiny-beats.pt"), "tiny-clap": ("clap", "tiny-clap")}
-
-
 def pip(*args: str) -> None:
     subprocess.run([str(VENV / "bin" / "pip"), "install", "-q", *args], check=True)
 
@@ -74,9 +72,9 @@ def main(argv: list[str]) -> int:
         for spec in specs:
             name, _, path = spec.partition("=")
             args = [str(VENV / "bin" / "hear-validator"), f"dissect.hear.modules.{name}"]
-            if path in TINY:
-                family, file_name = TINY[path]
-                path = os.path.join(work, file_name)
+            if path.startswith("tiny-"):  # python -m dissect.models.tiny FAMILY PATH
+                family = path[len("tiny-"):]
+                path = os.path.join(work, path + (".pt" if family == "beats" else ""))
                 subprocess.run([python, "-m", "dissect.models.tiny", family, path], check=True,
                                env=env, stdout=subprocess.DEVNULL)
             if path:
