@@ -376,3 +376,18 @@ def test_balanced_picks_take_turns_between_terms(run_dir):
     three = select_units(run_dir, "pitch, noise", size=3, embedder=emb)
     assert three.units == {"conv5": [0, 2], "conv6": [0]}  # noise, pitch | pitch (0.76 > 0.71)
     assert three.scores["conv5:0"] == pytest.approx(2 / np.sqrt(7))
+
+
+def test_guided_hear_module_sizes_per_run(run_dir):
+    from dissect.hear.modules import guided
+
+    two = f"{run_dir}:{run_dir}"
+    model = guided.load_model(two, terms="noise|pitch, speech", size="1|2")
+    assert model.timestamp_embedding_size == 1 + 2 and len(model.members) == 2
+    noise = model.members[0]
+    assert [s.name for s in noise._sites] == ["conv5"]
+    assert len(noise._units[0]) == 1 and noise._units[0][0] in (1, 2)  # a noise unit
+    with pytest.raises(ValueError, match="sizes"):
+        guided.load_model(two, terms="noise", size="1|2|3")
+    with pytest.raises(ValueError, match="at least one"):
+        guided.load_model("")

@@ -9,9 +9,9 @@ size=None, op="cat", hop_ms=None, device="cpu")``
   CREPE run with ``terms="pitch"`` plus a speech-model run with ``terms="speech,vowel"``.
 * ``terms``: comma-separated terms for every run, or one ``|``-separated group per run
   (``"pitch,note|speech,vowel"``).
-* ``size``: keep at most this many units per run, the best-ranked (description similarity to
-  the terms, :func:`dissect.ensemble.guided.rank_scores`); an int, or ``|``-separated per run
-  (``"48|16"``).
+* ``size``: keep at most this many units per run; the terms take turns, each offering its
+  best-matching unit by description similarity (:func:`dissect.ensemble.guided.select_units`,
+  ``balance=True``); an int, or ``|``-separated per run (``"48|16"``).
 * ``hop_ms``: overrides the run's CREPE hop (HEAR wants <= 50 ms).
 * The kept units of all runs are concatenated (``op="cat"``); time alignment as in
   :mod:`dissect.ensemble.model`. Scene: the members' scene embeddings concatenated.
