@@ -41,9 +41,9 @@ pip=(env TMPDIR="$pip_tmp" "$venv/bin/python" -m pip --disable-pip-version-check
 # torch and torchaudio first, as a pinned pair (torchcrepe needs torchaudio). On x86_64 PyPI's
 # torch 2.9.1 is the CUDA build (~7 GB installed with its nvidia-* wheels); --no-cache-dir keeps
 # pip from holding a second copy of those wheels in its cache, which has filled small disks.
-free_kb=$(df -Pk "$(dirname "$venv")" 2>/dev/null | awk 'NR==2 {print $4}')
+free_kb=$(df -Pk "$venv" 2>/dev/null | awk 'NR==2 {print $4}')
 if [ -n "${free_kb:-}" ] && [ "$free_kb" -lt $((9 * 1024 * 1024)) ]; then
-  echo "install.sh: warning: only $((free_kb / 1024)) MiB free under $(dirname "$venv");" \
+  echo "install.sh: warning: only $((free_kb / 1024)) MiB free under $venv;" \
     "torch 2.9.1 with its CUDA wheels needs about 9 GiB" >&2
 fi
 "${pip[@]}" install --no-cache-dir "torch==2.9.1" "torchaudio==2.9.*"
