@@ -10,7 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from hydra.core.config_store import ConfigStore
+# Defined beside the probe set it configures (lower layers use it without importing this
+# module); part of this schema as ProbeConfig.synth, and still importable from here.
+from dissect.datasets.synth.plan import SynthConfig
 
 
 @dataclass
@@ -31,26 +33,6 @@ class AudioConfig:
     window_hop_seconds: float = 10.0
     # Peak level (dBFS) under which a clip is flagged as digital silence (flagged, never fatal).
     silence_dbfs: float = -80.0
-
-
-@dataclass
-class SynthConfig:
-    """The embedded `synth` probe set: rendered deterministically, offline, then cached."""
-
-    # Seed of every random choice (instrument, note, velocity, durations, noise).
-    seed: int = 0
-    # Total number of clips (split over notes, tones, noise, clicks, chirps, silence, speech).
-    n_clips: int = 300
-    # Rendering sample rate in Hz.
-    sample_rate: int = 16000
-    # Shortest clip duration in seconds.
-    min_seconds: float = 1.0
-    # Longest clip duration in seconds.
-    max_seconds: float = 2.0
-    # Include espeak-ng speech clips when espeak-ng is installed (skipped with one log line if not).
-    speech: bool = True
-    # Cache directory for rendered clips; null means $DISSECT_CACHE/synth or ~/.cache/dissect/synth.
-    cache_dir: str | None = None
 
 
 @dataclass
@@ -328,4 +310,6 @@ class RunConfig:
 
 def register_configs() -> None:
     """Register the schema as ``dissect_schema`` (idempotent)."""
+    from hydra.core.config_store import ConfigStore
+
     ConfigStore.instance().store(name="dissect_schema", node=RunConfig)

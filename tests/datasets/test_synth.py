@@ -41,7 +41,7 @@ def _no_espeak(monkeypatch):
     """Behave the same on machines with and without espeak-ng (tests opt in explicitly)."""
     real_which = shutil.which
     monkeypatch.setattr(
-        synth.shutil,
+        shutil,
         "which",
         lambda name, *a, **k: None if name == "espeak-ng" else real_which(name, *a, **k),
     )
@@ -50,7 +50,7 @@ def _no_espeak(monkeypatch):
 @pytest.fixture(scope="module")
 def small_set(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(synth, "speech_available", lambda: False)
+        mp.setattr(synth.cache, "speech_available", lambda: False)
         return load_synth(_cfg(), cache_dir=tmp_path_factory.mktemp("synth"), progress=False)
 
 
@@ -183,7 +183,7 @@ def test_cache_is_reused_without_rendering(tmp_path, monkeypatch):
     def boom(*a, **k):
         raise AssertionError("cached clip rendered again")
 
-    monkeypatch.setattr(synth, "render_clip", boom)
+    monkeypatch.setattr(synth.cache, "render_clip", boom)
     second = load_synth(_cfg(n_clips=16), cache_dir=tmp_path, progress=False)
     assert [c.to_record() for c in second] == [c.to_record() for c in first]
     assert {c.id: c.path.stat().st_mtime_ns for c in second} == before
@@ -202,7 +202,7 @@ def test_corrupted_missing_and_truncated_files_are_rerendered(tmp_path, monkeypa
     rendered = []
     real = synth.render_clip
     monkeypatch.setattr(
-        synth, "render_clip", lambda spec, sr: rendered.append(spec.id) or real(spec, sr)
+        synth.cache, "render_clip", lambda spec, sr: rendered.append(spec.id) or real(spec, sr)
     )
     again = load_synth(_cfg(n_clips=16), cache_dir=tmp_path, progress=False)
     assert sorted(rendered) == sorted([ps[0].id, ps[5].id, ps[9].id])
@@ -226,7 +226,7 @@ def test_interrupted_render_resumes_and_never_trusts_existing_files(tmp_path, mo
 
         return render
 
-    monkeypatch.setattr(synth, "render_clip", killed_after(5))
+    monkeypatch.setattr(synth.cache, "render_clip", killed_after(5))
     with pytest.raises(KeyboardInterrupt):
         load_synth(cfg, cache_dir=tmp_path / "run", progress=False)
     assert not (root / INDEX_NAME).exists()
@@ -237,13 +237,13 @@ def test_interrupted_render_resumes_and_never_trusts_existing_files(tmp_path, mo
     with (root / JOURNAL_NAME).open("a") as fh:
         fh.write('{"file": "torn')  # a line cut short by the kill
 
-    monkeypatch.setattr(synth, "render_clip", killed_after(8))  # killed again, 3 clips later
+    monkeypatch.setattr(synth.cache, "render_clip", killed_after(8))  # killed again, 3 clips later
     with pytest.raises(KeyboardInterrupt):
         load_synth(cfg, cache_dir=tmp_path / "run", progress=False)
     assert rendered == [s.id for s in specs[:8]]
 
     rendered.clear()
-    monkeypatch.setattr(synth, "render_clip", killed_after(10**6))
+    monkeypatch.setattr(synth.cache, "render_clip", killed_after(10**6))
     ps = load_synth(cfg, cache_dir=tmp_path / "run", progress=False)
     assert rendered == [s.id for s in specs[8:]]
     assert _bytes(ps) == reference
@@ -378,8 +378,8 @@ def test_speech_path_with_a_stand_in_espeak(tmp_path, monkeypatch, caplog):
         sf.write(out, np.concatenate([pad, voice, pad]).astype(np.float32), sr, subtype="PCM_16")
         return subprocess.CompletedProcess(cmd, 0, b"", b"")
 
-    monkeypatch.setattr(synth.shutil, "which", lambda name, *a, **k: "/opt/fake/espeak-ng")
-    monkeypatch.setattr(synth.subprocess, "run", fake_run)
+    monkeypatch.setattr(shutil, "which", lambda name, *a, **k: "/opt/fake/espeak-ng")
+    monkeypatch.setattr(subprocess, "run", fake_run)
     cfg = _cfg(n_clips=20)
     with caplog.at_level(logging.WARNING, logger="dissect.datasets.synth"):
         ps = load_synth(cfg, cache_dir=tmp_path, progress=False)
