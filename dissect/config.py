@@ -65,8 +65,8 @@ class ProbeConfig:
 class ModelConfig:
     """The model to dissect (adapter + weights). Stage `record`."""
 
-    # Adapter name: crepe | whisper | hubert | wav2vec2 | wavlm | data2vec_audio | ast | clap |
-    # beats | generic.
+    # Adapter name: one registered in dissect.models.registry (`python -c "import dissect.models
+    # as m; print(m.available())"`). model=<bundle> entries come from dissect.models.bundles.
     name: str = "crepe"
     # Weights: a Hugging Face id, a local directory/file, or an adapter-specific name (crepe:
     # full|tiny). null uses the adapter's default.
@@ -309,7 +309,13 @@ class RunConfig:
 
 
 def register_configs() -> None:
-    """Register the schema as ``dissect_schema`` (idempotent)."""
+    """Register the schema as ``dissect_schema`` and one ``model/<name>`` entry per checkpoint
+    bundle and alias (:mod:`dissect.models.bundles`) (idempotent)."""
     from hydra.core.config_store import ConfigStore
 
-    ConfigStore.instance().store(name="dissect_schema", node=RunConfig)
+    from dissect.models.bundles import BUNDLES, config_node
+
+    store = ConfigStore.instance()
+    store.store(name="dissect_schema", node=RunConfig)
+    for name, bundle in BUNDLES.items():
+        store.store(group="model", name=name, node=config_node(bundle))
