@@ -167,7 +167,7 @@ def _summary_of(scores: dict) -> dict:
 
 
 def _stage_report(cfg: DictConfig, run_dir: Path, force: bool, progress: bool):
-    from dissect.report import build_report
+    from dissect.stages.report import write_report
 
     manifest = artifacts.Manifest(run_dir)
     _need(manifest, "report", "record")
@@ -180,9 +180,7 @@ def _stage_report(cfg: DictConfig, run_dir: Path, force: bool, progress: bool):
     section = {"report": _section(cfg, "report")}
     return artifacts.run_stage(
         run_dir, "report", section, inputs, [f"{artifacts.REPORT_DIR}/index.html"],
-        lambda r: {"index": str(build_report(r, max_cards=cfg.report.max_cards,
-                                             max_audio_cards=cfg.report.max_audio_cards,
-                                             progress=progress))},
+        lambda r: write_report(r, cfg.report, progress),
         force=force)
 
 

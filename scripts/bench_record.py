@@ -102,7 +102,7 @@ def memory_child(args) -> None:
     clips = iter_clips(n, adapter.sample_rate, args.seconds)  # streamed
     if args.dense:  # AND-style: every pooled value of every clip kept in memory
         dense = {s.name: torch.zeros(n, s.units) for s in sites}
-        from dissect.record.hooks import capture
+        from dissect.record.hooks import hooks
         from dissect.record.pooling import pool
 
         cur = {}
@@ -113,7 +113,7 @@ def memory_child(args) -> None:
             v, _ = pool(f, adapter.valid_frames(s, cur["b"], f.shape[1]))
             dense[site][cur["i"] : cur["i"] + v.shape[0]] = v
 
-        with capture(model, {s.name: s.module for s in sites}, fn), torch.inference_mode():
+        with hooks(model, {s.name: s.module for s in sites}, fn), torch.inference_mode():
             for i, c in enumerate(clips):
                 cur["b"], cur["i"] = adapter.prepare([c]), i
                 adapter.forward(model, cur["b"])

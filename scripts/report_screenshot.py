@@ -14,6 +14,7 @@ import json
 import sys
 from pathlib import Path
 
+from dissect.record.traces import run_traces
 from dissect.report import build_report
 from dissect.report.browser import Chromium, find_chromium
 
@@ -35,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     index = args.run_dir / "report" / "index.html"
     if args.rebuild or not index.is_file():
-        index = build_report(args.run_dir, max_audio_cards=args.max_audio_cards)
+        index = build_report(args.run_dir, max_audio_cards=args.max_audio_cards, traces=run_traces)
     with Chromium(width=args.width, height=args.height) as b:
         b.goto(index.resolve().as_uri())
         b.evaluate(f"(document.getElementById({json.dumps(args.section)}) || document.body)"

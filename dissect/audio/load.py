@@ -22,9 +22,11 @@ Rules (documented here because every model adapter relies on them):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import soundfile as sf
@@ -94,6 +96,24 @@ class ClipPolicy:
             raise ValueError(f"max_seconds must be positive or None, got {self.max_seconds}")
         if self.window_seconds <= 0 or self.window_hop_seconds <= 0:
             raise ValueError("window_seconds and window_hop_seconds must be positive")
+
+    @classmethod
+    def from_config(cls, audio: Any) -> ClipPolicy:
+        """The policy of an ``audio`` config section (``AudioConfig``, a DictConfig or a plain
+        mapping read back from ``config.yaml``); keys it does not know (``sample_rate``) and
+        missing keys (defaults) are fine."""
+        names = [f.name for f in fields(cls)]
+        if isinstance(audio, Mapping):
+            given = {k: audio[k] for k in names if k in audio}
+        else:
+            given = {k: getattr(audio, k) for k in names if hasattr(audio, k)}
+        return cls(**given)
+
+    def windows(self) -> tuple[float, float] | None:
+        """``(window_s, hop_s)`` when long clips are cut into windows, else None."""
+        if self.long_clip == "windows":
+            return (self.window_seconds, self.window_hop_seconds)
+        return None
 
 
 @dataclass

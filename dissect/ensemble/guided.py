@@ -378,16 +378,14 @@ def guided_member(selection: UnitSelection, *, device: str = "cpu",
         adapter_options: overrides of the run's ``model.options`` (e.g. ``{"hop_ms": 20}``).
     """
     from dissect.hear.api import EmbeddingModel
-    from dissect.models import get_adapter
+    from dissect.models.load import adapter_from_config
 
     if not selection.units:
         raise ValueError(f"{selection.run_dir}: no unit matched {selection.terms}")
     cfg = {**selection.model, **dict(model or {})}
     if "name" not in cfg:
         raise ValueError(f"{selection.run_dir}: no model config; pass model={{'name': ...}}")
-    options = {**dict(cfg.get("options") or {}), **dict(adapter_options or {})}
-    adapter = get_adapter(cfg["name"], source=cfg.get("source"),
-                          site_kind=cfg.get("site") or "ffn", **options)
+    adapter = adapter_from_config(cfg, options=adapter_options)
     net = adapter.load(device)
     embedding_options.setdefault("name", f"guided:{cfg['name']}")
     return EmbeddingModel(adapter, net, dict(selection.units), **embedding_options)

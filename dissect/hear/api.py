@@ -57,8 +57,8 @@ from torch import nn
 from dissect.ensemble.align import align_to_grid
 from dissect.ensemble.ops import fusion as fuse_states
 from dissect.ensemble.ops import match_dim
-from dissect.models.base import Adapter, Batch, Site
-from dissect.record.hooks import capture
+from dissect.models.base import Adapter, Site
+from dissect.record.hooks import model_device, run_sites
 
 HEAR_SAMPLE_RATES = (16000, 22050, 32000, 44100, 48000)
 MAX_HOP_MS = 50.0
@@ -123,13 +123,6 @@ def plan_windows(n_samples: int, hop_ms: float, sample_rate: int, chunk_seconds:
 
 
 # --------------------------------------------------------------------------- the model
-def _device(module: nn.Module) -> torch.device:
-    for t in module.parameters():
-        return t.device
-    for t in module.buffers():
-        return t.device
-    return torch.device("cpu")
-
 
 class EmbeddingModel(nn.Module):
     """A HEAR model: ``adapter`` + its loaded ``model`` + a layer choice (module docstring).
@@ -262,29 +255,16 @@ class EmbeddingModel(nn.Module):
         self._timing = self._sites[0]
 
     # ----------------------------------------------------------------- running
-    def _hidden_states(self, batch: Batch) -> list[torch.Tensor]:
-        if self.adapter.name == "whisper":
-            enc = getattr(self.model, "encoder", self.model)
-            p = next(self.model.parameters())
-            x = batch.inputs["input_features"].to(device=p.device, dtype=p.dtype)
-            return list(enc(input_features=x, output_hidden_states=True).hidden_states)
-        return list(self.model(**batch.inputs, output_hidden_states=True).hidden_states)
-
     def _forward(self, waves: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
         """One forward pass: ``(frames [B, T, D] float32, valid [B, T] bool)``."""
-        batch = self.adapter.prepare(waves).to(_device(self.model))
         if self._hf_index is not None:
-            hs = self._hidden_states(batch)
+            batch = self.adapter.prepare(waves).to(model_device(self.model))
+            hs = self.adapter.hidden_states(self.model, batch)
             x = fuse_states(hs) if self._hf_index == "fusion" else hs[int(self._hf_index)]
         else:
-            got: dict[str, torch.Tensor] = {}
-            by_name = {s.name: s for s in self._sites}
-
-            def keep(output: Any, site: str) -> None:
-                got[site] = self.adapter.frames(by_name[site], output, batch)
-
-            with capture(self.model, {s.name: s.module for s in self._sites}, keep):
-                self.adapter.forward(self.model, batch)
+            run = run_sites(self.adapter, self.model, waves, self._sites)
+            batch = run.batch
+            got = {name: out.frames for name, out in run.sites.items()}
             if self.layer == "fusion":
                 d = self._sites[-1].units
                 x = fuse_states([match_dim(got[s.name].float(), d, self.fusion_projection, i)
@@ -467,10 +447,10 @@ def load_adapter_model(adapter_name: str, source: str | None = None, layer: Laye
     ``site_kind`` defaults to ``block`` (residual stream) so named transformer layers give the
     block outputs; ``embedding_options`` go to :class:`EmbeddingModel`.
     """
-    from dissect.models import get_adapter
+    from dissect.models.load import adapter_from_config
 
-    adapter = get_adapter(adapter_name, source=source, site_kind=site_kind,
-                          **dict(adapter_options or {}))
+    adapter = adapter_from_config({"name": adapter_name, "source": source, "site": site_kind,
+                                   "options": dict(adapter_options or {})})
     model = adapter.load(device)
     embedding_options.setdefault("name", adapter_name)
     return EmbeddingModel(adapter, model, layer, **embedding_options)

@@ -79,6 +79,19 @@ class Batch:
         return Batch(moved, self.lengths, self.extra)
 
 
+@dataclass(frozen=True)
+class PitchHead:
+    """A classifier head whose outputs are pitch bins (multi-label, sigmoid scores).
+
+    Attributes:
+        bin_hz: centre frequency in Hz of each output, float64 ``[n_classes]``.
+        note_name: Hz -> the nearest note's name (``440.0 -> "A4"``).
+    """
+
+    bin_hz: np.ndarray
+    note_name: Callable[[float], str]
+
+
 class WeightsUnavailableError(RuntimeError):
     """Weights could not be loaded; the message names the id and how to pass a local path."""
 
@@ -175,6 +188,22 @@ class Adapter:
     def head_layer(self, model: nn.Module) -> str | None:
         """The site name of the classifier head, or None."""
         return None
+
+    def pitch_head(self, model: nn.Module) -> PitchHead | None:
+        """The head as pitch bins (scored per clip against its f0), or None for a class head."""
+        return None
+
+    # ----------------------------------------------------------------- hidden states
+    def hidden_states(self, model: nn.Module, batch: Batch) -> list[torch.Tensor]:
+        """Every hidden state of a Hugging Face encoder, each ``[B, T, D]`` (embeddings first).
+
+        Raises:
+            NotImplementedError: the model is not an encoder with ``output_hidden_states``.
+        """
+        out = model(**batch.inputs, output_hidden_states=True)
+        if getattr(out, "hidden_states", None) is None:
+            raise NotImplementedError(f"{self.name}: the model returns no hidden states")
+        return list(out.hidden_states)
 
 
 def frames_from_lengths(n_valid: torch.Tensor, n_frames: int) -> torch.Tensor:

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from dissect.models.base import Adapter, Batch, Site, WeightsUnavailableError
+from dissect.models.base import Adapter, Batch, PitchHead, Site, WeightsUnavailableError
 from dissect.models.registry import register
 
 WINDOW = 1024
@@ -133,3 +133,6 @@ class CrepeAdapter(Adapter):
 
     def head_layer(self, model: nn.Module) -> str:
         return "classifier"
+
+    def pitch_head(self, model: nn.Module) -> PitchHead:
+        return PitchHead(bin_frequencies(), hz_to_note)

@@ -663,3 +663,11 @@ class WhisperAdapter(Adapter):
 
     def valid_frames(self, site: Site, batch: Batch, n_frames: int) -> torch.Tensor:
         return frames_from_lengths(batch.extra["frames"], n_frames)
+
+    def hidden_states(self, model: nn.Module, batch: Batch) -> list[torch.Tensor]:
+        """The encoder's hidden states (the encoder-only model, or a full Whisper's encoder),
+        each ``[B, 1500, D]``: the whole 30 s window, cropped by ``valid_frames``."""
+        enc = getattr(model, "encoder", model)
+        p = next(model.parameters())
+        x = batch.inputs["input_features"].to(device=p.device, dtype=p.dtype)
+        return list(enc(input_features=x, output_hidden_states=True).hidden_states)

@@ -39,7 +39,8 @@ import torch
 from torch import nn
 
 from dissect import artifacts
-from dissect.models.base import Site
+from dissect.models.base import Site, unwrap
+from dissect.record.hooks import hooks
 
 Neuron = tuple[str, int]
 
@@ -104,9 +105,10 @@ def ablated(model: nn.Module, adapter, neurons: Iterable[Neuron] | Mapping[str, 
             ) -> Iterator[dict[str, list[int]]]:
     """Zero the given neurons while the block runs; the model is untouched afterwards.
 
-    Forward hooks replace each hooked module's output by a copy with the units zeroed (the
-    original tensor is never modified in place). The hooks are removed on exit, also when the
-    block raises. Yields the ``{layer: units}`` actually ablated.
+    Hooks (:func:`dissect.record.hooks.hooks`, the one hook path) replace each hooked module's
+    output by a copy with the units zeroed (the original tensor is never modified in place).
+    The hooks are removed on exit, also when the block raises. Yields the ``{layer: units}``
+    actually ablated.
 
     Raises:
         KeyError / IndexError: unknown layer or unit (nothing is hooked then).
@@ -115,26 +117,15 @@ def ablated(model: nn.Module, adapter, neurons: Iterable[Neuron] | Mapping[str, 
     sites = adapter.sites(model)
     groups = group_neurons(neurons)
     _check_sites(sites, groups)
-    handles = []
-    try:
-        for layer, units in groups.items():
-            site = sites[layer]
-            module = model.get_submodule(site.module)
-            dim = channel_dim(site)
-            idx = torch.tensor(units, dtype=torch.long)
+    plan = {layer: (channel_dim(sites[layer]), torch.tensor(units, dtype=torch.long))
+            for layer, units in groups.items()}
 
-            def hook(_m, _inp, output, _dim=dim, _idx=idx):
-                if torch.is_tensor(output):
-                    return _zero_channels(output, _dim, _idx)
-                if isinstance(output, tuple) and output and torch.is_tensor(output[0]):
-                    return (_zero_channels(output[0], _dim, _idx), *output[1:])
-                raise TypeError(f"cannot ablate a module output of type {type(output).__name__}")
+    def zero(output, *, site: str) -> torch.Tensor:
+        dim, idx = plan[site]
+        return _zero_channels(unwrap(output), dim, idx)
 
-            handles.append(module.register_forward_hook(hook))
+    with hooks(model, {layer: sites[layer].module for layer in groups}, zero):
         yield groups
-    finally:
-        for h in handles:
-            h.remove()
 
 
 # --------------------------------------------------------------------------- masks

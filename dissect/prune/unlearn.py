@@ -40,8 +40,10 @@ import numpy as np
 import torch
 
 from dissect import artifacts
+from dissect.models.base import PitchHead
 from dissect.prune.ablate import ablated, export_masks, save_masks
 from dissect.prune.select import Selection, random_like, select_neurons
+from dissect.record.hooks import run_sites
 
 Neuron = tuple[str, int]
 
@@ -79,8 +81,7 @@ def model_logits(model, adapter, waveforms: Sequence[np.ndarray], batch_size: in
     """The head's logits ``[N, C]`` (float64) for the clips, ``batch_size`` clips at a time."""
     out = []
     for i in range(0, len(waveforms), max(1, batch_size)):
-        batch = adapter.prepare(list(waveforms[i: i + batch_size])).to(device)
-        logits = adapter.forward(model, batch)
+        logits = run_sites(adapter, model, waveforms[i: i + batch_size], [], device=device).logits
         if logits is None:
             raise ValueError(f"{adapter.name}: the model has no classifier head to evaluate")
         out.append(logits.detach().double().cpu().numpy())
@@ -350,27 +351,24 @@ def _slug(text: str) -> str:
 
 
 def build_evalset(clips: Sequence[Mapping[str, Any]], adapter, class_names: Sequence[str],
-                  predicate: Callable[[Mapping], bool], crop: tuple[float, float] | None = None
-                  ) -> tuple[EvalSet, dict[str, Any]]:
+                  predicate: Callable[[Mapping], bool], crop: tuple[float, float] | None = None,
+                  pitch_head: PitchHead | None = None) -> tuple[EvalSet, dict[str, Any]]:
     """Load the clips that have a true class; returns the set and notes (dropped clips...).
 
-    Pitch mode (CREPE): a clip's class is the bin nearest to ``concepts["f0_hz"]`` and its group
-    the note name; clips without f0 are dropped. Otherwise the class is the first label value
+    Pitch mode (``pitch_head`` given, from ``adapter.pitch_head(model)``, e.g. CREPE): a clip's
+    class is the bin nearest to ``concepts["f0_hz"]`` and its group the note name; clips
+    without f0 are dropped. Otherwise the class is the first label value
     equal to a class name (case, ``_``, ``-``, spaces ignored); other clips are dropped.
     ``crop = (start_s, seconds)`` keeps that window of every clip (shorter clips keep what
     they have).
     """
     from dissect.audio import load_audio
 
-    pitch = adapter.name == "crepe"
+    pitch = pitch_head is not None
     norm = {re.sub(r"[\s_\-]+", " ", str(c).lower()): i for i, c in enumerate(class_names)}
     ids, waves, targets, flags, groups, f0s = [], [], [], [], [], []
     dropped = 0
-    bins = None
-    if pitch:
-        from dissect.models.crepe import bin_frequencies, hz_to_note
-
-        bins = bin_frequencies()
+    bins = np.asarray(pitch_head.bin_hz) if pitch else None
     for clip in clips:
         conc = clip.get("concepts") or {}
         if pitch:
@@ -379,7 +377,7 @@ def build_evalset(clips: Sequence[Mapping[str, Any]], adapter, class_names: Sequ
                 dropped += 1
                 continue
             t = int(np.argmin(np.abs(np.log2(bins / float(f0)))))
-            grp = conc.get("note") or hz_to_note(float(f0))
+            grp = conc.get("note") or pitch_head.note_name(float(f0))
         else:
             t = None
             for v in (clip.get("labels") or {}).values():
@@ -470,7 +468,8 @@ def prune_run(run_dir: str | Path, concept: str, method: str = "keyword", *,
     """
     from dissect.evaluate import rundata
     from dissect.evaluate.agreement import holdout_mask
-    from dissect.models import get_adapter, pick_device
+    from dissect.models import pick_device
+    from dissect.models.load import adapter_from_config
 
     run_dir = Path(run_dir)
     log = log or (lambda s: print(s, file=sys.stderr))
@@ -478,15 +477,12 @@ def prune_run(run_dir: str | Path, concept: str, method: str = "keyword", *,
     cfg = rundata.run_config(run_dir)
     mcfg = dict(cfg.get("model") or {})
     info = rundata.record_info(run_dir)
-    options = dict(mcfg.get("options") or {})
-    options.update(model_options or {})
     if (model is None) != (adapter is None):
         raise ValueError("give both model and adapter, or neither")
     loaded = adapter is None
     if adapter is None:
-        adapter = get_adapter(mcfg.get("name") or info["adapter"],
-                              source=mcfg.get("source") or info.get("source"),
-                              site_kind=mcfg.get("site") or "ffn", **options)
+        adapter = adapter_from_config(mcfg, options=model_options, default_name=info["adapter"],
+                                      default_source=info.get("source"))
         dev = pick_device(device or mcfg.get("device"))
         model = adapter.load(dev)
     else:
@@ -514,7 +510,8 @@ def prune_run(run_dir: str | Path, concept: str, method: str = "keyword", *,
         eval_clips, eval_source = [c for c, h in zip(clips, hold, strict=True) if h], "holdout"
     else:
         eval_source = "given"
-    es, notes = build_evalset(eval_clips, adapter, class_names, predicate, crop)
+    es, notes = build_evalset(eval_clips, adapter, class_names, predicate, crop,
+                              adapter.pitch_head(model))
     if not len(es):
         raise ValueError("no evaluation clip has a true class")
     prob = "sigmoid" if notes["pitch"] else "softmax"
@@ -552,7 +549,9 @@ def prune_run(run_dir: str | Path, concept: str, method: str = "keyword", *,
                        "crop": list(crop) if crop else None,
                        "adapter": {"name": adapter.name, "source": str(adapter.source),
                                    "hop_ms": getattr(adapter, "hop_ms", None),
-                                   "options_from_run": options if loaded else None},
+                                   "options_from_run": ({**dict(mcfg.get("options") or {}),
+                                                         **dict(model_options or {})}
+                                                        if loaded else None)},
                        "holdout": holdout if eval_source == "holdout" else None,
                        "seed": seed, "clip_ids": es.ids},
         "report": report,

@@ -1,6 +1,6 @@
 """Recording: hooks, pooling over valid frames, streaming reducers, artifacts."""
 
-from dissect.record.hooks import capture
+from dissect.record.hooks import SiteFrames, SiteRun, hooks, run_sites
 from dissect.record.pooling import pool
 from dissect.record.recorder import LayerState, RecordResult, record
 from dissect.record.reducers import LogHistogram, Moments, TopK
@@ -11,7 +11,10 @@ __all__ = [
     "Moments",
     "RecordResult",
     "TopK",
-    "capture",
+    "SiteFrames",
+    "SiteRun",
+    "hooks",
+    "run_sites",
     "pool",
     "record",
 ]

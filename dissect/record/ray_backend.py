@@ -46,11 +46,11 @@ from safetensors.torch import load_file
 from safetensors.torch import save as save_bytes
 
 from dissect import artifacts
-from dissect.models.base import Site
 from dissect.record.recorder import LayerState, RecordResult
+from dissect.record.store import state_from_tensors, state_meta, state_tensors
 
 #: Format tag written into every shard file's metadata.
-SHARD_FORMAT = "dissect-ray-shard/1"
+SHARD_FORMAT = "dissect-ray-shard/2"  # 2: layer metadata = record.store.state_meta
 RAY_INSTALL = "pip install 'dissect[ray]'"
 
 #: ``clip_loader(clip_index, row, sample_rate) -> mono float32 waveform``. Raising
@@ -185,43 +185,16 @@ _LOADED: dict[str, tuple] = {}
 
 
 def _load_model(model_cfg: Mapping[str, Any], sites: Sequence[str] | None, device: str):
-    from dissect.models import get_adapter
+    from dissect.models.load import adapter_from_config
 
     key = artifacts.hash_config({"model": dict(model_cfg), "sites": list(sites or []),
                                  "device": device})
     if key not in _LOADED:
         _LOADED.clear()
-        adapter = get_adapter(model_cfg.get("name", "crepe"), source=model_cfg.get("source"),
-                              site_kind=model_cfg.get("site", "ffn"),
-                              **dict(model_cfg.get("options") or {}))
+        adapter = adapter_from_config(model_cfg, default_name="crepe")
         model = adapter.load(device)
         _LOADED[key] = (adapter, model, adapter.resolve_layers(model, list(sites or [])))
     return _LOADED[key]
-
-
-def _state_tensors(prefix: str, st: LayerState, lo: int) -> dict[str, torch.Tensor]:
-    t = {}
-    for name in ("top", "bottom"):
-        r = getattr(st, name)
-        t[f"{prefix}{name}_values"] = r.values
-        t[f"{prefix}{name}_index"] = r.index + lo  # local -> global clip index (order kept)
-        t[f"{prefix}{name}_peak_ms"] = r.peak_ms
-    m = st.moments
-    for name in ("count", "mean", "m2", "min", "max"):
-        t[f"{prefix}{name}"] = getattr(m, name)
-    # Histogram counts are [U, ~1400] int64, mostly zero columns (one sign, a few decades):
-    # keep only the band of columns any unit uses, as int32 when it fits (exact either way).
-    counts = st.hist.counts
-    used = torch.nonzero(counts.sum(0)).flatten()
-    first, last = (int(used[0]), int(used[-1]) + 1) if len(used) else (0, 0)
-    band = counts[:, first:last]
-    if band.numel() and int(band.max()) < 2**31:
-        band = band.to(torch.int32)
-    t[f"{prefix}hist_band"] = band
-    t[f"{prefix}hist_first"] = torch.tensor([first], dtype=torch.int64)
-    if st.dense is not None:
-        t[f"{prefix}dense"] = st.dense
-    return {k: v.detach().cpu().contiguous() for k, v in t.items()}
 
 
 def record_shard(spec: dict[str, Any], rows: Sequence[Mapping[str, Any]],
@@ -263,12 +236,9 @@ def record_shard(spec: dict[str, Any], rows: Sequence[Mapping[str, Any]],
                  hist_alpha=spec["hist_alpha"], device=device, total=len(rows), progress=False)
     tensors: dict[str, torch.Tensor] = {}
     layers = []
-    for j, (name, st) in enumerate(res.layers.items()):
-        s = st.site
-        layers.append({"name": name, "module": s.module, "units": s.units, "kind": s.kind,
-                       "hop_ms": s.hop_ms, "offset_ms": s.offset_ms, "k": st.k,
-                       "hist_alpha": st.hist_alpha})
-        tensors.update(_state_tensors(f"L{j}/", st, lo))
+    for j, st in enumerate(res.layers.values()):
+        layers.append(state_meta(st))
+        tensors.update(state_tensors(st, prefix=f"L{j}/", index_offset=lo, dense=True))
     meta = {
         "format": SHARD_FORMAT, "key": spec["key"], "config_hash": spec["config_hash"],
         "clips_hash": spec["clips_hash"], "index": str(spec["index"]), "lo": str(lo),
@@ -292,21 +262,10 @@ def load_shard(path: Path) -> tuple[dict[str, LayerState], dict[str, torch.Tenso
     states, dense = {}, {}
     for j, lay in enumerate(json.loads(meta["layers"])):
         p = f"L{j}/"
-        site = Site(lay["name"], lay["module"], int(lay["units"]), lay["kind"],
-                    float(lay["hop_ms"]), float(lay["offset_ms"]))
-        st = LayerState(site, int(lay["k"]), float(lay["hist_alpha"]))
-        for name in ("top", "bottom"):
-            r = getattr(st, name)
-            r.values, r.index = t[f"{p}{name}_values"], t[f"{p}{name}_index"]
-            r.peak_ms = t[f"{p}{name}_peak_ms"]
-        m = st.moments
-        m.count, m.mean, m.m2, m.min, m.max = (t[f"{p}{n}"] for n in
-                                               ("count", "mean", "m2", "min", "max"))
-        band, first = t[f"{p}hist_band"], int(t[f"{p}hist_first"][0])
-        st.hist.counts[:, first:first + band.shape[1]] = band.to(torch.int64)
-        states[site.name] = st
+        st = state_from_tensors(t, lay, prefix=p)
+        states[st.site.name] = st
         if f"{p}dense" in t:
-            dense[site.name] = t[f"{p}dense"]
+            dense[st.site.name] = t[f"{p}dense"]
     return states, dense, meta
 
 

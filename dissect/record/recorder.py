@@ -1,9 +1,10 @@
 """Record every neuron of the chosen sites over a stream of clips, with bounded memory.
 
-For each batch the adapter prepares inputs, the model runs once under :func:`capture`, and each
-hooked output is framed (``[B, T, U]``), pooled over valid frames (``mean`` or ``max``) and fed to
-the streaming reducers of its layer. Nothing per-clip is kept unless the optional dense store is
-on, so memory does not grow with the number of clips.
+For each batch the model runs once through :func:`~dissect.record.hooks.run_sites` (the adapter
+prepares the inputs), and each hooked output is framed (``[B, T, U]``), pooled over valid
+frames (``mean`` or ``max``) and fed to the streaming reducers of its layer. Nothing per-clip
+is kept unless the optional dense store is on, so memory does not grow with the number of
+clips.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from tqdm.auto import tqdm
 
 from dissect.audio.batch import split_windows
 from dissect.models.base import Adapter, Site
-from dissect.record.hooks import capture
+from dissect.record.hooks import SiteFrames, run_sites
 from dissect.record.pooling import pool
 from dissect.record.reducers import LogHistogram, Moments, TopK
 
@@ -98,8 +99,11 @@ class RecordResult:
     audio_seconds: float
 
 
-def _segments(wave: np.ndarray, sr: int, windows: tuple[float, float] | None):
-    """``(segments, offsets_ms)`` of one clip: itself, or fixed windows of a long clip."""
+def segments(wave: np.ndarray, sr: int, windows: tuple[float, float] | None
+             ) -> tuple[list[np.ndarray], list[float]]:
+    """``(segments, offsets_ms)`` of one clip ``[n]`` at ``sr`` Hz: itself, or the fixed
+    ``windows = (window_s, hop_s)`` of a clip longer than one window (each window cut to its
+    valid samples; offsets are window starts in ms)."""
     if windows is None or len(wave) <= int(round(windows[0] * sr)):
         return [wave], [0.0]
     w, mask, starts = split_windows(wave, sr, windows[0], windows[1])
@@ -114,7 +118,7 @@ def _batches(items, batch_size: int, equal_length: bool, sr: int, windows):
     """
     batch, rows, length = [], 0, None
     for index, wave in items:
-        segs, offs = _segments(wave, sr, windows)
+        segs, offs = segments(wave, sr, windows)
         seg_len = len(segs[0]) if len(segs) == 1 else None
         clash = equal_length and batch and (seg_len is None or seg_len != length)
         if batch and (rows + len(segs) > batch_size or clash):
@@ -195,32 +199,25 @@ def record(
         A :class:`RecordResult`. Peak times are in ms from the start of the clip as decoded.
     """
     states = {s.name: LayerState(s, k, hist_alpha, dense_rows) for s in sites}
-    by_name = {s.name: s for s in sites}
-    current: dict = {}
-
-    def on_output(output, *, site: str) -> None:
-        s = by_name[site]
-        frames = adapter.frames(s, output, current["batch"])
-        valid = adapter.valid_frames(s, current["batch"], frames.shape[1]).to(frames.device)
-        times = s.frame_times_ms(frames.shape[1])
-        values, peak_ms = _pool_groups(frames, valid, times, current["groups"], reduction)
-        states[site].update(values, current["index"], peak_ms)
-
     n, audio_s = 0, 0.0
     t0 = time.perf_counter()
     bar = tqdm(total=total, desc="record", unit="clip", disable=not progress, file=sys.stderr)
-    module_names = {s.name: s.module for s in sites}
     sr = adapter.sample_rate
     try:
-        with capture(model, module_names, on_output), torch.inference_mode():
+        with torch.inference_mode():
             for batch in _batches(clips, batch_size, not adapter.padding_safe, sr, windows):
-                segments = [seg for _, segs, _ in batch for seg in segs]
-                current["groups"] = [(i, offs) for i, _, offs in batch]
-                current["index"] = torch.tensor([i for i, _, _ in batch], dtype=torch.int64)
-                current["batch"] = adapter.prepare(segments).to(device)
-                adapter.forward(model, current["batch"])
+                rows = [seg for _, segs, _ in batch for seg in segs]
+                groups = [(i, offs) for i, _, offs in batch]
+                index = torch.tensor([i for i, _, _ in batch], dtype=torch.int64)
+
+                def on_site(out: SiteFrames, groups=groups, index=index) -> None:
+                    values, peak_ms = _pool_groups(out.frames, out.valid, out.times_ms, groups,
+                                                   reduction)
+                    states[out.site.name].update(values, index, peak_ms)
+
+                run_sites(adapter, model, rows, sites, on_site=on_site, device=device)
                 n += len(batch)
-                audio_s += sum(len(s) for s in segments) / sr
+                audio_s += sum(len(s) for s in rows) / sr
                 bar.update(len(batch))
     finally:
         bar.close()

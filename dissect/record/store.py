@@ -29,29 +29,89 @@ def activations_path(run_dir: Path, layer: str) -> Path:
     return Path(run_dir) / artifacts.ACTIVATIONS_DIR / f"{layer}.safetensors"
 
 
+# --------------------------------------------------------------------------- the state codec
+# One encoding of a LayerState as named tensors + string metadata, used by the stats files and
+# by the Ray backend's shard files (several layers per file, under a per-layer prefix).
+
+
+def state_meta(state: LayerState) -> dict[str, str]:
+    """String metadata that, with :func:`state_tensors`, restores ``state`` exactly."""
+    s = state.site
+    return {"layer": s.name, "module": s.module, "kind": s.kind, "units": str(s.units),
+            "hop_ms": repr(s.hop_ms), "offset_ms": repr(s.offset_ms), "k": str(state.k),
+            "hist_alpha": repr(state.hist.alpha), "hist_min_abs": repr(state.hist.min_abs),
+            "hist_max_abs": repr(state.hist.max_abs)}
+
+
+def state_tensors(state: LayerState, *, prefix: str = "", index_offset: int = 0,
+                  dense: bool = False) -> dict[str, torch.Tensor]:
+    """The reducer state as tensors (names under ``prefix``), exact and mergeable.
+
+    Args:
+        index_offset: added to the top/bottom clip indices (a shard's local -> global rows).
+        dense: include the dense ``[rows, U]`` float16 store when the state has one.
+
+    The histogram counts are ``[U, ~1400]`` int64, mostly zero columns (one sign, a few
+    decades): only the band of columns any unit uses is kept (``hist_band`` from column
+    ``hist_first``), as int32 when it fits; exact either way.
+    """
+    t: dict[str, torch.Tensor] = {}
+    for name in ("top", "bottom"):
+        r = getattr(state, name)
+        t[f"{name}_values"] = r.values
+        t[f"{name}_index"] = r.index + index_offset
+        t[f"{name}_peak_ms"] = r.peak_ms
+    for name in ("count", "mean", "m2", "min", "max"):
+        t[name] = getattr(state.moments, name)
+    counts = state.hist.counts
+    used = torch.nonzero(counts.sum(0)).flatten()
+    first, last = (int(used[0]), int(used[-1]) + 1) if len(used) else (0, 0)
+    band = counts[:, first:last]
+    if band.numel() and int(band.max()) < 2**31:
+        band = band.to(torch.int32)
+    t["hist_band"] = band
+    t["hist_first"] = torch.tensor([first], dtype=torch.int64)
+    if dense and state.dense is not None:
+        t["dense"] = state.dense
+    return {f"{prefix}{k}": v.detach().cpu().contiguous() for k, v in t.items()}
+
+
+def state_from_tensors(t: Mapping[str, torch.Tensor], meta: Mapping[str, str], *,
+                       prefix: str = "") -> LayerState:
+    """Inverse of :func:`state_tensors` + :func:`state_meta` (also reads full
+    ``hist_counts`` as older stats files stored them). The dense store is not restored."""
+    site = Site(meta["layer"], meta["module"], int(meta["units"]), meta["kind"],
+                float(meta["hop_ms"]), float(meta["offset_ms"]))
+    state = LayerState(site, int(meta["k"]), float(meta["hist_alpha"]))
+    for name in ("top", "bottom"):
+        r = getattr(state, name)
+        r.values, r.index = t[f"{prefix}{name}_values"], t[f"{prefix}{name}_index"]
+        r.peak_ms = t[f"{prefix}{name}_peak_ms"]
+    m = state.moments
+    m.count, m.mean, m.m2, m.min, m.max = (t[f"{prefix}{n}"] for n in
+                                           ("count", "mean", "m2", "min", "max"))
+    if f"{prefix}hist_counts" in t:
+        state.hist.counts = t[f"{prefix}hist_counts"].to(torch.int64)
+    else:
+        band, first = t[f"{prefix}hist_band"], int(t[f"{prefix}hist_first"][0])
+        state.hist.counts[:, first:first + band.shape[1]] = band.to(torch.int64)
+    return state
+
+
 def save_layer(run_dir: Path, state: LayerState, reduction: str) -> list[str]:
-    """Write the layer's stats (and dense store if any); return the written relative paths."""
+    """Write the layer's stats (and dense store if any); return the written relative paths.
+
+    The stats file holds :func:`state_tensors` plus, for readers, per-unit ``std``,
+    ``quantile_levels`` and ``quantiles`` ``[U, levels]``.
+    """
     s = state.site
     q = torch.tensor(QUANTILE_LEVELS, dtype=torch.float64)
-    tensors = {
-        "top_values": state.top.values, "top_index": state.top.index,
-        "top_peak_ms": state.top.peak_ms,
-        "bottom_values": state.bottom.values, "bottom_index": state.bottom.index,
-        "bottom_peak_ms": state.bottom.peak_ms,
-        "count": state.moments.count, "mean": state.moments.mean, "m2": state.moments.m2,
-        "min": state.moments.min, "max": state.moments.max, "std": state.moments.std,
-        "hist_counts": state.hist.counts,
-        "quantile_levels": q, "quantiles": state.hist.quantiles(q),
-    }
-    meta = {
-        "layer": s.name, "module": s.module, "kind": s.kind, "units": str(s.units),
-        "hop_ms": repr(s.hop_ms), "offset_ms": repr(s.offset_ms), "reduction": reduction,
-        "k": str(state.k), "hist_alpha": repr(state.hist.alpha),
-        "hist_min_abs": repr(state.hist.min_abs), "hist_max_abs": repr(state.hist.max_abs),
-    }
+    tensors = {**state_tensors(state), "std": state.moments.std.contiguous(),
+               "quantile_levels": q, "quantiles": state.hist.quantiles(q).contiguous()}
+    meta = {**state_meta(state), "reduction": reduction}
     out = stats_path(run_dir, s.name)
     with artifacts.atomic_path(out) as tmp:
-        save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata=meta)
+        save_file(tensors, str(tmp), metadata=meta)
     written = [str(out.relative_to(run_dir))]
     if state.dense is not None:
         dp = activations_path(run_dir, s.name)
@@ -65,17 +125,20 @@ def load_layer(path: Path) -> tuple[LayerState, str]:
     """Reload a stats file as a mergeable :class:`LayerState`; returns ``(state, reduction)``."""
     with safe_open(str(path), framework="pt") as fh:
         meta = fh.metadata()
-    t = load_file(str(path))
-    site = Site(meta["layer"], meta["module"], int(meta["units"]), meta["kind"],
-                float(meta["hop_ms"]), float(meta["offset_ms"]))
-    state = LayerState(site, int(meta["k"]), float(meta["hist_alpha"]))
-    for name in ("top", "bottom"):
-        r = getattr(state, name)
-        r.values, r.index, r.peak_ms = t[f"{name}_values"], t[f"{name}_index"], t[f"{name}_peak_ms"]
-    m = state.moments
-    m.count, m.mean, m.m2, m.min, m.max = t["count"], t["mean"], t["m2"], t["min"], t["max"]
-    state.hist.counts = t["hist_counts"]
-    return state, meta["reduction"]
+    return state_from_tensors(load_file(str(path)), meta), meta["reduction"]
+
+
+def load_activations(run_dir: Path, layer: str) -> torch.Tensor:
+    """Dense pooled activations ``[clips, U]`` (float32) of ``activations/<layer>.safetensors``.
+
+    Raises:
+        FileNotFoundError: the run was recorded without ``record.dense=true``.
+    """
+    p = activations_path(run_dir, layer)
+    if not p.exists():
+        raise FileNotFoundError(f"{p}: every clip's activation is needed; record with "
+                                "record.dense=true")
+    return load_file(str(p))["values"].float()
 
 
 def _num(x: float) -> float | None:

@@ -15,7 +15,7 @@ import shutil
 import sys
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from dissect import artifacts
 from dissect.report.cards import ClipMedia, render_card, slug
@@ -27,6 +27,13 @@ from dissect.report.overview import overview_html
 AUDIO_DIR = "audio"
 ASSETS_DIR = "assets"
 STATIC_FILES = ("report.css", "report.js")
+
+class TraceFn(Protocol):
+    """Per-frame activations for the report (see :func:`dissect.record.traces.run_traces`)."""
+
+    def __call__(self, config: dict, clip_paths: dict[str, str],
+                 wanted: dict[str, dict[str, set[int]]], *, progress: bool = True) -> dict: ...
+
 
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
        "media-src 'self'; base-uri 'none'; form-action 'none'")
@@ -70,10 +77,9 @@ def _write_audio(run: RunData, clips: list[str], keep: set[str], out: Path, prog
     import soundfile as sf
     from tqdm.auto import tqdm
 
-    from dissect.audio import AudioError, load_audio
-    from dissect.report.frames import clip_policy_from
+    from dissect.audio import AudioError, ClipPolicy, load_audio
 
-    policy = clip_policy_from(run.config)
+    policy = ClipPolicy.from_config(run.config.get("audio") or {})
     rel: dict[str, str] = {}
     waves: dict[str, Any] = {}
     missing = []
@@ -101,14 +107,14 @@ def _write_audio(run: RunData, clips: list[str], keep: set[str], out: Path, prog
 
 
 def _spectrograms(run: RunData, cards: list[Neuron], k: int, waves: dict[str, Any], out: Path,
-                  progress: bool) -> tuple[dict[str, str], dict[tuple[str, int, str], Any]]:
+                  progress: bool, traces_fn: TraceFn | None
+                  ) -> tuple[dict[str, str], dict[tuple[str, int, str], Any]]:
     """Spectrogram PNGs of the exemplar clips of ``cards`` and each neuron's activation traces.
 
     Returns ``(clip -> report-relative PNG path, (layer, unit, clip) -> (times_ms, values))``.
     """
     from tqdm.auto import tqdm
 
-    from dissect.report.frames import frame_traces
     from dissect.report.plots import spectrogram_png
 
     wanted: dict[str, dict[str, set[int]]] = {}
@@ -125,8 +131,9 @@ def _spectrograms(run: RunData, cards: list[Neuron], k: int, waves: dict[str, An
         images[clip] = rel
     traces: dict[str, Any] = {}
     try:
-        traces = frame_traces(run.config, {c: run.clips[c]["path"] for c in wanted}, wanted,
-                              progress=progress)
+        if traces_fn is not None and wanted:
+            traces = traces_fn(run.config, {c: run.clips[c]["path"] for c in wanted}, wanted,
+                               progress=progress)
     except Exception as exc:  # the model may be unavailable where the report is rebuilt
         print(f"[report] cannot re-run the model for the activation overlays "
               f"({type(exc).__name__}: {exc}); spectrograms show the peak time only",
@@ -273,7 +280,7 @@ def _remove_stale(out: Path, keep: set[str]) -> None:
 
 
 def build_report(run_dir: str | Path, *, max_cards: int | None = None, max_audio_cards: int = 60,
-                 progress: bool = True) -> Path:
+                 progress: bool = True, traces: TraceFn | None = None) -> Path:
     """Write ``<run_dir>/report/index.html`` (with ``audio/`` and ``assets/``) from the artifacts.
 
     Args:
@@ -281,10 +288,14 @@ def build_report(run_dir: str | Path, *, max_cards: int | None = None, max_audio
         max_cards: neuron cards to render (None: all), in card order (LLM-described first, then
             by selectivity).
         max_audio_cards: the first cards whose exemplar clips get a spectrogram with the
-            activation over time (the model is re-run on those clips only) and inline
-            ``<audio controls>`` players; later cards get play links that become players on
-            click (every card's clips are copied to ``report/audio/``).
+            activation over time (from ``traces``) and inline ``<audio controls>`` players;
+            later cards get play links that become players on click (every card's clips are
+            copied to ``report/audio/``).
         progress: show progress bars.
+        traces: ``traces(config, clip_paths, wanted, progress=) -> {clip: {layer: trace}}``,
+            per-frame activations of the wanted units (the report itself never runs a model;
+            the report stage passes :func:`dissect.record.traces.run_traces`). None: the
+            spectrograms mark the recorded peak time only.
 
     Returns:
         The path of ``index.html``.
@@ -304,7 +315,7 @@ def build_report(run_dir: str | Path, *, max_cards: int | None = None, max_audio
     spec_clips = {str(e["clip"]) for n in spec_cards for e in _exemplar_clips(n, k)}
     audio_rel, waves = _write_audio(run, clip_ids, spec_clips, out, progress)
     written |= set(audio_rel.values())
-    images, acts = _spectrograms(run, spec_cards, k, waves, out, progress)
+    images, acts = _spectrograms(run, spec_cards, k, waves, out, progress, traces)
     written |= set(images.values())
     layer_html, plots = _layer_section(run, out)
     written |= set(plots)

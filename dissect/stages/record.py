@@ -13,16 +13,10 @@ from typing import Any
 
 from dissect import artifacts
 from dissect.audio import AudioError, load_audio
-from dissect.models import get_adapter, pick_device
+from dissect.models.load import load_from_config
 from dissect.record.recorder import record
 from dissect.record.store import save_layer, summary, write_exemplars
 from dissect.stages.probe import clip_policy
-
-
-def build_adapter(model_cfg):
-    """The adapter described by a ``ModelConfig``."""
-    return get_adapter(model_cfg.name, source=model_cfg.source, site_kind=model_cfg.site,
-                       **dict(model_cfg.options))
 
 
 def record_clips(run_dir: Path, model_cfg, record_cfg, audio_cfg) -> dict[str, Any]:
@@ -30,9 +24,7 @@ def record_clips(run_dir: Path, model_cfg, record_cfg, audio_cfg) -> dict[str, A
     rows = artifacts.read_jsonl(run_dir / artifacts.CLIPS)
     if not rows:
         raise ValueError(f"{run_dir / artifacts.CLIPS}: no clips to record")
-    adapter = build_adapter(model_cfg)
-    device = pick_device(model_cfg.device)
-    model = adapter.load(device)
+    adapter, model, device = load_from_config(model_cfg)
     sites = adapter.resolve_layers(model, list(model_cfg.layers))
     policy = clip_policy(audio_cfg)
     windows = None

@@ -10,7 +10,7 @@ import transformers
 from dissect.models.ast import ASTAdapter, patch_grid
 from dissect.models.base import LayerNameError, WeightsUnavailableError, unwrap
 from dissect.models.registry import _REGISTRY
-from dissect.record.hooks import capture
+from dissect.record.hooks import hooks
 from dissect.record.pooling import pool
 
 HIDDEN, FFN, LAYERS = 32, 48, 2
@@ -56,7 +56,7 @@ def _capture(adapter, model, sites, batch):
     raw = {}
     with (
         torch.no_grad(),
-        capture(
+        hooks(
             model, {s.name: s.module for s in sites}, lambda out, site: raw.__setitem__(site, out)
         ),
     ):

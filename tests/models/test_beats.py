@@ -18,7 +18,7 @@ from dissect.models.beats_net import (
     fbank,
     load_beats_checkpoint,
 )
-from dissect.record.hooks import capture
+from dissect.record.hooks import hooks
 from dissect.record.pooling import pool
 
 SR = 16000
@@ -257,7 +257,7 @@ def _capture(adapter, model, waves, names):
         s = next(x for x in sites if x.name == site)
         framed[site] = adapter.frames(s, output, batch)
 
-    with capture(model, {s.name: s.module for s in sites}, fn), torch.no_grad():
+    with hooks(model, {s.name: s.module for s in sites}, fn), torch.no_grad():
         logits = adapter.forward(model, batch)
     return batch, sites, raw, framed, logits
 

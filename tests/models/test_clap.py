@@ -10,7 +10,7 @@ import transformers
 from dissect.models.base import LayerNameError, WeightsUnavailableError, unwrap
 from dissect.models.clap import ClapAdapter, hf_to_laion, laion_to_hf, unwindow
 from dissect.models.registry import _REGISTRY
-from dissect.record.hooks import capture
+from dissect.record.hooks import hooks
 from dissect.record.pooling import pool
 
 # 16 mel bins, spec 64 -> freq_ratio 4; 1 s at 48 kHz -> 101 mel frames, interpolated to 256
@@ -64,7 +64,7 @@ def _capture(model, sites, batch, adapter):
     raw = {}
     with (
         torch.no_grad(),
-        capture(
+        hooks(
             model, {s.name: s.module for s in sites}, lambda out, site: raw.__setitem__(site, out)
         ),
     ):
@@ -119,11 +119,11 @@ def test_capture_equals_direct(loaded):
     adapter, model = loaded
     kinds = {k: _kind_sites(adapter, model, k) for k in ("ffn", "ffn_pre", "attention", "block")}
     names = {k: list(v) for k, v in kinds.items()}
-    hooks = {s.name: s.module for v in kinds.values() for s in v.values() if s.kind != "ffn"}
-    hooks["embed"] = f"{ENC}.patch_embed"  # input of block 0
+    wanted = {s.name: s.module for v in kinds.values() for s in v.values() if s.kind != "ffn"}
+    wanted["embed"] = f"{ENC}.patch_embed"  # input of block 0
     batch = adapter.prepare(_clips(0.7))
     raw = {}
-    with torch.no_grad(), capture(model, hooks, lambda out, site: raw.__setitem__(site, out)):
+    with torch.no_grad(), hooks(model, wanted, lambda out, site: raw.__setitem__(site, out)):
         adapter.forward(model, batch)
     stage = model.audio_model.audio_encoder.layers[0]
     x = raw["embed"]

@@ -15,7 +15,7 @@ from dissect.models.ssl import (
     Wav2Vec2Adapter,
     WavLMAdapter,
 )
-from dissect.record.hooks import capture
+from dissect.record.hooks import hooks
 from dissect.record.pooling import pool
 
 ADAPTERS = {
@@ -73,7 +73,7 @@ def _run(adapter, model, sites, clips):
     raw = {}
     with (
         torch.no_grad(),
-        capture(
+        hooks(
             model, {s.name: s.module for s in sites}, lambda out, site: raw.__setitem__(site, out)
         ),
     ):

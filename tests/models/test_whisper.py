@@ -27,7 +27,7 @@ from dissect.models.whisper import (
     read_ct2,
     resolve_source,
 )
-from dissect.record.hooks import capture
+from dissect.record.hooks import hooks
 from dissect.record.pooling import pool
 
 SR = 16000
@@ -80,7 +80,7 @@ def _record(base, model, waveforms, kind):
         s = next(x for x in sites if x.name == site)
         got[site] = (adapter.frames(s, output, batch), s)
 
-    with capture(model, {s.name: s.module for s in sites}, on_output), torch.inference_mode():
+    with hooks(model, {s.name: s.module for s in sites}, on_output), torch.inference_mode():
         assert adapter.forward(model, batch) is None
     return batch, got
 

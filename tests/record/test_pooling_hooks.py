@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from dissect.record.hooks import capture
+from dissect.record.hooks import hooks
 from dissect.record.pooling import pool
 
 
@@ -26,7 +26,7 @@ def test_capture_equals_direct_output_and_always_removes_hooks():
     net = nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 3))
     x = torch.randn(5, 4)
     seen = {}
-    with capture(net, {"hidden": "1", "out": "2"}, lambda o, site: seen.__setitem__(site, o)):
+    with hooks(net, {"hidden": "1", "out": "2"}, lambda o, site: seen.__setitem__(site, o)):
         y = net(x)
     assert torch.equal(seen["hidden"], torch.relu(net[0](x)))
     assert torch.equal(seen["out"], y)
@@ -35,8 +35,8 @@ def test_capture_equals_direct_output_and_always_removes_hooks():
     def boom(o, site):
         raise RuntimeError("hook failed")
 
-    with pytest.raises(RuntimeError, match="hook failed"), capture(net, {"h": "0"}, boom):
+    with pytest.raises(RuntimeError, match="hook failed"), hooks(net, {"h": "0"}, boom):
         net(x)
     assert not net[0]._forward_hooks
-    with pytest.raises(LookupError, match="no module 'nope'"), capture(net, {"a": "nope"}, boom):
+    with pytest.raises(LookupError, match="no module 'nope'"), hooks(net, {"a": "nope"}, boom):
         pass

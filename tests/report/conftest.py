@@ -51,6 +51,7 @@ def hostile_key(tiny_run):
 @pytest.fixture(scope="session")
 def report(tiny_run, hostile_key):
     """Build the report (with fake prune and HEAR results holding hostile strings too)."""
+    from dissect.record.traces import run_traces
     from dissect.report import build_report
 
     (tiny_run / "prune").mkdir(exist_ok=True)
@@ -61,5 +62,6 @@ def report(tiny_run, hostile_key):
     (tiny_run / "hear").mkdir(exist_ok=True)
     (tiny_run / "hear" / "scores.csv").write_text(
         f"module,task,score\ndissect.hear.crepe,nsynth_pitch,0.71\nx{XSS},t,1\n", encoding="utf-8")
-    index = build_report(tiny_run, max_audio_cards=AUDIO_CARDS, progress=False)
+    index = build_report(tiny_run, max_audio_cards=AUDIO_CARDS, progress=False,
+                         traces=run_traces)
     return index

@@ -263,14 +263,14 @@ def test_report_files(report, audio_cards):
 
 def test_overlay_traces_match_recorded_peaks(report):
     """Re-running the model for the overlays reproduces the recorded pooled value and peak."""
-    from dissect.report.frames import frame_traces
+    from dissect.record.traces import run_traces
 
     run = load_run(report.parents[1])
     n = next(x for x in run.neurons if x.layer == "conv6")
     top = n.exemplar["top"][:2]
     wanted = {e["clip"]: {"conv6": {n.unit}} for e in top}
-    traces = frame_traces(run.config, {c: run.clips[c]["path"] for c in wanted}, wanted,
-                          progress=False, batch_size=2)
+    traces = run_traces(run.config, {c: run.clips[c]["path"] for c in wanted}, wanted,
+                        progress=False, batch_size=2)
     for e in top:
         tr = traces[e["clip"]]["conv6"]
         v = tr.values[n.unit]
