@@ -1,9 +1,19 @@
-"""`dissect run`: resolve the run directory, write ``config.yaml``, run the stages in order."""
+"""`dissect run`: resolve the run directory, write ``config.yaml``, run the stages in order.
+
+Every stage is declared as data (:class:`Stage`): the stages it needs, what it reads (upstream
+outputs, input hashes, or a function of the run), which config sections and fields enter its
+hash (:data:`NOT_HASHED` fields are left out everywhere), what it writes, and the function that
+does the work. :meth:`Stage.__call__` derives the input hashes and the hashed config section from
+the declaration and hands them to :func:`dissect.artifacts.run_stage`, which skips a stage whose
+hashes and outputs are unchanged.
+"""
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -12,51 +22,131 @@ from omegaconf import DictConfig, OmegaConf
 from dissect import artifacts
 
 # Config keys that choose *what to run* or *where*, not what the results are: they do not enter
-# the run-directory hash, so `stages=[probe]` now and the full pipeline later share a directory.
+# the run-directory hash nor any stage's hash, so `stages=[probe]` now and the full pipeline
+# later share a directory. Top-level keys, then section -> fields.
 _NOT_HASHED = ("runs_dir", "run_dir", "stages", "force")
-_NOT_HASHED_NESTED = (("record", "progress"), ("record", "backend"), ("record", "ray_address"),
-                      ("record", "shards"))
+#: Fields of a section that change how or where a stage runs, not its results.
+NOT_HASHED: Mapping[str, tuple[str, ...]] = {
+    "record": ("progress", "backend", "ray_address", "shards"),
+}
 
 
-def _stage_probe(cfg: DictConfig, run_dir: Path, force: bool, progress: bool):
-    from dissect.datasets import build_probe_set
-    from dissect.stages.probe import input_hashes, write_clips
-
-    probe = build_probe_set(cfg.probe, progress=progress)
-    section = {"probe": OmegaConf.to_container(cfg.probe, resolve=True),
-               "audio": OmegaConf.to_container(cfg.audio, resolve=True)}
-    return artifacts.run_stage(
-        run_dir,
-        "probe",
-        section,
-        input_hashes(probe),
-        [artifacts.CLIPS, artifacts.SKIPS],
-        lambda d: write_clips(d, probe, cfg.audio, cfg.probe.max_skip_fraction, progress),
-        force=force,
-    )
+# --------------------------------------------------------------------------- declarations
 
 
-def _stage_record(cfg: DictConfig, run_dir: Path, force: bool, progress: bool):
-    from dissect.stages.record import record_clips
+@dataclass
+class StageContext:
+    """What a stage's declaration functions see: the config, the run directory, the manifest
+    (read once, when first asked for), and ``state`` shared between its inputs and its run."""
 
-    manifest = artifacts.Manifest(run_dir)
-    _need(manifest, "record", "probe")
-    inputs = {
-        "clips": manifest.output_hash("probe", artifacts.CLIPS),
-        "audio_files": manifest.stages["probe"]["input_hashes"]["audio_files"],
-    }
-    section = {
-        "model": OmegaConf.to_container(cfg.model, resolve=True),
-        # backend, address and shard count change where it runs, not the results
-        "record": {k: v for k, v in OmegaConf.to_container(cfg.record, resolve=True).items()
-                   if k not in ("progress", "backend", "ray_address", "shards")},
-        "audio": OmegaConf.to_container(cfg.audio, resolve=True),
-    }
-    return artifacts.run_stage(
-        run_dir, "record", section, inputs, [artifacts.EXEMPLARS],
-        lambda d: record_clips(d, cfg.model, cfg.record, cfg.audio),
-        force=force,
-    )
+    cfg: DictConfig
+    run_dir: Path
+    progress: bool = True
+    state: dict[str, Any] = field(default_factory=dict)
+
+    @cached_property
+    def manifest(self) -> artifacts.Manifest:
+        return artifacts.Manifest(self.run_dir)
+
+
+@dataclass(frozen=True)
+class Output:
+    """An input: the recorded hash of ``artifact``, an output of the finished stage ``stage``."""
+
+    stage: str
+    artifact: str
+
+
+@dataclass(frozen=True)
+class InputOf:
+    """An input: the input hash ``key`` recorded by the finished stage ``stage``."""
+
+    stage: str
+    key: str
+
+
+@dataclass(frozen=True)
+class Section:
+    """A config value: the whole section ``name`` (resolved), less ``drop`` and its
+    :data:`NOT_HASHED` fields."""
+
+    name: str
+    drop: tuple[str, ...] = ()
+
+    def value(self, cfg: DictConfig) -> dict[str, Any]:
+        drop = self.drop + NOT_HASHED.get(self.name, ())
+        return {k: v for k, v in _plain(cfg[self.name]).items() if k not in drop}
+
+
+#: A config value: a dotted config path (``"describe.k"``), a :class:`Section`, or a function of
+#: the context (returning :data:`OMIT` leaves the key out).
+ConfigValue = str | Section | Callable[[StageContext], Any]
+#: An input: an :class:`Output`, an :class:`InputOf`, or a function of the context.
+InputValue = Output | InputOf | Callable[[StageContext], str]
+OMIT = object()
+
+
+def _plain(value: Any) -> Any:
+    return OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+
+
+def config_value(ctx: StageContext, spec: ConfigValue) -> Any:
+    """The value a :data:`ConfigValue` stands for."""
+    if isinstance(spec, Section):
+        return spec.value(ctx.cfg)
+    if isinstance(spec, str):
+        return _plain(OmegaConf.select(ctx.cfg, spec, throw_on_missing=True))
+    return spec(ctx)
+
+
+def input_value(ctx: StageContext, spec: InputValue) -> str:
+    """The hash an :data:`InputValue` stands for."""
+    if isinstance(spec, Output):
+        return ctx.manifest.output_hash(spec.stage, spec.artifact)
+    if isinstance(spec, InputOf):
+        return ctx.manifest.stages[spec.stage]["input_hashes"][spec.key]
+    return spec(ctx)
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One pipeline stage, declared.
+
+    Attributes:
+        name: the stage (manifest key, ``stages=[...]`` entry).
+        needs: upstream stages that must have finished (checked before anything else).
+        inputs: input name -> :data:`InputValue`, or one function of the context returning the
+            whole input-hash dict (when the names depend on the run).
+        config: hashed key -> :data:`ConfigValue`, in the order they are hashed.
+        outputs: artifacts (relative to the run directory) the stage must write.
+        run: ``run(ctx) -> info`` does the work (``info`` goes into the manifest).
+    """
+
+    name: str
+    needs: tuple[str, ...]
+    inputs: Mapping[str, InputValue] | Callable[[StageContext], dict[str, str]]
+    config: Mapping[str, ConfigValue]
+    outputs: tuple[str, ...]
+    run: Callable[[StageContext], Mapping[str, Any] | None]
+
+    def input_hashes(self, ctx: StageContext) -> dict[str, str]:
+        if callable(self.inputs):
+            return self.inputs(ctx)
+        return {k: input_value(ctx, v) for k, v in self.inputs.items()}
+
+    def section(self, ctx: StageContext) -> dict[str, Any]:
+        """The stage's hashed config section."""
+        out = {k: config_value(ctx, v) for k, v in self.config.items()}
+        return {k: v for k, v in out.items() if v is not OMIT}
+
+    def __call__(self, cfg: DictConfig, run_dir: Path, force: bool = False,
+                 progress: bool = True) -> artifacts.StageResult:
+        ctx = StageContext(cfg, Path(run_dir), progress)
+        for upstream in self.needs:
+            _need(ctx.manifest, self.name, upstream)
+        inputs = self.input_hashes(ctx)
+        return artifacts.run_stage(run_dir, self.name, self.section(ctx), inputs,
+                                   list(self.outputs), lambda _: self.run(ctx), force=force)
 
 
 def _need(manifest: artifacts.Manifest, stage: str, upstream: str) -> None:
@@ -65,100 +155,98 @@ def _need(manifest: artifacts.Manifest, stage: str, upstream: str) -> None:
                          f"stage; include it in stages=[...]")
 
 
-def _section(cfg: DictConfig, key: str, drop: tuple[str, ...] = ()) -> dict:
-    return {k: v for k, v in OmegaConf.to_container(cfg[key], resolve=True).items()
-            if k not in drop}
+# --------------------------------------------------------------------------- the stages
 
 
-def _stage_caption(cfg: DictConfig, run_dir: Path, force: bool, progress: bool):
+def _probe_inputs(ctx: StageContext) -> dict[str, str]:
+    from dissect.datasets import build_probe_set
+    from dissect.stages.probe import input_hashes
+
+    ctx.state["probe"] = build_probe_set(ctx.cfg.probe, progress=ctx.progress)
+    return input_hashes(ctx.state["probe"])
+
+
+def _probe_run(ctx: StageContext):
+    from dissect.stages.probe import write_clips
+
+    cfg = ctx.cfg
+    return write_clips(ctx.run_dir, ctx.state["probe"], cfg.audio, cfg.probe.max_skip_fraction,
+                       ctx.progress)
+
+
+def _record_run(ctx: StageContext):
+    from dissect.stages.record import record_clips
+
+    return record_clips(ctx.run_dir, ctx.cfg.model, ctx.cfg.record, ctx.cfg.audio)
+
+
+def _caption_run(ctx: StageContext):
     from dissect.stages.caption import write_captions
 
-    manifest = artifacts.Manifest(run_dir)
-    _need(manifest, "caption", "probe")
-    inputs = {
-        "clips": manifest.output_hash("probe", artifacts.CLIPS),
-        "audio_files": manifest.stages["probe"]["input_hashes"]["audio_files"],
-    }
-    section = {"caption": _section(cfg, "caption"), "audio": _section(cfg, "audio")}
-    return artifacts.run_stage(
-        run_dir, "caption", section, inputs, [artifacts.CAPTIONS],
-        lambda d: write_captions(d, cfg.caption, cfg.audio, progress), force=force)
+    return write_captions(ctx.run_dir, ctx.cfg.caption, ctx.cfg.audio, ctx.progress)
 
 
-def _resolved_llm(cfg: DictConfig) -> dict:
-    """The llm section as hashed: ``auto`` resolved (installing SmolLM2 later must rerun),
-    and fields that do not change outputs (cache_dir, concurrency) left out."""
-    llm = _section(cfg, "llm", drop=("cache_dir", "concurrency"))
+def resolved_llm(cfg: DictConfig) -> dict:
+    """The llm section as hashed: ``auto`` resolved (installing SmolLM2 later must rerun) as
+    ``auto:<kind>`` by :func:`dissect.describe.llm.resolve_kind`, and fields that do not change
+    outputs (cache_dir, concurrency) left out."""
+    from dissect.describe.llm import resolve_kind
+
+    llm = Section("llm", drop=("cache_dir", "concurrency")).value(cfg)
     if llm["client"] == "auto":
-        from dissect.describe.llm.local import smollm2_gguf_path
-
-        try:
-            smollm2_gguf_path()
-            llm["client"] = "auto:transformers"
-        except (FileNotFoundError, ModuleNotFoundError):
-            llm["client"] = "auto:rules"
+        llm["client"] = "auto:" + resolve_kind("auto")
     return llm
 
 
-def _stage_summarize(cfg: DictConfig, run_dir: Path, force: bool, progress: bool):
+def _head_layer(ctx: StageContext) -> str | None:
+    return ctx.manifest.stages["record"].get("info", {}).get("head_layer")
+
+
+def _summarize_run(ctx: StageContext):
     from dissect.stages.describe import write_summaries
 
-    manifest = artifacts.Manifest(run_dir)
-    _need(manifest, "summarize", "record")
-    _need(manifest, "summarize", "caption")
-    inputs = {"exemplars": manifest.output_hash("record", artifacts.EXEMPLARS),
-              "captions": manifest.output_hash("caption", artifacts.CAPTIONS)}
-    head = manifest.stages["record"].get("info", {}).get("head_layer")
-    d = cfg.describe
-    section = {"k": d.k, "max_llm_neurons": d.max_llm_neurons,
-               "calibration_threshold": d.calibration_threshold, "head_layer": head,
-               "llm": _resolved_llm(cfg)}
-    return artifacts.run_stage(
-        run_dir, "summarize", section, inputs, [artifacts.SUMMARIES],
-        lambda r: write_summaries(r, cfg.describe, cfg.llm, head), force=force)
+    cfg = ctx.cfg
+    return write_summaries(ctx.run_dir, cfg.describe, cfg.llm, _head_layer(ctx))
 
 
-def _stage_concepts(cfg: DictConfig, run_dir: Path, force: bool, progress: bool):
+def _activations(ctx: StageContext) -> str:
+    outputs = ctx.manifest.stages["record"]["outputs"]
+    return artifacts.hash_config({k: v for k, v in outputs.items()
+                                  if k.startswith(artifacts.ACTIVATIONS_DIR)})
+
+
+def _concept_set(ctx: StageContext) -> str:
     from dissect.describe.concepts import concept_file
+
+    return artifacts.hash_file(concept_file(ctx.cfg.describe.concept_set))
+
+
+def _concepts_llm(ctx: StageContext) -> Any:
+    d = ctx.cfg.describe
+    return resolved_llm(ctx.cfg) if "icl" in d.closed_methods or d.keyword_llm_filter else OMIT
+
+
+def _concepts_run(ctx: StageContext):
     from dissect.stages.describe import write_concepts
 
-    manifest = artifacts.Manifest(run_dir)
-    _need(manifest, "concepts", "summarize")
-    record_outputs = manifest.stages["record"]["outputs"]
-    inputs = {"summaries": manifest.output_hash("summarize", artifacts.SUMMARIES),
-              "captions": manifest.output_hash("caption", artifacts.CAPTIONS),
-              "clips": manifest.output_hash("probe", artifacts.CLIPS),
-              "activations": artifacts.hash_config(
-                  {k: v for k, v in record_outputs.items()
-                   if k.startswith(artifacts.ACTIVATIONS_DIR)}),
-              "concept_set": artifacts.hash_file(concept_file(cfg.describe.concept_set))}
-    section = {"describe": _section(cfg, "describe", drop=("k", "max_llm_neurons",
-                                                          "calibration_threshold")),
-               "captioners": list(cfg.caption.captioners)}
-    if "icl" in cfg.describe.closed_methods or cfg.describe.keyword_llm_filter:
-        section["llm"] = _resolved_llm(cfg)
-    return artifacts.run_stage(
-        run_dir, "concepts", section, inputs, [artifacts.CONCEPTS, artifacts.DESCRIPTIONS],
-        lambda r: write_concepts(r, cfg.describe, cfg.llm, cfg.caption), force=force)
+    cfg = ctx.cfg
+    return write_concepts(ctx.run_dir, cfg.describe, cfg.llm, cfg.caption)
 
 
-def _stage_evaluate(cfg: DictConfig, run_dir: Path, force: bool, progress: bool):
+def _stage_outputs(*stages: str) -> Callable[[StageContext], dict[str, str]]:
+    """Inputs: per stage, the hash of all its recorded outputs."""
+    return lambda ctx: {s: artifacts.hash_config(ctx.manifest.stages[s]["outputs"])
+                        for s in stages}
+
+
+def _evaluate_run(ctx: StageContext):
     from dissect.evaluate.scores import evaluate_run
 
-    manifest = artifacts.Manifest(run_dir)
-    _need(manifest, "evaluate", "concepts")
-    inputs = {s: h for s in ("summarize", "concepts", "caption", "record")
-              for h in [artifacts.hash_config(manifest.stages[s]["outputs"])]}
-    e = cfg.evaluate
-    section = {"evaluate": _section(cfg, "evaluate"), "concept_set": cfg.describe.concept_set,
-               "similarity": cfg.describe.similarity}
-    return artifacts.run_stage(
-        run_dir, "evaluate", section, inputs, [artifacts.SCORES],
-        lambda r: _summary_of(evaluate_run(
-            r, holdout=e.holdout, seed=e.seed, quantile=e.quantile, method=e.method,
-            n_clusters=e.n_clusters, k=e.k, tau=e.tau, concept_set=cfg.describe.concept_set,
-            similarity=cfg.describe.similarity)),
-        force=force)
+    e, d = ctx.cfg.evaluate, ctx.cfg.describe
+    return _summary_of(evaluate_run(
+        ctx.run_dir, holdout=e.holdout, seed=e.seed, quantile=e.quantile, method=e.method,
+        n_clusters=e.n_clusters, k=e.k, tau=e.tau, concept_set=d.concept_set,
+        similarity=d.similarity))
 
 
 def _summary_of(scores: dict) -> dict:
@@ -166,34 +254,114 @@ def _summary_of(scores: dict) -> dict:
     return {k: v for k, v in scores.items() if isinstance(v, (int, float, str))}
 
 
-def _stage_report(cfg: DictConfig, run_dir: Path, force: bool, progress: bool):
-    from dissect.stages.report import write_report
-
-    manifest = artifacts.Manifest(run_dir)
-    _need(manifest, "report", "record")
+def _report_inputs(ctx: StageContext) -> dict[str, str]:
+    """Every finished stage's outputs, and the files of ``prune/`` and ``hear/`` when present."""
     inputs = {s: artifacts.hash_config(e.get("outputs", {}))
-              for s, e in manifest.stages.items() if s != "report" and e.get("status") == "done"}
+              for s, e in ctx.manifest.stages.items()
+              if s != "report" and e.get("status") == "done"}
     for extra in ("prune", "hear"):
-        d = run_dir / extra
+        d = ctx.run_dir / extra
         if d.is_dir():
             inputs[extra] = artifacts.hash_files(sorted(p for p in d.rglob("*") if p.is_file()))
-    section = {"report": _section(cfg, "report")}
-    return artifacts.run_stage(
-        run_dir, "report", section, inputs, [f"{artifacts.REPORT_DIR}/index.html"],
-        lambda r: write_report(r, cfg.report, progress),
-        force=force)
+    return inputs
 
 
-# Stage name -> runner, in data-flow order.
-STAGES: dict[str, Callable[..., Any]] = {
-    "probe": _stage_probe,
-    "record": _stage_record,
-    "caption": _stage_caption,
-    "summarize": _stage_summarize,
-    "concepts": _stage_concepts,
-    "evaluate": _stage_evaluate,
-    "report": _stage_report,
-}
+def _report_run(ctx: StageContext):
+    from dissect.stages.report import write_report
+
+    return write_report(ctx.run_dir, ctx.cfg.report, ctx.progress)
+
+
+_PROBE_AUDIO = {"clips": Output("probe", artifacts.CLIPS),
+                "audio_files": InputOf("probe", "audio_files")}
+
+#: The stages, in data-flow order.
+STAGE_LIST: tuple[Stage, ...] = (
+    Stage("probe", needs=(), inputs=_probe_inputs,
+          config={"probe": Section("probe"), "audio": Section("audio")},
+          outputs=(artifacts.CLIPS, artifacts.SKIPS), run=_probe_run),
+    Stage("record", needs=("probe",), inputs=_PROBE_AUDIO,
+          config={"model": Section("model"), "record": Section("record"),
+                  "audio": Section("audio")},
+          outputs=(artifacts.EXEMPLARS,), run=_record_run),
+    Stage("caption", needs=("probe",), inputs=_PROBE_AUDIO,
+          config={"caption": Section("caption"), "audio": Section("audio")},
+          outputs=(artifacts.CAPTIONS,), run=_caption_run),
+    Stage("summarize", needs=("record", "caption"),
+          inputs={"exemplars": Output("record", artifacts.EXEMPLARS),
+                  "captions": Output("caption", artifacts.CAPTIONS)},
+          config={"k": "describe.k", "max_llm_neurons": "describe.max_llm_neurons",
+                  "calibration_threshold": "describe.calibration_threshold",
+                  "head_layer": _head_layer, "llm": lambda ctx: resolved_llm(ctx.cfg)},
+          outputs=(artifacts.SUMMARIES,), run=_summarize_run),
+    Stage("concepts", needs=("summarize",),
+          inputs={"summaries": Output("summarize", artifacts.SUMMARIES),
+                  "captions": Output("caption", artifacts.CAPTIONS),
+                  "clips": Output("probe", artifacts.CLIPS),
+                  "activations": _activations, "concept_set": _concept_set},
+          config={"describe": Section("describe", drop=("k", "max_llm_neurons",
+                                                        "calibration_threshold")),
+                  "captioners": "caption.captioners", "llm": _concepts_llm},
+          outputs=(artifacts.CONCEPTS, artifacts.DESCRIPTIONS), run=_concepts_run),
+    Stage("evaluate", needs=("concepts",),
+          inputs=_stage_outputs("summarize", "concepts", "caption", "record"),
+          config={"evaluate": Section("evaluate"), "concept_set": "describe.concept_set",
+                  "similarity": "describe.similarity"},
+          outputs=(artifacts.SCORES,), run=_evaluate_run),
+    Stage("report", needs=("record",), inputs=_report_inputs,
+          config={"report": Section("report")},
+          outputs=(f"{artifacts.REPORT_DIR}/index.html",), run=_report_run),
+)
+
+#: Stage name -> stage (callable as ``STAGES[name](cfg, run_dir, force, progress)``).
+STAGES: dict[str, Stage] = {s.name: s for s in STAGE_LIST}
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _choices(cfg: DictConfig) -> list[tuple[str, str, Any, Any]]:
+    """``(stage, config key, value, registry)`` of every registry-backed config choice."""
+    from dissect.datasets import PROBE_LAYOUTS
+    from dissect.describe.captioners.combine import CAPTIONERS
+    from dissect.describe.concepts import CLOSED_METHODS
+    from dissect.describe.llm import LLM_CLIENTS
+    from dissect.describe.similarity import SIMILARITIES
+    from dissect.models.registry import ADAPTERS
+
+    out = [("probe", "probe.layout", cfg.probe.layout, PROBE_LAYOUTS),
+           ("record", "model.name", cfg.model.name, ADAPTERS)]
+    out += [("caption", "caption.captioners", c, CAPTIONERS) for c in cfg.caption.captioners]
+    if cfg.llm.client != "auto":
+        out += [(s, "llm.client", cfg.llm.client, LLM_CLIENTS) for s in ("summarize", "concepts")]
+    out += [("concepts", "describe.closed_methods", m, CLOSED_METHODS)
+            for m in cfg.describe.closed_methods]
+    out += [(s, "describe.similarity", cfg.describe.similarity, SIMILARITIES)
+            for s in ("concepts", "evaluate")]
+    out += [("evaluate", "evaluate.method", cfg.evaluate.method, CLOSED_METHODS)]
+    return out
+
+
+def validate(cfg: DictConfig) -> None:
+    """Check, before any stage runs, the stage names and every registry-backed choice that a
+    stage in ``cfg.stages`` uses.
+
+    Raises:
+        ValueError: the first bad value, e.g. ``describe.similarity=bogus: unknown similarity
+            'bogus'; valid: cos, cos_cubed, ...`` (:class:`~dissect.registry.UnknownNameError`
+            messages list the valid names).
+    """
+    unknown = [s for s in list(cfg.stages) + list(cfg.force) if s not in STAGES]
+    if unknown:
+        raise ValueError(f"unknown stage(s) {unknown}; available: {', '.join(STAGES)}")
+    for stage, key, value, registry in _choices(cfg):
+        if stage in cfg.stages and value not in registry:
+            extra = "auto, " if key == "llm.client" else ""
+            msg = str(registry.unknown(value)).replace("; valid: ", "; valid: " + extra, 1)
+            raise ValueError(f"{key}={value}: {msg}")
+
+
+# --------------------------------------------------------------------------- running
 
 
 def resolve_run_dir(cfg: DictConfig) -> Path:
@@ -203,8 +371,9 @@ def resolve_run_dir(cfg: DictConfig) -> Path:
     plain = OmegaConf.to_container(cfg, resolve=True)
     for k in _NOT_HASHED:
         plain.pop(k, None)
-    for outer, inner in _NOT_HASHED_NESTED:
-        plain.get(outer, {}).pop(inner, None)
+    for outer, inner in NOT_HASHED.items():
+        for k in inner:
+            plain.get(outer, {}).pop(k, None)
     return artifacts.run_dir_for(cfg.runs_dir, cfg.recipe, plain)
 
 
@@ -212,16 +381,14 @@ def run(cfg: DictConfig, progress: bool = True) -> Path:
     """Run the configured stages; return the run directory.
 
     Raises:
-        ValueError: an unknown stage name (the message lists the available ones).
+        ValueError: an unknown stage name or registry choice (the message lists the valid ones).
     """
-    unknown = [s for s in list(cfg.stages) + list(cfg.force) if s not in STAGES]
-    if unknown:
-        raise ValueError(f"unknown stage(s) {unknown}; available: {', '.join(STAGES)}")
+    validate(cfg)
     run_dir = resolve_run_dir(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
     artifacts.write_text(run_dir / artifacts.CONFIG, OmegaConf.to_yaml(cfg, resolve=True))
     print(f"run directory: {run_dir}", file=sys.stderr)
-    for name in STAGES:  # data-flow order, whatever order the user listed them in
-        if name in cfg.stages:
-            STAGES[name](cfg, run_dir, name in cfg.force, progress)
+    for stage in STAGE_LIST:  # data-flow order, whatever order the user listed them in
+        if stage.name in cfg.stages:
+            stage(cfg, run_dir, stage.name in cfg.force, progress)
     return run_dir

@@ -43,6 +43,14 @@ import torch
 import dissect
 from dissect.describe.llm.base import Chat
 from dissect.describe.similarity import get_similarity, top_concepts
+from dissect.registry import Registry
+
+#: Closed-set methods (``describe.closed_methods``, ``evaluate.method``): how the clip x concept
+#: matrix is built, by name -> what it compares.
+CLOSED_METHODS: Registry[str] = Registry("closed-set method")
+CLOSED_METHODS.add("db", "captions vs concept prompts (sentence embeddings)")
+CLOSED_METHODS.add("tab", "audio-text similarity (offline stand-in: YAMNet tags -> concepts)")
+CLOSED_METHODS.add("icl", "the LLM picks from the concept list given the calibrated summary")
 
 TAB_STAND_IN = (
     "TAB stand-in: YAMNet tagger probabilities mapped to concepts by {embedder} label "

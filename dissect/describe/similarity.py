@@ -50,6 +50,8 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import torch
 
+from dissect.registry import Registry
+
 #: Upper bound on the elements of one per-chunk intermediate (``top_k * neurons * concepts``).
 CHUNK_ELEMENTS = 1 << 24
 
@@ -274,21 +276,19 @@ def rank_reorder(
     return out
 
 
-SIMILARITIES: dict[str, Callable[..., torch.Tensor]] = {
-    "cos": cos,
-    "cos_cubed": cos_cubed,
-    "wpmi": wpmi,
-    "soft_wpmi": soft_wpmi,
-    "rank_reorder": rank_reorder,
-}
+#: Similarity functions by name (``describe.similarity``): ``fn(U, P) -> [n, C]``.
+SIMILARITIES: Registry[Callable[..., torch.Tensor]] = Registry("similarity")
+for _fn in (cos, cos_cubed, wpmi, soft_wpmi, rank_reorder):
+    SIMILARITIES.add(_fn.__name__, _fn)
 
 
 def get_similarity(name: str) -> Callable[..., torch.Tensor]:
-    """The similarity function called ``name`` (a key of :data:`SIMILARITIES`)."""
-    try:
-        return SIMILARITIES[name]
-    except KeyError:
-        raise ValueError(f"unknown similarity {name!r}; known: {sorted(SIMILARITIES)}") from None
+    """The similarity function called ``name`` (:data:`SIMILARITIES`).
+
+    Raises:
+        dissect.registry.UnknownNameError: (a ``ValueError``) the message lists the valid names.
+    """
+    return SIMILARITIES.get(name)
 
 
 def top_concepts(sim, k: int) -> tuple[torch.Tensor, torch.Tensor]:

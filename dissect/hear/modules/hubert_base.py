@@ -17,11 +17,8 @@
 * Scene: mean of the timestamp embeddings. Sample rate 16 kHz.
 """
 
-from dissect.hear.api import EmbeddingModel, get_scene_embeddings, get_timestamp_embeddings
-from dissect.hear.modules._build import ssl
+from dissect.hear.modules._build import hear_module
 
 __all__ = ["get_scene_embeddings", "get_timestamp_embeddings", "load_model"]
 
-
-def load_model(model_file_path: str = "", **options) -> EmbeddingModel:
-    return ssl("hubert", "facebook/hubert-base-ls960", model_file_path, **options)
+load_model, get_scene_embeddings, get_timestamp_embeddings = hear_module("hubert_base")

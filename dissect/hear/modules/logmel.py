@@ -25,7 +25,7 @@ import torchaudio
 from torch import nn
 
 from dissect.hear.api import EmbeddingModel, get_scene_embeddings, get_timestamp_embeddings
-from dissect.hear.modules._build import chunking
+from dissect.hear.modules._build import LOGMEL_CHUNKING, chunking
 from dissect.models.base import Adapter, Batch, Site
 
 __all__ = ["LogMel", "LogMelAdapter", "get_scene_embeddings", "get_timestamp_embeddings",
@@ -93,7 +93,7 @@ class LogMelAdapter(Adapter):
 def load_model(model_file_path: str = "", hop_ms: float = 20.0, n_fft: int = 1024,
                n_mels: int = 128, layer: str = "last", device: str = "cpu",
                **options) -> EmbeddingModel:
-    kw = chunking("logmel", options)
+    kw = chunking(LOGMEL_CHUNKING, options)
     if options:
         raise TypeError(f"logmel: unknown options {sorted(options)}")
     adapter = LogMelAdapter(hop_ms=hop_ms, n_fft=n_fft, n_mels=n_mels)

