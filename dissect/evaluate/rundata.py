@@ -62,9 +62,9 @@ def caption_parts(run_dir: str | Path) -> dict[str, list[str]]:
 
 def combined_captions(run_dir: str | Path) -> dict[str, str]:
     """clip id -> the combined caption (as the describe stages use it)."""
-    from dissect.stages.caption import captions_by_clip
+    from dissect.describe.captions import captions_by_clip
 
-    return captions_by_clip(Path(run_dir))
+    return captions_by_clip(run_dir)
 
 
 def neuron_rows(run_dir: str | Path) -> list[dict[str, Any]]:

@@ -99,14 +99,3 @@ def write_captions(run_dir: Path, caption_cfg, audio_cfg, progress: bool = True)
     print(f"[caption] {len(rows)} captions ({reused} reused, {failed} failed) from "
           f"{', '.join(configs)}", file=sys.stderr)
     return {"captions": len(rows), "reused": reused, "failed": failed, "captioners": configs}
-
-
-def captions_by_clip(run_dir: Path) -> dict[str, str]:
-    """clip id -> the combined caption of all its captioners (failed ones left out)."""
-    from dissect.describe.captioners import combine
-
-    per_clip: dict[str, dict[str, str]] = {}
-    for r in artifacts.read_jsonl(Path(run_dir) / artifacts.CAPTIONS):
-        if r.get("error") is None and r.get("text"):
-            per_clip.setdefault(r["clip"], {})[r["captioner"]] = r["text"]
-    return {clip: combine(caps) for clip, caps in per_clip.items()}

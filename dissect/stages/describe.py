@@ -9,9 +9,6 @@ resumes without repeating finished calls.
 
 from __future__ import annotations
 
-import csv
-import io
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -20,20 +17,27 @@ import numpy as np
 import torch
 
 from dissect import artifacts
-from dissect.describe.llm import RuleBasedClient, build_client, describe_contrast
+from dissect.describe.captions import captions_by_clip
+from dissect.describe.llm import RuleBasedClient, build_client
 from dissect.describe.llm.base import GenerationParams
-from dissect.describe.select import choose_llm_neurons
-from dissect.stages.caption import captions_by_clip
-
-RULES_NAME = RuleBasedClient().name
+from dissect.describe.neurons import (
+    RULES_NAME,
+    closed_labels,
+    concept_rows,
+    descriptions_csv,
+    icl_labels,
+    keyword_rows,
+    summarize,
+)
+from dissect.record.store import load_activations
+from dissect.util import cache_root
 
 
 def llm_cache_dir(llm_cfg) -> Path:
     """``llm.cache_dir``, else ``$DISSECT_CACHE/llm``, else ``~/.cache/dissect/llm``."""
     if llm_cfg.cache_dir:
         return Path(llm_cfg.cache_dir).expanduser()
-    root = os.environ.get("DISSECT_CACHE")
-    return (Path(root) if root else Path.home() / ".cache" / "dissect") / "llm"
+    return cache_root("llm")
 
 
 def build_llm(llm_cfg):
@@ -73,87 +77,37 @@ def _params(llm_cfg) -> GenerationParams:
                             top_p=llm_cfg.top_p, seed=llm_cfg.seed)
 
 
-def _rule_rows(neurons, captions: dict[str, str], k: int) -> list[dict[str, Any]]:
-    """Rule-based summaries: contrastive term statistics, top vs bottom captions. They are
-    contrastive by construction, so calibration does not apply (``calibrated == high``)."""
-    out = []
-    for n in neurons:
-        top = [e["clip"] for e in n["top"][:k]]
-        bottom = [e["clip"] for e in n["bottom"][:k]]
-        tc = [captions[c] for c in top if c in captions]
-        bc = [captions[c] for c in bottom if c in captions]
-        missing = [c for c in top + bottom if c not in captions]
-        high = describe_contrast(tc, bc)
-        out.append({
-            "layer": n["layer"], "unit": n["unit"], "high": high,
-            "low": describe_contrast(bc, tc), "calibrated": high, "dropped": [],
-            "llm": RULES_NAME, "errors": [f"no caption for clips {missing}"] if missing else [],
-            "all_dropped": False, "threshold": None, "top_clips": top, "bottom_clips": bottom,
-            "raw_high": high, "raw_low": "",
-        })
-    return out
-
-
 def write_summaries(run_dir: Path, describe_cfg, llm_cfg, head_layer: str | None
                     ) -> dict[str, Any]:
     """Summarise every neuron of ``exemplars.jsonl``; write ``summaries.jsonl``."""
-    from dissect.describe.summarize import summarize_neurons
-
-    neurons = artifacts.read_jsonl(run_dir / artifacts.EXEMPLARS)
-    captions = captions_by_clip(run_dir)
-    client = build_llm(llm_cfg)
-    chosen: set = set()
-    if client.name != RULES_NAME:
-        chosen = choose_llm_neurons(neurons, head_layer, describe_cfg.max_llm_neurons)
-    llm_neurons = [n for n in neurons if (n["layer"], n["unit"]) in chosen]
-    rest = [n for n in neurons if (n["layer"], n["unit"]) not in chosen]
-    by_key: dict[tuple[str, int], dict] = {}
-    if llm_neurons:
-        print(f"[summarize] {len(llm_neurons)} neurons by {client.name} "
-              f"({2 * len(llm_neurons)} calls), {len(rest)} by the rule-based summariser",
-              file=sys.stderr)
-        for s in summarize_neurons(llm_neurons, captions, client, _params(llm_cfg),
-                                   k=describe_cfg.k, threshold=describe_cfg.calibration_threshold):
-            by_key[s.layer, s.unit] = s.to_dict()
-    for r in _rule_rows(rest, captions, describe_cfg.k):
-        by_key[r["layer"], r["unit"]] = r
-    rows = [by_key[n["layer"], n["unit"]] for n in neurons]
-    for r in rows:
-        r["seed"] = llm_cfg.seed
-        r["temperature"] = llm_cfg.temperature
+    rows, info = summarize(artifacts.read_jsonl(run_dir / artifacts.EXEMPLARS),
+                           captions_by_clip(run_dir), build_llm(llm_cfg), _params(llm_cfg),
+                           k=describe_cfg.k, threshold=describe_cfg.calibration_threshold,
+                           max_llm_neurons=describe_cfg.max_llm_neurons, head_layer=head_layer)
     artifacts.write_jsonl(run_dir / artifacts.SUMMARIES, rows)
-    stats = getattr(client, "hits", None), getattr(client, "misses", None)
-    return {"neurons": len(rows), "llm_neurons": len(llm_neurons), "llm": client.name,
-            "rule_based_neurons": len(rest), "cache_hits": stats[0], "cache_misses": stats[1],
-            "errors": sum(bool(r.get("errors")) for r in rows)}
+    return info
 
 
 # --------------------------------------------------------------------------- concepts
 
 
 def _dense(run_dir: Path, layer: str) -> torch.Tensor:
-    from safetensors.torch import load_file
-
-    from dissect.record.store import activations_path
-
-    p = activations_path(run_dir, layer)
-    if not p.exists():
-        raise FileNotFoundError(
-            f"{p}: closed-set concepts need every clip's activation; record with "
-            "record.dense=true (or set describe.closed_methods=[])")
-    return load_file(str(p))["values"].float()
+    try:
+        return load_activations(run_dir, layer)
+    except FileNotFoundError as exc:
+        raise FileNotFoundError(f"{exc} (closed-set concepts need every clip's activation; or "
+                                "set describe.closed_methods=[])") from None
 
 
 def write_concepts(run_dir: Path, describe_cfg, llm_cfg, caption_cfg) -> dict[str, Any]:
     """Closed-set concepts (DB / TAB stand-in / ICL) and keywords -> ``concepts.jsonl``,
     and the flat ``descriptions.csv``."""
-    from dissect.describe.concepts import db_matrix, label_neurons, load_concept_set
+    from dissect.describe.concepts import db_matrix, load_concept_set
 
     summaries = artifacts.read_jsonl(run_dir / artifacts.SUMMARIES)
     clips = artifacts.read_jsonl(run_dir / artifacts.CLIPS)
     cset = load_concept_set(describe_cfg.concept_set)
     layers = list(dict.fromkeys(s["layer"] for s in summaries))
-    closed: dict[tuple[str, int], dict[str, list]] = {}
     notes: dict[str, str] = {}
     methods = list(describe_cfg.closed_methods)
     from dissect.describe.concepts import CLOSED_METHODS
@@ -173,26 +127,23 @@ def write_concepts(run_dir: Path, describe_cfg, llm_cfg, caption_cfg) -> dict[st
                        f"{embedder.name}, softmax over concepts")
     if "tab" in methods:
         matrices["tab"], notes["tab"] = _tab_stand_in(run_dir, clips, cset, embedder)
-    for method, P in matrices.items():
-        for layer in layers:
-            U = _dense(run_dir, layer)
-            labels = label_neurons(U, P, cset, describe_cfg.similarity, describe_cfg.top_concepts)
-            for unit, lab in enumerate(labels):
-                closed.setdefault((layer, unit), {})[method] = [
-                    [c, round(s, 5)] for c, s in lab]
+    closed = closed_labels(layers, lambda layer: _dense(run_dir, layer), matrices, cset,
+                           describe_cfg.similarity, describe_cfg.top_concepts)
     if "icl" in methods:
-        _icl(summaries, cset, llm_cfg, describe_cfg, embedder, closed)
+        todo = [x for x in summaries if x["llm"] != RULES_NAME and x.get("calibrated")]
+        if todo:
+            icl_labels(summaries, cset, build_llm(llm_cfg), _params(llm_cfg), embedder, closed)
         notes["icl"] = "ICL: the LLM picks from the concept list given the calibrated summary"
 
-    kw_rows = _keywords(summaries, describe_cfg, llm_cfg)
-    rows = []
-    for s, kw in zip(summaries, kw_rows, strict=True):
-        rows.append({"layer": s["layer"], "unit": s["unit"],
-                     "closed": closed.get((s["layer"], s["unit"]), {}),
-                     "similarity": describe_cfg.similarity, "concept_set": cset.name,
-                     "keywords": kw})
+    if describe_cfg.keywords:
+        client = build_llm(llm_cfg) if describe_cfg.keyword_llm_filter else None
+        kw_rows = keyword_rows(summaries, client)
+    else:
+        kw_rows = [{} for _ in summaries]
+    rows = concept_rows(summaries, closed, kw_rows, describe_cfg.similarity, cset.name)
     artifacts.write_jsonl(run_dir / artifacts.CONCEPTS, rows)
-    _write_descriptions_csv(run_dir, summaries, rows, methods, caption_cfg.captioners)
+    artifacts.write_text(run_dir / artifacts.DESCRIPTIONS,
+                         descriptions_csv(summaries, rows, methods, caption_cfg.captioners))
     return {"neurons": len(rows), "methods": methods, "concept_set": cset.name,
             "method_notes": notes}
 
@@ -207,50 +158,3 @@ def _tab_stand_in(run_dir: Path, clips, cset, embedder):
     probs = np.stack([tagger.scores(load_audio(c["path"], tagger.sample_rate)) for c in clips])
     P, stand_in = tab_matrix_from_tagger(probs, tagger.class_names, cset, embedder)
     return torch.as_tensor(P), stand_in
-
-
-def _icl(summaries, cset, llm_cfg, describe_cfg, embedder, closed) -> None:
-    from dissect.describe.concepts import icl_prompt, parse_icl
-
-    todo = [s for s in summaries if s["llm"] != RULES_NAME and s.get("calibrated")]
-    if not todo:
-        return
-    client = build_llm(llm_cfg)
-    chats = [icl_prompt(s["calibrated"], cset, k=1) for s in todo]
-    for s, comp in zip(todo, client.generate(chats, _params(llm_cfg)), strict=True):
-        picks = parse_icl(comp.text, cset, embedder, k=1) if comp.ok else []
-        closed.setdefault((s["layer"], s["unit"]), {})["icl"] = [[c, round(v, 5)]
-                                                                  for c, v in picks]
-
-
-def _keywords(summaries, describe_cfg, llm_cfg) -> list[dict[str, Any]]:
-    if not describe_cfg.keywords:
-        return [{} for _ in summaries]
-    from dissect.describe.keywords import keywords_for, load_nlp
-
-    nlp = load_nlp()
-    client = build_llm(llm_cfg) if describe_cfg.keyword_llm_filter else None
-    out = []
-    for s in summaries:
-        text = s.get("calibrated") or ""
-        if s["llm"] == RULES_NAME:  # template text: keywords are its "most" terms
-            text = text.split(";")[0]
-        kw = keywords_for(text, nlp, client)
-        out.append({k: list(v) for k, v in kw.items()})
-    return out
-
-
-def _write_descriptions_csv(run_dir: Path, summaries, concept_rows, methods, captioners) -> None:
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(["layer", "unit", "description", "top_concepts", "keywords", "llm", "captioners",
-                "low_summary"])
-    for s, c in zip(summaries, concept_rows, strict=True):
-        top = []
-        for m in methods:
-            top += [f"{m}:{name}={score:.3f}" for name, score in c["closed"].get(m, [])]
-        kws = c["keywords"].get("adjectives", []) + c["keywords"].get("nouns", [])[:3]
-        desc = s.get("calibrated") or s.get("high") or ""
-        w.writerow([s["layer"], s["unit"], desc, "; ".join(top), ", ".join(kws), s["llm"],
-                    "+".join(captioners), s.get("low", "")])
-    artifacts.write_text(run_dir / artifacts.DESCRIPTIONS, buf.getvalue())
