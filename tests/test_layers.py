@@ -6,10 +6,11 @@ inside functions (a lazy import is still a dependency), ``import x`` and ``from 
 alike, relative ones resolved against the importing module. A module's layer is that of its first
 package component under ``dissect`` (``dissect.hear.tasks.reader`` -> ``hear``).
 
-The one exception: ``dissect/__init__.py`` re-exports the public Python API lazily from
-``dissect.api`` (a module ``__getattr__``, so ``import dissect`` itself stays cheap and loads
-nothing above the bottom layer). That is the package's front door pointing at its own top layer
-by design, not a lower module borrowing from a higher one, so it alone is allowed.
+The one exception is the package's front door, ``dissect/__init__.py``: it re-exports the
+public Python API from ``dissect.api`` and makes the four subpackages whose names are also API
+functions (``record``, ``describe``, ``evaluate``, ``prune``) callable, so it imports them. That
+is the package root pointing at its own layers by design, not a lower module borrowing from a
+higher one, so it alone is allowed (and only those imports).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ LAYERS: list[tuple[str, ...]] = [
 RANK = {name: i for i, names in enumerate(LAYERS) for name in names}
 
 # (importing module, imported module) pairs allowed despite pointing up; see the docstring.
-ALLOWED = {("dissect", "dissect.api")}
+ALLOWED = {("dissect", f"dissect.{m}") for m in ("api", "record", "describe", "evaluate", "prune")}
 
 
 def module_name(path: Path, root: Path) -> str:

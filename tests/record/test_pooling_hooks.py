@@ -40,3 +40,45 @@ def test_capture_equals_direct_output_and_always_removes_hooks():
     assert not net[0]._forward_hooks
     with pytest.raises(LookupError, match="no module 'nope'"), hooks(net, {"a": "nope"}, boom):
         pass
+
+
+def test_hooks_edit_when_fn_returns_a_tensor_and_read_when_none():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
+    x = torch.randn(5, 4)
+    h = torch.relu(net[0](x))
+    seen = {}
+
+    def fn(out, *, site):
+        seen[site] = out.clone()
+        return torch.zeros_like(out) if site == "first" else None
+
+    with hooks(net, {"first": "0", "last": "2"}, fn):
+        y = net(x)
+    # the replacement reached the rest of the model: ReLU(0) -> Linear gives only the bias
+    torch.testing.assert_close(y, net[2].bias.expand(5, 2))
+    torch.testing.assert_close(seen["first"], net[0](x))
+    torch.testing.assert_close(seen["last"], y)  # later hooks see the edited stream
+    torch.testing.assert_close(net(x), net[2](h))  # removed on exit
+
+
+def test_hooks_replace_the_first_element_of_a_tuple_and_refuse_other_returns():
+    class Pair(nn.Module):
+        def forward(self, x):
+            return x * 2, x + 1
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.pair = Pair()
+
+        def forward(self, x):
+            a, b = self.pair(x)
+            return a + b
+
+    net, x = Net(), torch.ones(2, 3)
+    with hooks(net, {"p": "pair"}, lambda out, site: out[0] * 0):
+        torch.testing.assert_close(net(x), x + 1)
+    with pytest.raises(TypeError, match="returned int"), \
+            hooks(net, {"p": "pair"}, lambda out, site: 3):
+        net(x)

@@ -1,0 +1,571 @@
+"""The Python API: dissect a model from a notebook in a few lines, no hydra, no run directory.
+
+::
+
+    import dissect
+    model = dissect.load("crepe", source="tiny")
+    clips = dissect.probe_set("synth", n_clips=20)
+    rec = dissect.record(model, clips, layers=["classifier"], k=5)
+    rec.exemplars("classifier", 200)["top"]          # the neuron's most activating clips
+    desc = dissect.describe(rec, llm="rules")
+    desc["classifier", 200].text
+    with dissect.ablated(model, [("classifier", 200)]):
+        ...                                          # the neuron is zero in here
+    rec.save("runs/mine")                            # only now is anything written
+
+Everything here runs the same library code as ``dissect run``: the pipeline's stages are thin
+wrappers that read the run directory, call these functions' building blocks
+(:func:`dissect.record.record`, :mod:`dissect.describe.neurons`) and save the artifacts. So a
+:class:`Recording` saved with :meth:`Recording.save` is a run directory the CLI's later stages
+(``dissect report``, ``dissect evaluate``, ``dissect prune``) can read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from dissect import artifacts
+
+Neuron = tuple[str, int]
+
+
+# --------------------------------------------------------------------------- models
+@dataclass
+class Model:
+    """A loaded model with its adapter.
+
+    Attributes:
+        adapter: the family's adapter (preprocessing, sites, valid frames, head).
+        module: the ``nn.Module`` (eval mode).
+        device: where it runs.
+    """
+
+    adapter: Any
+    module: nn.Module
+    device: torch.device
+
+    @property
+    def name(self) -> str:
+        return self.adapter.name
+
+    @property
+    def sample_rate(self) -> int:
+        """Hz the model consumes."""
+        return int(self.adapter.sample_rate)
+
+    def sites(self) -> dict[str, Any]:
+        """Every recordable layer (site) by name, for the adapter's site kind."""
+        return self.adapter.sites(self.module)
+
+    def default_layers(self) -> list[str]:
+        """The layers :func:`record` uses when none are named."""
+        return self.adapter.default_layers(self.module)
+
+    def __repr__(self) -> str:
+        return (f"Model({self.adapter.name!r}, source={self.adapter.source!r}, "
+                f"site={self.adapter.site_kind!r}, {len(self.sites())} layers, {self.device})")
+
+
+def load(model: str | nn.Module, source: str | None = None, *, site: str = "ffn",
+         device: str = "auto", **options: Any) -> Model:
+    """Load a model to dissect.
+
+    Args:
+        model: an adapter name (``crepe``, ``whisper``, ``hubert``, ... see
+            :func:`dissect.models.available`) or any ``nn.Module`` (wrapped by the ``generic``
+            adapter: pass ``layers=[...]``, ``preprocess=``, ``sample_rate=`` as options).
+        source: weights (Hugging Face id, local path, or an adapter-specific name such as
+            CREPE's ``tiny``); None uses the adapter's default.
+        site: which output of a transformer block is a neuron (``ffn``, ``ffn_pre``,
+            ``attention``, ``block``).
+        device: ``auto`` (cuda when available), ``cpu``, ``cuda``, ...
+        options: adapter options (e.g. ``hop_ms=20`` for CREPE).
+
+    Raises:
+        KeyError: an unknown adapter name (the message lists the registered ones).
+        WeightsUnavailableError: weights that cannot be found (the message says how to pass
+            a local path).
+    """
+    from dissect.models.load import load_from_config
+
+    if isinstance(model, nn.Module):
+        cfg = {"name": "generic", "source": source, "site": "module",
+               "options": {"module": model, **options}}
+    else:
+        cfg = {"name": model, "source": source, "site": site, "options": options}
+    adapter, module, dev = load_from_config(cfg, device=device)
+    return Model(adapter, module, dev)
+
+
+# --------------------------------------------------------------------------- clips
+def probe_set(layout: str = "synth", root: str | Path | None = None, *, limit: int | None = None,
+              progress: bool = True, **options: Any):
+    """A probe set (:class:`~dissect.datasets.ProbeSet`) by layout, as ``probe.*`` would.
+
+    ``options`` are the layout's ``probe.*`` fields (``folds=``, ``metadata=``, ...); for
+    ``synth`` they are the ``probe.synth.*`` fields (``n_clips=``, ``seed=``, ...).
+    """
+    from dissect.config import ProbeConfig, SynthConfig
+    from dissect.datasets import build_probe_set
+
+    if layout == "synth":
+        cfg = ProbeConfig(layout="synth", limit=limit, synth=SynthConfig(**options))
+    else:
+        cfg = ProbeConfig(layout=layout, root=str(root) if root else None, limit=limit,
+                          **options)
+    return build_probe_set(cfg, progress=progress)
+
+
+@dataclass
+class _Clips:
+    """Normalised clips: rows (as in ``clips.jsonl``) and a loader of each waveform."""
+
+    rows: list[dict[str, Any]]
+    waves: list[np.ndarray | None]  # in memory (arrays given), else None (load from path)
+    rate: int | None  # the in-memory arrays' sample rate
+
+    def waveform(self, i: int, sample_rate: int, policy) -> np.ndarray:
+        from dissect.audio import load_audio
+        from dissect.audio.load import resample
+
+        if self.waves[i] is None:
+            return load_audio(self.rows[i]["path"], sample_rate, policy).waveform
+        w = np.asarray(self.waves[i], dtype=np.float32)
+        return w if self.rate == sample_rate else resample(w, self.rate, sample_rate)
+
+
+def _as_clips(clips: Any, sample_rate: int | None) -> _Clips:
+    """A probe set, a list of audio paths, arrays with ``sample_rate``, or ``(array, rate)``
+    pairs (one rate for all) -> :class:`_Clips`."""
+    from dissect.datasets import ProbeSet
+
+    if isinstance(clips, ProbeSet):
+        rows = [{"id": c.id, "path": str(c.path), "labels": dict(c.labels),
+                 "concepts": dict(c.concepts), "metadata": dict(c.metadata)} for c in clips]
+        return _Clips(rows, [None] * len(rows), None)
+    items = list(clips)
+    if not items:
+        raise ValueError("no clips given")
+    if all(isinstance(x, (str, Path)) for x in items):
+        rows = [{"id": Path(p).stem if len({Path(q).stem for q in items}) == len(items)
+                 else str(p), "path": str(p), "labels": {}, "concepts": {}} for p in items]
+        return _Clips(rows, [None] * len(rows), None)
+    if all(isinstance(x, tuple) and len(x) == 2 for x in items):
+        rates = {int(r) for _, r in items}
+        if len(rates) != 1:
+            raise ValueError(f"(array, rate) clips must share one rate, got {sorted(rates)}")
+        sample_rate, items = rates.pop(), [a for a, _ in items]
+    if sample_rate is None:
+        raise ValueError("arrays need sample_rate=<Hz> (or give (array, rate) pairs)")
+    waves = []
+    for i, a in enumerate(items):
+        a = np.asarray(a, dtype=np.float32)
+        if a.ndim != 1 or not len(a):
+            raise ValueError(f"clip {i}: want a non-empty mono array [n], got shape {a.shape}")
+        if not np.isfinite(a).all():
+            raise ValueError(f"clip {i}: non-finite samples (NaN/Inf)")
+        waves.append(a)
+    rows = [{"id": f"clip{i:05d}", "path": None, "labels": {}, "concepts": {}}
+            for i in range(len(waves))]
+    return _Clips(rows, waves, int(sample_rate))
+
+
+# --------------------------------------------------------------------------- recording
+@dataclass
+class Recording:
+    """Every neuron of some layers over some clips, in memory.
+
+    Attributes:
+        layers: layer name -> :class:`~dissect.record.LayerState` (top/bottom-k, moments,
+            histogram, and the dense ``[clips, U]`` store when recorded with ``dense=True``).
+        clips: one row per clip (``id``, ``path``, ``labels``, ``concepts``), row ``i`` =
+            clip index ``i`` of the states.
+        reduction: ``mean`` or ``max`` over valid frames.
+        model: ``{name, source, site, options}`` of the recorded model (JSON-able).
+        head_layer / class_names: the model's classifier head, if any.
+    """
+
+    layers: dict[str, Any]
+    clips: list[dict[str, Any]]
+    reduction: str = "mean"
+    model: dict[str, Any] = field(default_factory=dict)
+    head_layer: str | None = None
+    class_names: list[str] | None = None
+
+    @property
+    def clip_ids(self) -> list[str]:
+        return [c["id"] for c in self.clips]
+
+    def neurons(self) -> list[dict[str, Any]]:
+        """One row per neuron, as in ``exemplars.jsonl`` (top/bottom clips, mean, std)."""
+        from dissect.record.store import exemplar_rows
+
+        return list(exemplar_rows(self.layers, self.clip_ids))
+
+    def exemplars(self, layer: str, unit: int) -> dict[str, Any]:
+        """The neuron's exemplars: ``{"top": [{clip, value, peak_ms}], "bottom": [...],
+        "mean", "std"}``, top clips by decreasing activation."""
+        if layer not in self.layers:
+            raise KeyError(f"layer {layer!r} was not recorded; recorded: {list(self.layers)}")
+        st = self.layers[layer]
+        if not 0 <= int(unit) < st.site.units:
+            raise IndexError(f"{layer}: unit {unit} out of range 0..{st.site.units - 1}")
+        from dissect.record.store import exemplar_rows
+
+        row = next(r for r in exemplar_rows({layer: st}, self.clip_ids) if r["unit"] == unit)
+        return {k: row[k] for k in ("top", "bottom", "mean", "std")}
+
+    @property
+    def stats(self) -> dict[str, dict[str, np.ndarray]]:
+        """layer -> per-unit ``mean``, ``std``, ``min``, ``max`` ``[U]`` and ``quantiles``
+        ``[U, levels]`` at ``quantile_levels``."""
+        from dissect.record.recorder import QUANTILE_LEVELS
+
+        q = torch.tensor(QUANTILE_LEVELS, dtype=torch.float64)
+        return {name: {"mean": st.moments.mean.numpy(), "std": st.moments.std.numpy(),
+                       "min": st.moments.min.numpy(), "max": st.moments.max.numpy(),
+                       "quantile_levels": q.numpy(), "quantiles": st.hist.quantiles(q).numpy()}
+                for name, st in self.layers.items()}
+
+    def activations(self, layer: str) -> np.ndarray:
+        """Dense pooled activations ``[clips, U]`` float32 (needs ``record(..., dense=True)``)."""
+        st = self.layers[layer]
+        if st.dense is None:
+            raise ValueError(f"{layer}: recorded without dense=True")
+        return st.dense.float().numpy()
+
+    def save(self, run_dir: str | Path) -> Path:
+        """Write ``clips.jsonl``, ``stats/``, ``exemplars.jsonl``, ``activations/`` (when dense)
+        and ``recording.json`` into ``run_dir`` (created); returns it."""
+        from dissect.record.store import save_layer, write_exemplars
+
+        run_dir = Path(run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        artifacts.write_jsonl(run_dir / artifacts.CLIPS, self.clips)
+        for st in self.layers.values():
+            save_layer(run_dir, st, self.reduction)
+        write_exemplars(run_dir, self.layers, self.clip_ids)
+        artifacts.write_json(run_dir / RECORDING, {
+            "layers": list(self.layers), "reduction": self.reduction, "model": self.model,
+            "head_layer": self.head_layer, "class_names": self.class_names})
+        return run_dir
+
+    @classmethod
+    def load(cls, run_dir: str | Path) -> Recording:
+        """A recording saved by :meth:`save` or written by ``dissect run`` (record stage)."""
+        from safetensors.torch import load_file
+
+        from dissect.record.store import activations_path, load_layer, stats_path
+
+        run_dir = Path(run_dir)
+        clips = artifacts.read_jsonl(run_dir / artifacts.CLIPS)
+        if (run_dir / RECORDING).is_file():
+            meta = json.loads((run_dir / RECORDING).read_text(encoding="utf-8"))
+        else:  # a pipeline run: the record stage's manifest info and config.yaml
+            info = artifacts.Manifest(run_dir).stages.get("record", {}).get("info", {})
+            if not info:
+                raise FileNotFoundError(f"{run_dir}: no {RECORDING} and no finished record stage")
+            meta = {"layers": list(info.get("layers", {})), "model": {"name": info.get("adapter"),
+                    "source": info.get("source")}, "head_layer": info.get("head_layer"),
+                    "class_names": info.get("class_names"), "reduction": None}
+        layers = {}
+        reduction = meta.get("reduction")
+        for name in meta["layers"]:
+            st, reduction = load_layer(stats_path(run_dir, name))
+            dense = activations_path(run_dir, name)
+            if dense.is_file():
+                st.dense = load_file(str(dense))["values"]
+            layers[name] = st
+        return cls(layers, clips, reduction or "mean", dict(meta.get("model") or {}),
+                   meta.get("head_layer"), meta.get("class_names"))
+
+
+RECORDING = "recording.json"
+
+
+def record(model: Model, clips: Any, layers: Sequence[str] | None = None, *, k: int = 10,
+           reduction: str = "mean", batch_size: int = 8, dense: bool = True,
+           sample_rate: int | None = None, max_seconds: float | None = 10.0,
+           progress: bool = True) -> Recording:
+    """Record every unit of ``layers`` of ``model`` over ``clips``.
+
+    Args:
+        model: from :func:`load`.
+        clips: a probe set (:func:`probe_set`), a list of audio file paths, a list of mono
+            float arrays ``[n]`` (with ``sample_rate``), or ``(array, rate)`` pairs.
+        layers: layer (site) names; None records the adapter's default layers.
+        k: top and bottom clips kept per neuron.
+        reduction: ``mean`` or ``max`` over each clip's valid frames.
+        batch_size: clips per forward pass.
+        dense: also keep every clip's pooled value (``[clips, U]`` float16 per layer), which
+            :func:`describe`'s closed-set concepts need.
+        sample_rate: the arrays' rate in Hz (resampled to the model's).
+        max_seconds: files longer than this are cropped at the start (None keeps them whole).
+        progress: show a progress bar.
+
+    Raises:
+        LayerNameError: an unknown layer (the message lists the valid ones).
+        AudioError: a file that cannot be decoded (the message names it).
+    """
+    from dissect.audio import ClipPolicy
+    from dissect.record.recorder import record as run_record
+
+    if reduction not in ("mean", "max"):
+        raise ValueError(f"reduction must be 'mean' or 'max', got {reduction!r}")
+    c = _as_clips(clips, sample_rate)
+    sites = model.adapter.resolve_layers(model.module, list(layers) if layers else None)
+    policy = ClipPolicy(max_seconds=max_seconds)
+    sr = model.sample_rate
+    result = run_record(model.adapter, model.module,
+                        ((i, c.waveform(i, sr, policy)) for i in range(len(c.rows))), sites,
+                        reduction=reduction, k=k, batch_size=batch_size,
+                        dense_rows=len(c.rows) if dense else None, device=model.device,
+                        total=len(c.rows), progress=progress)
+    info = {"name": model.adapter.name, "source": str(model.adapter.source),
+            "site": model.adapter.site_kind,
+            "options": {k_: v for k_, v in model.adapter.options.items()
+                        if isinstance(v, (str, int, float, bool, type(None)))}}
+    return Recording(result.layers, c.rows, reduction, info,
+                     model.adapter.head_layer(model.module),
+                     model.adapter.class_names(model.module))
+
+
+# --------------------------------------------------------------------------- describing
+def caption(rec: Recording, captioners: Sequence[str] = ("acoustic", "labels"),
+            options: Mapping[str, Mapping[str, Any]] | None = None, progress: bool = True
+            ) -> dict[str, str]:
+    """clip id -> the combined caption of ``captioners`` (failed captions are left out and
+    reported on stderr). Clips given as arrays have no labels, so ``labels`` adds nothing."""
+    from tqdm.auto import tqdm
+
+    from dissect.audio import AudioError, load_audio
+    from dissect.datasets import Clip
+    from dissect.describe.captioners import build_captioner, combine
+
+    caps = [build_captioner(name, **dict((options or {}).get(name) or {}))
+            for name in captioners]
+    out: dict[str, str] = {}
+    failed = []
+    for row in tqdm(rec.clips, desc="caption", unit="clip", disable=not progress,
+                    file=sys.stderr):
+        clip = Clip(row["id"], Path(row["path"] or "."), row.get("labels", {}),
+                    row.get("concepts", {}), row.get("metadata", {}))
+        texts: dict[str, str] = {}
+        for cap in caps:
+            try:
+                audio = load_audio(clip.path, cap.sample_rate) if cap.sample_rate else None
+                texts[cap.name] = cap.caption(clip, audio)
+            except (AudioError, Exception) as exc:  # one clip's failure never stops the rest
+                failed.append(f"{row['id']} ({cap.name}: {type(exc).__name__}: {exc})")
+        if texts:
+            out[row["id"]] = combine({k: v for k, v in texts.items() if v})
+    if failed:
+        print(f"[caption] {len(failed)} caption(s) failed: {failed[0]}", file=sys.stderr)
+    return out
+
+
+@dataclass(frozen=True)
+class Description:
+    """What :func:`describe` says of one neuron.
+
+    Attributes:
+        text: the shown description (calibrated "responds most to" summary).
+        low: what it responds least to.
+        llm: who wrote it (an LLM's name, or the rule-based summariser).
+        concepts: closed-set concepts by method, ``{"db": [(concept, score), ...]}``.
+        keywords: open-set keywords (``adjectives``, ``nouns``, ...).
+    """
+
+    layer: str
+    unit: int
+    text: str
+    low: str
+    llm: str
+    concepts: dict[str, list]
+    keywords: dict[str, list]
+
+
+@dataclass
+class Descriptions:
+    """Descriptions of every neuron of a recording (summaries + concepts rows)."""
+
+    summaries: list[dict[str, Any]]
+    concepts: list[dict[str, Any]]
+    methods: list[str]
+    captioners: list[str]
+
+    def __getitem__(self, key: Neuron) -> Description:
+        layer, unit = key
+        for s, c in zip(self.summaries, self.concepts, strict=True):
+            if s["layer"] == layer and s["unit"] == int(unit):
+                return Description(layer, int(unit), s.get("calibrated") or s.get("high") or "",
+                                   s.get("low", ""), s["llm"], dict(c["closed"]),
+                                   dict(c["keywords"]))
+        raise KeyError(f"no description of neuron {key!r}")
+
+    def __len__(self) -> int:
+        return len(self.summaries)
+
+    def table(self) -> str:
+        """``descriptions.csv`` as text."""
+        from dissect.describe.neurons import descriptions_csv
+
+        return descriptions_csv(self.summaries, self.concepts, self.methods, self.captioners)
+
+    def save(self, run_dir: str | Path) -> Path:
+        """Write ``summaries.jsonl``, ``concepts.jsonl`` and ``descriptions.csv``."""
+        run_dir = Path(run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        artifacts.write_jsonl(run_dir / artifacts.SUMMARIES, self.summaries)
+        artifacts.write_jsonl(run_dir / artifacts.CONCEPTS, self.concepts)
+        artifacts.write_text(run_dir / artifacts.DESCRIPTIONS, self.table())
+        return run_dir
+
+
+def _llm_client(llm: Any, cache_dir: str | None):
+    if not isinstance(llm, str):
+        return llm  # a client object (anything with .name and .generate)
+    from dissect.config import LLMConfig
+    from dissect.stages.describe import build_llm
+
+    return build_llm(LLMConfig(client=llm, cache_dir=cache_dir))
+
+
+def describe(rec: Recording, captions: Mapping[str, str] | None = None, llm: Any = "rules", *,
+             k: int = 5, max_llm_neurons: int = 40, calibration_threshold: float = 0.85,
+             concept_set: str = "synth", closed_methods: Sequence[str] = ("db",),
+             similarity: str = "cos_cubed", top_concepts: int = 5, keywords: bool = True,
+             temperature: float = 0.0, seed: int = 0, max_tokens: int = 48,
+             llm_cache_dir: str | None = None) -> Descriptions:
+    """Describe every recorded neuron (AND modules B, A, C), in memory.
+
+    Args:
+        rec: from :func:`record`.
+        captions: clip id -> caption; None captions the clips with the acoustic and label
+            captioners (:func:`caption`).
+        llm: ``rules`` (the rule-based contrastive summariser, no LLM), ``auto``,
+            ``transformers`` (SmolLM2 offline), or a client object.
+        k: captions per neuron summarised from its top (and bottom) clips.
+        max_llm_neurons: neurons summarised by the LLM (the rest by rules).
+        concept_set / closed_methods / similarity / top_concepts: closed-set labels
+            (``db`` needs ``rec`` recorded with ``dense=True``).
+        keywords: extract open-set keywords (spaCy).
+
+    Returns:
+        :class:`Descriptions` (index it with ``(layer, unit)``).
+    """
+    from dissect.describe.concepts import db_matrix, load_concept_set
+    from dissect.describe.llm.base import GenerationParams
+    from dissect.describe.neurons import (
+        closed_labels,
+        concept_rows,
+        keyword_rows,
+        summarize,
+    )
+
+    methods = list(closed_methods)
+    bad = set(methods) - {"db"}
+    if bad:
+        raise ValueError(f"describe(): closed_methods {sorted(bad)} need a run directory "
+                         "(use dissect.run); in memory: db")
+    captions = dict(captions) if captions is not None else caption(rec)
+    client = _llm_client(llm, llm_cache_dir)
+    params = GenerationParams(temperature=temperature, max_tokens=max_tokens, seed=seed)
+    summaries, _ = summarize(rec.neurons(), captions, client, params, k=k,
+                             threshold=calibration_threshold, max_llm_neurons=max_llm_neurons,
+                             head_layer=rec.head_layer)
+    cset = load_concept_set(concept_set)
+    closed: dict = {}
+    if methods:
+        from dissect.describe.embed import default_embedder
+
+        embedder = default_embedder()
+        text = [captions.get(cid, "") for cid in rec.clip_ids]
+        P = db_matrix(embedder.encode(text), embedder.encode(cset.prompts))
+        closed = closed_labels(list(rec.layers),
+                               lambda layer: torch.as_tensor(rec.activations(layer)),
+                               {"db": P}, cset, similarity, top_concepts)
+    kw = keyword_rows(summaries) if keywords else [{} for _ in summaries]
+    rows = concept_rows(summaries, closed, kw, similarity, cset.name)
+    return Descriptions(summaries, rows, methods, ["acoustic", "labels"] if captions is None
+                        else ["given"])
+
+
+def evaluate(rec: Recording, desc: Descriptions, captions: Mapping[str, str], **options: Any
+             ) -> dict[str, Any]:
+    """The scores of ``dissect evaluate`` (``scores.json``) for an in-memory recording and its
+    descriptions. ``options`` go to :func:`dissect.evaluate.scores.evaluate_run` (``holdout``,
+    ``quantile``, ``method``, ...). The scorers read run-directory files, so the inputs are
+    written to a temporary directory that is removed afterwards."""
+    from dissect.evaluate.scores import evaluate_run
+
+    with tempfile.TemporaryDirectory(prefix="dissect-eval-") as tmp:
+        run = rec.save(tmp)
+        desc.save(run)
+        artifacts.write_jsonl(run / artifacts.CAPTIONS, [
+            {"clip": c, "captioner": "given", "key": c, "text": t, "error": None}
+            for c, t in captions.items()])
+        return evaluate_run(run, **options)
+
+
+# --------------------------------------------------------------------------- using
+@contextlib.contextmanager
+def ablated(model: Model, neurons: Iterable[Neuron] | Mapping[str, Iterable[int]]
+            ) -> Iterator[dict[str, list[int]]]:
+    """Zero ``neurons`` (``(layer, unit)`` pairs or ``{layer: units}``) inside the block; the
+    model is untouched afterwards (reversible hooks). Yields ``{layer: units}``."""
+    from dissect.prune.ablate import ablated as _ablated
+
+    with _ablated(model.module, model.adapter, neurons) as groups:
+        yield groups
+
+
+def prune(model: Model, neurons: Iterable[Neuron] | Mapping[str, Iterable[int]]
+          ) -> dict[str, np.ndarray]:
+    """Zero ``neurons`` permanently by editing weights (in place); returns the masks
+    ``{layer: bool [U]}`` (True = pruned), which :func:`dissect.prune.ablate.save_masks`
+    writes."""
+    from dissect.prune.ablate import apply_masks, export_masks
+
+    masks = export_masks(neurons, model.sites())
+    apply_masks(model.module, model.adapter, masks)
+    return masks
+
+
+def forward(model: Model, clips: Any, layers: Sequence[str] = (), *,
+            sample_rate: int | None = None) -> dict[str, Any]:
+    """One forward pass on a few clips: ``{"logits": [B, C] | None, layer: frames [B, T, U]}``
+    (frames of padding are zero). Runs through the same hooks as recording, so it sees any
+    active :func:`ablated`."""
+    from dissect.audio import ClipPolicy
+    from dissect.record.hooks import run_sites
+
+    c = _as_clips(clips, sample_rate)
+    waves = [c.waveform(i, model.sample_rate, ClipPolicy()) for i in range(len(c.rows))]
+    sites = model.adapter.resolve_layers(model.module, list(layers)) if layers else []
+    out = run_sites(model.adapter, model.module, waves, sites, device=model.device)
+    result: dict[str, Any] = {"logits": out.logits}
+    for name, f in out.sites.items():
+        result[name] = torch.where(f.valid[:, :, None], f.frames, 0.0)
+    return result
+
+
+# --------------------------------------------------------------------------- the pipeline
+def run(recipe: str = "default", overrides: Sequence[str] = (), progress: bool = True) -> Path:
+    """``dissect run recipe=<recipe> <overrides...>``: the whole pipeline into a run
+    directory (returned)."""
+    from dissect import pipeline
+    from dissect.cli import compose
+
+    return pipeline.run(compose([f"recipe={recipe}", *overrides]), progress=progress)

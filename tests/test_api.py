@@ -1,0 +1,164 @@
+"""The Python API (dissect/api.py): the README example as it stands, recording against a
+brute-force forward pass, save/load, the clip inputs, ablation and pruning."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import dissect
+from dissect import artifacts
+
+ROOT = Path(__file__).resolve().parents[1]
+SR = 16000
+
+
+def readme_example() -> str:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    m = re.search(r"<!-- api-example -->\s*```python\n(.*?)```\s*<!-- /api-example -->", text,
+                  re.S)
+    assert m, "README has no <!-- api-example --> block"
+    return m.group(1)
+
+
+def test_readme_example_runs_in_few_lines_without_hydra_or_files(tmp_path):
+    code = readme_example()
+    lines = [x for x in code.splitlines() if x.strip()]
+    assert len(lines) < 15
+    check = (
+        "\nimport json, sys\n"
+        "print('RESULT', json.dumps({'hydra': any(m.split('.')[0] == 'hydra' for m in "
+        "sys.modules), 'ablated_max': float(logits[:, 200].abs().max()), "
+        "'text': desc['classifier', 200].text, 'top': rec.exemplars('classifier', 200)['top'], "
+        "'n_clips': len(rec.clip_ids)}))\n")
+    proc = subprocess.run([sys.executable, "-c", code + check], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("RESULT "))
+    got = json.loads(line[len("RESULT "):])
+    assert got["hydra"] is False
+    assert got["ablated_max"] == 0.0
+    assert got["n_clips"] == 20 and len(got["top"]) == 5
+    values = [e["value"] for e in got["top"]]
+    assert values == sorted(values, reverse=True)
+    assert got["text"]  # the rule-based summary of the top vs bottom captions
+    assert list(tmp_path.iterdir()) == []  # no run directory, nothing written where it ran
+
+
+def _tones(freqs, seconds=(0.5, 0.8, 1.1, 0.7)):
+    out = []
+    for i, f in enumerate(freqs):
+        t = np.arange(int(seconds[i % len(seconds)] * SR)) / SR
+        out.append((0.4 * np.sin(2 * np.pi * f * t)).astype(np.float32))
+    return out
+
+
+@pytest.fixture(scope="module")
+def crepe():
+    return dissect.load("crepe", source="tiny", device="cpu")
+
+
+@pytest.fixture(scope="module")
+def tones():
+    return _tones([110.0, 220.0, 330.0, 440.0, 660.0, 880.0])
+
+
+def test_record_equals_brute_force_pooling(crepe, tones):
+    rec = dissect.record(crepe, tones, layers=["conv6", "classifier"], k=3, sample_rate=SR,
+                         batch_size=4, progress=False)
+    for layer in ("conv6", "classifier"):
+        # brute force: each clip alone through the model, mean over its valid frames
+        ref = []
+        for w in tones:
+            out = dissect.forward(crepe, [w], [layer], sample_rate=SR)[layer][0]
+            ref.append(out.mean(0).numpy())
+        ref = np.stack(ref)
+        dense = rec.activations(layer)
+        np.testing.assert_allclose(dense, ref, rtol=2e-3, atol=2e-3)  # dense is float16
+        for unit in (0, 5, ref.shape[1] - 1):
+            ex = rec.exemplars(layer, unit)
+            order = np.argsort(-ref[:, unit], kind="stable")[:3]
+            assert [e["clip"] for e in ex["top"]] == [rec.clip_ids[i] for i in order]
+            np.testing.assert_allclose([e["value"] for e in ex["top"]], ref[order, unit],
+                                       rtol=1e-4, atol=1e-5)
+            assert ex["mean"] == pytest.approx(float(ref[:, unit].mean()), rel=1e-4, abs=1e-5)
+    stats = rec.stats["conv6"]
+    assert stats["mean"].shape == (rec.layers["conv6"].site.units,)
+    with pytest.raises(KeyError, match="recorded: \\['conv6', 'classifier'\\]"):
+        rec.exemplars("conv1", 0)
+    with pytest.raises(IndexError, match="out of range"):
+        rec.exemplars("classifier", 360)
+
+
+def test_recording_save_load_roundtrip(crepe, tones, tmp_path):
+    rec = dissect.record(crepe, tones, layers=["conv5"], k=2, sample_rate=SR, progress=False)
+    run = rec.save(tmp_path / "run")
+    assert sorted(p.name for p in run.iterdir()) == [
+        "activations", "clips.jsonl", "exemplars.jsonl", "recording.json", "stats"]
+    assert artifacts.read_jsonl(run / artifacts.EXEMPLARS) == rec.neurons()
+    back = dissect.Recording.load(run)
+    assert back.clip_ids == rec.clip_ids and back.model["name"] == "crepe"
+    assert back.head_layer == "classifier" and back.class_names[0] == rec.class_names[0]
+    assert back.neurons() == rec.neurons()
+    np.testing.assert_array_equal(back.activations("conv5"), rec.activations("conv5"))
+
+
+def test_clip_inputs_paths_arrays_pairs_agree(crepe, tones, tmp_path):
+    import soundfile as sf
+
+    paths = []
+    for i, w in enumerate(tones[:3]):
+        p = tmp_path / f"tone{i}.wav"
+        sf.write(str(p), w, SR, subtype="FLOAT")
+        paths.append(p)
+    kw = {"layers": ["conv6"], "k": 2, "progress": False}
+    a = dissect.record(crepe, tones[:3], sample_rate=SR, **kw)
+    b = dissect.record(crepe, [(w, SR) for w in tones[:3]], **kw)
+    c = dissect.record(crepe, paths, **kw)
+    assert c.clip_ids == ["tone0", "tone1", "tone2"] and a.clip_ids[0] == "clip00000"
+    np.testing.assert_array_equal(a.activations("conv6"), b.activations("conv6"))
+    np.testing.assert_allclose(a.activations("conv6"), c.activations("conv6"), atol=1e-3)
+    with pytest.raises(ValueError, match="sample_rate"):
+        dissect.record(crepe, tones[:2], **kw)
+    with pytest.raises(ValueError, match="share one rate"):
+        dissect.record(crepe, [(tones[0], SR), (tones[1], 8000)], **kw)
+    bad = tones[0].copy()
+    bad[3] = np.nan
+    with pytest.raises(ValueError, match="clip 1: non-finite"):
+        dissect.record(crepe, [tones[1], bad], sample_rate=SR, **kw)
+    with pytest.raises(ValueError, match="mono array"):
+        dissect.record(crepe, [np.zeros((2, 100), np.float32)], sample_rate=SR, **kw)
+
+
+def test_ablated_is_reversible_and_prune_is_permanent(tones):
+    model = dissect.load("crepe", source="tiny", device="cpu")
+    before = dissect.forward(model, tones[:2], ["conv6"], sample_rate=SR)
+    with dissect.ablated(model, {"conv6": [3, 7]}) as groups:
+        during = dissect.forward(model, tones[:2], ["conv6"], sample_rate=SR)
+    after = dissect.forward(model, tones[:2], ["conv6"], sample_rate=SR)
+    assert groups == {"conv6": [3, 7]}
+    assert during["conv6"][..., [3, 7]].abs().max() == 0
+    assert before["conv6"][..., [3, 7]].abs().max() > 0
+    assert not torch.equal(during["logits"], before["logits"])
+    torch.testing.assert_close(after["logits"], before["logits"])
+    masks = dissect.prune(model, [("conv6", 3), ("conv6", 7)])
+    assert list(np.flatnonzero(masks["conv6"])) == [3, 7]
+    pruned = dissect.forward(model, tones[:2], ["conv6"], sample_rate=SR)
+    torch.testing.assert_close(pruned["logits"], during["logits"])
+
+
+def test_subpackages_are_callable_api_functions():
+    import dissect.record.store as store
+
+    assert callable(dissect.record) and dissect.record.recorder.record is not None
+    assert store.exemplar_rows is not None
+    assert dissect.describe.__call__.__doc__ == dissect.api.describe.__doc__
+    with pytest.raises(KeyError, match="crepe"):
+        dissect.load("no-such-model")
