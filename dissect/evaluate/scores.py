@@ -15,12 +15,14 @@ What is computed (see each module for the exact definitions):
 * ``layers`` (:mod:`~dissect.evaluate.layer_stats`): interpretable fraction (seeded KMeans,
   k clusters, tau of top-K), polysemanticity (clusters and closed-set concepts covering the
   top-K clips), adjective counts.
+
+Each of these is a registered :class:`~dissect.evaluate.scorers.Scorer` (``SCORERS``, called in
+registration order), so a new metric is one class in :mod:`dissect.evaluate.scorers`.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,15 +30,8 @@ import numpy as np
 
 from dissect import artifacts
 from dissect.evaluate import rundata
-from dissect.evaluate.agreement import ground_truth_matrix, holdout_mask, layer_agreement
-from dissect.evaluate.detection import detection_scores
-from dissect.evaluate.last_layer import last_layer_accuracy
-from dissect.evaluate.layer_stats import (
-    adjective_stats,
-    cluster_clips,
-    interpretable_fraction,
-    polysemanticity,
-)
+from dissect.evaluate.agreement import ground_truth_matrix, holdout_mask
+from dissect.evaluate.scorers import SCORERS, RunData, ScoreConfig
 
 
 def _clean(obj: Any) -> Any:
@@ -53,10 +48,6 @@ def _clean(obj: Any) -> Any:
     if isinstance(obj, np.bool_):
         return bool(obj)
     return obj
-
-
-def _mean(xs: Sequence[float]) -> float | None:
-    return float(np.mean(xs)) if len(xs) else None
 
 
 def evaluate_run(run_dir: str | Path, *, holdout: float = 0.3, seed: int = 0,
@@ -128,79 +119,13 @@ def evaluate_run(run_dir: str | Path, *, holdout: float = 0.3, seed: int = 0,
         else:
             truth = None
 
-    sim_fn = get_similarity(sim_name)
     refit = labels == "refit" and method == "db"
-    agreement: dict[str, Any] = {}
-    detection: dict[str, Any] = {}
-    per: dict[str, Any] = {}
-    for layer, lrows in by_layer.items():
-        U = rundata.load_activations(run_dir, layer)
-        if U.shape[0] != len(clips):
-            raise ValueError(f"{layer}: {U.shape[0]} activation rows for {len(clips)} clips")
-        if refit and fit.any():
-            top1 = [int(i) for i in np.asarray(sim_fn(U[fit], P[fit])).argmax(axis=1)]
-        else:
-            top1 = []
-            for r in lrows:
-                lab = r["closed"].get(method) or []
-                try:
-                    top1.append(cset.index(lab[0][0]) if lab else None)
-                except KeyError:
-                    top1.append(None)
-        if truth is not None and hold.sum() >= 2:
-            ag = layer_agreement(U[hold], top1, Y[hold], known, quantile, y_binary)
-            counts = np.bincount([t for t in top1 if t is not None], minlength=len(cset))
-            agreement[layer] = {"mean": ag["mean"], "n_scored": ag["n_scored"],
-                                "n_neurons": U.shape[1],
-                                "top_concepts": [[cset.concepts[i], int(counts[i])]
-                                                 for i in np.argsort(-counts, kind="stable")[:5]
-                                                 if counts[i]]}
-            if per_neuron:
-                per.setdefault(layer, {})["agreement"] = ag["per_neuron"]
-                per[layer]["top1"] = [cset.concepts[t] if t is not None else None for t in top1]
-        if hold.sum() >= 2:
-            descs = [r["description"] for r in lrows]
-            if len(descs) == U.shape[1]:
-                det = detection_scores(descs, U[hold], cap_emb[hold], embedder, quantile)
-                detection[layer] = {"mean_auroc": det["mean"], "n_scored": det["n_scored"],
-                                    "n_neurons": U.shape[1]}
-                if per_neuron:
-                    per.setdefault(layer, {})["detection_auroc"] = det["auroc"]
-
-    # ---------------------------------------------------------------- last layer
-    info = rundata.record_info(run_dir)
-    head, class_names = info.get("head_layer"), info.get("class_names")
-    last: dict[str, Any] = {}
-    if head and class_names and head in by_layer and len(by_layer[head]) == len(class_names):
-        methods = sorted({m for r in by_layer[head] for m in r["closed"]})
-        for m in methods:
-            preds = [r["closed"].get(m) or [] for r in by_layer[head]]
-            last[m] = last_layer_accuracy(preds, class_names, embedder, cset.concepts)
-
-    # ---------------------------------------------------------------- layer statistics
-    clip_texts = rundata.caption_parts(run_dir)
-    clusters = cluster_clips(clip_texts, embedder, n_clusters, seed) if clip_texts else {}
-    tops = {layer: [r["top_clips"] for r in lrows] for layer, lrows in by_layer.items()}
-    interp = interpretable_fraction(tops, clusters, k=k, tau=tau, n_clusters=n_clusters,
-                                    seed=seed)
-    clip_concept = {cid: cset.concepts[int(j)] for cid, j in zip(ids, P.argmax(axis=1),
-                                                                 strict=True)}
-    adj = adjective_stats([r for r in rows if r["keywords"]])
-    layer_stats = {}
-    for layer, t in tops.items():
-        poly_c = polysemanticity(t, clusters, k)
-        poly_k = polysemanticity(t, clip_concept, k)
-        layer_stats[layer] = {
-            "n_neurons": len(t),
-            "interpretable_fraction": interp["per_layer"].get(layer),
-            "mean_poly_clusters": _mean(poly_c),
-            "mean_poly_concepts": _mean(poly_k),
-            "mean_adjectives": adj["mean_adjectives"].get(layer),
-            "top_adjectives": adj["top_adjectives"].get(layer, []),
-        }
-        if per_neuron:
-            per.setdefault(layer, {}).update(interpretable=interp["interpretable"][layer],
-                                             poly_clusters=poly_c, poly_concepts=poly_k)
+    data = RunData(run_dir=run_dir, clips=clips, ids=ids, hold=hold, fit=fit, by_layer=by_layer,
+                   rows=rows, cset=cset, cap_emb=cap_emb, P=P, Y=Y, known=known, truth=truth,
+                   y_binary=y_binary, embedder=embedder, sim_fn=get_similarity(sim_name))
+    config = ScoreConfig(quantile=quantile, method=method, refit=refit, n_clusters=n_clusters,
+                         k=k, tau=tau, seed=seed, per_neuron=per_neuron)
+    metrics = {name: s(data, config) for name, s in SCORERS.items()}
 
     scores = {
         "format": 1,
@@ -213,13 +138,10 @@ def evaluate_run(run_dir: str | Path, *, holdout: float = 0.3, seed: int = 0,
             "n_clips": len(clips), "n_holdout": int(hold.sum()), "n_fit": int(fit.sum()),
             "known_concepts": int(known.sum()),
         },
-        "last_layer": last,
-        "agreement": agreement,
-        "detection": detection,
-        "layers": layer_stats,
+        **metrics,
     }
     if per_neuron:
-        scores["per_neuron"] = per
+        scores["per_neuron"] = data.per_neuron
     scores = _clean(scores)
     if write:
         artifacts.write_json(run_dir / artifacts.SCORES, scores)

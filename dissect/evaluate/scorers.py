@@ -1,0 +1,221 @@
+"""Scorers: one registered class per top-level metric of ``scores.json``.
+
+A :class:`Scorer` has a ``name`` (its key in ``scores.json``) and is called as
+``scorer(data, config) -> dict`` with the run's :class:`RunData` (clips, neurons, captions,
+concept matrix, ground truth, activations) and the :class:`ScoreConfig`.
+:func:`~dissect.evaluate.scores.evaluate_run` calls every scorer of :data:`SCORERS` in
+registration order, so a new metric is one class decorated with :func:`scorer`.
+Per-neuron values go into ``data.per_neuron[layer]`` (written when ``config.per_neuron``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from dissect.evaluate import rundata
+from dissect.evaluate.agreement import layer_agreement
+from dissect.evaluate.detection import detection_scores
+from dissect.evaluate.last_layer import last_layer_accuracy
+from dissect.evaluate.layer_stats import (
+    adjective_stats,
+    cluster_clips,
+    interpretable_fraction,
+    polysemanticity,
+)
+from dissect.registry import Registry
+
+
+@dataclass(frozen=True)
+class ScoreConfig:
+    """The settings of one evaluation (see :func:`~dissect.evaluate.scores.evaluate_run`)."""
+
+    quantile: float
+    method: str
+    refit: bool
+    n_clusters: int
+    k: int
+    tau: int
+    seed: int
+    per_neuron: bool
+
+
+@dataclass
+class RunData:
+    """What the scorers read, loaded once per evaluation."""
+
+    run_dir: Any
+    clips: list[dict]
+    ids: list[str]
+    hold: np.ndarray  # held-out clips (bool per clip)
+    fit: np.ndarray
+    by_layer: dict[str, list[dict]]  # neuron rows per layer, by unit
+    rows: list[dict]
+    cset: Any  # the concept set
+    cap_emb: np.ndarray  # caption embeddings [N, D]
+    P: np.ndarray  # DB clip x concept matrix [N, C]
+    Y: np.ndarray  # ground truth [N, C]
+    known: np.ndarray  # concepts with ground truth
+    truth: str | None
+    y_binary: bool
+    embedder: Any
+    sim_fn: Callable[..., Any]
+    per_neuron: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _cached: tuple[str, np.ndarray] | None = None
+
+    def activations(self, layer: str) -> np.ndarray:
+        """``[clips, units]`` activations of ``layer`` (the last one read is kept)."""
+        if self._cached is None or self._cached[0] != layer:
+            U = rundata.load_activations(self.run_dir, layer)
+            if U.shape[0] != len(self.clips):
+                raise ValueError(f"{layer}: {U.shape[0]} activation rows for "
+                                 f"{len(self.clips)} clips")
+            self._cached = (layer, U)
+        return self._cached[1]
+
+    def per(self, layer: str) -> dict[str, Any]:
+        return self.per_neuron.setdefault(layer, {})
+
+
+class Scorer(Protocol):
+    """One top-level metric of ``scores.json``."""
+
+    name: str
+
+    def __call__(self, data: RunData, config: ScoreConfig) -> dict[str, Any]: ...
+
+
+SCORERS: Registry[Scorer] = Registry("scorer")
+
+
+def scorer(cls: type) -> type:
+    """Class decorator: register an instance of ``cls`` under ``cls.name``."""
+    SCORERS.add(cls.name, cls())
+    return cls
+
+
+def _mean(xs) -> float | None:
+    return float(np.mean(xs)) if len(xs) else None
+
+
+@scorer
+class LastLayer:
+    """AND Table 2 for the classifier head, per closed-set method in ``concepts.jsonl``."""
+
+    name = "last_layer"
+
+    def __call__(self, data: RunData, config: ScoreConfig) -> dict[str, Any]:
+        info = rundata.record_info(data.run_dir)
+        head, class_names = info.get("head_layer"), info.get("class_names")
+        last: dict[str, Any] = {}
+        by_layer = data.by_layer
+        if head and class_names and head in by_layer and len(by_layer[head]) == len(class_names):
+            methods = sorted({m for r in by_layer[head] for m in r["closed"]})
+            for m in methods:
+                preds = [r["closed"].get(m) or [] for r in by_layer[head]]
+                last[m] = last_layer_accuracy(preds, class_names, data.embedder,
+                                              data.cset.concepts)
+        return last
+
+
+@scorer
+class Agreement:
+    """Per layer: activation vs top-1 concept ground truth on the held-out clips."""
+
+    name = "agreement"
+
+    def _top1(self, data: RunData, config: ScoreConfig, U, lrows) -> list[int | None]:
+        if config.refit and data.fit.any():
+            return [int(i) for i in np.asarray(data.sim_fn(U[data.fit],
+                                                           data.P[data.fit])).argmax(axis=1)]
+        top1: list[int | None] = []
+        for r in lrows:
+            lab = r["closed"].get(config.method) or []
+            try:
+                top1.append(data.cset.index(lab[0][0]) if lab else None)
+            except KeyError:
+                top1.append(None)
+        return top1
+
+    def __call__(self, data: RunData, config: ScoreConfig) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        hold, cset = data.hold, data.cset
+        for layer, lrows in data.by_layer.items():
+            U = data.activations(layer)
+            if data.truth is None or hold.sum() < 2:
+                continue
+            top1 = self._top1(data, config, U, lrows)
+            ag = layer_agreement(U[hold], top1, data.Y[hold], data.known, config.quantile,
+                                 data.y_binary)
+            counts = np.bincount([t for t in top1 if t is not None], minlength=len(cset))
+            out[layer] = {"mean": ag["mean"], "n_scored": ag["n_scored"],
+                          "n_neurons": U.shape[1],
+                          "top_concepts": [[cset.concepts[i], int(counts[i])]
+                                           for i in np.argsort(-counts, kind="stable")[:5]
+                                           if counts[i]]}
+            if config.per_neuron:
+                data.per(layer)["agreement"] = ag["per_neuron"]
+                data.per(layer)["top1"] = [cset.concepts[t] if t is not None else None
+                                           for t in top1]
+        return out
+
+
+@scorer
+class Detection:
+    """Per layer: AUROC of caption-vs-description similarity against binarised activations."""
+
+    name = "detection"
+
+    def __call__(self, data: RunData, config: ScoreConfig) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        hold = data.hold
+        for layer, lrows in data.by_layer.items():
+            U = data.activations(layer)
+            if hold.sum() < 2:
+                continue
+            descs = [r["description"] for r in lrows]
+            if len(descs) == U.shape[1]:
+                det = detection_scores(descs, U[hold], data.cap_emb[hold], data.embedder,
+                                       config.quantile)
+                out[layer] = {"mean_auroc": det["mean"], "n_scored": det["n_scored"],
+                              "n_neurons": U.shape[1]}
+                if config.per_neuron:
+                    data.per(layer)["detection_auroc"] = det["auroc"]
+        return out
+
+
+@scorer
+class Layers:
+    """Per layer: interpretable fraction, polysemanticity, adjective counts."""
+
+    name = "layers"
+
+    def __call__(self, data: RunData, config: ScoreConfig) -> dict[str, Any]:
+        k, n_clusters, seed = config.k, config.n_clusters, config.seed
+        clip_texts = rundata.caption_parts(data.run_dir)
+        clusters = cluster_clips(clip_texts, data.embedder, n_clusters, seed) if clip_texts else {}
+        tops = {layer: [r["top_clips"] for r in lrows] for layer, lrows in data.by_layer.items()}
+        interp = interpretable_fraction(tops, clusters, k=k, tau=config.tau,
+                                        n_clusters=n_clusters, seed=seed)
+        clip_concept = {cid: data.cset.concepts[int(j)]
+                        for cid, j in zip(data.ids, data.P.argmax(axis=1), strict=True)}
+        adj = adjective_stats([r for r in data.rows if r["keywords"]])
+        out = {}
+        for layer, t in tops.items():
+            poly_c = polysemanticity(t, clusters, k)
+            poly_k = polysemanticity(t, clip_concept, k)
+            out[layer] = {
+                "n_neurons": len(t),
+                "interpretable_fraction": interp["per_layer"].get(layer),
+                "mean_poly_clusters": _mean(poly_c),
+                "mean_poly_concepts": _mean(poly_k),
+                "mean_adjectives": adj["mean_adjectives"].get(layer),
+                "top_adjectives": adj["top_adjectives"].get(layer, []),
+            }
+            if config.per_neuron:
+                data.per(layer).update(interpretable=interp["interpretable"][layer],
+                                       poly_clusters=poly_c, poly_concepts=poly_k)
+        return out
