@@ -117,15 +117,11 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from dissect.config import SynthConfig
-    from dissect.ensemble.guided import (
-        guided_member,
-        random_units,
-        select_units,
-        unit_columns,
-    )
+    from dissect.ensemble.guided import random_units, select_units, unit_columns
     from dissect.ensemble.model import EnsembleModel
     from dissect.hear.embed import LoadedModule, embed_task, load_module
     from dissect.hear.evaluate import evaluate_embeddings, scores_csv, summarize
+    from dissect.hear.guided import guided_member
     from dissect.hear.tasks import write_synth_tasks
 
     torch.set_num_threads(args.threads)

@@ -3,29 +3,13 @@
 :mod:`~dissect.ensemble.ops` (last / fusion / avg / cat and dimension matching),
 :mod:`~dissect.ensemble.align` (time alignment), :mod:`~dissect.ensemble.model`
 (:class:`EnsembleModel`, usable through the HEAR API) and :mod:`~dissect.ensemble.guided`
-(keep only the units whose descriptions match chosen concepts). Names below import lazily, so
-``dissect.hear.api`` can use the operators without a circular import.
+(keep only the units whose descriptions match chosen concepts). This package sits below
+:mod:`dissect.hear`: the guided HEAR models built from a selection are
+:mod:`dissect.hear.guided`.
 """
 
-from __future__ import annotations
+from dissect.ensemble.align import align_to_grid
+from dissect.ensemble.guided import UnitSelection, random_units, select_units
+from dissect.ensemble.model import EnsembleModel
 
-import importlib
-from typing import Any
-
-_EXPORTS = {
-    "EnsembleModel": "dissect.ensemble.model",
-    "UnitSelection": "dissect.ensemble.guided",
-    "select_units": "dissect.ensemble.guided",
-    "random_units": "dissect.ensemble.guided",
-    "guided_member": "dissect.ensemble.guided",
-    "guided_ensemble": "dissect.ensemble.guided",
-    "align_to_grid": "dissect.ensemble.align",
-}
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'dissect.ensemble' has no attribute {name!r}")
+__all__ = ["EnsembleModel", "UnitSelection", "align_to_grid", "random_units", "select_units"]

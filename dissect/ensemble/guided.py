@@ -26,12 +26,12 @@ unit's high-side description + keywords + concepts). By default the terms take t
 comparison at equal and smaller dimension in ``docs/hear.md`` uses this.
 
 The result (:class:`UnitSelection`) maps each layer to its kept units and carries the run's model
-config, so :func:`guided_member` rebuilds the model and wraps it as a HEAR
-:class:`~dissect.hear.api.EmbeddingModel` with ``layer={layer: units}``. Several selections
-(e.g. CREPE's pitch units + a speech model's phonetic units) make a compact ensemble with
-:func:`guided_ensemble` (``cat`` of the kept units). :func:`random_units` draws the same number of
-units at random from the same layers: the equal-dimension control for the comparison with full
-concatenation.
+config, so :func:`dissect.hear.guided.guided_member` rebuilds the model and wraps it as a
+HEAR :class:`~dissect.hear.api.EmbeddingModel` with ``layer={layer: units}``. Several
+selections (e.g. CREPE's pitch units + a speech model's phonetic units) make a compact ensemble
+with :func:`dissect.hear.guided.guided_ensemble` (``cat`` of the kept units).
+:func:`random_units` draws the same number of units at random from the same layers: the
+equal-dimension control for the comparison with full concatenation.
 """
 
 from __future__ import annotations
@@ -365,36 +365,3 @@ def unit_columns(selection: UnitSelection, layout: Mapping[str, Sequence[int]]) 
     if missing:
         raise KeyError(f"unit_columns: {missing[:5]} not in the layout")
     return [where[(layer, int(u))] for layer, us in selection.units.items() for u in us]
-
-
-# --------------------------------------------------------------------------- models
-def guided_member(selection: UnitSelection, *, device: str = "cpu",
-                  model: Mapping[str, Any] | None = None,
-                  adapter_options: Mapping[str, Any] | None = None, **embedding_options: Any):
-    """A HEAR :class:`~dissect.hear.api.EmbeddingModel` of the selected units.
-
-    Args:
-        model: overrides of the run's model config (``name``, ``source``, ``site``).
-        adapter_options: overrides of the run's ``model.options`` (e.g. ``{"hop_ms": 20}``).
-    """
-    from dissect.hear.api import EmbeddingModel
-    from dissect.models.load import adapter_from_config
-
-    if not selection.units:
-        raise ValueError(f"{selection.run_dir}: no unit matched {selection.terms}")
-    cfg = {**selection.model, **dict(model or {})}
-    if "name" not in cfg:
-        raise ValueError(f"{selection.run_dir}: no model config; pass model={{'name': ...}}")
-    adapter = adapter_from_config(cfg, options=adapter_options)
-    net = adapter.load(device)
-    embedding_options.setdefault("name", f"guided:{cfg['name']}")
-    return EmbeddingModel(adapter, net, dict(selection.units), **embedding_options)
-
-
-def guided_ensemble(selections: Sequence[UnitSelection], op: str = "cat", *,
-                    device: str = "cpu", **ensemble_options: Any):
-    """An :class:`~dissect.ensemble.model.EnsembleModel` of one guided member per selection."""
-    from dissect.ensemble.model import EnsembleModel
-
-    members = [guided_member(s, device=device) for s in selections]
-    return EnsembleModel(members, op, **ensemble_options)

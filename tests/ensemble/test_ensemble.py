@@ -16,8 +16,6 @@ from torch import nn
 from dissect.ensemble import ops
 from dissect.ensemble.align import align_members, align_to_grid, common_grid
 from dissect.ensemble.guided import (
-    guided_ensemble,
-    guided_member,
     high_side,
     pick_balanced,
     random_units,
@@ -29,6 +27,7 @@ from dissect.ensemble.guided import (
 )
 from dissect.ensemble.model import EnsembleModel
 from dissect.hear import api
+from dissect.hear.guided import guided_ensemble, guided_member
 from dissect.hear.modules import _build, crepe_tiny, gura_cat, gura_fusion, logmel
 
 SR = 16000

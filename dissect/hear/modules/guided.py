@@ -20,9 +20,10 @@ size=None, op="cat", hop_ms=None, device="cpu")``
 import os
 import re
 
-from dissect.ensemble.guided import guided_member, select_units
+from dissect.ensemble.guided import select_units
 from dissect.ensemble.model import EnsembleModel
 from dissect.hear.api import get_scene_embeddings, get_timestamp_embeddings
+from dissect.hear.guided import guided_member
 
 __all__ = ["get_scene_embeddings", "get_timestamp_embeddings", "load_model"]
 
