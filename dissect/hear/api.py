@@ -62,7 +62,6 @@ from dissect.record.hooks import model_device, run_sites
 
 HEAR_SAMPLE_RATES = (16000, 22050, 32000, 44100, 48000)
 MAX_HOP_MS = 50.0
-HF_ENCODERS = ("hubert", "wav2vec2", "wavlm", "data2vec_audio", "whisper")
 LayerSpec = str | Mapping[str, Sequence[int] | None]
 
 
@@ -200,7 +199,7 @@ class EmbeddingModel(nn.Module):
     def _resolve(self, layer: LayerSpec) -> int:
         sites = self.adapter.sites(self.model)
         hidden = [s for s in sites.values() if s.kind != "output"]
-        hf = self.adapter.name in HF_ENCODERS
+        hf = self.adapter.has_hidden_states
         if isinstance(layer, Mapping):
             for name, units in layer.items():
                 if name not in sites:
@@ -232,8 +231,9 @@ class EmbeddingModel(nn.Module):
                 raise ValueError(f"{self.name}: cannot read the hidden size from the config")
             return int(dim)
         if m:
-            raise ValueError(f"{self.name}: {layer!r} needs a Hugging Face encoder "
-                             f"({', '.join(HF_ENCODERS)})")
+            raise ValueError(f"{self.name}: {layer!r} needs a Hugging Face encoder with hidden "
+                             f"states (hubert, wav2vec2, wavlm, data2vec_audio, whisper); "
+                             f"{self.adapter.name} has none")
         if layer == "last":
             self._sites = [hidden[-1]]
         elif layer == "fusion":

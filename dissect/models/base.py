@@ -120,12 +120,15 @@ class Adapter:
         default_source: Hugging Face id (or asset name) used when no source is given.
         padding_safe: whether zero-padding a clip inside a batch leaves its valid frames
             unchanged. When False the recorder batches only clips of equal length.
+        has_hidden_states: a Hugging Face encoder whose :meth:`hidden_states` returns every
+            layer's output (HEAR's ``last`` / ``fusion`` / ``hidden_states.K`` layers).
     """
 
     name: ClassVar[str] = ""
     sample_rate: ClassVar[int] = 16000
     default_source: ClassVar[str | None] = None
     padding_safe: ClassVar[bool] = True
+    has_hidden_states: ClassVar[bool] = False
 
     def __init__(self, source: str | None = None, site_kind: str = "ffn", **options: Any):
         self.source = source or self.default_source

@@ -56,6 +56,7 @@ class SSLAdapter(Adapter):
 
     sample_rate = 16000
     padding_safe = False  # conservative until load() has seen the checkpoint
+    has_hidden_states = True
     model_class: ClassVar[str] = ""
     attention_module: ClassVar[str] = "attention.out_proj"
     stacked_pos_conv: ClassVar[bool] = False

@@ -606,6 +606,7 @@ class WhisperAdapter(Adapter):
     sample_rate = SAMPLE_RATE
     default_source = "openai/whisper-tiny.en"
     padding_safe = True
+    has_hidden_states = True
 
     def __init__(self, source: str | None = None, site_kind: str = "ffn", **options):
         super().__init__(source, site_kind, **options)
