@@ -16,8 +16,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from dissect import artifacts
-from dissect.audio import AudioError, load_audio
-from dissect.stages.probe import clip_policy
+from dissect.audio import AudioError, ClipPolicy, load_audio
 
 JOURNAL = "captions.journal.jsonl"
 
@@ -61,7 +60,7 @@ def write_captions(run_dir: Path, caption_cfg, audio_cfg, progress: bool = True)
             pass  # an unreadable old artifact is simply not reused
     journal = artifacts.Journal(run_dir / JOURNAL)
     previous.update({r["key"]: r for r in journal.rows() if "key" in r})
-    policy = clip_policy(audio_cfg)
+    policy = ClipPolicy.from_config(audio_cfg)
     rows, reused, failed = [], 0, 0
     bar = tqdm(total=len(clips), desc="caption", unit="clip", disable=not progress,
                file=sys.stderr)

@@ -20,18 +20,6 @@ from dissect.audio import ClipPolicy
 from dissect.datasets import ProbeSet, SkipLog
 
 
-def clip_policy(audio_cfg) -> ClipPolicy:
-    """The :class:`ClipPolicy` described by an ``AudioConfig``."""
-    return ClipPolicy(
-        max_seconds=audio_cfg.max_seconds,
-        long_clip=audio_cfg.long_clip,
-        crop_anchor=audio_cfg.crop_anchor,
-        window_seconds=audio_cfg.window_seconds,
-        window_hop_seconds=audio_cfg.window_hop_seconds,
-        silence_dbfs=audio_cfg.silence_dbfs,
-    )
-
-
 def _finite_or_none(x: float) -> float | None:
     return round(x, 3) if math.isfinite(x) else None
 
@@ -52,7 +40,7 @@ def write_clips(run_dir: Path, probe: ProbeSet, audio_cfg, max_skip_fraction: fl
     Raises:
         TooManySkipsError: more than ``max_skip_fraction`` of the clips failed to load.
     """
-    policy = clip_policy(audio_cfg)
+    policy = ClipPolicy.from_config(audio_cfg)
     skips = SkipLog(max_fraction=max_skip_fraction)
     rows: list[dict[str, Any]] = []
     n_silent = 0

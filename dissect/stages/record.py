@@ -12,11 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from dissect import artifacts
-from dissect.audio import AudioError, load_audio
+from dissect.audio import AudioError, ClipPolicy, load_audio
 from dissect.models.load import load_from_config
 from dissect.record.recorder import record
 from dissect.record.store import save_layer, summary, write_exemplars
-from dissect.stages.probe import clip_policy
 
 
 def record_clips(run_dir: Path, model_cfg, record_cfg, audio_cfg) -> dict[str, Any]:
@@ -26,7 +25,7 @@ def record_clips(run_dir: Path, model_cfg, record_cfg, audio_cfg) -> dict[str, A
         raise ValueError(f"{run_dir / artifacts.CLIPS}: no clips to record")
     adapter, model, device = load_from_config(model_cfg)
     sites = adapter.resolve_layers(model, list(model_cfg.layers))
-    policy = clip_policy(audio_cfg)
+    policy = ClipPolicy.from_config(audio_cfg)
     windows = None
     if audio_cfg.long_clip == "windows":
         windows = (audio_cfg.window_seconds, audio_cfg.window_hop_seconds)
