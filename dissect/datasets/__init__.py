@@ -30,6 +30,13 @@ def _synth(cfg, progress: bool) -> ProbeSet:
     return load_synth(cfg.synth, progress=progress)
 
 
+@PROBE_LAYOUTS.register("espeak_digits")
+def _espeak_digits(cfg, progress: bool) -> ProbeSet:
+    from dissect.datasets.espeak_digits import load_espeak_digits
+
+    return load_espeak_digits(cfg.espeak_digits, progress=progress)
+
+
 def _root(cfg) -> Path:
     if not cfg.root:
         raise ValueError(f"probe layout {cfg.layout!r} needs probe.root=<dataset directory>")

@@ -1,35 +1,32 @@
 """The ``synth`` render cache: its key (:func:`synth_cache_key`), its root
-(:func:`synth_cache_root`), the verified index and journal, and :func:`load_synth`, which renders
-what is missing or does not match its recorded SHA-256 and returns the probe set.
+(:func:`synth_cache_root`), and :func:`load_synth`, which renders what is missing or does not
+match its recorded SHA-256 (the verified index and journal of
+:mod:`dissect.datasets.render_cache`) and returns the probe set.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
-import os
-import time
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from dissect.datasets.base import Clip, ProbeSet
+from dissect.datasets.render_cache import INDEX_NAME, JOURNAL_NAME, render_missing, write_index
 from dissect.datasets.synth.plan import (
     LABEL_COLUMNS,
     RENDER_VERSION,
     SynthConfig,
-    SynthSpec,
     plan_synth,
 )
 from dissect.datasets.synth.render import render_clip, rms_dbfs, soundfont_path, speech_available
-from dissect.util import cache_root, hash_file, wav_bytes, write_bytes
+from dissect.util import cache_root, hash_file, wav_bytes
 
 log = logging.getLogger("dissect.datasets.synth")
 
-INDEX_NAME = "index.json"
-JOURNAL_NAME = "index.partial.jsonl"
+__all__ = ["INDEX_NAME", "JOURNAL_NAME", "load_synth", "synth_cache_key", "synth_cache_root"]
 
 
 @lru_cache(maxsize=4)
@@ -73,52 +70,6 @@ def synth_cache_root(cfg: SynthConfig, cache_dir: str | Path | None = None) -> P
     return cache_root("synth")
 
 
-def _sha256_file(path: Path) -> str | None:
-    try:
-        return hash_file(path)
-    except OSError:
-        return None
-
-
-def _read_known(root: Path, key: str) -> tuple[dict[str, dict[str, Any]], bool]:
-    """Recorded ``{file: {sha256, loudness_dbfs}}`` from index.json and the journal.
-
-    Returns the records and whether a valid ``index.json`` was found.
-    """
-    known: dict[str, dict[str, Any]] = {}
-    have_index = False
-    try:
-        index = json.loads((root / INDEX_NAME).read_text())
-        if index.get("key") == key and index.get("render_version") == RENDER_VERSION:
-            for rec in index["clips"]:
-                known[rec["file"]] = {
-                    "sha256": rec["sha256"],
-                    "loudness_dbfs": rec["loudness_dbfs"],
-                }
-            have_index = True
-    except (OSError, ValueError, KeyError, TypeError):
-        known = {}
-    try:
-        lines = (root / JOURNAL_NAME).read_text().splitlines()
-    except OSError:
-        lines = []
-    for line in lines:  # a line torn by a kill is skipped
-        try:
-            rec = json.loads(line)
-            known[rec["file"]] = {"sha256": rec["sha256"], "loudness_dbfs": rec["loudness_dbfs"]}
-        except (ValueError, KeyError, TypeError):
-            continue
-    return known, have_index
-
-
-def _clean_stale_temps(root: Path, older_than_s: float = 3600.0) -> None:
-    now = time.time()
-    for p in root.glob(".*.tmp"):
-        with contextlib.suppress(OSError):
-            if now - p.stat().st_mtime > older_than_s:
-                p.unlink()
-
-
 def load_synth(
     cfg: SynthConfig, cache_dir: str | Path | None = None, progress: bool = True
 ) -> ProbeSet:
@@ -145,40 +96,16 @@ def load_synth(
     specs = plan_synth(cfg, with_speech)
     key = synth_cache_key(cfg, with_speech)
     root = synth_cache_root(cfg, cache_dir) / key
-    root.mkdir(parents=True, exist_ok=True)
-    _clean_stale_temps(root)
     sr = int(cfg.sample_rate)
+    by_file = {spec.file_name: spec for spec in specs}
 
-    known, have_index = _read_known(root, key)
-    records: dict[str, dict[str, Any]] = {}
-    todo: list[SynthSpec] = []
-    for spec in specs:
-        rec = known.get(spec.file_name)
-        if rec is not None and _sha256_file(root / spec.file_name) == rec["sha256"]:
-            records[spec.file_name] = rec
-        else:
-            todo.append(spec)
+    def render(file_name: str) -> tuple[bytes, dict[str, Any]]:
+        x = render_clip(by_file[file_name], sr)
+        return wav_bytes(x, sr), {"loudness_dbfs": round(rms_dbfs(x), 4)}
 
-    if todo:
-        from tqdm.auto import tqdm
-
-        log.info("synth: rendering %d of %d clips into %s", len(todo), len(specs), root)
-        with open(root / JOURNAL_NAME, "ab+") as journal:
-            if journal.tell() > 0:  # end a line torn by a kill, so the next one parses
-                journal.seek(-1, os.SEEK_END)
-                if journal.read(1) != b"\n":
-                    journal.write(b"\n")
-            for spec in tqdm(todo, desc="synth: rendering", unit="clip", disable=not progress):
-                x = render_clip(spec, sr)
-                data = wav_bytes(x, sr)
-                write_bytes(root / spec.file_name, data)
-                rec = {
-                    "sha256": hashlib.sha256(data).hexdigest(),
-                    "loudness_dbfs": round(rms_dbfs(x), 4),
-                }
-                records[spec.file_name] = rec
-                journal.write((json.dumps({"file": spec.file_name, **rec}) + "\n").encode())
-                journal.flush()
+    done = render_missing(root, key, RENDER_VERSION, list(by_file), render,
+                          fields=("loudness_dbfs",), name="synth", progress=progress)  # fmt: skip
+    records = done.records
 
     clips = []
     for spec in specs:
@@ -195,7 +122,7 @@ def load_synth(
             )
         )
 
-    if todo or not have_index:
+    if done.needs_index:
         index = {
             "render_version": RENDER_VERSION,
             "key": key,
@@ -214,8 +141,6 @@ def load_synth(
         }
         for rec in index["clips"]:
             rec.pop("path", None)
-        write_bytes(root / INDEX_NAME, json.dumps(index, indent=1).encode())
-        with contextlib.suppress(OSError):
-            (root / JOURNAL_NAME).unlink()
+        write_index(root, index)
 
     return ProbeSet(name="synth", root=root, clips=clips, label_columns=list(LABEL_COLUMNS))

@@ -11,12 +11,11 @@ from __future__ import annotations
 import math
 import os
 import shutil
-import subprocess
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from dissect.datasets.espeak import speak
 from dissect.datasets.synth.plan import FADE_S, PEAK_CEILING_DBFS, SynthSpec
 
 SOUNDFONT_NAME = "TimGM6mb.sf2"
@@ -137,27 +136,12 @@ def _render_silence(spec: SynthSpec, sr: int, rng: np.random.Generator) -> np.nd
 
 
 def _render_speech(spec: SynthSpec, sr: int) -> np.ndarray:
-    import soundfile as sf
-
-    from dissect.audio.load import resample
-
     exe = shutil.which("espeak-ng")
     if exe is None:
         raise RuntimeError("espeak-ng is not on PATH; cannot render speech clip " + spec.id)
     p = spec.params
-    with tempfile.TemporaryDirectory(prefix="dissect-espeak-") as tmp:
-        out = os.path.join(tmp, "speech.wav")
-        cmd = [exe, "-v", str(p["voice"]), "-s", str(p["words_per_minute"]), "-p",
-               str(p["pitch"]), "-w", out, str(spec.concepts["text"])]  # fmt: skip
-        try:
-            subprocess.run(cmd, check=True, capture_output=True, timeout=60)
-        except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as exc:
-            err = getattr(exc, "stderr", b"") or b""
-            raise RuntimeError(
-                f"espeak-ng failed for clip {spec.id}: {exc} {err.decode(errors='replace')[:200]}"
-            ) from exc
-        data, file_sr = sf.read(out, dtype="float32", always_2d=True)
-    voice = resample(data.mean(axis=1).astype(np.float32), int(file_sr), sr).astype(np.float64)
+    voice = speak(exe, spec.concepts["text"], p["voice"], p["words_per_minute"], p["pitch"], sr,
+                  f"clip {spec.id}")  # fmt: skip
     nz = np.flatnonzero(np.abs(voice) > 1e-4)  # trim espeak's leading/trailing silence
     voice = voice[nz[0] : nz[-1] + 1] if nz.size else voice[:0]
     n = _n_samples(spec, sr)
