@@ -51,6 +51,8 @@ CAPTIONS = "captions.jsonl"
 SUMMARIES = "summaries.jsonl"
 CONCEPTS = "concepts.jsonl"
 DESCRIPTIONS = "descriptions.csv"
+EVIDENCE = "evidence.jsonl"
+EXPLANATIONS = "explanations.jsonl"
 SCORES = "scores.json"
 REPORT_DIR = "report"
 

@@ -182,6 +182,31 @@ class DescribeConfig:
     keywords: bool = True
     # Ask the LLM whether adjectives outside the acoustic lexicon are acoustic (strict yes/no).
     keyword_llm_filter: bool = False
+    # --- the shown description (stage `explain`: evidence.jsonl, explanations.jsonl,
+    # descriptions.csv). evidence: the best of the evidence template, the LLM's phrasing of the
+    # evidence, AND's summary and the closed-set label on the validation clips | and: AND's
+    # module-B summary, scored the same way.
+    method: str = "evidence"
+    # Fractions of clips (by clip-id hash) that fit the evidence, choose the description
+    # (validation) and report its score (test).
+    splits: list[float] = field(default_factory=lambda: [0.6, 0.2, 0.2])
+    # Seed of that split and of the exemplar sampler.
+    split_seed: int = 0
+    # An evidence term needs at least this many fit clips with it and without it.
+    min_support: int = 3
+    # Benjamini-Hochberg false-discovery rate over each neuron's terms.
+    evidence_alpha: float = 0.05
+    # Detection scoring: the top (1 - q) of a split's activations are the positives.
+    detection_quantile: float = 0.9
+    # A best candidate below this validation detection AUROC is "no clear concept" (0: only a
+    # neuron without evidence is; with a few dozen validation clips per pitch or label value a
+    # validation AUROC is too noisy to veto evidence that passed the BH cut on the fit clips).
+    min_detection: float = 0.0
+    # Exemplar sample per neuron (evidence.jsonl): top, random and bottom fit clips, plus two
+    # clips near each of the 0.25 / 0.5 / 0.75 / 0.9 activation quantiles.
+    sample_top: int = 20
+    sample_random: int = 10
+    sample_bottom: int = 10
 
 
 @dataclass
@@ -286,10 +311,10 @@ class RunConfig:
     runs_dir: str = "runs"
     # Explicit run directory; null means <runs_dir>/<recipe>-<config hash>.
     run_dir: str | None = None
-    # Stages to run, in data-flow order: probe, record, caption, summarize, concepts, evaluate,
-    # report. Recipes set it through the `pipeline` group (pipeline=full | record_only).
+    # Stages to run, in data-flow order: probe, record, caption, summarize, concepts, explain,
+    # evaluate, report. Recipes set it through the `pipeline` group (pipeline=full | record_only).
     stages: list[str] = field(default_factory=lambda: [
-        "probe", "record", "caption", "summarize", "concepts", "evaluate", "report"])
+        "probe", "record", "caption", "summarize", "concepts", "explain", "evaluate", "report"])
     # Re-run these stages even when their hashes match.
     force: list[str] = field(default_factory=list)
     # Audio decoding policy.

@@ -233,6 +233,23 @@ def _concepts_run(ctx: StageContext):
     return write_concepts(ctx.run_dir, cfg.describe, cfg.llm, cfg.caption)
 
 
+#: describe.* fields that only the explain stage reads.
+EXPLAIN_FIELDS = ("method", "splits", "split_seed", "min_support", "evidence_alpha",
+                  "detection_quantile", "min_detection", "sample_top", "sample_random",
+                  "sample_bottom")
+
+
+def _explain_llm(ctx: StageContext) -> Any:
+    return resolved_llm(ctx.cfg) if ctx.cfg.describe.method == "evidence" else OMIT
+
+
+def _explain_run(ctx: StageContext):
+    from dissect.stages.explain import write_explanations
+
+    cfg = ctx.cfg
+    return write_explanations(ctx.run_dir, cfg.describe, cfg.llm, cfg.caption, ctx.progress)
+
+
 def _stage_outputs(*stages: str) -> Callable[[StageContext], dict[str, str]]:
     """Inputs: per stage, the hash of all its recorded outputs."""
     return lambda ctx: {s: artifacts.hash_config(ctx.manifest.stages[s]["outputs"])
@@ -300,11 +317,19 @@ STAGE_LIST: tuple[Stage, ...] = (
                   "clips": Output("probe", artifacts.CLIPS),
                   "activations": _activations, "concept_set": _concept_set},
           config={"describe": Section("describe", drop=("k", "max_llm_neurons",
-                                                        "calibration_threshold")),
+                                                        "calibration_threshold",
+                                                        *EXPLAIN_FIELDS)),
                   "captioners": "caption.captioners", "llm": _concepts_llm},
-          outputs=(artifacts.CONCEPTS, artifacts.DESCRIPTIONS), run=_concepts_run),
-    Stage("evaluate", needs=("concepts",),
+          outputs=(artifacts.CONCEPTS,), run=_concepts_run),
+    Stage("explain", needs=("concepts",),
           inputs=_stage_outputs("summarize", "concepts", "caption", "record"),
+          config={"describe": lambda ctx: {k: _plain(ctx.cfg.describe[k])
+                                           for k in ("max_llm_neurons", *EXPLAIN_FIELDS)},
+                  "captioners": "caption.captioners", "llm": _explain_llm},
+          outputs=(artifacts.EVIDENCE, artifacts.EXPLANATIONS, artifacts.DESCRIPTIONS),
+          run=_explain_run),
+    Stage("evaluate", needs=("explain",),
+          inputs=_stage_outputs("summarize", "concepts", "caption", "record", "explain"),
           config={"evaluate": Section("evaluate"), "concept_set": "describe.concept_set",
                   "similarity": "describe.similarity"},
           outputs=(artifacts.SCORES,), run=_evaluate_run),

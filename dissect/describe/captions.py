@@ -16,3 +16,13 @@ def captions_by_clip(run_dir: str | Path) -> dict[str, str]:
         if r.get("error") is None and r.get("text"):
             per_clip.setdefault(r["clip"], {})[r["captioner"]] = r["text"]
     return {clip: combine(caps) for clip, caps in per_clip.items()}
+
+
+def terms_by_clip(run_dir: str | Path) -> dict[str, list[str]]:
+    """clip id -> the evidence terms of all its captioners (failed captions left out; rows
+    written before captioners gave terms contribute none)."""
+    out: dict[str, list[str]] = {}
+    for r in artifacts.read_jsonl(Path(run_dir) / artifacts.CAPTIONS):
+        if r.get("error") is None:
+            out.setdefault(r["clip"], []).extend(r.get("terms") or [])
+    return {clip: list(dict.fromkeys(t)) for clip, t in out.items()}

@@ -137,14 +137,24 @@ class Evidence:
 
 
 def ranked_evidence(assoc: Association, terms: Sequence[str], alpha: float = 0.05,
-                    top: int = 8) -> list[list[Evidence]]:
-    """Per unit, the terms that pass the BH cut with a positive effect, strongest first
-    (by AUROC, then effect size), at most ``top``."""
+                    top: int = 8, by: str = "effect") -> list[list[Evidence]]:
+    """Per unit, the terms that pass the BH cut with a positive effect, strongest first, at
+    most ``top``.
+
+    ``by="effect"`` (default) ranks by effect size, then AUROC: what the neuron fires for
+    *most*. A broad term that the neuron merely prefers (noise over wrong pitches, for a pitch
+    bin) can have a higher AUROC than the narrow term it is tuned to, whose clips hold its
+    largest activations; the effect size ranks the narrow term first. ``by="auroc"`` ranks by
+    AUROC, then effect size.
+    """
+    if by not in ("effect", "auroc"):
+        raise ValueError(f"by must be 'effect' or 'auroc', got {by!r}")
     keep = bh_reject(assoc.p, alpha) & (assoc.effect > 0)
     out = []
     for u in range(assoc.auroc.shape[0]):
         idx = np.flatnonzero(keep[u])
-        idx = idx[np.lexsort((-assoc.effect[u, idx], -assoc.auroc[u, idx]))][:top]
+        a, d = -assoc.auroc[u, idx], -assoc.effect[u, idx]
+        idx = idx[np.lexsort((a, d) if by == "effect" else (d, a))][:top]
         out.append([Evidence(terms[j], float(assoc.auroc[u, j]), float(assoc.effect[u, j]),
                              float(assoc.p[u, j]), int(assoc.support[j])) for j in idx])
     return out

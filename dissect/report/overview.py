@@ -18,7 +18,8 @@ AND_CAPTIONER = "an audio LLM such as SALMONN (AND's captioner)"
 AND_TEXT_ENCODER = "CLIP's ViT-B/32 text encoder (AND's DB embedding)"
 
 #: Pipeline stages in data-flow order (timings are listed in this order).
-STAGE_ORDER = ("probe", "record", "caption", "summarize", "concepts", "evaluate", "report")
+STAGE_ORDER = ("probe", "record", "caption", "summarize", "concepts", "explain", "evaluate",
+               "report")
 
 #: Captioners that are acoustic/metadata stand-ins for an audio-LLM captioner.
 _CAPTIONER_WORDS = {"acoustic": "acoustic (librosa descriptors)", "labels": "labels (metadata)",

@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 
 from dissect import artifacts
 from dissect.audio import AudioError, ClipPolicy, load_audio
+from dissect.describe.captioners.base import annotate
 
 JOURNAL = "captions.journal.jsonl"
 
@@ -70,12 +71,13 @@ def write_captions(run_dir: Path, caption_cfg, audio_cfg, progress: bool = True)
             audio_by_sr: dict[int, Any] = {}
             for cap in captioners:
                 key = caption_key(crow, cap.name, configs[cap.name])
-                if key in previous and previous[key].get("error") is None:
+                if (key in previous and previous[key].get("error") is None
+                        and "terms" in previous[key]):  # rows from before terms: recompute
                     rows.append(previous[key])
                     reused += 1
                     continue
                 row = {"clip": clip.id, "captioner": cap.name, "key": key, "text": None,
-                       "error": None}
+                       "terms": [], "error": None}
                 try:
                     audio = None
                     if cap.sample_rate:
@@ -83,7 +85,8 @@ def write_captions(run_dir: Path, caption_cfg, audio_cfg, progress: bool = True)
                             audio_by_sr[cap.sample_rate] = load_audio(clip.path, cap.sample_rate,
                                                                       policy)
                         audio = audio_by_sr[cap.sample_rate]
-                    row["text"] = cap.caption(clip, audio)
+                    ann = annotate(cap, clip, audio)
+                    row["text"], row["terms"] = ann.text, list(ann.terms)
                 except (AudioError, Exception) as exc:  # one clip's failure never stops the run
                     row["error"] = f"{type(exc).__name__}: {exc}"[:500]
                     failed += 1

@@ -1,5 +1,6 @@
-"""Stages ``summarize`` (-> ``summaries.jsonl``) and ``concepts`` (-> ``concepts.jsonl``,
-``descriptions.csv``): AND modules B, A and C on top of the recorded exemplars and the captions.
+"""Stages ``summarize`` (-> ``summaries.jsonl``) and ``concepts`` (-> ``concepts.jsonl``): AND
+modules B, A and C on top of the recorded exemplars and the captions (the shown descriptions,
+``descriptions.csv``, come from the ``explain`` stage).
 
 LLM calls are capped (``describe.max_llm_neurons``): the chosen neurons are summarised by the
 configured LLM, every other neuron by the rule-based contrastive summariser, and every row names
@@ -24,7 +25,6 @@ from dissect.describe.neurons import (
     RULES_NAME,
     closed_labels,
     concept_rows,
-    descriptions_csv,
     icl_labels,
     keyword_rows,
     summarize,
@@ -142,8 +142,6 @@ def write_concepts(run_dir: Path, describe_cfg, llm_cfg, caption_cfg) -> dict[st
         kw_rows = [{} for _ in summaries]
     rows = concept_rows(summaries, closed, kw_rows, describe_cfg.similarity, cset.name)
     artifacts.write_jsonl(run_dir / artifacts.CONCEPTS, rows)
-    artifacts.write_text(run_dir / artifacts.DESCRIPTIONS,
-                         descriptions_csv(summaries, rows, methods, caption_cfg.captioners))
     return {"neurons": len(rows), "methods": methods, "concept_set": cset.name,
             "method_notes": notes}
 

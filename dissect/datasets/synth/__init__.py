@@ -11,10 +11,10 @@ kind     share what
 ======== ===== ========================================================================
 note     60 %  General MIDI instrument notes, rendered with ``tinysoundfont`` from the
                ``TimGM6mb.sf2`` soundfont shipped inside ``pretty_midi``: 27 programs in
-               12 GM families, MIDI notes 36..96 (each instrument within its playable
-               range, see :data:`INSTRUMENTS`; every note 36..96 appears once before any
+               12 GM families, MIDI notes 24..96 (each instrument within its playable
+               range, see :data:`INSTRUMENTS`; every note 24..96 appears once before any
                repeats), velocities 64 and 112.
-tone     5 %   pure sines at MIDI-note frequencies 36..96.
+tone     5 %   pure sines at MIDI-note frequencies 24..96.
 harmonic 5 %   harmonic complexes, 1/k amplitudes, 6..10 harmonics below 0.45 * sr,
                random phases, at MIDI-note frequencies.
 noise    8 %   white, pink (-3 dB/oct) and brown (-6 dB/oct) noise, shaped in the FFT

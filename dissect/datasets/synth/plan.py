@@ -37,7 +37,7 @@ class SynthConfig:
 
 
 # Bump whenever a change to this module changes any rendered sample or clip id.
-RENDER_VERSION = 1
+RENDER_VERSION = 2  # 2: notes from C1 (MIDI 24), was C2
 
 
 KINDS = ("note", "tone", "harmonic", "noise", "clicks", "chirp", "silence", "speech")
@@ -56,42 +56,44 @@ PROPORTIONS: dict[str, float] = {
 }
 
 # (GM program, lowest MIDI note, highest MIDI note). Ranges are each instrument's plausible range
-# intersected with 36..96, narrowed where this soundfont renders a note whose measured pitch
+# intersected with 24..96 (notes below 36 only where pYIN measured this soundfont's rendering of
+# every note 24..36 within 0.1 semitone of the written pitch: pianos, reed organ, basses, string
+# ensemble, tuba, leads, pad; bassoon from its real low B-flat 1), narrowed where this soundfont renders a note whose measured pitch
 # (pYIN) is not the written one: e.g. several winds and strings come out an octave low at
 # 89/94, and the oboe an octave high at 75..78 (so it is left out). Organs with 16' stops
 # (Drawbar, Percussive, Rock, Church) sound an octave below the written note and are left out;
-# the Reed Organ and Accordion are not. Together the ranges cover 36..96.
+# the Reed Organ and Accordion are not. Together the ranges cover 24..96.
 INSTRUMENTS: tuple[tuple[int, int, int], ...] = (
-    (0, 36, 96),  # Acoustic Grand Piano
-    (4, 36, 88),  # Electric Piano 1
+    (0, 24, 96),  # Acoustic Grand Piano
+    (4, 24, 88),  # Electric Piano 1
     (11, 53, 88),  # Vibraphone
     (12, 45, 96),  # Marimba
     (13, 65, 96),  # Xylophone
-    (20, 36, 96),  # Reed Organ
+    (20, 24, 96),  # Reed Organ
     (21, 41, 88),  # Accordion
     (24, 40, 84),  # Acoustic Guitar (nylon)
     (25, 40, 84),  # Acoustic Guitar (steel)
     (26, 40, 86),  # Electric Guitar (jazz)
-    (32, 36, 60),  # Acoustic Bass
-    (33, 36, 67),  # Electric Bass (finger)
+    (32, 24, 60),  # Acoustic Bass
+    (33, 24, 67),  # Electric Bass (finger)
     (40, 55, 93),  # Violin
     (41, 48, 84),  # Viola
     (42, 36, 76),  # Cello
-    (48, 36, 88),  # String Ensemble 1
+    (48, 24, 88),  # String Ensemble 1
     (56, 54, 84),  # Trumpet
     (57, 40, 72),  # Trombone
-    (58, 36, 58),  # Tuba
+    (58, 24, 58),  # Tuba
     (60, 41, 77),  # French Horn
-    (70, 36, 72),  # Bassoon
+    (70, 34, 72),  # Bassoon
     (71, 50, 88),  # Clarinet
     (73, 60, 96),  # Flute
     (74, 60, 96),  # Recorder
-    (80, 36, 88),  # Lead 1 (square)
-    (81, 36, 88),  # Lead 2 (sawtooth)
-    (88, 36, 84),  # Pad 1 (new age)
+    (80, 24, 88),  # Lead 1 (square)
+    (81, 24, 88),  # Lead 2 (sawtooth)
+    (88, 24, 84),  # Pad 1 (new age)
 )
 
-NOTE_RANGE = (36, 96)
+NOTE_RANGE = (24, 96)  # C1..C7: CREPE's 360 bins span ~C1..B6
 VELOCITIES = (64, 112)
 NOISE_COLOURS = ("white", "pink", "brown")
 NOISE_LEVELS_DBFS = (-40.0, -30.0, -20.0)
@@ -278,7 +280,7 @@ def plan_synth(cfg: SynthConfig, speech_available: bool) -> list[SynthSpec]:
             )
         )
 
-    # notes: first cover every MIDI note of 36..96 once (in random order), each played by the
+    # notes: first cover every MIDI note of NOTE_RANGE once (in random order), each played by the
     # least-used instrument that can play it; then least-used instrument, random note.
     rng = rng_for("note")
     usage = dict.fromkeys(range(len(INSTRUMENTS)), 0)

@@ -46,9 +46,10 @@ import numpy as np
 from dissect.audio import Audio
 from dissect.audio.load import level_dbfs
 from dissect.datasets import Clip
+from dissect.describe.captioners.base import Annotation, pitch_terms, term
 
 #: Bump when a change alters any caption text (it is part of :meth:`AcousticCaptioner.config`).
-VERSION = 1
+VERSION = 2  # 2: pitch search from B0 (was C2)
 
 SAMPLE_RATE = 16000
 
@@ -56,8 +57,9 @@ SAMPLE_RATE = 16000
 N_FFT = 1024
 HOP = 256
 
-# Pitch (pyin): search range C2..C7 (the synth probe set's notes 36..96), 64 ms frames, 32 ms hop.
-PITCH_FMIN_HZ = 65.406
+# Pitch (pyin): search range B0..C7 (the synth probe set's notes 24..96, CREPE's whole output
+# range), 64 ms frames, 32 ms hop.
+PITCH_FMIN_HZ = 30.868
 PITCH_FMAX_HZ = 2093.0
 PITCH_FRAME = 1024
 PITCH_HOP = 512
@@ -312,6 +314,26 @@ class AcousticCaptioner:
         return describe_waveform(audio.waveform, audio.sample_rate)
 
     def caption(self, clip: Clip, audio: Audio | None) -> str:
+        return self.annotate(clip, audio).text
+
+    def annotate(self, clip: Clip, audio: Audio | None) -> Annotation:
+        """The sentence and the descriptors as terms (:func:`descriptor_terms`)."""
         if audio is None:
             raise ValueError(f"acoustic: clip {clip.id!r} needs audio")
-        return sentence(self.describe(audio))
+        d = self.describe(audio)
+        return Annotation(sentence(d), descriptor_terms(d))
+
+
+#: Descriptors that become ``attribute=value`` evidence terms (their words, not the numbers).
+TERM_FIELDS = ("loudness", "register", "brightness", "tonality", "rhythm", "bandwidth")
+
+
+def descriptor_terms(d: dict[str, Any]) -> list[str]:
+    """Evidence terms of :func:`describe_waveform`'s output: ``loudness=quiet``,
+    ``register=low``, ``pitched=yes``, ``pitch=E4`` (a one-semitone band around the measured
+    f0, see :func:`~dissect.describe.captioners.base.pitch_terms`), ..."""
+    out = [term(k, d[k]) for k in TERM_FIELDS if d.get(k)]
+    if not d.get("silent"):
+        out.append(term("pitched", "yes" if d.get("pitched") else "no"))
+    out += pitch_terms(d.get("f0_hz"))
+    return out

@@ -25,6 +25,7 @@ from typing import Any
 
 from dissect.audio import Audio
 from dissect.datasets import Clip
+from dissect.describe.captioners.base import Annotation, pitch_terms, term
 
 #: Bump when a change alters any caption text (it is part of :meth:`LabelCaptioner.config`).
 VERSION = 1
@@ -145,6 +146,10 @@ class LabelCaptioner:
                 return field, value
         return field, None
 
+    def annotate(self, clip: Clip, audio: Audio | None = None) -> Annotation:
+        """The sentence and the labels as terms (:func:`label_terms`)."""
+        return Annotation(self.caption(clip, audio), label_terms(clip, self.fields))
+
     def caption(self, clip: Clip, audio: Audio | None = None) -> str:
         if self.fields is None and "kind" in clip.concepts:
             return synth_sentence(clip.concepts, clip.metadata)
@@ -155,3 +160,55 @@ class LabelCaptioner:
             pairs += [(k, clip.metadata.get(k)) for k in DEFAULT_METADATA_FIELDS]
         items = [f"{k} {_value(v)}" for k, v in pairs if v is not None and _value(v) != ""]
         return f"Labels: {'; '.join(items)}." if items else "No labels."
+
+
+#: Longest label / concept string that is a term (longer ones are free text, not a category).
+MAX_TERM_CHARS = 40
+
+
+def _scalar_terms(key: str, v: Any) -> list[str]:
+    if v is None or isinstance(v, dict):
+        return []
+    if isinstance(v, (list, tuple)):
+        return [t for x in v for t in _scalar_terms(key, x)]
+    if isinstance(v, bool):
+        return [term(key, "yes")] if v else []
+    text = _value(v).strip()
+    return [term(key, text)] if text and len(text) <= MAX_TERM_CHARS else []
+
+
+def label_terms(clip: Clip, fields: Sequence[str] | None = None) -> list[str]:
+    """A clip's categorical facts as evidence terms.
+
+    Every label (``labels.*``: ``digit=3``, ``speaker=lucas``, ``category=dog``); the concepts
+    that are categories (strings and true booleans: ``family=brass``, ``note=E4``,
+    ``noise_colour=pink``; numbers such as ``f0_hz`` or ``velocity`` are measurements, not
+    terms, except that ``f0_hz`` gives the ``pitch=`` band of
+    :func:`~dissect.describe.captioners.base.pitch_terms`, which replaces the exact ``note``);
+    the words of a spoken ``text`` /
+    ``word`` concept as ``word=...``. With ``fields`` only those fields. Duplicates are
+    dropped, order kept (terms are matched case-insensitively downstream).
+    """
+    out: list[str] = []
+    if fields is not None:
+        for f in fields:
+            key = f.partition(".")[2] or f
+            section = f.partition(".")[0] if "." in f else None
+            for sec in ([section] if section in _SECTIONS else _SECTIONS):
+                v = getattr(clip, sec).get(key)
+                if v is not None:
+                    out += _scalar_terms(key, v)
+                    break
+    else:
+        for k, v in clip.labels.items():
+            out += _scalar_terms(k, v)
+        for k, v in clip.concepts.items():
+            if k in ("text", "word") and isinstance(v, str):
+                out += [term("word", w) for w in v.lower().split()]
+            elif k == "f0_hz":
+                out += pitch_terms(v)
+            elif k == "note" and clip.concepts.get("f0_hz") is not None:
+                continue  # the pitch= band around f0 says it, with three times the support
+            elif isinstance(v, (str, bool)):
+                out += _scalar_terms(k, v)
+    return list(dict.fromkeys(out))

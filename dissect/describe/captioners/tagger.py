@@ -61,6 +61,7 @@ import numpy as np
 
 from dissect.audio import Audio
 from dissect.datasets import Clip
+from dissect.describe.captioners.base import Annotation, term
 from dissect.describe.captioners.onnx_graph import OnnxGraph, TaggerError, read_onnx_graph
 from dissect.describe.captioners.onnx_mel import (
     F_MAX,
@@ -399,11 +400,16 @@ class YamnetTagger:
         }
 
     def caption(self, clip: Clip, audio: Audio | None) -> str:
+        return self.annotate(clip, audio).text
+
+    def annotate(self, clip: Clip, audio: Audio | None) -> Annotation:
+        """The caption and the kept tags as ``tag=<AudioSet class>`` terms."""
         if audio is None:
             raise ValueError(f"tagger: clip {clip.id!r} needs audio")
         best = self.top(audio, self.top_k)
         kept = [(n, p) for n, p in best if p >= self.min_prob]
         if not kept:
             name, p = best[0]
-            return f"No AudioSet tag above {self.min_prob:g} (best: {name}, {p:.2f})."
-        return "Tagged as: " + ", ".join(f"{n} ({p:.2f})" for n, p in kept) + "."
+            return Annotation(f"No AudioSet tag above {self.min_prob:g} (best: {name}, {p:.2f}).")
+        return Annotation("Tagged as: " + ", ".join(f"{n} ({p:.2f})" for n, p in kept) + ".",
+                          [term("tag", n) for n, _ in kept])

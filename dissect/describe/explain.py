@@ -1,0 +1,290 @@
+"""Descriptions built from evidence: the term matrix, plain-word templates, exemplar sampling
+beyond top-k, and the LLM's phrasing of the evidence with a check before it is used.
+
+The evaluation layer (:mod:`dissect.evaluate.explanations`) scores every candidate description
+on held-out clips and picks the one shown; this module only builds candidates.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from dissect.describe.captioners.base import NOTE_NAMES
+from dissect.describe.evidence import Evidence
+
+# --------------------------------------------------------------------------- terms
+
+
+def term_matrix(clip_ids: Sequence[str], terms_by_clip: Mapping[str, Sequence[str]]
+                ) -> tuple[list[str], np.ndarray]:
+    """``(terms, X)``: every distinct term (case-insensitive; the first spelling seen is kept)
+    and the bool clip x term matrix ``X [N, M]`` in ``clip_ids`` order."""
+    index: dict[str, int] = {}
+    names: list[str] = []
+    rows: list[list[int]] = []
+    for cid in clip_ids:
+        cols = []
+        for t in terms_by_clip.get(cid, ()):
+            key = t.lower()
+            if key not in index:
+                index[key] = len(names)
+                names.append(t)
+            cols.append(index[key])
+        rows.append(cols)
+    X = np.zeros((len(clip_ids), len(names)), dtype=bool)
+    for i, cols in enumerate(rows):
+        X[i, cols] = True
+    return names, X
+
+
+def split_term(t: str) -> tuple[str, str]:
+    """``"digit=3"`` -> ``("digit", "3")``; a term without ``=`` is its own value."""
+    attr, sep, value = t.partition("=")
+    return (attr, value) if sep else ("", t)
+
+
+# Plain words per attribute (the captioners' attributes); any other attribute reads
+# "<attribute> <value>" with underscores as spaces.
+_PHRASES = {
+    "digit": "spoken digit {v}",
+    "word": "the word '{v}'",
+    "pitch": "pitch near {v}",
+    "note": "note {v}",
+    "tag": "AudioSet tag '{v}'",
+    "speaker": "speaker {v}",
+    "family": "{v} family",
+    "kind": "{v} sounds",
+    "loudness": "{v} sounds",
+    "register": "{v} register",
+    "brightness": "{v} timbre",
+    "tonality": "{v} sounds",
+    "rhythm": "{v} sounds",
+    "bandwidth": "{v} bandwidth",
+    "pitched": "pitched: {v}",
+    "noise_colour": "{v} noise",
+    "instrument": "{v}",
+    "category": "{v}",
+    "label": "{v}",
+}
+_NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+
+
+def render_term(t: str) -> str:
+    """A term in plain words: ``digit=3`` -> "spoken digit three", ``pitch=E4`` -> "pitch near
+    E4", ``speaker=lucas`` -> "speaker lucas"."""
+    attr, value = split_term(t)
+    if attr == "digit" and value.isdigit() and int(value) < 10:
+        value = _NUMBER_WORDS[int(value)]
+    if attr in ("pitch", "note"):
+        value = value[:1].upper() + value[1:]
+    phrase = _PHRASES.get(attr.lower())
+    if phrase is None:
+        return f"{attr.replace('_', ' ')} {value}".strip()
+    return phrase.format(v=value)
+
+
+#: A second term is named only if its AUROC is at least this (else the text names one term).
+WEAKER_MIN_AUROC = 0.75
+
+
+def template(evidence: Sequence[Evidence]) -> tuple[str, list[str]]:
+    """The evidence template: ``("spoken digit three; weaker for speaker lucas", terms)``.
+
+    Names the strongest term and, when there is one of another attribute with AUROC at least
+    :data:`WEAKER_MIN_AUROC`, the strongest such term as "weaker for". An empty evidence list
+    gives ``("no clear concept", [])``.
+    """
+    if not evidence:
+        return NO_CLEAR_CONCEPT, []
+    first = evidence[0]
+    if split_term(first.term)[0] == "pitch":
+        first = pitch_centre(evidence)
+    text, used = render_term(first.term), [first.term]
+    family = _family(first.term)
+    for e in evidence[1:]:
+        if _family(e.term) != family and e.auroc >= WEAKER_MIN_AUROC:
+            text += f"; weaker for {render_term(e.term)}"
+            used.append(e.term)
+            break
+    return text, used
+
+
+NO_CLEAR_CONCEPT = "no clear concept"
+
+#: Pitch bands whose effect size is at least this fraction of the strongest one's share in
+#: the tuning estimate of :func:`pitch_centre`.
+PITCH_SHARE = 0.8
+
+
+def _midi(name: str) -> int | None:
+    m = re.fullmatch(r"([A-Ga-g]#?)(-?\d+)", name.strip())
+    if not m:
+        return None
+    return NOTE_NAMES.index(m.group(1).upper()) + 12 * (int(m.group(2)) + 1)
+
+
+def pitch_centre(evidence: Sequence[Evidence]) -> Evidence:
+    """The pitch band at the centre of a neuron's tuning.
+
+    Adjacent one-semitone bands overlap, so a neuron tuned between two notes (or at the edge of
+    the probe set's range) has several strong ``pitch=`` terms of nearly equal effect. The
+    estimate is the effect-weighted mean MIDI note of the pitch bands whose effect is at least
+    :data:`PITCH_SHARE` of the strongest; the band nearest it is returned (the strongest band
+    when that one is not in the evidence).
+    """
+    bands = [(e, _midi(split_term(e.term)[1])) for e in evidence
+             if split_term(e.term)[0] == "pitch"]
+    bands = [(e, m) for e, m in bands if m is not None]
+    if not bands:
+        return evidence[0]
+    top = max(e.effect for e, _ in bands)
+    strong = [(e, m) for e, m in bands if e.effect >= PITCH_SHARE * top]
+    centre = sum(e.effect * m for e, m in strong) / sum(e.effect for e, _ in strong)
+    return min(strong, key=lambda em: (abs(em[1] - centre), -em[0].effect))[0]
+
+# Attributes that say the same thing (a second term of the same family adds nothing): pitch
+# labels and bands; a spoken digit and its word; the kinds of sound (a noise, unpitched, noisy).
+_FAMILIES = {"note": "pitch", "pitch": "pitch", "register": "pitch", "digit": "digit",
+             "word": "digit", "kind": "sound", "noise_colour": "sound", "tonality": "sound",
+             "pitched": "sound"}
+
+
+def _family(t: str) -> str:
+    attr, value = split_term(t)
+    if attr == "word" and value.lower() not in _NUMBER_WORDS:
+        return "word"
+    return _FAMILIES.get(attr, attr)
+
+
+# --------------------------------------------------------------------------- sampling
+
+
+@dataclass(frozen=True)
+class ExemplarSample:
+    """Clip indices of one neuron's exemplars, by how they were drawn (Delphi / MILAN style)."""
+
+    top: list[int]
+    quantiles: list[int]
+    random: list[int]
+    bottom: list[int]
+
+    def to_dict(self) -> dict[str, list[int]]:
+        return {"top": self.top, "quantiles": self.quantiles, "random": self.random,
+                "bottom": self.bottom}
+
+
+def sample_exemplars(values: np.ndarray, *, n_top: int = 20, n_quantile: int = 2,
+                     quantile_levels: Sequence[float] = (0.25, 0.5, 0.75, 0.9),
+                     n_random: int = 10, n_bottom: int = 10, seed: int = 0,
+                     exclude: Sequence[int] = ()) -> ExemplarSample:
+    """Exemplars of one neuron from its pooled values over every clip (``values [N]``).
+
+    ``top`` / ``bottom``: the ``n_top`` most / ``n_bottom`` least activating clips (ties by clip
+    index); ``quantiles``: ``n_quantile`` clips nearest each activation quantile in
+    ``quantile_levels`` (drawn at random among the nearest ``4 n_quantile``); ``random``:
+    ``n_random`` clips uniformly from the rest. Deterministic in ``seed`` (and ``values``); no
+    clip is drawn twice; ``exclude`` (e.g. held-out clips) is never drawn.
+    """
+    v = np.asarray(values, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    allowed = np.ones(len(v), bool)
+    allowed[list(exclude)] = False
+    idx = np.flatnonzero(allowed)
+    order = idx[np.lexsort((idx, -v[idx]))]
+    top = [int(i) for i in order[:n_top]]
+    taken = set(top)
+    bottom = [int(i) for i in order[::-1] if int(i) not in taken][:n_bottom]
+    taken |= set(bottom)
+    quant: list[int] = []
+    for q in quantile_levels:
+        if not len(idx):
+            break
+        target = np.quantile(v[idx], q)
+        pool = [int(i) for i in idx[np.argsort(np.abs(v[idx] - target), kind="stable")]
+                if int(i) not in taken][: 4 * n_quantile]
+        pick = [pool[j] for j in sorted(rng.choice(len(pool), min(n_quantile, len(pool)),
+                                                   replace=False))] if pool else []
+        quant += pick
+        taken |= set(pick)
+    rest = [int(i) for i in idx if int(i) not in taken]
+    rnd = sorted(int(rest[j]) for j in rng.choice(len(rest), min(n_random, len(rest)),
+                                                  replace=False)) if rest else []
+    return ExemplarSample(top, quant, rnd, bottom)
+
+
+# --------------------------------------------------------------------------- LLM phrasing
+
+_PHRASE_SYSTEM = ("You describe what makes a neuron of an audio model fire. You are given the "
+                  "evidence: caption terms that separate the clips it fires on from the rest, "
+                  "with their strength. Write one short sentence that names the strongest term. "
+                  "Do not name anything that is not in the evidence.")
+
+
+def phrase_prompt(evidence: Sequence[Evidence], captions: Sequence[str], k_terms: int = 4,
+                  k_captions: int = 3) -> list[dict[str, str]]:
+    """The chat asking the LLM to phrase a neuron's evidence in one sentence."""
+    lines = [f"- {render_term(e.term)} (AUROC {e.auroc:.2f}, effect size {e.effect:.1f})"
+             for e in evidence[:k_terms]]
+    caps = [f"- {c[:160]}" for c in captions[:k_captions]]
+    user = ("Evidence, strongest first:\n" + "\n".join(lines)
+            + ("\nCaptions of clips it fires on most:\n" + "\n".join(caps) if caps else "")
+            + "\nOne sentence: This neuron responds to")
+    return [{"role": "system", "content": _PHRASE_SYSTEM}, {"role": "user", "content": user}]
+
+
+def mentions(text: str, term: str) -> bool:
+    """Does ``text`` name the value of ``term`` (as a whole word; a digit also as its word)?"""
+    attr, value = split_term(term)
+    low = text.lower()
+    forms = {value.lower()}
+    if attr == "digit" and value.isdigit() and int(value) < 10:
+        forms.add(_NUMBER_WORDS[int(value)])
+    return any(re.search(rf"(?<![\w#]){re.escape(f)}(?![\w#])", low) for f in forms if f)
+
+
+#: Values too common in English to count as naming a term (checked for added labels only).
+_COMMON = frozenset(("yes", "no", "low", "high", "middle", "loud", "quiet", "steady", "tonal",
+                     "noisy", "medium", "wide", "narrow", "bright", "dark", "warm", "note",
+                     "tone", "a", "i", "one"))
+
+
+def check_phrasing(text: str, evidence: Sequence[Evidence], vocabulary: Sequence[str]
+                   ) -> tuple[bool, str]:
+    """Accept an LLM phrasing only if it names the strongest evidence term and names no term of
+    ``vocabulary`` (every term of the layer) that is not in the neuron's evidence.
+
+    Returns:
+        ``(ok, reason)``; ``reason`` says what was wrong ("" when accepted).
+    """
+    if not text.strip():
+        return False, "empty reply"
+    if not evidence:
+        return False, "no evidence to phrase"
+    if not mentions(text, evidence[0].term):
+        return False, f"drops the top term {evidence[0].term!r}"
+    own = {e.term.lower() for e in evidence}
+    own_values = {split_term(e.term)[1].lower() for e in evidence}
+    for t in vocabulary:
+        attr, value = split_term(t)
+        v = value.lower()
+        if t.lower() in own or v in own_values or v in _COMMON or len(v) < 2:
+            continue
+        if attr in ("loudness", "register", "brightness", "tonality", "rhythm", "bandwidth",
+                    "pitched", "kind"):
+            continue  # descriptive words, not labels
+        if mentions(text, t):
+            return False, f"adds {t!r}, which is not in the evidence"
+    return True, ""
+
+
+def clean_phrase(text: str) -> str:
+    """The LLM's reply as one sentence: first line, "This neuron responds to" restored."""
+    t = (text or "").strip().splitlines()[0].strip() if (text or "").strip() else ""
+    t = t.strip().strip('"').strip()
+    if t and not t.lower().startswith("this neuron"):
+        t = "This neuron responds to " + t[0].lower() + t[1:]
+    return t if not t or t.endswith(".") else t + "."

@@ -1,0 +1,165 @@
+"""Explain, then score: every candidate description is scored on clips it was not built from,
+the best on a validation split is shown, and its score on a separate test split is reported.
+
+Clips are split by a hash of their id (:func:`assign_splits`): ``fit`` (evidence terms are
+scored for association on these only), ``val`` (choose the shown description) and ``test``
+(report its score). A neuron's own exemplar clips that a caption summary was written from
+(AND's top-k / bottom-k) are also left out of its ``val`` and ``test`` sets, so no candidate is
+scored on the clips it was built from.
+
+A candidate predicts, for every clip, how strongly the neuron should fire:
+
+* term candidates (the evidence template, an accepted LLM phrasing): the weighted count of the
+  candidate's terms the clip carries (first term 1, second 0.5);
+* text candidates (AND's summary, the closed-set label): the MiniLM cosine between the text and
+  the clip's caption (the detection score of :mod:`dissect.evaluate.detection`).
+
+Scores (as in OpenAI's automated-interpretability and Delphi): ``detection`` = AUROC of the
+prediction against the activation binarised at its top ``quantile`` (0.9: the top 10 % of the
+split's clips are positives), ``correlation`` = Pearson correlation of prediction and
+activation (a simple simulation score). A neuron with no evidence term above chance (after the
+Benjamini-Hochberg cut) is "no clear concept", whatever its candidates score.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from dissect.describe.explain import NO_CLEAR_CONCEPT
+from dissect.evaluate.detection import detection_auroc
+
+SPLITS = ("fit", "val", "test")
+
+
+def assign_splits(clip_ids: Sequence[str], fractions: Sequence[float] = (0.6, 0.2, 0.2),
+                  seed: int = 0) -> np.ndarray:
+    """``[N]`` array of ``"fit"`` / ``"val"`` / ``"test"`` from ``sha256(f"{seed}:split:{id}")``
+    (deterministic, independent of clip order)."""
+    f = np.asarray(fractions, dtype=np.float64)
+    if f.shape != (3,) or (f < 0).any() or abs(f.sum() - 1.0) > 1e-9:
+        raise ValueError(f"split fractions must be three non-negative numbers summing to 1, "
+                         f"got {list(fractions)}")
+    edges = np.cumsum(f)
+    out = np.empty(len(clip_ids), dtype=object)
+    for i, cid in enumerate(clip_ids):
+        h = hashlib.sha256(f"{seed}:split:{cid}".encode()).digest()
+        u = int.from_bytes(h[:8], "big") / 2.0**64
+        out[i] = SPLITS[int(np.searchsorted(edges, u, side="right").clip(0, 2))]
+    return out
+
+
+@dataclass
+class Candidate:
+    """One candidate description of a neuron.
+
+    Attributes:
+        kind: ``evidence`` | ``llm`` | ``and`` | ``closed``.
+        text: what would be shown.
+        terms: for term candidates, the terms it claims (None: a text candidate).
+        note: why it is (not) usable, e.g. the LLM check's verdict.
+    """
+
+    kind: str
+    text: str
+    terms: list[str] | None = None
+    note: str = ""
+    scores: dict[str, dict[str, float | None]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "text": self.text, "terms": self.terms, "note": self.note,
+                "scores": self.scores}
+
+
+def term_prediction(X: np.ndarray, term_index: Mapping[str, int], terms: Sequence[str]
+                    ) -> np.ndarray:
+    """``[N]`` weighted count of ``terms`` per clip (weights 1, 1/2, 1/4, ...)."""
+    pred = np.zeros(X.shape[0])
+    for w, t in enumerate(terms):
+        j = term_index.get(t.lower())
+        if j is not None:
+            pred += X[:, j] * 0.5**w
+    return pred
+
+
+def score_prediction(pred: np.ndarray, acts: np.ndarray, quantile: float = 0.9
+                     ) -> dict[str, float | None]:
+    """``{"detection": AUROC or None, "correlation": Pearson r or None, "informative": bool}``
+    on one split; ``informative`` is False when the prediction is the same for every clip of
+    the split (no clip carries the candidate's terms), so its AUROC of 0.5 says nothing."""
+    pred = np.asarray(pred, dtype=np.float64)
+    acts = np.asarray(acts, dtype=np.float64)
+    det = detection_auroc(pred, acts, quantile) if len(acts) else None
+    corr = None
+    if len(acts) > 2 and pred.std() > 0 and acts.std() > 0:
+        corr = float(np.corrcoef(pred, acts)[0, 1])
+    return {"detection": None if det is None else round(det, 4),
+            "correlation": None if corr is None else round(corr, 4),
+            "informative": bool(len(pred) and pred.std() > 0)}
+
+
+def choose(candidates: Sequence[Candidate], method: str = "evidence",
+           has_evidence: bool = True, min_detection: float = 0.0, margin: float = 0.05
+           ) -> tuple[Candidate | None, str]:
+    """The shown candidate and why.
+
+    ``method=evidence``: the best validation detection AUROC, where a later candidate
+    displaces an earlier one only when it is better by more than ``margin`` (the candidates
+    come in order evidence template, LLM phrasing, AND summary, closed-set label: with a few
+    dozen validation clips, AUROC differences of a few hundredths are noise, and the evidence
+    template is the claim the association statistics support); ``method=and``: AND's summary
+    whatever it scores. A neuron without evidence, or whose best candidate does not reach
+    ``min_detection`` on validation, is "no clear concept" (returns ``(None, reason)``).
+    Candidates whose prediction is constant on the validation clips (none of them carries the
+    candidate's terms) are not compared: when no candidate is informative there, the evidence
+    template (supported by the fit clips' statistics) is shown, and the row says so.
+    """
+    if method == "and":
+        for c in candidates:
+            if c.kind == "and":
+                return c, "describe.method=and"
+        return None, "no AND summary"
+    if not has_evidence:
+        return None, "no evidence term passes the Benjamini-Hochberg cut"
+    usable = [c for c in candidates if c.text and c.text != NO_CLEAR_CONCEPT
+              and not c.note.startswith("rejected")]
+    informative = [c for c in usable if c.scores.get("val", {}).get("informative")]
+    if not informative:
+        for c in usable:
+            if c.kind == "evidence":
+                return c, "no candidate is informative on the validation clips; fit evidence"
+        return None, "no candidate can be scored on the validation clips"
+    best, best_v = None, -1.0
+    for c in informative:
+        v = c.scores.get("val", {}).get("detection")
+        if v is not None and v > best_v + (margin if best is not None else 0.0):
+            best, best_v = c, v
+    if best is None:
+        return None, "no candidate can be scored on the validation clips"
+    if best_v < min_detection:
+        return None, f"best validation detection {best_v:.2f} < {min_detection}"
+    return best, f"best validation detection ({best.kind}, {best_v:.2f})"
+
+
+def score_candidates(candidates: Sequence[Candidate], acts: np.ndarray, masks: Mapping[str,
+                     np.ndarray], X: np.ndarray, term_index: Mapping[str, int],
+                     text_pred: Mapping[str, np.ndarray], quantile: float = 0.9) -> None:
+    """Fill ``candidate.scores[split]`` for ``val`` and ``test`` (in place).
+
+    Args:
+        acts: the neuron's activation on every clip ``[N]``.
+        masks: split name -> bool ``[N]`` (the neuron's val / test clips).
+        text_pred: candidate text -> its ``[N]`` caption-similarity prediction.
+    """
+    for c in candidates:
+        if c.terms is not None:
+            pred = term_prediction(X, term_index, c.terms)
+        elif c.text in text_pred:
+            pred = text_pred[c.text]
+        else:
+            continue
+        c.scores = {s: score_prediction(pred[m], acts[m], quantile) for s, m in masks.items()}

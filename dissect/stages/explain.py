@@ -1,0 +1,202 @@
+"""Stage ``explain``: evidence terms, candidate descriptions, explain-then-score, the shown text.
+
+Reads ``clips.jsonl``, ``captions.jsonl`` (texts and evidence terms), ``activations/`` (every
+clip's pooled value), ``summaries.jsonl`` (AND's module-B summaries) and ``concepts.jsonl``
+(closed-set labels, keywords). Writes:
+
+* ``evidence.jsonl``: per neuron, the ranked evidence terms (AUROC, effect size, p, support,
+  scored on the ``fit`` clips with a Benjamini-Hochberg cut) and its exemplar sample (top,
+  quantile, random and bottom ``fit`` clips);
+* ``explanations.jsonl``: per neuron, every candidate description with its validation and test
+  scores, the LLM check's verdict, the shown candidate and why;
+* ``descriptions.csv``: the flat table, one row per neuron, with the shown description.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dissect import artifacts
+from dissect.describe.captions import captions_by_clip, terms_by_clip
+from dissect.describe.evidence import associate, ranked_evidence
+from dissect.describe.explain import (
+    NO_CLEAR_CONCEPT,
+    check_phrasing,
+    clean_phrase,
+    mentions,
+    phrase_prompt,
+    sample_exemplars,
+    template,
+    term_matrix,
+)
+from dissect.describe.llm.base import GenerationParams
+from dissect.describe.neurons import RULES_NAME
+from dissect.evaluate.explanations import Candidate, assign_splits, choose, score_candidates
+from dissect.record.store import load_activations
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
+def write_explanations(run_dir: Path, describe_cfg, llm_cfg, caption_cfg,
+                       progress: bool = True) -> dict[str, Any]:
+    """Evidence, candidates, scores and the shown descriptions of every neuron."""
+    from tqdm.auto import tqdm
+
+    from dissect.describe.embed import default_embedder
+    from dissect.stages.describe import build_llm
+
+    clips = artifacts.read_jsonl(run_dir / artifacts.CLIPS)
+    ids = [c["id"] for c in clips]
+    pos = {cid: i for i, cid in enumerate(ids)}
+    captions = captions_by_clip(run_dir)
+    terms, X = term_matrix(ids, terms_by_clip(run_dir))
+    term_index = {t.lower(): j for j, t in enumerate(terms)}
+    summaries = artifacts.read_jsonl(run_dir / artifacts.SUMMARIES)
+    concepts = artifacts.read_jsonl(run_dir / artifacts.CONCEPTS)
+    split = assign_splits(ids, tuple(describe_cfg.splits), describe_cfg.split_seed)
+    fit = split == "fit"
+    if fit.sum() < 10 or (split == "val").sum() < 5 or (split == "test").sum() < 5:
+        raise ValueError(f"{run_dir}: {len(ids)} clips are too few for the fit/val/test split "
+                         f"{list(describe_cfg.splits)} (fit {int(fit.sum())}, val "
+                         f"{int((split == 'val').sum())}, test {int((split == 'test').sum())})")
+    embedder = default_embedder()
+    C = _unit(embedder.encode([captions.get(cid, "") for cid in ids]))
+    client = build_llm(llm_cfg) if describe_cfg.method == "evidence" else None
+    use_llm = client is not None and client.name != RULES_NAME
+    params = GenerationParams(temperature=llm_cfg.temperature, max_tokens=llm_cfg.max_tokens,
+                              top_p=llm_cfg.top_p, seed=llm_cfg.seed)
+    layers = list(dict.fromkeys(s["layer"] for s in summaries))
+    by_key = {(s["layer"], s["unit"]): (s, c) for s, c in zip(summaries, concepts, strict=True)}
+    ev_rows, ex_rows = [], []
+    n_llm = n_rejected = 0
+    for layer in tqdm(layers, desc="explain", unit="layer", disable=not progress,
+                      file=sys.stderr):
+        A = load_activations(run_dir, layer).numpy().astype(np.float64)
+        assoc = associate(A[fit], X[fit], describe_cfg.min_support)
+        evidence = ranked_evidence(assoc, terms, describe_cfg.evidence_alpha, top=8)
+        units = range(A.shape[1])
+        # LLM phrasing of the evidence for the most selective neurons that have evidence
+        phrased: dict[int, tuple[str, bool, str]] = {}
+        if use_llm:
+            budget = describe_cfg.max_llm_neurons
+            ranked = sorted((u for u in units if evidence[u]),
+                            key=lambda u: -evidence[u][0].auroc)
+            chosen = ranked[: budget if budget >= 0 else None]
+            samples = {u: sample_exemplars(A[:, u], n_top=5, n_quantile=0, n_random=0,
+                                           n_bottom=0, exclude=np.flatnonzero(~fit))
+                       for u in chosen}
+            chats = [phrase_prompt(evidence[u], [captions.get(ids[i], "")
+                                                 for i in samples[u].top]) for u in chosen]
+            for u, comp in zip(chosen, client.generate(chats, params) if chats else [],
+                               strict=True):
+                text = clean_phrase(comp.text) if comp.ok else ""
+                ok, why = check_phrasing(text, evidence[u], terms) if comp.ok else (
+                    False, f"LLM call failed: {comp.error}")
+                phrased[u] = (text, ok, why)
+        texts: list[str] = []
+        for u in units:
+            s, c = by_key[layer, u]
+            texts.append(s.get("calibrated") or s.get("high") or "")
+            db = (c.get("closed") or {}).get("db") or []
+            if db:
+                texts.append(str(db[0][0]))
+        uniq = sorted({t for t in texts if t})
+        E = _unit(embedder.encode(uniq)) if uniq else np.zeros((0, C.shape[1]))
+        sims = C @ E.T
+        col = {t: j for j, t in enumerate(uniq)}
+        for u in units:
+            s, c = by_key[layer, u]
+            ev = evidence[u]
+            tmpl, used = template(ev)
+            cands = [Candidate("evidence", tmpl, used if ev else None)]
+            if u in phrased:
+                text, ok, why = phrased[u]
+                n_llm += 1
+                n_rejected += not ok
+                mentioned = [e.term for e in ev if ok and mentions(text, e.term)]
+                cands.append(Candidate("llm", text, mentioned if ok else None,
+                                       note="accepted" if ok else f"rejected: {why}"))
+            and_text = s.get("calibrated") or s.get("high") or ""
+            cands.append(Candidate("and", and_text))
+            db = (c.get("closed") or {}).get("db") or []
+            if db:
+                cands.append(Candidate("closed", str(db[0][0])))
+            own = [pos[x] for x in (s.get("top_clips") or []) + (s.get("bottom_clips") or [])
+                   if x in pos]
+            masks = {}
+            for name in ("val", "test"):
+                m = split == name
+                m[own] = False
+                masks[name] = m
+            text_pred = {t: sims[:, col[t]] for t in (and_text, str(db[0][0]) if db else "")
+                         if t in col}
+            score_candidates(cands, A[:, u], masks, X, term_index, text_pred,
+                             describe_cfg.detection_quantile)
+            shown, why = choose(cands, describe_cfg.method, bool(ev), describe_cfg.min_detection)
+            sample = sample_exemplars(A[:, u], n_top=describe_cfg.sample_top,
+                                      n_random=describe_cfg.sample_random,
+                                      n_bottom=describe_cfg.sample_bottom,
+                                      seed=describe_cfg.split_seed,
+                                      exclude=np.flatnonzero(~fit))
+            ev_rows.append({"layer": layer, "unit": u, "evidence": [e.to_dict() for e in ev],
+                            "sample": {k: [ids[i] for i in v]
+                                       for k, v in sample.to_dict().items()}})
+            ex_rows.append({
+                "layer": layer, "unit": u,
+                "description": shown.text if shown else NO_CLEAR_CONCEPT,
+                "kind": shown.kind if shown else "none", "why": why,
+                "no_clear_concept": shown is None,
+                "test": shown.scores.get("test", {}) if shown else {},
+                "val": shown.scores.get("val", {}) if shown else {},
+                "candidates": [x.to_dict() for x in cands],
+            })
+    artifacts.write_jsonl(run_dir / artifacts.EVIDENCE, ev_rows)
+    artifacts.write_jsonl(run_dir / artifacts.EXPLANATIONS, ex_rows)
+    artifacts.write_text(run_dir / artifacts.DESCRIPTIONS,
+                         _csv(ex_rows, ev_rows, summaries, concepts, caption_cfg.captioners))
+    kinds: dict[str, int] = {}
+    for r in ex_rows:
+        kinds[r["kind"]] = kinds.get(r["kind"], 0) + 1
+    print(f"[explain] {len(ex_rows)} neurons, {len(terms)} terms; shown: "
+          f"{', '.join(f'{k} {v}' for k, v in sorted(kinds.items()))}; LLM phrasings "
+          f"{n_llm} ({n_rejected} rejected by the check)", file=sys.stderr)
+    return {"neurons": len(ex_rows), "terms": len(terms), "shown": kinds,
+            "llm_phrasings": n_llm, "llm_rejected": n_rejected,
+            "splits": {s: int((split == s).sum()) for s in ("fit", "val", "test")}}
+
+
+def _names(text: str, term: str) -> bool:
+    from dissect.describe.explain import _mentions
+
+    return _mentions(text, term)
+
+
+def _csv(ex_rows, ev_rows, summaries, concepts, captioners) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["layer", "unit", "description", "kind", "test_detection", "test_correlation",
+                "evidence", "top_concepts", "keywords", "and_summary", "low_summary", "llm",
+                "captioners"])
+    for x, e, s, c in zip(ex_rows, ev_rows, summaries, concepts, strict=True):
+        ev = "; ".join(f"{d['term']} (AUROC {d['auroc']:.2f}, d {d['effect']:.1f})"
+                       for d in e["evidence"][:4])
+        top = [f"{m}:{name}={score:.3f}" for m, lst in (c.get("closed") or {}).items()
+               for name, score in lst]
+        kw = c.get("keywords") or {}
+        kws = kw.get("adjectives", []) + kw.get("nouns", [])[:3]
+        t = x.get("test") or {}
+        w.writerow([x["layer"], x["unit"], x["description"], x["kind"],
+                    "" if t.get("detection") is None else t["detection"],
+                    "" if t.get("correlation") is None else t["correlation"], ev,
+                    "; ".join(top), ", ".join(kws), s.get("calibrated") or s.get("high") or "",
+                    s.get("low", ""), s["llm"], "+".join(captioners)])
+    return buf.getvalue()

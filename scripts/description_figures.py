@@ -1,0 +1,158 @@
+"""Figures of docs/descriptions.md from a finished run directory.
+
+    python scripts/description_figures.py RUN_DIR [--label digit] [--examples 5]
+
+Prints, for the run's shown descriptions (``explanations.jsonl``):
+
+* CREPE runs (a ``classifier`` layer of 360 pitch bins): the fraction of all 360 bins whose
+  shown text names a note within a semitone of the bin's centre frequency, naming at most three
+  notes;
+* ``--label KEY`` (e.g. ``digit``): among neurons whose best one-vs-rest AUROC for a value of
+  that label (over all clips) is >= 0.85, the fraction whose shown text names that value (and
+  at most one other value of the label);
+* over the same selective neurons (or, without ``--label``, neurons whose strongest evidence
+  term has AUROC >= 0.85), the mean test-split detection AUROC of the shown description and of
+  AND's module-B summary, per layer;
+* how often the LLM phrasing was rejected, and example descriptions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import numpy as np
+
+NOTE = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+
+
+def read_jsonl(p: Path) -> list[dict]:
+    return [json.loads(line) for line in p.read_text(encoding="utf-8").splitlines() if line]
+
+
+def note_midi(name: str) -> int:
+    m = re.fullmatch(r"([A-G]#?)(-?\d)", name)
+    return NOTE.index(m.group(1)) + 12 * (int(m.group(2)) + 1)
+
+
+def crepe_bins(ex: list[dict]) -> tuple[int, int]:
+    ok = tot = 0
+    for r in ex:
+        if r["layer"] != "classifier":
+            continue
+        tot += 1
+        hz = 10 * 2 ** ((1997.3794084376191 + 20 * r["unit"]) / 1200)
+        target = 69 + 12 * math.log2(hz / 440)
+        notes = set(re.findall(r"(?<![\w#])([A-G]#?-?\d)(?![\w#])", r["description"]))
+        ok += bool(notes) and len(notes) <= 3 and any(abs(note_midi(n) - target) <= 1.0
+                                                      for n in notes)
+    return ok, tot
+
+
+def names_value(text: str, value: str) -> bool:
+    forms = {value.lower()}
+    if value.isdigit() and int(value) < 10:
+        forms.add(WORDS[int(value)])
+    return any(re.search(rf"(?<![\w#]){re.escape(f)}(?![\w#])", text.lower()) for f in forms)
+
+
+def selective_by_label(run: Path, key: str, thr: float = 0.85) -> dict[tuple[str, int], str]:
+    from safetensors.numpy import load_file
+    from sklearn.metrics import roc_auc_score
+
+    clips = read_jsonl(run / "clips.jsonl")
+    labels = np.array([str((c.get("labels") or {}).get(key)) for c in clips])
+    values = sorted(set(labels) - {"None"})
+    out = {}
+    for f in sorted((run / "activations").glob("*.safetensors")):
+        A = load_file(str(f))["values"].astype(np.float64)
+        layer = f.stem
+        best = np.full(A.shape[1], -1.0)
+        arg = np.empty(A.shape[1], dtype=object)
+        for v in values:
+            y = labels == v
+            if y.all() or not y.any():
+                continue
+            for u in range(A.shape[1]):
+                a = roc_auc_score(y, A[:, u])
+                if a > best[u]:
+                    best[u], arg[u] = a, v
+        for u in np.flatnonzero(best >= thr):
+            out[(layer, int(u))] = arg[u]
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("run_dir", type=Path)
+    ap.add_argument("--label", default=None)
+    ap.add_argument("--examples", type=int, default=5)
+    args = ap.parse_args()
+    run = args.run_dir
+    ex = read_jsonl(run / "explanations.jsonl")
+    ev = {(r["layer"], r["unit"]): r for r in read_jsonl(run / "evidence.jsonl")}
+    by = {(r["layer"], r["unit"]): r for r in ex}
+    print(f"run: {run}  neurons: {len(ex)}")
+    print("shown kinds:", dict(Counter(r["kind"] for r in ex)))
+    ok, tot = crepe_bins(ex)
+    if tot:
+        print(f"CREPE classifier bins named with the right note (within a semitone, <= 3 notes): "
+              f"{ok}/{tot} = {ok / tot:.1%}")
+    if args.label:
+        sel = selective_by_label(run, args.label)
+        values = {str((c.get("labels") or {}).get(args.label))
+                  for c in read_jsonl(run / "clips.jsonl")} - {"None"}
+        hit = 0
+        for key, v in sel.items():
+            text = by[key]["description"]
+            others = [w for w in values if w != v and names_value(text, w)]
+            hit += names_value(text, v) and len(others) <= 1
+        print(f"selective for one {args.label} (one-vs-rest AUROC >= 0.85): {len(sel)} neurons; "
+              f"shown text names it: {hit}/{len(sel)} = {hit / max(1, len(sel)):.1%}")
+    else:
+        sel = {k: None for k, r in ev.items() if r["evidence"] and r["evidence"][0]["auroc"] >= 0.85}
+        print(f"selective (strongest evidence term AUROC >= 0.85): {len(sel)} neurons")
+    shown, andd = defaultdict(list), defaultdict(list)
+    for key in sel:
+        r = by[key]
+        t = (r.get("test") or {}).get("detection")
+        shown[key[0]].append(t if t is not None else 0.5)
+        a = next((c for c in r["candidates"] if c["kind"] == "and"), None)
+        at = ((a or {}).get("scores") or {}).get("test", {}).get("detection")
+        andd[key[0]].append(at if at is not None else 0.5)
+    print("mean test detection AUROC over selective neurons (no clear concept / unscorable = 0.5):")
+    allv, alla = [], []
+    for layer in shown:
+        allv += shown[layer]
+        alla += andd[layer]
+        print(f"  {layer:28s} n={len(shown[layer]):5d}  shown {np.mean(shown[layer]):.3f}  "
+              f"AND summary {np.mean(andd[layer]):.3f}")
+    if allv:
+        print(f"  {'all':28s} n={len(allv):5d}  shown {np.mean(allv):.3f}  "
+              f"AND summary {np.mean(alla):.3f}")
+    llm = [c for r in ex for c in r["candidates"] if c["kind"] == "llm"]
+    rej = [c for c in llm if c["note"].startswith("rejected")]
+    print(f"LLM phrasings: {len(llm)}, rejected by the check: {len(rej)}")
+    for c in rej[: args.examples]:
+        print(f"  rejected: {c['text']!r} ({c['note']})")
+    for c in [c for c in llm if not c["note"].startswith("rejected")][: args.examples]:
+        print(f"  accepted: {c['text']!r}")
+    good = sorted((r for r in ex if r["kind"] != "none" and r["test"].get("detection")),
+                  key=lambda r: -r["test"]["detection"])
+    print("best shown (test detection):")
+    for r in good[: args.examples]:
+        print(f"  {r['layer']}:{r['unit']} [{r['kind']}] {r['description'][:110]!r} "
+              f"{r['test']['detection']:.2f}")
+    print("worst shown:")
+    for r in good[::-1][: args.examples]:
+        print(f"  {r['layer']}:{r['unit']} [{r['kind']}] {r['description'][:110]!r} "
+              f"{r['test']['detection']:.2f}")
+
+
+if __name__ == "__main__":
+    main()
