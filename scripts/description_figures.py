@@ -115,7 +115,8 @@ def main() -> None:
         print(f"selective for one {args.label} (one-vs-rest AUROC >= 0.85): {len(sel)} neurons; "
               f"shown text names it: {hit}/{len(sel)} = {hit / max(1, len(sel)):.1%}")
     else:
-        sel = {k: None for k, r in ev.items() if r["evidence"] and r["evidence"][0]["auroc"] >= 0.85}
+        sel = {k: None for k, r in ev.items()
+               if r["evidence"] and r["evidence"][0]["auroc"] >= 0.85}
         print(f"selective (strongest evidence term AUROC >= 0.85): {len(sel)} neurons")
     shown, andd = defaultdict(list), defaultdict(list)
     for key in sel:

@@ -14,6 +14,11 @@ clips, every (unit, term) pair gets, in a few matrix products:
   Mann-Whitney normal approximation with the tie correction, no continuity correction: the
   value ``scipy.stats.mannwhitneyu(..., alternative="greater", method="asymptotic",
   use_continuity=False)`` gives);
+* ``lift``: how far above the neuron's mean its clips with the term lie, in units of its
+  standard deviation over all clips: ``(mean of the term's clips - mean) / std``. This ranks
+  what the neuron fires for *most*: a broad term the neuron merely prefers (noise over wrong
+  pitches, for a pitch bin) can have a higher AUROC, and a higher pooled-SD effect size, than
+  the narrow term it is tuned to, whose clips hold its largest activations;
 * ``support``: ``n1``, the clips with the term.
 
 Terms with fewer than ``min_support`` clips on either side are not scored (NaN). The cut is
@@ -38,6 +43,7 @@ class Association:
     effect: np.ndarray
     p: np.ndarray
     support: np.ndarray  # [M] int: clips with the term
+    lift: np.ndarray | None = None
 
 
 def _ranks(A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -98,9 +104,11 @@ def associate(A: np.ndarray, X: np.ndarray, min_support: int = 3) -> Association
         ss0 = (tot2 - q1) - n0 * m0**2
         pooled = np.sqrt(np.maximum(ss1 + ss0, 0.0) / (N - 2))
         effect = np.where(pooled > 0, (m1 - m0) / pooled, 0.0)
+        sd = A.std(0)[:, None]
+        lift = np.where(sd > 0, (m1 - A.mean(0)[:, None]) / sd, 0.0)
     nan = np.full_like(auroc, np.nan)
     return Association(np.where(ok, auroc, nan), np.where(ok, effect, nan),
-                       np.where(ok, p, nan), n1.astype(np.int64))
+                       np.where(ok, p, nan), n1.astype(np.int64), np.where(ok, lift, nan))
 
 
 def bh_reject(p: np.ndarray, alpha: float = 0.05) -> np.ndarray:
@@ -129,32 +137,31 @@ class Evidence:
     effect: float
     p: float
     support: int
+    lift: float = 0.0
 
     def to_dict(self) -> dict:
         return {"term": self.term, "auroc": round(self.auroc, 4),
-                "effect": round(self.effect, 3), "p": float(f"{self.p:.3g}"),
-                "support": self.support}
+                "effect": round(self.effect, 3), "lift": round(self.lift, 3),
+                "p": float(f"{self.p:.3g}"), "support": self.support}
 
 
 def ranked_evidence(assoc: Association, terms: Sequence[str], alpha: float = 0.05,
-                    top: int = 8, by: str = "effect") -> list[list[Evidence]]:
+                    top: int = 8, by: str = "lift") -> list[list[Evidence]]:
     """Per unit, the terms that pass the BH cut with a positive effect, strongest first, at
-    most ``top``.
-
-    ``by="effect"`` (default) ranks by effect size, then AUROC: what the neuron fires for
-    *most*. A broad term that the neuron merely prefers (noise over wrong pitches, for a pitch
-    bin) can have a higher AUROC than the narrow term it is tuned to, whose clips hold its
-    largest activations; the effect size ranks the narrow term first. ``by="auroc"`` ranks by
-    AUROC, then effect size.
-    """
-    if by not in ("effect", "auroc"):
-        raise ValueError(f"by must be 'effect' or 'auroc', got {by!r}")
+    most ``top``: by ``lift`` (default; see the module docstring), ``effect`` or ``auroc``,
+    ties broken by AUROC (or effect size)."""
+    keys = {"lift": assoc.lift, "effect": assoc.effect, "auroc": assoc.auroc}
+    if by not in keys or keys[by] is None:
+        raise ValueError(f"by must be one of lift, effect, auroc, got {by!r}")
+    primary = keys[by]
+    secondary = assoc.effect if by == "auroc" else assoc.auroc
     keep = bh_reject(assoc.p, alpha) & (assoc.effect > 0)
+    lift = assoc.lift if assoc.lift is not None else np.zeros_like(assoc.auroc)
     out = []
     for u in range(assoc.auroc.shape[0]):
         idx = np.flatnonzero(keep[u])
-        a, d = -assoc.auroc[u, idx], -assoc.effect[u, idx]
-        idx = idx[np.lexsort((a, d) if by == "effect" else (d, a))][:top]
+        idx = idx[np.lexsort((-secondary[u, idx], -primary[u, idx]))][:top]
         out.append([Evidence(terms[j], float(assoc.auroc[u, j]), float(assoc.effect[u, j]),
-                             float(assoc.p[u, j]), int(assoc.support[j])) for j in idx])
+                             float(assoc.p[u, j]), int(assoc.support[j]), float(lift[u, j]))
+                    for j in idx])
     return out

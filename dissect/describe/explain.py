@@ -115,7 +115,7 @@ def template(evidence: Sequence[Evidence]) -> tuple[str, list[str]]:
 
 NO_CLEAR_CONCEPT = "no clear concept"
 
-#: Pitch bands whose effect size is at least this fraction of the strongest one's share in
+#: Pitch bands whose lift is at least this fraction of the strongest one's share in
 #: the tuning estimate of :func:`pitch_centre`.
 PITCH_SHARE = 0.8
 
@@ -132,25 +132,28 @@ def pitch_centre(evidence: Sequence[Evidence]) -> Evidence:
 
     Adjacent one-semitone bands overlap, so a neuron tuned between two notes (or at the edge of
     the probe set's range) has several strong ``pitch=`` terms of nearly equal effect. The
-    estimate is the effect-weighted mean MIDI note of the pitch bands whose effect is at least
-    :data:`PITCH_SHARE` of the strongest; the band nearest it is returned (the strongest band
-    when that one is not in the evidence).
+    estimate is the lift-weighted mean MIDI note of the bands within two semitones of the
+    strongest band whose lift is at least :data:`PITCH_SHARE` of the strongest (bands an octave
+    away, which a pitch model's octave confusions give, do not pull it); the band nearest the
+    estimate is returned.
     """
     bands = [(e, _midi(split_term(e.term)[1])) for e in evidence
              if split_term(e.term)[0] == "pitch"]
     bands = [(e, m) for e, m in bands if m is not None]
     if not bands:
         return evidence[0]
-    top = max(e.effect for e, _ in bands)
-    strong = [(e, m) for e, m in bands if e.effect >= PITCH_SHARE * top]
-    centre = sum(e.effect * m for e, m in strong) / sum(e.effect for e, _ in strong)
-    return min(strong, key=lambda em: (abs(em[1] - centre), -em[0].effect))[0]
+    best, m0 = max(bands, key=lambda em: em[0].lift)
+    strong = [(e, m) for e, m in bands
+              if e.lift >= PITCH_SHARE * best.lift and abs(m - m0) <= 2]
+    centre = sum(e.lift * m for e, m in strong) / sum(e.lift for e, _ in strong)
+    return min(strong, key=lambda em: (abs(em[1] - centre), -em[0].lift))[0]
 
 # Attributes that say the same thing (a second term of the same family adds nothing): pitch
-# labels and bands; a spoken digit and its word; the kinds of sound (a noise, unpitched, noisy).
+# labels and bands; a spoken digit and its word; the kinds of sound (a noise, silence, unpitched,
+# noisy, near-silent).
 _FAMILIES = {"note": "pitch", "pitch": "pitch", "register": "pitch", "digit": "digit",
              "word": "digit", "kind": "sound", "noise_colour": "sound", "tonality": "sound",
-             "pitched": "sound"}
+             "pitched": "sound", "loudness": "sound"}
 
 
 def _family(t: str) -> str:
@@ -267,11 +270,18 @@ def check_phrasing(text: str, evidence: Sequence[Evidence], vocabulary: Sequence
     if not mentions(text, evidence[0].term):
         return False, f"drops the top term {evidence[0].term!r}"
     own = {e.term.lower() for e in evidence}
-    own_values = {split_term(e.term)[1].lower() for e in evidence}
+    own_values = set()
+    for e in evidence:  # each evidence value and its other spellings (3 <-> "three")
+        attr, value = split_term(e.term)
+        own_values.add(value.lower())
+        if value.isdigit() and int(value) < 10:
+            own_values.add(_NUMBER_WORDS[int(value)])
+        if value.lower() in _NUMBER_WORDS:
+            own_values.add(str(_NUMBER_WORDS.index(value.lower())))
     for t in vocabulary:
         attr, value = split_term(t)
         v = value.lower()
-        if t.lower() in own or v in own_values or v in _COMMON or len(v) < 2:
+        if t.lower() in own or v in own_values or v in _COMMON or (len(v) < 2 and not v.isdigit()):
             continue
         if attr in ("loudness", "register", "brightness", "tonality", "rhythm", "bandwidth",
                     "pitched", "kind"):

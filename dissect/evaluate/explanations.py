@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from dissect.describe.explain import NO_CLEAR_CONCEPT
+from dissect.evaluate.agreement import binarize_top_quantile
 from dissect.evaluate.detection import detection_auroc
 
 SPLITS = ("fit", "val", "test")
@@ -97,21 +98,34 @@ def score_prediction(pred: np.ndarray, acts: np.ndarray, quantile: float = 0.9
     corr = None
     if len(acts) > 2 and pred.std() > 0 and acts.std() > 0:
         corr = float(np.corrcoef(pred, acts)[0, 1])
+    n_pos = int(binarize_top_quantile(acts, quantile).sum()) if len(acts) else 0
     return {"detection": None if det is None else round(det, 4),
             "correlation": None if corr is None else round(corr, 4),
-            "informative": bool(len(pred) and pred.std() > 0)}
+            "informative": bool(len(pred) and pred.std() > 0),
+            "n_pos": n_pos, "n_neg": int(len(acts)) - n_pos}
+
+
+def auroc_se(auc: float, n_pos: int, n_neg: int) -> float:
+    """Standard error of an AUROC (Hanley & McNeil, 1982)."""
+    if n_pos < 1 or n_neg < 1:
+        return float("inf")
+    q1, q2 = auc / (2 - auc), 2 * auc**2 / (1 + auc)
+    var = (auc * (1 - auc) + (n_pos - 1) * (q1 - auc**2) + (n_neg - 1) * (q2 - auc**2)) / (
+        n_pos * n_neg)
+    return float(np.sqrt(max(var, 0.0)))
 
 
 def choose(candidates: Sequence[Candidate], method: str = "evidence",
-           has_evidence: bool = True, min_detection: float = 0.0, margin: float = 0.05
+           has_evidence: bool = True, min_detection: float = 0.0
            ) -> tuple[Candidate | None, str]:
     """The shown candidate and why.
 
     ``method=evidence``: the best validation detection AUROC, where a later candidate
-    displaces an earlier one only when it is better by more than ``margin`` (the candidates
-    come in order evidence template, LLM phrasing, AND summary, closed-set label: with a few
-    dozen validation clips, AUROC differences of a few hundredths are noise, and the evidence
-    template is the claim the association statistics support); ``method=and``: AND's summary
+    displaces the current best only when it is better by more than the current best's
+    standard error (:func:`auroc_se`; the candidates come in order evidence template, LLM
+    phrasing, AND summary, closed-set label: with a dozen positive validation clips, AUROC
+    differences below one standard error are noise, and the evidence template is the claim the
+    association statistics on the fit clips support); ``method=and``: AND's summary
     whatever it scores. A neuron without evidence, or whose best candidate does not reach
     ``min_detection`` on validation, is "no clear concept" (returns ``(None, reason)``).
     Candidates whose prediction is constant on the validation clips (none of them carries the
@@ -133,15 +147,26 @@ def choose(candidates: Sequence[Candidate], method: str = "evidence",
             if c.kind == "evidence":
                 return c, "no candidate is informative on the validation clips; fit evidence"
         return None, "no candidate can be scored on the validation clips"
-    best, best_v = None, -1.0
+    best, best_v, best_se = None, -1.0, 0.0
+    template = next((c for c in usable if c.kind == "evidence"), None)
+    if template is not None and not template.scores.get("val", {}).get("informative"):
+        # the template predicts nothing on these validation clips: it stays the incumbent at
+        # chance, and another candidate must beat chance by a standard error to displace it
+        val = next((c.scores.get("val", {}) for c in informative), {})
+        best, best_v = template, 0.5
+        best_se = auroc_se(0.5, val.get("n_pos", 0), val.get("n_neg", 0))
     for c in informative:
-        v = c.scores.get("val", {}).get("detection")
-        if v is not None and v > best_v + (margin if best is not None else 0.0):
+        val = c.scores.get("val", {})
+        v = val.get("detection")
+        if v is not None and v > best_v + best_se:
             best, best_v = c, v
+            best_se = auroc_se(v, val.get("n_pos", 0), val.get("n_neg", 0))
     if best is None:
         return None, "no candidate can be scored on the validation clips"
     if best_v < min_detection:
         return None, f"best validation detection {best_v:.2f} < {min_detection}"
+    if best is template and not template.scores.get("val", {}).get("informative"):
+        return best, "no other candidate beats chance on the validation clips; fit evidence"
     return best, f"best validation detection ({best.kind}, {best_v:.2f})"
 
 

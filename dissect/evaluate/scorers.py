@@ -219,3 +219,54 @@ class Layers:
                 data.per(layer).update(interpretable=interp["interpretable"][layer],
                                        poly_clusters=poly_c, poly_concepts=poly_k)
         return out
+
+
+@scorer
+class Explanations:
+    """The shown descriptions of the explain stage (``explanations.jsonl``) on the test split:
+    per layer, how many neurons are described / "no clear concept", which candidate kinds are
+    shown, and the mean test detection AUROC and correlation of the shown descriptions and of
+    AND's module-B summary side by side, over all neurons and over the selective ones (the
+    strongest evidence term has AUROC >= 0.85 on the fit clips). Unscored neurons count 0.5
+    (chance). Empty when the run has no explain stage."""
+
+    name = "explanations"
+    SELECTIVE_AUROC = 0.85
+
+    def __call__(self, data: RunData, config: ScoreConfig) -> dict[str, Any]:
+        from dissect import artifacts
+
+        ex_path = data.run_dir / artifacts.EXPLANATIONS
+        if not ex_path.is_file():
+            return {}
+        ev = {(r["layer"], r["unit"]): r["evidence"]
+              for r in artifacts.read_jsonl(data.run_dir / artifacts.EVIDENCE)}
+        out: dict[str, Any] = {}
+        for r in artifacts.read_jsonl(ex_path):
+            lay = out.setdefault(r["layer"], {"n_neurons": 0, "no_clear_concept": 0, "shown": {},
+                                              "_all": [], "_and": [], "_sel": [],
+                                              "_sel_and": [], "_corr": []})
+            lay["n_neurons"] += 1
+            lay["no_clear_concept"] += bool(r["no_clear_concept"])
+            lay["shown"][r["kind"]] = lay["shown"].get(r["kind"], 0) + 1
+            det = (r.get("test") or {}).get("detection")
+            and_c = next((c for c in r["candidates"] if c["kind"] == "and"), {})
+            and_det = ((and_c.get("scores") or {}).get("test") or {}).get("detection")
+            d, a = 0.5 if det is None else det, 0.5 if and_det is None else and_det
+            lay["_all"].append(d)
+            lay["_and"].append(a)
+            corr = (r.get("test") or {}).get("correlation")
+            if corr is not None:
+                lay["_corr"].append(corr)
+            e = ev.get((r["layer"], r["unit"])) or []
+            if e and e[0]["auroc"] >= self.SELECTIVE_AUROC:
+                lay["_sel"].append(d)
+                lay["_sel_and"].append(a)
+        for lay in out.values():
+            lay.update(mean_test_detection=_mean(lay.pop("_all")),
+                       mean_test_detection_and=_mean(lay.pop("_and")),
+                       n_selective=len(lay["_sel"]),
+                       selective_test_detection=_mean(lay.pop("_sel")),
+                       selective_test_detection_and=_mean(lay.pop("_sel_and")),
+                       mean_test_correlation=_mean(lay.pop("_corr")))
+        return out

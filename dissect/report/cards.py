@@ -125,6 +125,7 @@ def render_card(n: Neuron, k: int, media: Mapping[str, ClipMedia] | None = None)
     low = str(n.summary.get("low") or "")
     low_html = f'<p class="low"><b>Low:</b> {esc(low)}</p>' if low else ""
     desc = n.description or "(no description)"
+    score_html = _explain_html(n)
     top = _clips(n.exemplar.get("top"), k, media)
     bottom = _clips(n.exemplar.get("bottom"), k, media)
     return (
@@ -134,12 +135,33 @@ def render_card(n: Neuron, k: int, media: Mapping[str, ClipMedia] | None = None)
         f'<span class="badge {badge}" title="description written by">{esc(llm)}</span>'
         f'<span class="sel" title="(mean of top-k - mean) / std">selectivity '
         f"{esc(fmt_num(n.selectivity))}</span></header>"
-        f'<p class="desc">{esc(desc)}</p>{low_html}'
+        f'<p class="desc{" nocc" if n.no_clear_concept else ""}">{esc(desc)}</p>'
+        f"{score_html}{low_html}"
         f'<div class="facts">{_concepts_html(n.concepts.get("closed") or {})}'
         f'{_keywords_html(n.concepts.get("keywords") or {})}</div>'
         f'<div class="clips"><div class="col"><h4>Top clips</h4>{top}</div>'
         f'<div class="col"><h4>Bottom clips</h4>{bottom}</div></div></article>'
     )
+
+
+def _explain_html(n: Neuron) -> str:
+    """Which candidate is shown, its test score, and the evidence terms with effect sizes."""
+    if not n.explanation:
+        return ""
+    x = n.explanation
+    test = x.get("test") or {}
+    det, corr = test.get("detection"), test.get("correlation")
+    corr_txt = "n/a" if corr is None else fmt_num(corr)
+    score = (f"test detection AUROC {esc(fmt_num(det))}, correlation {esc(corr_txt)}"
+             if det is not None else "not scored on the test clips")
+    head = ("no clear concept: " + esc(str(x.get("why") or "")) if n.no_clear_concept else
+            f"shown: {esc(str(x.get('kind') or ''))} ({score})")
+    terms = "".join(
+        f'<li>{esc(str(e.get("term")))} <span class="num">AUROC {esc(fmt_num(e.get("auroc")))}'
+        f', d {esc(fmt_num(e.get("effect")))}, n {esc(str(e.get("support")))}</span></li>'
+        for e in n.evidence[:5])
+    ev = f'<ul class="evidence">{terms}</ul>' if terms else ""
+    return f'<p class="score">{head}</p>{ev}'
 
 
 def _clips(entries: Sequence[Mapping[str, Any]] | None, k: int,

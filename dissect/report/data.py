@@ -38,6 +38,8 @@ class Neuron:
     exemplar: dict[str, Any]
     summary: dict[str, Any] = field(default_factory=dict)
     concepts: dict[str, Any] = field(default_factory=dict)
+    explanation: dict[str, Any] = field(default_factory=dict)  # explanations.jsonl row
+    evidence: list[dict[str, Any]] = field(default_factory=list)  # evidence.jsonl terms
 
     @property
     def key(self) -> Key:
@@ -54,7 +56,20 @@ class Neuron:
 
     @property
     def description(self) -> str:
+        """The shown description (explain stage), else AND's calibrated summary."""
+        if self.explanation:
+            return str(self.explanation.get("description") or "")
         return str(self.summary.get("calibrated") or self.summary.get("high") or "")
+
+    @property
+    def no_clear_concept(self) -> bool:
+        return bool(self.explanation.get("no_clear_concept"))
+
+    @property
+    def test_detection(self) -> float | None:
+        """Test-split detection AUROC of the shown description (None: not scored)."""
+        v = (self.explanation.get("test") or {}).get("detection")
+        return None if v is None else float(v)
 
     @property
     def selectivity(self) -> float:
@@ -124,10 +139,15 @@ def load_run(run_dir: str | Path) -> RunData:
     for c in _read_optional_jsonl(run_dir / artifacts.CAPTIONS):
         if c.get("text"):
             captions.setdefault(c["clip"], {})[str(c.get("captioner", ""))] = str(c["text"])
+    explanations = {(x["layer"], int(x["unit"])): x
+                    for x in _read_optional_jsonl(run_dir / artifacts.EXPLANATIONS)}
+    evidence = {(x["layer"], int(x["unit"])): list(x.get("evidence") or [])
+                for x in _read_optional_jsonl(run_dir / artifacts.EVIDENCE)}
     neurons = []
     for e in artifacts.read_jsonl(run_dir / artifacts.EXEMPLARS):
         key = (e["layer"], int(e["unit"]))
-        neurons.append(Neuron(key[0], key[1], e, summaries.get(key, {}), concepts.get(key, {})))
+        neurons.append(Neuron(key[0], key[1], e, summaries.get(key, {}), concepts.get(key, {}),
+                              explanations.get(key, {}), evidence.get(key, [])))
     layers = list(dict.fromkeys(n.layer for n in neurons))
     skips = _read_optional_jsonl(run_dir / artifacts.SKIPS)
     return RunData(run_dir, config, manifest, clips, neurons, captions, skips, layers)

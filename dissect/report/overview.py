@@ -127,6 +127,7 @@ def overview_html(run: RunData) -> str:
         + "</ul>",
         "<h3>Summarisers</h3>", table(["writer", "neurons"], llm_rows),
         "<h3>Layers</h3>", table(["layer", "kind", "module", "units"], layer_rows),
+        *_description_scores(run),
         "<h3>Stage timings</h3>",
         table(["stage", "status", "seconds", "finished"], timing_rows),
     ]
@@ -134,6 +135,40 @@ def overview_html(run: RunData) -> str:
         parts += ["<h3>Skipped clips</h3>", table(["clip", "reason"], skip_rows)]
     parts.append("</section>")
     return "\n".join(parts)
+
+
+def description_score_rows(run: RunData) -> list[list[Any]]:
+    """Per layer: neurons, no clear concept, shown kinds, and the distribution (quartiles,
+    mean) of the shown descriptions' test-split detection AUROC."""
+    import numpy as np
+
+    rows = []
+    for layer in run.layers:
+        ns = [n for n in run.neurons if n.layer == layer and n.explanation]
+        if not ns:
+            continue
+        vals = np.array([n.test_detection for n in ns if n.test_detection is not None])
+        kinds = Counter(str(n.explanation.get("kind")) for n in ns if not n.no_clear_concept)
+        q = (np.quantile(vals, [0.25, 0.5, 0.75]).round(3).tolist() if len(vals)
+             else ["", "", ""])
+        rows.append([layer, len(ns), sum(n.no_clear_concept for n in ns),
+                     ", ".join(f"{k} {v}" for k, v in kinds.most_common()),
+                     len(vals), round(float(vals.mean()), 3) if len(vals) else "", *q])
+    return rows
+
+
+def _description_scores(run: RunData) -> list[str]:
+    rows = description_score_rows(run)
+    if not rows:
+        return []
+    return ["<h3>Description scores (test split)</h3>",
+            '<p class="note">Each neuron\'s shown description is the candidate (evidence '
+            "template, LLM phrasing of the evidence, AND summary, closed-set label) with the best "
+            "detection AUROC on validation clips; these are its scores on separate test clips. "
+            "&quot;No clear concept&quot;: no evidence term passed the Benjamini-Hochberg cut."
+            "</p>",
+            table(["layer", "neurons", "no clear concept", "shown", "scored", "mean AUROC",
+                   "q25", "median", "q75"], rows)]
 
 
 def overview_facts(run: RunData) -> dict[str, Any]:

@@ -40,6 +40,24 @@ from dissect.describe.neurons import RULES_NAME
 from dissect.evaluate.explanations import Candidate, assign_splits, choose, score_candidates
 from dissect.record.store import load_activations
 
+#: Fewest fit / validation / test clips the explain stage scores with.
+MIN_FIT, MIN_HELD = 10, 5
+
+
+def _unscored(run_dir: Path, summaries, concepts, caption_cfg, why: str) -> dict[str, Any]:
+    """Too few clips to split: no evidence, AND's summary shown, nothing scored (said so)."""
+    ev_rows = [{"layer": s["layer"], "unit": s["unit"], "evidence": [], "sample": {}}
+               for s in summaries]
+    ex_rows = [{"layer": s["layer"], "unit": s["unit"],
+                "description": s.get("calibrated") or s.get("high") or "", "kind": "and",
+                "why": why, "no_clear_concept": False, "test": {}, "val": {},
+                "candidates": []} for s in summaries]
+    artifacts.write_jsonl(run_dir / artifacts.EVIDENCE, ev_rows)
+    artifacts.write_jsonl(run_dir / artifacts.EXPLANATIONS, ex_rows)
+    artifacts.write_text(run_dir / artifacts.DESCRIPTIONS,
+                         _csv(ex_rows, ev_rows, summaries, concepts, caption_cfg.captioners))
+    return {"neurons": len(ex_rows), "unscored": why}
+
 
 def _unit(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype=np.float64)
@@ -64,10 +82,14 @@ def write_explanations(run_dir: Path, describe_cfg, llm_cfg, caption_cfg,
     concepts = artifacts.read_jsonl(run_dir / artifacts.CONCEPTS)
     split = assign_splits(ids, tuple(describe_cfg.splits), describe_cfg.split_seed)
     fit = split == "fit"
-    if fit.sum() < 10 or (split == "val").sum() < 5 or (split == "test").sum() < 5:
-        raise ValueError(f"{run_dir}: {len(ids)} clips are too few for the fit/val/test split "
-                         f"{list(describe_cfg.splits)} (fit {int(fit.sum())}, val "
-                         f"{int((split == 'val').sum())}, test {int((split == 'test').sum())})")
+    n_val, n_test = int((split == "val").sum()), int((split == "test").sum())
+    if fit.sum() < MIN_FIT or n_val < MIN_HELD or n_test < MIN_HELD:
+        why = (f"{len(ids)} clips are too few for the fit/val/test split "
+               f"{list(describe_cfg.splits)} (fit {int(fit.sum())}, val "
+               f"{int((split == 'val').sum())}, test {int((split == 'test').sum())}; need "
+               f"{MIN_FIT}/{MIN_HELD}/{MIN_HELD}): AND summaries shown, unscored")
+        print(f"[explain] {why}", file=sys.stderr)
+        return _unscored(run_dir, summaries, concepts, caption_cfg, why)
     embedder = default_embedder()
     C = _unit(embedder.encode([captions.get(cid, "") for cid in ids]))
     client = build_llm(llm_cfg) if describe_cfg.method == "evidence" else None

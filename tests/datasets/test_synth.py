@@ -68,13 +68,13 @@ def _rms_db(x: np.ndarray) -> float:
 def test_default_plan_composition():
     specs = plan_synth(SynthConfig(), speech_available=False)
     kinds = Counter(s.kind for s in specs)
-    assert len(specs) == 300
-    assert kinds == {"note": 210, "tone": 15, "harmonic": 15, "noise": 24, "clicks": 15,
-                     "chirp": 15, "silence": 6}  # fmt: skip
+    assert len(specs) == 600
+    assert kinds == {"note": 420, "tone": 30, "harmonic": 30, "noise": 48, "clicks": 30,
+                     "chirp": 30, "silence": 12}  # fmt: skip
     notes = [s for s in specs if s.kind == "note"]
     families = {s.concepts["family"] for s in notes}
     assert len(families) >= 8, families
-    assert {s.concepts["midi_note"] for s in notes} == set(range(36, 97))
+    assert {s.concepts["midi_note"] for s in notes} == set(range(24, 96))  # CREPE's C1..B6
     assert {s.concepts["velocity"] for s in notes} == {64, 112}
     assert {s.concepts["noise_colour"] for s in specs if s.kind == "noise"} == {
         "white", "pink", "brown"}  # fmt: skip
@@ -84,7 +84,7 @@ def test_default_plan_composition():
     assert 1.0 <= min(durations) < 1.2 and 1.8 < max(durations) <= 2.0
 
     with_speech = Counter(s.kind for s in plan_synth(SynthConfig(), speech_available=True))
-    assert with_speech["speech"] == 30 and with_speech["note"] == 180
+    assert with_speech["speech"] == 60 and with_speech["note"] == 360
     # speech=False in the config wins over an installed espeak-ng
     no_speech = plan_synth(SynthConfig(speech=False), speech_available=True)
     assert not any(s.kind == "speech" for s in no_speech)
@@ -102,7 +102,7 @@ def test_plan_ids_and_concepts_are_well_formed():
         json.dumps(s.metadata(16000))
         if s.kind in ("note", "tone", "harmonic"):
             m = s.concepts["midi_note"]
-            assert 36 <= m <= 96
+            assert 24 <= m <= 95
             assert s.concepts["f0_hz"] == pytest.approx(440 * 2 ** ((m - 69) / 12))
             assert s.concepts["note"][0] in "ABCDEFG"
         else:
@@ -255,11 +255,12 @@ def test_interrupted_render_resumes_and_never_trusts_existing_files(tmp_path, mo
 
 
 def _median_f0(x: np.ndarray, sr: int) -> float:
-    """pYIN median over voiced frames (C2..~D7 search range; quarter-semitone grid)."""
+    """pYIN median over voiced frames (A0..~D7 search range; quarter-semitone grid; 256 ms
+    frames so that C1, 33 Hz, has 8 periods per frame)."""
     import librosa
 
     f0, voiced, _ = librosa.pyin(
-        x, fmin=55.0, fmax=2400.0, sr=sr, frame_length=2048, resolution=0.25, n_thresholds=50
+        x, fmin=27.5, fmax=2400.0, sr=sr, frame_length=4096, resolution=0.25, n_thresholds=50
     )
     f0 = f0[voiced & np.isfinite(f0)]
     return float(np.median(f0)) if f0.size else float("nan")

@@ -38,6 +38,8 @@ def test_association_equals_brute_force():
                              / (N - 2))
             d = 0.0 if pooled == 0 else (a1.mean() - a0.mean()) / pooled
             assert res.effect[u, m] == pytest.approx(d, abs=1e-9)
+            lift = 0.0 if A[:, u].std() == 0 else (a1.mean() - A[:, u].mean()) / A[:, u].std()
+            assert res.lift[u, m] == pytest.approx(lift, abs=1e-9)
     assert res.support.tolist() == X.sum(0).tolist()
 
 

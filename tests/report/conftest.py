@@ -31,7 +31,7 @@ def tiny_run(tmp_path_factory):
     rc = main(["run", f"run_dir={run_dir}", "probe.synth.n_clips=30",
                f"probe.synth.cache_dir={root / 'synth'}", "model.layers=[conv6,classifier]",
                "llm.client=rules", "record.progress=false",
-               "stages=[probe,record,caption,summarize,concepts,evaluate]"])
+               "stages=[probe,record,caption,summarize,concepts,explain,evaluate]"])
     assert rc in (0, None), "dissect run failed"
     return run_dir
 

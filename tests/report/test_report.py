@@ -276,3 +276,55 @@ def test_overlay_traces_match_recorded_peaks(report):
         v = tr.values[n.unit]
         assert float(np.mean(v)) == pytest.approx(e["value"], rel=1e-3, abs=1e-4)
         assert float(tr.times_ms[int(np.argmax(v))]) == pytest.approx(e["peak_ms"])
+
+
+def test_explain_stage_artifacts_and_scores_recompute(tiny_run):
+    """explanations.jsonl: one row per neuron; the shown term candidate's test score equals a
+    recomputation from the artifacts; descriptions.csv shows the chosen text."""
+    import csv as _csv
+
+    from dissect.describe.captions import terms_by_clip
+    from dissect.describe.explain import term_matrix
+    from dissect.evaluate.explanations import assign_splits, score_prediction, term_prediction
+    from dissect.record.store import load_activations
+
+    ex = artifacts.read_jsonl(tiny_run / artifacts.EXPLANATIONS)
+    ev = artifacts.read_jsonl(tiny_run / artifacts.EVIDENCE)
+    ex_rows = artifacts.read_jsonl(tiny_run / artifacts.EXEMPLARS)
+    assert [(r["layer"], r["unit"]) for r in ex] == [(r["layer"], r["unit"]) for r in ex_rows]
+    assert len(ev) == len(ex)
+    clips = artifacts.read_jsonl(tiny_run / artifacts.CLIPS)
+    ids = [c["id"] for c in clips]
+    pos = {c: i for i, c in enumerate(ids)}
+    terms, X = term_matrix(ids, terms_by_clip(tiny_run))
+    index = {t.lower(): j for j, t in enumerate(terms)}
+    split = assign_splits(ids, (0.6, 0.2, 0.2), 0)
+    summaries = {(s["layer"], s["unit"]): s
+                 for s in artifacts.read_jsonl(tiny_run / artifacts.SUMMARIES)}
+    checked = 0
+    for r in ex:
+        cand = next((c for c in r["candidates"] if c["kind"] == r["kind"]), None)
+        if r["no_clear_concept"]:
+            assert r["description"] == "no clear concept" and r["kind"] == "none"
+            continue
+        assert cand is not None and cand["text"] == r["description"]
+        if cand["terms"] is None or checked >= 20:
+            continue
+        s = summaries[r["layer"], r["unit"]]
+        mask = split == "test"
+        mask[[pos[c] for c in s["top_clips"] + s["bottom_clips"]]] = False
+        A = load_activations(tiny_run, r["layer"]).numpy()[:, r["unit"]]
+        want = score_prediction(term_prediction(X, index, cand["terms"])[mask], A[mask])
+        assert r["test"] == want
+        checked += 1
+    assert checked > 0
+    with open(tiny_run / artifacts.DESCRIPTIONS, newline="") as fh:
+        table = list(_csv.DictReader(fh))
+    assert [t["description"] for t in table] == [r["description"] for r in ex]
+    assert {"kind", "test_detection", "evidence", "and_summary"} <= set(table[0])
+
+
+def test_cards_show_evidence_and_the_overview_the_score_distribution(report):
+    page = report.read_text(encoding="utf-8")
+    assert "Description scores (test split)" in page
+    assert 'class="evidence"' in page and "shown: " in page

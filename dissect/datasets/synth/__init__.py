@@ -4,7 +4,7 @@ Nothing is downloaded. :func:`load_synth` plans the clips from ``SynthConfig.see
 (:func:`plan_synth`), renders the ones not yet cached (:func:`render_clip`) and returns a
 :class:`~dissect.datasets.base.ProbeSet` whose clips carry their ground truth in ``concepts``.
 
-What is in it (default ``n_clips=300``; proportions scale with ``n_clips``):
+What is in it (default ``n_clips=600``; proportions scale with ``n_clips``):
 
 ======== ===== ========================================================================
 kind     share what

@@ -23,7 +23,7 @@ class SynthConfig:
     # Seed of every random choice (instrument, note, velocity, durations, noise).
     seed: int = 0
     # Total number of clips (split over notes, tones, noise, clicks, chirps, silence, speech).
-    n_clips: int = 300
+    n_clips: int = 600
     # Rendering sample rate in Hz.
     sample_rate: int = 16000
     # Shortest clip duration in seconds.
@@ -56,20 +56,21 @@ PROPORTIONS: dict[str, float] = {
 }
 
 # (GM program, lowest MIDI note, highest MIDI note). Ranges are each instrument's plausible range
-# intersected with 24..96 (notes below 36 only where pYIN measured this soundfont's rendering of
+# intersected with 24..95 (notes below 36 only where pYIN measured this soundfont's rendering of
 # every note 24..36 within 0.1 semitone of the written pitch: pianos, reed organ, basses, string
-# ensemble, tuba, leads, pad; bassoon from its real low B-flat 1), narrowed where this soundfont renders a note whose measured pitch
+# ensemble, tuba, leads, pad; bassoon from its real low B-flat 1), narrowed where this
+# soundfont renders a note whose measured pitch
 # (pYIN) is not the written one: e.g. several winds and strings come out an octave low at
 # 89/94, and the oboe an octave high at 75..78 (so it is left out). Organs with 16' stops
 # (Drawbar, Percussive, Rock, Church) sound an octave below the written note and are left out;
-# the Reed Organ and Accordion are not. Together the ranges cover 24..96.
+# the Reed Organ and Accordion are not. Together the ranges cover 24..95.
 INSTRUMENTS: tuple[tuple[int, int, int], ...] = (
-    (0, 24, 96),  # Acoustic Grand Piano
+    (0, 24, 95),  # Acoustic Grand Piano
     (4, 24, 88),  # Electric Piano 1
     (11, 53, 88),  # Vibraphone
-    (12, 45, 96),  # Marimba
-    (13, 65, 96),  # Xylophone
-    (20, 24, 96),  # Reed Organ
+    (12, 45, 95),  # Marimba
+    (13, 65, 95),  # Xylophone
+    (20, 24, 95),  # Reed Organ
     (21, 41, 88),  # Accordion
     (24, 40, 84),  # Acoustic Guitar (nylon)
     (25, 40, 84),  # Acoustic Guitar (steel)
@@ -86,14 +87,14 @@ INSTRUMENTS: tuple[tuple[int, int, int], ...] = (
     (60, 41, 77),  # French Horn
     (70, 34, 72),  # Bassoon
     (71, 50, 88),  # Clarinet
-    (73, 60, 96),  # Flute
-    (74, 60, 96),  # Recorder
+    (73, 60, 95),  # Flute
+    (74, 60, 95),  # Recorder
     (80, 24, 88),  # Lead 1 (square)
     (81, 24, 88),  # Lead 2 (sawtooth)
     (88, 24, 84),  # Pad 1 (new age)
 )
 
-NOTE_RANGE = (24, 96)  # C1..C7: CREPE's 360 bins span ~C1..B6
+NOTE_RANGE = (24, 95)  # C1..B6: the range of CREPE's 360 bins (31.7..2005 Hz)
 VELOCITIES = (64, 112)
 NOISE_COLOURS = ("white", "pink", "brown")
 NOISE_LEVELS_DBFS = (-40.0, -30.0, -20.0)

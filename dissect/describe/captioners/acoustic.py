@@ -57,9 +57,9 @@ SAMPLE_RATE = 16000
 N_FFT = 1024
 HOP = 256
 
-# Pitch (pyin): search range B0..C7 (the synth probe set's notes 24..96, CREPE's whole output
+# Pitch (pyin): search range ~B0..C7 (the synth probe set's notes 24..95, CREPE's whole output
 # range), 64 ms frames, 32 ms hop.
-PITCH_FMIN_HZ = 30.868
+PITCH_FMIN_HZ = 31.3  # two periods fit the 1024-sample frame at 16 kHz (B0 is 30.9 Hz)
 PITCH_FMAX_HZ = 2093.0
 PITCH_FRAME = 1024
 PITCH_HOP = 512

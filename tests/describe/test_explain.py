@@ -1,0 +1,108 @@
+"""Descriptions from evidence: term matrix, templates, pitch centre, the exemplar sampler, and
+the check of the LLM's phrasing."""
+
+import numpy as np
+import pytest
+
+from dissect.describe.captioners.base import pitch_terms
+from dissect.describe.evidence import Evidence
+from dissect.describe.explain import (
+    NO_CLEAR_CONCEPT,
+    check_phrasing,
+    clean_phrase,
+    pitch_centre,
+    render_term,
+    sample_exemplars,
+    template,
+    term_matrix,
+)
+
+
+def ev(term, auroc=0.95, lift=2.0, effect=2.0, support=10):
+    return Evidence(term, auroc, effect, 1e-6, support, lift)
+
+
+def test_term_matrix_merges_case_and_keeps_order():
+    terms, X = term_matrix(["a", "b", "c"], {"a": ["pitch=E4", "kind=note"],
+                                             "b": ["pitch=e4"], "c": []})
+    assert terms == ["pitch=E4", "kind=note"]
+    assert X.tolist() == [[True, True], [True, False], [False, False]]
+
+
+def test_render_and_template():
+    assert render_term("digit=3") == "spoken digit three"
+    assert render_term("pitch=e4") == "pitch near E4"
+    assert render_term("speaker=lucas") == "speaker lucas"
+    assert render_term("fold=2") == "fold 2"
+    text, used = template([ev("digit=3", 0.97), ev("word=three", 0.96),
+                           ev("speaker=lucas", 0.8)])
+    assert text == "spoken digit three; weaker for speaker lucas"  # word=three: same family
+    assert used == ["digit=3", "speaker=lucas"]
+    text, used = template([ev("digit=3"), ev("speaker=lucas", 0.7)])
+    assert text == "spoken digit three" and used == ["digit=3"]  # weaker term below 0.75
+    assert template([]) == (NO_CLEAR_CONCEPT, [])
+
+
+def test_pitch_terms_band_and_centre():
+    assert pitch_terms(440.0) == ["pitch=G#4", "pitch=A4", "pitch=A#4"]
+    assert pitch_terms(None) == [] and pitch_terms(float("nan")) == []
+    # three overlapping bands, the middle one strongest-but-one: the centre is B0
+    bands = [ev("pitch=A#0", lift=2.9), ev("pitch=B0", lift=2.8), ev("pitch=C1", lift=2.5)]
+    assert pitch_centre(bands).term == "pitch=B0"
+    # an octave confusion does not pull the estimate
+    octave = [ev("pitch=F#5", lift=1.7), ev("pitch=G5", lift=1.6), ev("pitch=F#6", lift=1.6)]
+    assert pitch_centre(octave).term in ("pitch=F#5", "pitch=G5")
+    assert template(octave)[0].startswith("pitch near F#5") or \
+        template(octave)[0].startswith("pitch near G5")
+
+
+def test_sampler_is_deterministic_disjoint_and_respects_exclude():
+    rng = np.random.default_rng(0)
+    v = rng.normal(size=300)
+    a = sample_exemplars(v, n_top=20, n_random=10, n_bottom=10, seed=3, exclude=range(50))
+    b = sample_exemplars(v, n_top=20, n_random=10, n_bottom=10, seed=3, exclude=range(50))
+    c = sample_exemplars(v, n_top=20, n_random=10, n_bottom=10, seed=4, exclude=range(50))
+    assert a == b and a.random != c.random and a.top == c.top
+    allowed = np.arange(50, 300)
+    assert a.top == [int(i) for i in allowed[np.argsort(-v[allowed], kind="stable")][:20]]
+    assert a.bottom == [int(i) for i in allowed[np.argsort(v[allowed], kind="stable")][:10]]
+    drawn = a.top + a.quantiles + a.random + a.bottom
+    assert len(drawn) == len(set(drawn)) == 20 + 8 + 10 + 10
+    assert min(drawn) >= 50
+    # quantile clips lie near their quantile
+    q50 = np.quantile(v[allowed], 0.5)
+    assert all(abs(v[i] - q50) < 0.2 for i in a.quantiles[2:4])
+
+
+VOCAB = ["digit=3", "digit=5", "speaker=lucas", "speaker=nicolas", "word=three",
+         "loudness=quiet", "pitched=no"]
+
+
+def test_phrasing_check_rejects_a_dropped_top_term_and_an_added_label():
+    evidence = [ev("digit=3"), ev("speaker=lucas", 0.8)]
+    ok, why = check_phrasing("This neuron responds to speech by lucas.", evidence, VOCAB)
+    assert not ok and why == "drops the top term 'digit=3'"
+    ok, why = check_phrasing("This neuron responds to the digit 3 and the digit 5.", evidence,
+                             VOCAB)
+    assert not ok and why == "adds 'digit=5', which is not in the evidence"
+    ok, why = check_phrasing("This neuron responds to nicolas saying three.", evidence, VOCAB)
+    assert not ok and "speaker=nicolas" in why
+    ok, why = check_phrasing("This neuron responds to the spoken digit three, mostly from lucas,"
+                             " in quiet recordings.", evidence, VOCAB)
+    assert ok and why == ""
+    assert check_phrasing("", evidence, VOCAB) == (False, "empty reply")
+
+
+def test_clean_phrase():
+    assert clean_phrase("the digit three\nmore text") == "This neuron responds to the digit three."
+    assert clean_phrase('"This neuron fires on noise."') == "This neuron fires on noise."
+    assert clean_phrase("") == ""
+
+
+@pytest.mark.parametrize("text,term,hit", [
+    ("pitch near E4", "pitch=E4", True), ("pitch near E4", "pitch=E", False),
+    ("E#4 and e4", "pitch=E4", True), ("sharp D#4", "pitch=D4", False)])
+def test_mentions(text, term, hit):
+    from dissect.describe.explain import mentions
+
+    assert mentions(text, term) is hit
