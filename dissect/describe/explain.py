@@ -158,7 +158,7 @@ _FAMILIES = {"note": "pitch", "pitch": "pitch", "register": "pitch", "digit": "d
 
 def _family(t: str) -> str:
     attr, value = split_term(t)
-    if attr == "word" and value.lower() not in _NUMBER_WORDS:
+    if attr == "word" and value.lower() not in _NUMBER_WORDS and not value.isdigit():
         return "word"
     return _FAMILIES.get(attr, attr)
 

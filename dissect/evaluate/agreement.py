@@ -8,7 +8,9 @@ held-out clips with that concept's per-clip indicator:
   is the concept's prevalence among the held-out clips (reported next to it);
 * **F1** and **IoU** after binarising the activation at its top quantile: a clip is "on" when its
   activation is ``>= np.quantile(a, quantile)`` (numpy's default linear interpolation; ties at
-  the threshold count as on, so a constant neuron is on everywhere). ``quantile=0.9`` marks
+  the threshold count as on, so a constant neuron is on everywhere, unless that would mark more
+  than the top share while some clips lie above it: then only those are on, see
+  :func:`binarize_top_quantile`). ``quantile=0.9`` marks
   about the top 10 % of clips. IoU = |on ∧ concept| / |on ∨ concept|.
 
 The indicator comes from ground truth where the probe set has it (:func:`ground_truth_matrix`,
@@ -121,9 +123,19 @@ def ground_truth_matrix(clips: Sequence[Mapping[str, Any]], ids: Sequence[str],
 
 
 def binarize_top_quantile(a: np.ndarray, quantile: float = 0.9) -> np.ndarray:
-    """``a >= np.quantile(a, quantile)`` (see the module docstring)."""
+    """``a >= np.quantile(a, quantile)`` (see the module docstring), except when many values
+    tie at the threshold: then ``a > threshold`` (when any value is above it).
+
+    A sparse unit (a GELU or ReLU neuron that is exactly 0 on most clips, or a float16 store
+    that rounds tiny values to 0) has its 0.9 quantile at 0, and ``>=`` would mark nearly every
+    clip "positive" (116 of 119 for one Whisper FFN unit), turning detection AUROC upside down.
+    """
     a = np.asarray(a, dtype=np.float64)
-    return a >= np.quantile(a, quantile)
+    q = np.quantile(a, quantile)
+    y = a >= q
+    if y.mean() > (1.0 - quantile) + 1.0 / max(len(a), 1) and (a > q).any():
+        y = a > q
+    return y
 
 
 def _pearson(a: np.ndarray, y: np.ndarray) -> float | None:
