@@ -14,6 +14,9 @@ Prints, for the run's shown descriptions (``explanations.jsonl``):
   term has AUROC >= 0.85), the mean test-split detection AUROC of the shown description and of
   AND's module-B summary, per layer;
 * how often the LLM phrasing was rejected, and example descriptions.
+
+``--text and`` scores AND's module-B summaries instead of the shown descriptions (the naming
+figures "before": those summaries were what ``descriptions.csv`` showed).
 """
 
 from __future__ import annotations
@@ -92,9 +95,16 @@ def main() -> None:
     ap.add_argument("run_dir", type=Path)
     ap.add_argument("--label", default=None)
     ap.add_argument("--examples", type=int, default=5)
+    ap.add_argument("--text", choices=("shown", "and"), default="shown",
+                    help="score the shown descriptions, or AND's module-B summaries (the text "
+                         "dissect showed before the explain stage)")
     args = ap.parse_args()
     run = args.run_dir
     ex = read_jsonl(run / "explanations.jsonl")
+    if args.text == "and":
+        for r in ex:
+            c = next((c for c in r["candidates"] if c["kind"] == "and"), None)
+            r["description"] = c["text"] if c else ""
     ev = {(r["layer"], r["unit"]): r for r in read_jsonl(run / "evidence.jsonl")}
     by = {(r["layer"], r["unit"]): r for r in ex}
     print(f"run: {run}  neurons: {len(ex)}")

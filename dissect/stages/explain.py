@@ -100,30 +100,24 @@ def write_explanations(run_dir: Path, describe_cfg, llm_cfg, caption_cfg,
     by_key = {(s["layer"], s["unit"]): (s, c) for s, c in zip(summaries, concepts, strict=True)}
     ev_rows, ex_rows = [], []
     n_llm = n_rejected = 0
-    for layer in tqdm(layers, desc="explain", unit="layer", disable=not progress,
+    # pass 1: evidence of every layer (fit clips), so the LLM budget is shared by the run's
+    # most selective neurons rather than spent per layer
+    evidence_of: dict[str, list] = {}
+    for layer in tqdm(layers, desc="evidence", unit="layer", disable=not progress,
                       file=sys.stderr):
         A = load_activations(run_dir, layer).numpy().astype(np.float64)
         assoc = associate(A[fit], X[fit], describe_cfg.min_support)
-        evidence = ranked_evidence(assoc, terms, describe_cfg.evidence_alpha, top=8)
+        evidence_of[layer] = ranked_evidence(assoc, terms, describe_cfg.evidence_alpha, top=8)
+    phrased_of: dict[tuple[str, int], tuple[str, bool, str]] = {}
+    if use_llm:
+        phrased_of = _phrase(run_dir, evidence_of, describe_cfg.max_llm_neurons, fit, ids,
+                             captions, terms, client, params)
+    for layer in tqdm(layers, desc="explain", unit="layer", disable=not progress,
+                      file=sys.stderr):
+        A = load_activations(run_dir, layer).numpy().astype(np.float64)
+        evidence = evidence_of[layer]
         units = range(A.shape[1])
-        # LLM phrasing of the evidence for the most selective neurons that have evidence
-        phrased: dict[int, tuple[str, bool, str]] = {}
-        if use_llm:
-            budget = describe_cfg.max_llm_neurons
-            ranked = sorted((u for u in units if evidence[u]),
-                            key=lambda u: -evidence[u][0].auroc)
-            chosen = ranked[: budget if budget >= 0 else None]
-            samples = {u: sample_exemplars(A[:, u], n_top=5, n_quantile=0, n_random=0,
-                                           n_bottom=0, exclude=np.flatnonzero(~fit))
-                       for u in chosen}
-            chats = [phrase_prompt(evidence[u], [captions.get(ids[i], "")
-                                                 for i in samples[u].top]) for u in chosen]
-            for u, comp in zip(chosen, client.generate(chats, params) if chats else [],
-                               strict=True):
-                text = clean_phrase(comp.text) if comp.ok else ""
-                ok, why = check_phrasing(text, evidence[u], terms) if comp.ok else (
-                    False, f"LLM call failed: {comp.error}")
-                phrased[u] = (text, ok, why)
+        phrased = {u: v for (lay, u), v in phrased_of.items() if lay == layer}
         texts: list[str] = []
         for u in units:
             s, c = by_key[layer, u]
@@ -200,6 +194,32 @@ def _names(text: str, term: str) -> bool:
     from dissect.describe.explain import _mentions
 
     return _mentions(text, term)
+
+
+def _phrase(run_dir, evidence_of, budget, fit, ids, captions, terms, client, params
+            ) -> dict[tuple[str, int], tuple[str, bool, str]]:
+    """The LLM's phrasing of the evidence of the ``budget`` neurons (of the whole run) whose
+    strongest term has the highest AUROC, each checked by
+    :func:`~dissect.describe.explain.check_phrasing`: ``(layer, unit) -> (text, ok, why)``.
+    The prompt's captions are those of the neuron's top fit clips only."""
+    ranked = sorted(((lay, u) for lay, ev in evidence_of.items() for u, e in enumerate(ev) if e),
+                    key=lambda k: -evidence_of[k[0]][k[1]][0].auroc)
+    chosen = ranked[: budget if budget >= 0 else None]
+    chats, cache = [], {}
+    for lay, u in chosen:
+        if lay not in cache:
+            cache.clear()
+            cache[lay] = load_activations(run_dir, lay).numpy()
+        top = sample_exemplars(cache[lay][:, u], n_top=5, n_quantile=0, n_random=0,
+                               n_bottom=0, exclude=np.flatnonzero(~fit)).top
+        chats.append(phrase_prompt(evidence_of[lay][u], [captions.get(ids[i], "") for i in top]))
+    out = {}
+    for key, comp in zip(chosen, client.generate(chats, params) if chats else [], strict=True):
+        text = clean_phrase(comp.text) if comp.ok else ""
+        ok, why = (check_phrasing(text, evidence_of[key[0]][key[1]], terms) if comp.ok
+                   else (False, f"LLM call failed: {comp.error}"))
+        out[key] = (text, ok, why)
+    return out
 
 
 def _csv(ex_rows, ev_rows, summaries, concepts, captioners) -> str:

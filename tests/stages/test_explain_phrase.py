@@ -1,0 +1,45 @@
+"""The explain stage's LLM phrasing: one budget for the whole run, the check applied."""
+
+import numpy as np
+import torch
+from safetensors.torch import save_file
+
+from dissect.describe.evidence import Evidence
+from dissect.describe.llm.base import Completion
+from dissect.record.store import activations_path
+from dissect.stages.explain import _phrase
+
+
+class FakeLLM:
+    name = "fake"
+
+    def __init__(self):
+        self.chats = []
+
+    def generate(self, chats, params):
+        self.chats += chats
+        return [Completion("the spoken digit three" if i == 0 else "speaker nicolas", "fake")
+                for i, _ in enumerate(chats)]
+
+
+def test_budget_is_shared_across_layers_and_replies_are_checked(tmp_path):
+    rng = np.random.default_rng(0)
+    for layer in ("a", "b"):
+        p = activations_path(tmp_path, layer)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        save_file({"values": torch.tensor(rng.normal(size=(12, 3)), dtype=torch.float16)}, str(p))
+
+    def e(term, auroc):
+        return [Evidence(term, auroc, 2.0, 1e-6, 5, 2.0)]
+
+    evidence_of = {"a": [e("digit=3", 0.99), [], e("digit=5", 0.80)],
+                   "b": [e("digit=3", 0.70), e("speaker=lucas", 0.95), []]}
+    llm = FakeLLM()
+    fit = np.ones(12, bool)
+    out = _phrase(tmp_path, evidence_of, 2, fit, [f"c{i}" for i in range(12)], {},
+                  ["digit=3", "digit=5", "speaker=lucas", "speaker=nicolas"], llm, None)
+    assert list(out) == [("a", 0), ("b", 1)]  # the two strongest of the run, not per layer
+    assert out["a", 0] == ("This neuron responds to the spoken digit three.", True, "")
+    text, ok, why = out["b", 1]
+    assert not ok and why == "drops the top term 'speaker=lucas'"
+    assert len(llm.chats) == 2
