@@ -49,7 +49,7 @@ from dissect.datasets import Clip
 from dissect.describe.captioners.base import Annotation, pitch_terms, term
 
 #: Bump when a change alters any caption text (it is part of :meth:`AcousticCaptioner.config`).
-VERSION = 2  # 2: pitch search from B0 (was C2)
+VERSION = 2  # 2: pitch search from C1 (was C2)
 
 SAMPLE_RATE = 16000
 
@@ -57,9 +57,9 @@ SAMPLE_RATE = 16000
 N_FFT = 1024
 HOP = 256
 
-# Pitch (pyin): search range ~B0..C7 (the synth probe set's notes 24..95, CREPE's whole output
+# Pitch (pyin): search range C1..C7 (the synth probe set's notes 24..95, CREPE's whole output
 # range), 64 ms frames, 32 ms hop.
-PITCH_FMIN_HZ = 31.3  # two periods fit the 1024-sample frame at 16 kHz (B0 is 30.9 Hz)
+PITCH_FMIN_HZ = 32.703  # C1: an equal-tempered grid (two periods fit the 1024-sample frame)
 PITCH_FMAX_HZ = 2093.0
 PITCH_FRAME = 1024
 PITCH_HOP = 512
