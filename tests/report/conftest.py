@@ -45,6 +45,14 @@ def hostile_key(tiny_run):
     target["calibrated"] = target["high"] = f"Hostile {XSS} description"
     target["llm"] = "evil-llm<b>bold</b>\"'"
     artifacts.write_jsonl(path, rows)
+    # the card shows the explain stage's chosen description: make that one hostile too
+    ex_path = tiny_run / artifacts.EXPLANATIONS
+    ex = artifacts.read_jsonl(ex_path)
+    for r in ex:
+        if (r["layer"], r["unit"]) == (target["layer"], target["unit"]):
+            r["description"] = target["calibrated"]
+            r["why"] = f"why {XSS}"
+    artifacts.write_jsonl(ex_path, ex)
     return target["layer"], target["unit"]
 
 

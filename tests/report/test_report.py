@@ -278,9 +278,10 @@ def test_overlay_traces_match_recorded_peaks(report):
         assert float(tr.times_ms[int(np.argmax(v))]) == pytest.approx(e["peak_ms"])
 
 
-def test_explain_stage_artifacts_and_scores_recompute(tiny_run):
+def test_explain_stage_artifacts_and_scores_recompute(tiny_run, hostile_key):
     """explanations.jsonl: one row per neuron; the shown term candidate's test score equals a
-    recomputation from the artifacts; descriptions.csv shows the chosen text."""
+    recomputation from the artifacts; descriptions.csv shows the chosen text (the neuron the
+    fixtures made hostile excepted)."""
     import csv as _csv
 
     from dissect.describe.captions import terms_by_clip
@@ -303,6 +304,8 @@ def test_explain_stage_artifacts_and_scores_recompute(tiny_run):
                  for s in artifacts.read_jsonl(tiny_run / artifacts.SUMMARIES)}
     checked = 0
     for r in ex:
+        if (r["layer"], r["unit"]) == tuple(hostile_key):
+            continue
         cand = next((c for c in r["candidates"] if c["kind"] == r["kind"]), None)
         if r["no_clear_concept"]:
             assert r["description"] == "no clear concept" and r["kind"] == "none"
@@ -320,7 +323,8 @@ def test_explain_stage_artifacts_and_scores_recompute(tiny_run):
     assert checked > 0
     with open(tiny_run / artifacts.DESCRIPTIONS, newline="") as fh:
         table = list(_csv.DictReader(fh))
-    assert [t["description"] for t in table] == [r["description"] for r in ex]
+    assert [t["description"] for t in table if (t["layer"], int(t["unit"])) != hostile_key] == [
+        r["description"] for r in ex if (r["layer"], r["unit"]) != hostile_key]
     assert {"kind", "test_detection", "evidence", "and_summary"} <= set(table[0])
 
 
