@@ -37,7 +37,8 @@ def detection_auroc(scores, activations, quantile: float = 0.9) -> float | None:
     return float(roc_auc_score(y, s))
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
+def unit_rows(x: np.ndarray) -> np.ndarray:
+    """Each row of ``x`` scaled to unit L2 norm (float64; zero rows stay zero)."""
     x = np.asarray(x, dtype=np.float64)
     return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
@@ -63,9 +64,9 @@ def detection_scores(descriptions: Sequence[str], U, caption_embeddings, embedde
 
         embedder = default_embedder()
     uniq = sorted(set(descriptions))
-    C = _unit(caption_embeddings)
+    C = unit_rows(caption_embeddings)
     if uniq:
-        E = _unit(embedder.encode(uniq))  # each distinct description embedded once
+        E = unit_rows(embedder.encode(uniq))  # each distinct description embedded once
         row = {d: i for i, d in enumerate(uniq)}
         S = (C @ E.T)[:, [row[d] for d in descriptions]]  # [N, n]
     else:

@@ -43,12 +43,12 @@ def layer_names(run_dir: str | Path) -> list[str]:
 
 def load_activations(run_dir: str | Path, layer: str) -> np.ndarray:
     """Dense activations ``[N clips, U units]`` as float32 (needs ``record.dense=true``)."""
-    from safetensors.numpy import load_file
+    from dissect.record.store import load_activations as load
 
-    path = Path(run_dir) / artifacts.ACTIVATIONS_DIR / f"{layer}.safetensors"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: scoring needs dense activations (record.dense=true)")
-    return load_file(str(path))["values"].astype(np.float32)
+    try:
+        return load(Path(run_dir), layer).numpy()
+    except FileNotFoundError as exc:
+        raise FileNotFoundError(f"{exc} (scoring needs them)") from None
 
 
 def caption_parts(run_dir: str | Path) -> dict[str, list[str]]:

@@ -37,6 +37,7 @@ from dissect.describe.explain import (
 )
 from dissect.describe.llm.base import GenerationParams
 from dissect.describe.neurons import RULES_NAME
+from dissect.evaluate.detection import unit_rows
 from dissect.evaluate.explanations import Candidate, assign_splits, choose, score_candidates
 from dissect.record.store import load_activations
 
@@ -57,11 +58,6 @@ def _unscored(run_dir: Path, summaries, concepts, caption_cfg, why: str) -> dict
     artifacts.write_text(run_dir / artifacts.DESCRIPTIONS,
                          _csv(ex_rows, ev_rows, summaries, concepts, caption_cfg.captioners))
     return {"neurons": len(ex_rows), "unscored": why}
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float64)
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
 def write_explanations(run_dir: Path, describe_cfg, llm_cfg, caption_cfg,
@@ -91,7 +87,7 @@ def write_explanations(run_dir: Path, describe_cfg, llm_cfg, caption_cfg,
         print(f"[explain] {why}", file=sys.stderr)
         return _unscored(run_dir, summaries, concepts, caption_cfg, why)
     embedder = default_embedder()
-    C = _unit(embedder.encode([captions.get(cid, "") for cid in ids]))
+    C = unit_rows(embedder.encode([captions.get(cid, "") for cid in ids]))
     client = build_llm(llm_cfg) if describe_cfg.method == "evidence" else None
     use_llm = client is not None and client.name != RULES_NAME
     params = GenerationParams(temperature=llm_cfg.temperature, max_tokens=llm_cfg.max_tokens,
@@ -126,7 +122,7 @@ def write_explanations(run_dir: Path, describe_cfg, llm_cfg, caption_cfg,
             if db:
                 texts.append(str(db[0][0]))
         uniq = sorted({t for t in texts if t})
-        E = _unit(embedder.encode(uniq)) if uniq else np.zeros((0, C.shape[1]))
+        E = unit_rows(embedder.encode(uniq)) if uniq else np.zeros((0, C.shape[1]))
         sims = C @ E.T
         col = {t: j for j, t in enumerate(uniq)}
         for u in units:
@@ -205,14 +201,14 @@ def _phrase(run_dir, evidence_of, budget, fit, ids, captions, terms, client, par
     ranked = sorted(((lay, u) for lay, ev in evidence_of.items() for u, e in enumerate(ev) if e),
                     key=lambda k: -evidence_of[k[0]][k[1]][0].auroc)
     chosen = ranked[: budget if budget >= 0 else None]
-    chats, cache = [], {}
-    for lay, u in chosen:
-        if lay not in cache:
-            cache.clear()
-            cache[lay] = load_activations(run_dir, lay).numpy()
-        top = sample_exemplars(cache[lay][:, u], n_top=5, n_quantile=0, n_random=0,
-                               n_bottom=0, exclude=np.flatnonzero(~fit)).top
-        chats.append(phrase_prompt(evidence_of[lay][u], [captions.get(ids[i], "") for i in top]))
+    tops: dict[tuple[str, int], list[int]] = {}
+    for lay in dict.fromkeys(lay for lay, _ in chosen):  # each layer's activations read once
+        A = load_activations(run_dir, lay).numpy()
+        for key in (k for k in chosen if k[0] == lay):
+            tops[key] = sample_exemplars(A[:, key[1]], n_top=5, n_quantile=0, n_random=0,
+                                         n_bottom=0, exclude=np.flatnonzero(~fit)).top
+    chats = [phrase_prompt(evidence_of[lay][u], [captions.get(ids[i], "") for i in tops[lay, u]])
+             for lay, u in chosen]
     out = {}
     for key, comp in zip(chosen, client.generate(chats, params) if chats else [], strict=True):
         text = clean_phrase(comp.text) if comp.ok else ""
