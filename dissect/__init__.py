@@ -26,6 +26,7 @@ import dissect.prune  # noqa: F401
 import dissect.record  # noqa: F401  (made callable below)
 from dissect import api
 from dissect.api import (
+    Captions,
     Description,
     Descriptions,
     Model,
@@ -57,6 +58,7 @@ for _name in ("record", "describe", "evaluate", "prune"):
     _callable(_name)
 
 __all__ = [
+    "Captions",
     "Description",
     "Descriptions",
     "Model",

@@ -342,34 +342,51 @@ def record(model: Model, clips: Any, layers: Sequence[str] | None = None, *, k: 
 
 
 # --------------------------------------------------------------------------- describing
+class Captions(dict):
+    """clip id -> caption text (a ``dict``), plus ``terms``: clip id -> the clip's evidence
+    terms (``attribute=value``, e.g. ``digit=3``, ``register=low``) that :func:`describe`
+    tests against the activations."""
+
+    def __init__(self, texts: Mapping[str, str] = (), terms: Mapping[str, Sequence[str]] = ()):
+        super().__init__(texts)
+        self.terms: dict[str, list[str]] = {k: list(v) for k, v in dict(terms).items()}
+
+
 def caption(rec: Recording, captioners: Sequence[str] = ("acoustic", "labels"),
             options: Mapping[str, Mapping[str, Any]] | None = None, progress: bool = True
-            ) -> dict[str, str]:
-    """clip id -> the combined caption of ``captioners`` (failed captions are left out and
-    reported on stderr). Clips given as arrays have no labels, so ``labels`` adds nothing."""
+            ) -> Captions:
+    """Caption every clip with ``captioners``: :class:`Captions` (clip id -> the combined
+    caption, ``.terms``: clip id -> the union of the captioners' evidence terms). Failed
+    captions are left out and reported on stderr. Clips given as arrays have no labels, so
+    ``labels`` adds nothing."""
     from tqdm.auto import tqdm
 
     from dissect.audio import AudioError, load_audio
     from dissect.datasets import Clip
     from dissect.describe.captioners import build_captioner, combine
+    from dissect.describe.captioners.base import annotate
 
     caps = [build_captioner(name, **dict((options or {}).get(name) or {}))
             for name in captioners]
-    out: dict[str, str] = {}
+    out = Captions()
     failed = []
     for row in tqdm(rec.clips, desc="caption", unit="clip", disable=not progress,
                     file=sys.stderr):
         clip = Clip(row["id"], Path(row["path"] or "."), row.get("labels", {}),
                     row.get("concepts", {}), row.get("metadata", {}))
         texts: dict[str, str] = {}
+        terms: list[str] = []
         for cap in caps:
             try:
                 audio = load_audio(clip.path, cap.sample_rate) if cap.sample_rate else None
-                texts[cap.name] = cap.caption(clip, audio)
+                ann = annotate(cap, clip, audio)
+                texts[cap.name] = ann.text
+                terms += [t for t in ann.terms if t not in terms]
             except (AudioError, Exception) as exc:  # one clip's failure never stops the rest
                 failed.append(f"{row['id']} ({cap.name}: {type(exc).__name__}: {exc})")
         if texts:
             out[row["id"]] = combine({k: v for k, v in texts.items() if v})
+            out.terms[row["id"]] = terms
     if failed:
         print(f"[caption] {len(failed)} caption(s) failed: {failed[0]}", file=sys.stderr)
     return out
@@ -380,9 +397,16 @@ class Description:
     """What :func:`describe` says of one neuron.
 
     Attributes:
-        text: the shown description (calibrated "responds most to" summary).
-        low: what it responds least to.
-        llm: who wrote it (an LLM's name, or the rule-based summariser).
+        text: the shown description (the candidate best on the validation clips, or "no
+            clear concept"; see :mod:`dissect.evaluate.explanations`).
+        kind: who made it: ``evidence`` (template) | ``llm`` (checked phrasing) | ``and``
+            (AND's summary) | ``closed`` (closed-set label) | ``none``.
+        test: its scores on the test clips (``detection`` AUROC, ``correlation``; empty when
+            there were too few clips to split).
+        evidence: the ranked evidence terms (``term``, ``auroc``, ``effect``, ``lift``, ``p``,
+            ``support``) on the fit clips.
+        summary: AND's module-B summary (what it responds to most); ``low``: least.
+        llm: who wrote the summary (an LLM's name, or the rule-based summariser).
         concepts: closed-set concepts by method, ``{"db": [(concept, score), ...]}``.
         keywords: open-set keywords (``adjectives``, ``nouns``, ...).
     """
@@ -390,6 +414,10 @@ class Description:
     layer: str
     unit: int
     text: str
+    kind: str
+    test: dict[str, Any]
+    evidence: list[dict[str, Any]]
+    summary: str
     low: str
     llm: str
     concepts: dict[str, list]
@@ -398,18 +426,25 @@ class Description:
 
 @dataclass
 class Descriptions:
-    """Descriptions of every neuron of a recording (summaries + concepts rows)."""
+    """Descriptions of every neuron of a recording: AND's summaries and closed-set concepts
+    (``summaries.jsonl``, ``concepts.jsonl``), the evidence and the explain-then-score rows
+    (``evidence.jsonl``, ``explanations.jsonl``), one row per neuron in the same order."""
 
     summaries: list[dict[str, Any]]
     concepts: list[dict[str, Any]]
+    evidence: list[dict[str, Any]]
+    explanations: list[dict[str, Any]]
     methods: list[str]
     captioners: list[str]
 
     def __getitem__(self, key: Neuron) -> Description:
         layer, unit = key
-        for s, c in zip(self.summaries, self.concepts, strict=True):
+        for s, c, e, x in zip(self.summaries, self.concepts, self.evidence, self.explanations,
+                              strict=True):
             if s["layer"] == layer and s["unit"] == int(unit):
-                return Description(layer, int(unit), s.get("calibrated") or s.get("high") or "",
+                return Description(layer, int(unit), x["description"], x["kind"],
+                                   dict(x.get("test") or {}), list(e["evidence"]),
+                                   s.get("calibrated") or s.get("high") or "",
                                    s.get("low", ""), s["llm"], dict(c["closed"]),
                                    dict(c["keywords"]))
         raise KeyError(f"no description of neuron {key!r}")
@@ -418,17 +453,21 @@ class Descriptions:
         return len(self.summaries)
 
     def table(self) -> str:
-        """``descriptions.csv`` as text."""
-        from dissect.describe.neurons import descriptions_csv
+        """``descriptions.csv`` as text (the shown description, its test score, evidence)."""
+        from dissect.stages.explain import explanations_csv
 
-        return descriptions_csv(self.summaries, self.concepts, self.methods, self.captioners)
+        return explanations_csv(self.explanations, self.evidence, self.summaries,
+                                self.concepts, self.captioners)
 
     def save(self, run_dir: str | Path) -> Path:
-        """Write ``summaries.jsonl``, ``concepts.jsonl`` and ``descriptions.csv``."""
+        """Write ``summaries.jsonl``, ``concepts.jsonl``, ``evidence.jsonl``,
+        ``explanations.jsonl`` and ``descriptions.csv``."""
         run_dir = Path(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
         artifacts.write_jsonl(run_dir / artifacts.SUMMARIES, self.summaries)
         artifacts.write_jsonl(run_dir / artifacts.CONCEPTS, self.concepts)
+        artifacts.write_jsonl(run_dir / artifacts.EVIDENCE, self.evidence)
+        artifacts.write_jsonl(run_dir / artifacts.EXPLANATIONS, self.explanations)
         artifacts.write_text(run_dir / artifacts.DESCRIPTIONS, self.table())
         return run_dir
 
@@ -443,28 +482,43 @@ def _llm_client(llm: Any, cache_dir: str | None):
 
 
 def describe(rec: Recording, captions: Mapping[str, str] | None = None, llm: Any = "rules", *,
+             terms: Mapping[str, Sequence[str]] | None = None, method: str = "evidence",
              k: int = 5, max_llm_neurons: int = 40, calibration_threshold: float = 0.85,
              concept_set: str = "synth", closed_methods: Sequence[str] = ("db",),
              similarity: str = "cos_cubed", top_concepts: int = 5, keywords: bool = True,
              temperature: float = 0.0, seed: int = 0, max_tokens: int = 48,
-             llm_cache_dir: str | None = None) -> Descriptions:
-    """Describe every recorded neuron (AND modules B, A, C), in memory.
+             llm_cache_dir: str | None = None, explain_options: Mapping[str, Any] | None = None,
+             progress: bool = False) -> Descriptions:
+    """Describe every recorded neuron, in memory: AND's modules B, A, C, then explain-then-score
+    (the evidence terms, the candidate descriptions, each scored on held-out clips; the shown
+    text is the best on the validation clips, with its test score), as ``dissect run`` does.
 
     Args:
-        rec: from :func:`record`.
+        rec: from :func:`record` (``dense=True``: every clip's pooled value is needed).
         captions: clip id -> caption; None captions the clips with the acoustic and label
             captioners (:func:`caption`).
         llm: ``rules`` (the rule-based contrastive summariser, no LLM), ``auto``,
             ``transformers`` (SmolLM2 offline), or a client object.
+        terms: clip id -> evidence terms; default ``captions.terms`` (a :class:`Captions`).
+            Without any, there is no evidence, and AND's summaries are shown (``method=and``,
+            said on stderr), still scored on the held-out clips.
+        method: ``evidence`` (the best candidate on validation) | ``and`` (AND's summary).
         k: captions per neuron summarised from its top (and bottom) clips.
-        max_llm_neurons: neurons summarised by the LLM (the rest by rules).
+        max_llm_neurons: neurons summarised by the LLM (the rest by rules), and, separately,
+            neurons whose evidence the LLM phrases.
         concept_set / closed_methods / similarity / top_concepts: closed-set labels
             (``db`` needs ``rec`` recorded with ``dense=True``).
         keywords: extract open-set keywords (spaCy).
+        explain_options: other :class:`~dissect.config.DescribeConfig` fields of the explain
+            step (``splits``, ``split_seed``, ``min_support``, ``evidence_alpha``,
+            ``detection_quantile``, ``min_detection``, ``sample_top`` ...).
 
     Returns:
         :class:`Descriptions` (index it with ``(layer, unit)``).
     """
+    import dataclasses
+
+    from dissect.config import DescribeConfig
     from dissect.describe.concepts import db_matrix, load_concept_set
     from dissect.describe.llm.base import GenerationParams
     from dissect.describe.neurons import (
@@ -473,13 +527,27 @@ def describe(rec: Recording, captions: Mapping[str, str] | None = None, llm: Any
         keyword_rows,
         summarize,
     )
+    from dissect.stages.explain import explain
 
     methods = list(closed_methods)
     bad = set(methods) - {"db"}
     if bad:
         raise ValueError(f"describe(): closed_methods {sorted(bad)} need a run directory "
                          "(use dissect.run); in memory: db")
-    captions = dict(captions) if captions is not None else caption(rec)
+    if method not in ("evidence", "and"):
+        raise ValueError(f"describe(): method must be 'evidence' or 'and', got {method!r}")
+    fields = {f.name for f in dataclasses.fields(DescribeConfig)}
+    unknown = set(explain_options or {}) - fields
+    if unknown:
+        raise ValueError(f"describe(): unknown explain_options {sorted(unknown)}; valid: "
+                         f"{sorted(fields)}")
+    given = captions is not None
+    captions = captions if given else caption(rec, progress=progress)
+    terms = dict(terms if terms is not None else getattr(captions, "terms", {}) or {})
+    if method == "evidence" and not any(terms.values()):
+        print("[describe] no evidence terms (captions without .terms and no terms=): AND's "
+              "summaries are shown (method=and), scored on the held-out clips", file=sys.stderr)
+        method = "and"
     client = _llm_client(llm, llm_cache_dir)
     params = GenerationParams(temperature=temperature, max_tokens=max_tokens, seed=seed)
     summaries, _ = summarize(rec.neurons(), captions, client, params, k=k,
@@ -487,10 +555,10 @@ def describe(rec: Recording, captions: Mapping[str, str] | None = None, llm: Any
                              head_layer=rec.head_layer)
     cset = load_concept_set(concept_set)
     closed: dict = {}
-    if methods:
-        from dissect.describe.embed import default_embedder
+    from dissect.describe.embed import default_embedder
 
-        embedder = default_embedder()
+    embedder = default_embedder()
+    if methods:
         text = [captions.get(cid, "") for cid in rec.clip_ids]
         P = db_matrix(embedder.encode(text), embedder.encode(cset.prompts))
         closed = closed_labels(list(rec.layers),
@@ -498,8 +566,12 @@ def describe(rec: Recording, captions: Mapping[str, str] | None = None, llm: Any
                                {"db": P}, cset, similarity, top_concepts)
     kw = keyword_rows(summaries) if keywords else [{} for _ in summaries]
     rows = concept_rows(summaries, closed, kw, similarity, cset.name)
-    return Descriptions(summaries, rows, methods, ["acoustic", "labels"] if captions is None
-                        else ["given"])
+    cfg = DescribeConfig(method=method, max_llm_neurons=max_llm_neurons,
+                         **dict(explain_options or {}))
+    out = explain(rec.clip_ids, captions, terms, rec.activations, summaries, rows, cfg, client,
+                  params, embedder=embedder, progress=progress)
+    return Descriptions(summaries, rows, out.evidence, out.explanations, methods,
+                        ["given"] if given else ["acoustic", "labels"])
 
 
 def evaluate(rec: Recording, desc: Descriptions, captions: Mapping[str, str], **options: Any

@@ -162,3 +162,60 @@ def test_subpackages_are_callable_api_functions():
     assert dissect.describe.__call__.__doc__ == dissect.api.describe.__doc__
     with pytest.raises(KeyError, match="crepe"):
         dissect.load("no-such-model")
+
+
+def test_describe_explains_then_scores_like_the_stage(crepe, tmp_path):
+    """``describe`` runs the explain step in memory: the same rows as the pipeline's stage on
+    the saved directory, the shown text names the tones' note, and its test score is the
+    detection AUROC recomputed from the activations and the split."""
+    from sklearn.metrics import roc_auc_score
+
+    from dissect.config import CaptionConfig, DescribeConfig, LLMConfig
+    from dissect.describe.captioners import combine
+    from dissect.describe.captioners.base import pitch_terms
+    from dissect.evaluate.agreement import binarize_top_quantile
+    from dissect.evaluate.explanations import assign_splits
+    from dissect.stages.explain import write_explanations
+
+    freqs = [110.0, 220.0, 440.0, 880.0] * 15
+    waves = _tones(freqs)
+    rec = dissect.record(crepe, waves, layers=["classifier"], k=3, sample_rate=SR,
+                         progress=False)
+    ids = rec.clip_ids
+    notes = {110.0: "A2", 220.0: "A3", 440.0: "A4", 880.0: "A5"}
+    pairs = list(zip(ids, freqs, strict=True))
+    caps = dissect.Captions({cid: combine({"given": f"a sine tone at {notes[f]}"})
+                             for cid, f in pairs},
+                            {cid: pitch_terms(f) for cid, f in pairs})
+    desc = dissect.describe(rec, caps, keywords=False)
+    # the bin nearest 440 Hz (CREPE: 20-cent bins from 1997.38 cents above 10 Hz)
+    cents = 1200 * np.log2(440.0 / 10.0)
+    unit = int(round((cents - 1997.3794084376191) / 20))
+    d = desc["classifier", unit]
+    assert d.kind in ("evidence", "closed", "and") and d.evidence
+    # the A4 clips carry the bands G#4, A4, A#4 alike: three tied terms, centred on A4
+    assert {e["term"] for e in d.evidence[:3]} == {"pitch=G#4", "pitch=A4", "pitch=A#4"}
+    assert "A4" in d.text and "G#4" not in d.text
+    # its test score, by hand: the shown candidate's prediction on the test clips
+    split = assign_splits(ids)
+    own = {rec.exemplars("classifier", unit)[s][i]["clip"] for s in ("top", "bottom")
+           for i in range(3)}
+    m = np.array([s == "test" and cid not in own for s, cid in zip(split, ids, strict=True)])
+    a = rec.activations("classifier")[m, unit].astype(np.float64)
+    if d.kind == "evidence":
+        pred = np.array([float("pitch=A4" in caps.terms[cid]) for cid in np.array(ids)[m]])
+        y = binarize_top_quantile(a, 0.9)
+        assert d.test["detection"] == pytest.approx(roc_auc_score(y, pred), abs=1e-4)
+    # the stage on the saved directory writes the same rows
+    run = rec.save(tmp_path / "run")
+    desc.save(run)
+    artifacts.write_jsonl(run / artifacts.CAPTIONS, [
+        {"clip": c, "captioner": "given", "key": c, "text": t.removeprefix("given: "),
+         "terms": caps.terms[c], "error": None} for c, t in caps.items()])
+    mem = artifacts.read_jsonl(run / artifacts.EXPLANATIONS)
+    write_explanations(run, DescribeConfig(), LLMConfig(client="rules"),
+                       CaptionConfig(captioners=["given"]), progress=False)
+    assert artifacts.read_jsonl(run / artifacts.EXPLANATIONS) == mem
+    # without terms there is no evidence: AND's summaries, scored, and said so
+    plain = dissect.describe(rec, dict(caps), keywords=False)
+    assert {plain["classifier", u].kind for u in (0, unit)} == {"and"}

@@ -17,6 +17,8 @@ from __future__ import annotations
 import csv
 import io
 import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +47,17 @@ from dissect.record.store import load_activations
 MIN_FIT, MIN_HELD = 10, 5
 
 
-def _unscored(run_dir: Path, summaries, concepts, caption_cfg, why: str) -> dict[str, Any]:
+@dataclass
+class Explained:
+    """What :func:`explain` gives: one row per neuron of ``evidence.jsonl`` and of
+    ``explanations.jsonl``, and the run's counts (``info``)."""
+
+    evidence: list[dict[str, Any]]
+    explanations: list[dict[str, Any]]
+    info: dict[str, Any]
+
+
+def _unscored(summaries, why: str) -> Explained:
     """Too few clips to split: no evidence, AND's summary shown, nothing scored (said so)."""
     ev_rows = [{"layer": s["layer"], "unit": s["unit"], "evidence": [], "sample": {}}
                for s in summaries]
@@ -53,45 +65,51 @@ def _unscored(run_dir: Path, summaries, concepts, caption_cfg, why: str) -> dict
                 "description": s.get("calibrated") or s.get("high") or "", "kind": "and",
                 "why": why, "no_clear_concept": False, "test": {}, "val": {},
                 "candidates": []} for s in summaries]
-    artifacts.write_jsonl(run_dir / artifacts.EVIDENCE, ev_rows)
-    artifacts.write_jsonl(run_dir / artifacts.EXPLANATIONS, ex_rows)
-    artifacts.write_text(run_dir / artifacts.DESCRIPTIONS,
-                         _csv(ex_rows, ev_rows, summaries, concepts, caption_cfg.captioners))
-    return {"neurons": len(ex_rows), "unscored": why}
+    return Explained(ev_rows, ex_rows, {"neurons": len(ex_rows), "unscored": why})
 
 
-def write_explanations(run_dir: Path, describe_cfg, llm_cfg, caption_cfg,
-                       progress: bool = True) -> dict[str, Any]:
-    """Evidence, candidates, scores and the shown descriptions of every neuron."""
+def explain(ids: Sequence[str], captions: Mapping[str, str],
+            clip_terms: Mapping[str, Sequence[str]],
+            activations: Callable[[str], np.ndarray], summaries: Sequence[Mapping[str, Any]],
+            concepts: Sequence[Mapping[str, Any]], describe_cfg, client=None,
+            params: GenerationParams | None = None, embedder=None, progress: bool = True
+            ) -> Explained:
+    """Evidence, candidates, scores and the shown description of every neuron, in memory.
+
+    Args:
+        ids: clip ids, row ``i`` = clip ``i`` of ``activations(layer)``.
+        captions: clip id -> its combined caption text.
+        clip_terms: clip id -> its evidence terms (``attribute=value``).
+        activations: layer -> pooled activations ``[N, U]`` of every clip.
+        summaries / concepts: AND's module-B rows and the closed-set rows, one per neuron,
+            in the same order (``summaries.jsonl`` / ``concepts.jsonl``).
+        describe_cfg: a :class:`~dissect.config.DescribeConfig`.
+        client: the LLM client for the phrasing candidates (None or the rule-based one: none).
+        embedder: ``encode(texts) -> [n, d]``; default all-MiniLM-L6-v2.
+    """
     from tqdm.auto import tqdm
 
-    from dissect.describe.embed import default_embedder
-    from dissect.stages.describe import build_llm
-
-    clips = artifacts.read_jsonl(run_dir / artifacts.CLIPS)
-    ids = [c["id"] for c in clips]
+    ids = list(ids)
     pos = {cid: i for i, cid in enumerate(ids)}
-    captions = captions_by_clip(run_dir)
-    terms, X = term_matrix(ids, terms_by_clip(run_dir))
+    terms, X = term_matrix(ids, clip_terms)
     term_index = {t.lower(): j for j, t in enumerate(terms)}
-    summaries = artifacts.read_jsonl(run_dir / artifacts.SUMMARIES)
-    concepts = artifacts.read_jsonl(run_dir / artifacts.CONCEPTS)
     split = assign_splits(ids, tuple(describe_cfg.splits), describe_cfg.split_seed)
     fit = split == "fit"
     n_val, n_test = int((split == "val").sum()), int((split == "test").sum())
     if fit.sum() < MIN_FIT or n_val < MIN_HELD or n_test < MIN_HELD:
         why = (f"{len(ids)} clips are too few for the fit/val/test split "
-               f"{list(describe_cfg.splits)} (fit {int(fit.sum())}, val "
-               f"{int((split == 'val').sum())}, test {int((split == 'test').sum())}; need "
-               f"{MIN_FIT}/{MIN_HELD}/{MIN_HELD}): AND summaries shown, unscored")
+               f"{list(describe_cfg.splits)} (fit {int(fit.sum())}, val {n_val}, test "
+               f"{n_test}; need {MIN_FIT}/{MIN_HELD}/{MIN_HELD}): AND summaries shown, unscored")
         print(f"[explain] {why}", file=sys.stderr)
-        return _unscored(run_dir, summaries, concepts, caption_cfg, why)
-    embedder = default_embedder()
+        return _unscored(summaries, why)
+    if embedder is None:
+        from dissect.describe.embed import default_embedder
+
+        embedder = default_embedder()
     C = unit_rows(embedder.encode([captions.get(cid, "") for cid in ids]))
-    client = build_llm(llm_cfg) if describe_cfg.method == "evidence" else None
-    use_llm = client is not None and client.name != RULES_NAME
-    params = GenerationParams(temperature=llm_cfg.temperature, max_tokens=llm_cfg.max_tokens,
-                              top_p=llm_cfg.top_p, seed=llm_cfg.seed)
+    use_llm = (describe_cfg.method == "evidence" and client is not None
+               and client.name != RULES_NAME)
+    params = params or GenerationParams()
     layers = list(dict.fromkeys(s["layer"] for s in summaries))
     by_key = {(s["layer"], s["unit"]): (s, c) for s, c in zip(summaries, concepts, strict=True)}
     ev_rows, ex_rows = [], []
@@ -101,16 +119,16 @@ def write_explanations(run_dir: Path, describe_cfg, llm_cfg, caption_cfg,
     evidence_of: dict[str, list] = {}
     for layer in tqdm(layers, desc="evidence", unit="layer", disable=not progress,
                       file=sys.stderr):
-        A = load_activations(run_dir, layer).numpy().astype(np.float64)
+        A = np.asarray(activations(layer), dtype=np.float64)
         assoc = associate(A[fit], X[fit], describe_cfg.min_support)
         evidence_of[layer] = ranked_evidence(assoc, terms, describe_cfg.evidence_alpha, top=8)
     phrased_of: dict[tuple[str, int], tuple[str, bool, str]] = {}
     if use_llm:
-        phrased_of = _phrase(run_dir, evidence_of, describe_cfg.max_llm_neurons, fit, ids,
+        phrased_of = _phrase(activations, evidence_of, describe_cfg.max_llm_neurons, fit, ids,
                              captions, terms, client, params)
     for layer in tqdm(layers, desc="explain", unit="layer", disable=not progress,
                       file=sys.stderr):
-        A = load_activations(run_dir, layer).numpy().astype(np.float64)
+        A = np.asarray(activations(layer), dtype=np.float64)
         evidence = evidence_of[layer]
         units = range(A.shape[1])
         phrased = {u: v for (lay, u), v in phrased_of.items() if lay == layer}
@@ -171,28 +189,41 @@ def write_explanations(run_dir: Path, describe_cfg, llm_cfg, caption_cfg,
                 "val": shown.scores.get("val", {}) if shown else {},
                 "candidates": [x.to_dict() for x in cands],
             })
-    artifacts.write_jsonl(run_dir / artifacts.EVIDENCE, ev_rows)
-    artifacts.write_jsonl(run_dir / artifacts.EXPLANATIONS, ex_rows)
-    artifacts.write_text(run_dir / artifacts.DESCRIPTIONS,
-                         _csv(ex_rows, ev_rows, summaries, concepts, caption_cfg.captioners))
     kinds: dict[str, int] = {}
     for r in ex_rows:
         kinds[r["kind"]] = kinds.get(r["kind"], 0) + 1
     print(f"[explain] {len(ex_rows)} neurons, {len(terms)} terms; shown: "
           f"{', '.join(f'{k} {v}' for k, v in sorted(kinds.items()))}; LLM phrasings "
           f"{n_llm} ({n_rejected} rejected by the check)", file=sys.stderr)
-    return {"neurons": len(ex_rows), "terms": len(terms), "shown": kinds,
-            "llm_phrasings": n_llm, "llm_rejected": n_rejected,
-            "splits": {s: int((split == s).sum()) for s in ("fit", "val", "test")}}
+    return Explained(ev_rows, ex_rows, {
+        "neurons": len(ex_rows), "terms": len(terms), "shown": kinds, "llm_phrasings": n_llm,
+        "llm_rejected": n_rejected,
+        "splits": {s: int((split == s).sum()) for s in ("fit", "val", "test")}})
 
 
-def _names(text: str, term: str) -> bool:
-    from dissect.describe.explain import _mentions
+def write_explanations(run_dir: Path, describe_cfg, llm_cfg, caption_cfg,
+                       progress: bool = True) -> dict[str, Any]:
+    """The stage: :func:`explain` over a run directory's artifacts, written back to it."""
+    from dissect.stages.describe import build_llm
 
-    return _mentions(text, term)
+    clips = artifacts.read_jsonl(run_dir / artifacts.CLIPS)
+    summaries = artifacts.read_jsonl(run_dir / artifacts.SUMMARIES)
+    concepts = artifacts.read_jsonl(run_dir / artifacts.CONCEPTS)
+    client = build_llm(llm_cfg) if describe_cfg.method == "evidence" else None
+    params = GenerationParams(temperature=llm_cfg.temperature, max_tokens=llm_cfg.max_tokens,
+                              top_p=llm_cfg.top_p, seed=llm_cfg.seed)
+    out = explain([c["id"] for c in clips], captions_by_clip(run_dir), terms_by_clip(run_dir),
+                  lambda layer: load_activations(run_dir, layer).numpy(), summaries, concepts,
+                  describe_cfg, client, params, progress=progress)
+    artifacts.write_jsonl(run_dir / artifacts.EVIDENCE, out.evidence)
+    artifacts.write_jsonl(run_dir / artifacts.EXPLANATIONS, out.explanations)
+    artifacts.write_text(run_dir / artifacts.DESCRIPTIONS,
+                         explanations_csv(out.explanations, out.evidence, summaries, concepts,
+                                          caption_cfg.captioners))
+    return out.info
 
 
-def _phrase(run_dir, evidence_of, budget, fit, ids, captions, terms, client, params
+def _phrase(activations, evidence_of, budget, fit, ids, captions, terms, client, params
             ) -> dict[tuple[str, int], tuple[str, bool, str]]:
     """The LLM's phrasing of the evidence of the ``budget`` neurons (of the whole run) whose
     strongest term has the highest AUROC, each checked by
@@ -203,7 +234,7 @@ def _phrase(run_dir, evidence_of, budget, fit, ids, captions, terms, client, par
     chosen = ranked[: budget if budget >= 0 else None]
     tops: dict[tuple[str, int], list[int]] = {}
     for lay in dict.fromkeys(lay for lay, _ in chosen):  # each layer's activations read once
-        A = load_activations(run_dir, lay).numpy()
+        A = np.asarray(activations(lay))
         for key in (k for k in chosen if k[0] == lay):
             tops[key] = sample_exemplars(A[:, key[1]], n_top=5, n_quantile=0, n_random=0,
                                          n_bottom=0, exclude=np.flatnonzero(~fit)).top
@@ -218,7 +249,8 @@ def _phrase(run_dir, evidence_of, budget, fit, ids, captions, terms, client, par
     return out
 
 
-def _csv(ex_rows, ev_rows, summaries, concepts, captioners) -> str:
+def explanations_csv(ex_rows, ev_rows, summaries, concepts, captioners) -> str:
+    """``descriptions.csv``: one row per neuron with the shown description and its evidence."""
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(["layer", "unit", "description", "kind", "test_detection", "test_correlation",
