@@ -90,6 +90,28 @@ def selective_by_label(run: Path, key: str, thr: float = 0.85) -> dict[tuple[str
     return out
 
 
+def oracle(run: Path, key: str, sel: dict[tuple[str, int], str]) -> None:
+    """The true label value as the description (a 0/1 prediction), scored on the test split:
+    what a one-label description can reach under each metric."""
+    from safetensors.numpy import load_file
+
+    from dissect.evaluate.explanations import assign_splits, score_prediction
+
+    clips = read_jsonl(run / "clips.jsonl")
+    test = assign_splits([c["id"] for c in clips]) == "test"
+    labels = np.array([str((c.get("labels") or {}).get(key)) for c in clips])[test]
+    got = defaultdict(list)
+    for f in sorted((run / "activations").glob("*.safetensors")):
+        A = load_file(str(f))["values"].astype(np.float64)[test]
+        for (layer, u), v in sel.items():
+            if layer == f.stem:
+                sc = score_prediction((labels == v).astype(float), A[:, u])
+                for m in ("detection", "detection_top"):
+                    got[m].append(0.5 if sc[m] is None else sc[m])
+    print(f"the true {key} as the description (test split, all its clips): detection "
+          f"{np.mean(got['detection']):.3f}, detection_top {np.mean(got['detection_top']):.3f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("run_dir", type=Path)
@@ -128,24 +150,32 @@ def main() -> None:
         sel = {k: None for k, r in ev.items()
                if r["evidence"] and r["evidence"][0]["auroc"] >= 0.85}
         print(f"selective (strongest evidence term AUROC >= 0.85): {len(sel)} neurons")
-    shown, andd = defaultdict(list), defaultdict(list)
-    for key in sel:
-        r = by[key]
-        t = (r.get("test") or {}).get("detection")
-        shown[key[0]].append(t if t is not None else 0.5)
-        a = next((c for c in r["candidates"] if c["kind"] == "and"), None)
-        at = ((a or {}).get("scores") or {}).get("test", {}).get("detection")
-        andd[key[0]].append(at if at is not None else 0.5)
-    print("mean test detection AUROC over selective neurons (no clear concept / unscorable = 0.5):")
-    allv, alla = [], []
-    for layer in shown:
-        allv += shown[layer]
-        alla += andd[layer]
-        print(f"  {layer:28s} n={len(shown[layer]):5d}  shown {np.mean(shown[layer]):.3f}  "
-              f"AND summary {np.mean(andd[layer]):.3f}")
-    if allv:
-        print(f"  {'all':28s} n={len(allv):5d}  shown {np.mean(allv):.3f}  "
-              f"AND summary {np.mean(alla):.3f}")
+    def test_score(scores, metric):
+        v = ((scores or {}).get("test") or {}).get(metric)
+        return 0.5 if v is None else v
+
+    for metric, what in (("detection", "detection AUROC (concordance: the activation separating "
+                          "the clips the text matches)"),
+                         ("detection_top", "detection_top AUROC (the prediction against the "
+                          "activation's top 10 %)")):
+        shown, andd = defaultdict(list), defaultdict(list)
+        for key in sel:
+            r = by[key]
+            shown[key[0]].append(test_score({"test": r.get("test")}, metric))
+            a = next((c for c in r["candidates"] if c["kind"] == "and"), None)
+            andd[key[0]].append(test_score((a or {}).get("scores"), metric))
+        print(f"mean test {what} over selective neurons (no clear concept / unscorable = 0.5):")
+        allv, alla = [], []
+        for layer in shown:
+            allv += shown[layer]
+            alla += andd[layer]
+            print(f"  {layer:28s} n={len(shown[layer]):5d}  shown {np.mean(shown[layer]):.3f}  "
+                  f"AND summary {np.mean(andd[layer]):.3f}")
+        if allv:
+            print(f"  {'all':28s} n={len(allv):5d}  shown {np.mean(allv):.3f}  "
+                  f"AND summary {np.mean(alla):.3f}")
+    if args.label and sel:
+        oracle(run, args.label, sel)
     llm = [c for r in ex for c in r["candidates"] if c["kind"] == "llm"]
     rej = [c for c in llm if c["note"].startswith("rejected")]
     print(f"LLM phrasings: {len(llm)}, rejected by the check: {len(rej)}")

@@ -14,11 +14,25 @@ A candidate predicts, for every clip, how strongly the neuron should fire:
 * text candidates (AND's summary, the closed-set label): the MiniLM cosine between the text and
   the clip's caption (the detection score of :mod:`dissect.evaluate.detection`).
 
-Scores (as in OpenAI's automated-interpretability and Delphi): ``detection`` = AUROC of the
-prediction against the activation binarised at its top ``quantile`` (0.9: the top 10 % of the
-split's clips are positives), ``correlation`` = Pearson correlation of prediction and
-activation (a simple simulation score). A neuron with no evidence term above chance (after the
-Benjamini-Hochberg cut) is "no clear concept", whatever its candidates score.
+Scores (as in OpenAI's automated-interpretability and Delphi), on one split:
+
+* ``detection``: the probability that, of two clips the candidate tells apart, the one it
+  predicts higher has the higher activation (activation ties count 1/2), i.e.
+  ``(Somers' D(activation | prediction) + 1) / 2`` (:func:`concordance`). For a term candidate
+  (a 0/1 prediction: the clip carries the term or not) this is the AUROC of the activation
+  separating the clips that match the description from the rest: "does the neuron fire more
+  on clips the description says it should". 0.5 is chance, 1 perfect.
+* ``detection_top``: the earlier definition, the AUROC of the prediction against the
+  activation binarised at its top ``quantile`` (0.9: the top 10 % of the split are
+  positives). Kept for comparison; it depends on the concept's base rate: a description of a
+  concept that 5 % of the clips carry cannot reach 1 (half of the top 10 % are other clips),
+  one that 20 % carry is penalised for the matching clips ranked 13th to 24th of 120, so even
+  the true label of a perfect one-concept neuron scores about 0.75 on a 10-value label.
+* ``correlation``: Pearson correlation of prediction and activation (a simple simulation
+  score).
+
+A neuron with no evidence term above chance (after the Benjamini-Hochberg cut) is "no clear
+concept", whatever its candidates score.
 """
 
 from __future__ import annotations
@@ -31,7 +45,6 @@ from typing import Any
 import numpy as np
 
 from dissect.describe.explain import NO_CLEAR_CONCEPT
-from dissect.evaluate.agreement import binarize_top_quantile
 from dissect.evaluate.detection import detection_auroc
 
 SPLITS = ("fit", "val", "test")
@@ -87,22 +100,60 @@ def term_prediction(X: np.ndarray, term_index: Mapping[str, int], terms: Sequenc
     return pred
 
 
+def concordance(pred: np.ndarray, acts: np.ndarray) -> float | None:
+    """``P(act_i > act_j | pred_i > pred_j)`` over the clip pairs the prediction orders, with
+    activation ties counted 1/2 (``(Somers' D(acts | pred) + 1) / 2``); None when the
+    prediction is constant. For a two-valued ``pred`` it is the AUROC of ``acts`` separating
+    the higher group from the lower (Mann-Whitney with midranks)."""
+    from scipy.stats import rankdata
+
+    p = np.asarray(pred, dtype=np.float64).ravel()
+    a = np.asarray(acts, dtype=np.float64).ravel()
+    if p.shape != a.shape:
+        raise ValueError(f"prediction and activations disagree in length: {p.shape} vs "
+                         f"{a.shape}")
+    levels = np.unique(p)
+    if len(levels) < 2:
+        return None
+    if len(levels) == 2:
+        hi = p == levels[1]
+        n1, n0 = int(hi.sum()), int((~hi).sum())
+        r = rankdata(a)
+        return float((r[hi].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+    num = den = 0.0
+    for i in range(0, len(p), 512):  # blocks of rows: memory O(512 n)
+        dp = np.sign(p[i:i + 512, None] - p[None, :])
+        da = np.sign(a[i:i + 512, None] - a[None, :])
+        num += float((dp * da).sum())
+        den += float(np.abs(dp).sum())
+    return float((num / den + 1) / 2)
+
+
 def score_prediction(pred: np.ndarray, acts: np.ndarray, quantile: float = 0.9
                      ) -> dict[str, float | None]:
-    """``{"detection": AUROC or None, "correlation": Pearson r or None, "informative": bool}``
-    on one split; ``informative`` is False when the prediction is the same for every clip of
-    the split (no clip carries the candidate's terms), so its AUROC of 0.5 says nothing."""
+    """``{"detection", "detection_top", "correlation", "informative", "n_pos", "n_neg"}`` on
+    one split (see the module docstring). ``informative`` is False when the prediction is the
+    same for every clip of the split (no clip carries the candidate's terms), so its score
+    says nothing. ``n_pos`` / ``n_neg``: the two groups ``detection`` compares, for its
+    standard error (a two-valued prediction: the clips above / below; a graded one: half the
+    clips each)."""
     pred = np.asarray(pred, dtype=np.float64)
     acts = np.asarray(acts, dtype=np.float64)
-    det = detection_auroc(pred, acts, quantile) if len(acts) else None
+    det = concordance(pred, acts) if len(acts) else None
+    top = detection_auroc(pred, acts, quantile) if len(acts) else None
     corr = None
     if len(acts) > 2 and pred.std() > 0 and acts.std() > 0:
         corr = float(np.corrcoef(pred, acts)[0, 1])
-    n_pos = int(binarize_top_quantile(acts, quantile).sum()) if len(acts) else 0
+    levels = np.unique(pred)
+    if len(levels) == 2:
+        n_pos = int((pred == levels[1]).sum())
+    else:
+        n_pos = len(pred) // 2
     return {"detection": None if det is None else round(det, 4),
+            "detection_top": None if top is None else round(top, 4),
             "correlation": None if corr is None else round(corr, 4),
             "informative": bool(len(pred) and pred.std() > 0),
-            "n_pos": n_pos, "n_neg": int(len(acts)) - n_pos}
+            "n_pos": n_pos, "n_neg": int(len(pred)) - n_pos}
 
 
 def auroc_se(auc: float, n_pos: int, n_neg: int) -> float:
@@ -122,10 +173,11 @@ def choose(candidates: Sequence[Candidate], method: str = "evidence",
 
     ``method=evidence``: the best validation detection AUROC, where a later candidate
     displaces the current best only when it is better by more than the current best's
-    standard error (:func:`auroc_se`; the candidates come in order evidence template, LLM
-    phrasing, AND summary, closed-set label: with a dozen positive validation clips, AUROC
-    differences below one standard error are noise, and the evidence template is the claim the
-    association statistics on the fit clips support); ``method=and``: AND's summary
+    standard error (:func:`auroc_se` with the score's ``n_pos`` / ``n_neg``; the candidates
+    come in order evidence template, LLM phrasing, AND summary, closed-set label: with a few
+    dozen validation clips, AUROC differences below one standard error are noise, and the
+    evidence template is the claim the association statistics on the fit clips support);
+    ``method=and``: AND's summary
     whatever it scores. A neuron without evidence, or whose best candidate does not reach
     ``min_detection`` on validation, is "no clear concept" (returns ``(None, reason)``).
     Candidates whose prediction is constant on the validation clips (none of them carries the

@@ -245,7 +245,8 @@ class Explanations:
         for r in artifacts.read_jsonl(ex_path):
             lay = out.setdefault(r["layer"], {"n_neurons": 0, "no_clear_concept": 0, "shown": {},
                                               "_all": [], "_and": [], "_sel": [],
-                                              "_sel_and": [], "_corr": []})
+                                              "_sel_and": [], "_corr": [],
+                                              "_sel_top": [], "_sel_top_and": []})
             lay["n_neurons"] += 1
             lay["no_clear_concept"] += bool(r["no_clear_concept"])
             lay["shown"][r["kind"]] = lay["shown"].get(r["kind"], 0) + 1
@@ -258,15 +259,21 @@ class Explanations:
             corr = (r.get("test") or {}).get("correlation")
             if corr is not None:
                 lay["_corr"].append(corr)
+            top = (r.get("test") or {}).get("detection_top")
+            and_top = ((and_c.get("scores") or {}).get("test") or {}).get("detection_top")
             e = ev.get((r["layer"], r["unit"])) or []
             if e and e[0]["auroc"] >= self.SELECTIVE_AUROC:
                 lay["_sel"].append(d)
                 lay["_sel_and"].append(a)
+                lay["_sel_top"].append(0.5 if top is None else top)
+                lay["_sel_top_and"].append(0.5 if and_top is None else and_top)
         for lay in out.values():
             lay.update(mean_test_detection=_mean(lay.pop("_all")),
                        mean_test_detection_and=_mean(lay.pop("_and")),
                        n_selective=len(lay["_sel"]),
                        selective_test_detection=_mean(lay.pop("_sel")),
                        selective_test_detection_and=_mean(lay.pop("_sel_and")),
+                       selective_test_detection_top=_mean(lay.pop("_sel_top")),
+                       selective_test_detection_top_and=_mean(lay.pop("_sel_top_and")),
                        mean_test_correlation=_mean(lay.pop("_corr")))
         return out

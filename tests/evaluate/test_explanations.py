@@ -36,10 +36,44 @@ def test_term_prediction_and_scores_against_sklearn():
     p = acts + rng.normal(size=40)
     got = score_prediction(p, acts, quantile=0.9)
     y = acts >= np.quantile(acts, 0.9)
-    assert got["detection"] == pytest.approx(roc_auc_score(y, p), abs=1e-4)
+    assert got["detection_top"] == pytest.approx(roc_auc_score(y, p), abs=1e-4)
     assert got["correlation"] == pytest.approx(np.corrcoef(p, acts)[0, 1], abs=1e-4)
-    assert got["n_pos"] == int(y.sum()) and got["informative"]
+    assert got["n_pos"] == 20 and got["n_neg"] == 20 and got["informative"]  # graded: halves
     assert not score_prediction(np.zeros(40), acts)["informative"]
+    # a 0/1 prediction: detection is the AUROC of the activation for matching vs the rest
+    match = p > 0.5
+    got = score_prediction(match.astype(float), acts)
+    assert got["detection"] == pytest.approx(roc_auc_score(match, acts), abs=1e-4)
+    assert (got["n_pos"], got["n_neg"]) == (int(match.sum()), int((~match).sum()))
+
+
+def _concordance_by_pairs(p, a):
+    """Brute force: every ordered pair the prediction tells apart; activation ties count 1/2."""
+    num = den = 0.0
+    for i in range(len(p)):
+        for j in range(len(p)):
+            if p[i] > p[j]:
+                den += 1
+                num += 1.0 if a[i] > a[j] else 0.5 if a[i] == a[j] else 0.0
+    return num / den
+
+
+def test_concordance_against_pairs_and_somers_d():
+    from scipy.stats import somersd
+
+    from dissect.evaluate.explanations import concordance
+
+    rng = np.random.default_rng(3)
+    for n, levels in ((30, None), (41, 4), (25, 2), (700, None)):
+        a = np.round(rng.normal(size=n), 1)  # ties in the activation too
+        p = a + rng.normal(size=n) if levels is None else rng.integers(0, levels, n) + 0.0
+        got = concordance(p, a)
+        if n <= 41:
+            assert got == pytest.approx(_concordance_by_pairs(p, a), abs=1e-12)
+        assert got == pytest.approx((somersd(p, a).statistic + 1) / 2, abs=1e-9)
+    assert concordance(np.ones(5), np.arange(5.0)) is None
+    with pytest.raises(ValueError, match="disagree in length"):
+        concordance(np.ones(4), np.ones(5))
 
 
 def test_auroc_se_matches_hanley_mcneil_by_hand():

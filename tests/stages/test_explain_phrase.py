@@ -1,12 +1,9 @@
 """The explain stage's LLM phrasing: one budget for the whole run, the check applied."""
 
 import numpy as np
-import torch
-from safetensors.torch import save_file
 
 from dissect.describe.evidence import Evidence
 from dissect.describe.llm.base import Completion
-from dissect.record.store import activations_path
 from dissect.stages.explain import _phrase
 
 
@@ -24,10 +21,7 @@ class FakeLLM:
 
 def test_budget_is_shared_across_layers_and_replies_are_checked(tmp_path):
     rng = np.random.default_rng(0)
-    for layer in ("a", "b"):
-        p = activations_path(tmp_path, layer)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        save_file({"values": torch.tensor(rng.normal(size=(12, 3)), dtype=torch.float16)}, str(p))
+    acts = {layer: rng.normal(size=(12, 3)) for layer in ("a", "b")}
 
     def e(term, auroc):
         return [Evidence(term, auroc, 2.0, 1e-6, 5, 2.0)]
@@ -36,7 +30,7 @@ def test_budget_is_shared_across_layers_and_replies_are_checked(tmp_path):
                    "b": [e("digit=3", 0.70), e("speaker=lucas", 0.95), []]}
     llm = FakeLLM()
     fit = np.ones(12, bool)
-    out = _phrase(tmp_path, evidence_of, 2, fit, [f"c{i}" for i in range(12)], {},
+    out = _phrase(acts.__getitem__, evidence_of, 2, fit, [f"c{i}" for i in range(12)], {},
                   ["digit=3", "digit=5", "speaker=lucas", "speaker=nicolas"], llm, None)
     assert list(out) == [("a", 0), ("b", 1)]  # the two strongest of the run, not per layer
     assert out["a", 0] == ("This neuron responds to the spoken digit three.", True, "")
