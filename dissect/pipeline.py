@@ -180,6 +180,20 @@ def _record_run(ctx: StageContext):
     return record_clips(ctx.run_dir, ctx.cfg.model, ctx.cfg.record, ctx.cfg.audio)
 
 
+def _captioner_versions(ctx: StageContext) -> dict[str, int]:
+    """Each captioner's ``VERSION`` (a change to what it writes must re-caption)."""
+    import importlib
+
+    out = {}
+    for name in ctx.cfg.caption.captioners:
+        try:
+            mod = importlib.import_module(f"dissect.describe.captioners.{name}")
+        except ImportError:  # not a built-in captioner module: the config decides
+            continue
+        out[str(name)] = int(getattr(mod, "VERSION", 0))
+    return out
+
+
 def _caption_run(ctx: StageContext):
     from dissect.stages.caption import write_captions
 
@@ -243,6 +257,12 @@ def _explain_llm(ctx: StageContext) -> Any:
     return resolved_llm(ctx.cfg) if ctx.cfg.describe.method == "evidence" else OMIT
 
 
+def _explain_version() -> int:
+    from dissect.stages.explain import VERSION
+
+    return VERSION
+
+
 def _explain_run(ctx: StageContext):
     from dissect.stages.explain import write_explanations
 
@@ -302,7 +322,8 @@ STAGE_LIST: tuple[Stage, ...] = (
                   "audio": Section("audio")},
           outputs=(artifacts.EXEMPLARS,), run=_record_run),
     Stage("caption", needs=("probe",), inputs=_PROBE_AUDIO,
-          config={"caption": Section("caption"), "audio": Section("audio")},
+          config={"caption": Section("caption"), "audio": Section("audio"),
+                  "captioner_versions": _captioner_versions},
           outputs=(artifacts.CAPTIONS,), run=_caption_run),
     Stage("summarize", needs=("record", "caption"),
           inputs={"exemplars": Output("record", artifacts.EXEMPLARS),
@@ -325,7 +346,8 @@ STAGE_LIST: tuple[Stage, ...] = (
           inputs=_stage_outputs("summarize", "concepts", "caption", "record"),
           config={"describe": lambda ctx: {k: _plain(ctx.cfg.describe[k])
                                            for k in ("max_llm_neurons", *EXPLAIN_FIELDS)},
-                  "captioners": "caption.captioners", "llm": _explain_llm},
+                  "captioners": "caption.captioners", "llm": _explain_llm,
+                  "version": lambda ctx: _explain_version()},
           outputs=(artifacts.EVIDENCE, artifacts.EXPLANATIONS, artifacts.DESCRIPTIONS),
           run=_explain_run),
     Stage("evaluate", needs=("explain",),

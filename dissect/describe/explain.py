@@ -53,6 +53,7 @@ _PHRASES = {
     "digit": "spoken digit {v}",
     "word": "the word '{v}'",
     "pitch": "pitch near {v}",
+    "f0": "measured pitch near {v}",
     "note": "note {v}",
     "tag": "AudioSet tag '{v}'",
     "speaker": "speaker {v}",
@@ -79,7 +80,7 @@ def render_term(t: str) -> str:
     attr, value = split_term(t)
     if attr == "digit" and value.isdigit() and int(value) < 10:
         value = _NUMBER_WORDS[int(value)]
-    if attr in ("pitch", "note"):
+    if attr in PITCH_ATTRIBUTES or attr == "note":
         value = value[:1].upper() + value[1:]
     phrase = _PHRASES.get(attr.lower())
     if phrase is None:
@@ -91,32 +92,44 @@ def render_term(t: str) -> str:
 WEAKER_MIN_AUROC = 0.75
 
 
-def template(evidence: Sequence[Evidence]) -> tuple[str, list[str]]:
+def template(evidence: Sequence[Evidence], centres: Mapping[str, float] | None = None
+             ) -> tuple[str, list[str]]:
     """The evidence template: ``("spoken digit three; weaker for speaker lucas", terms)``.
 
     Names the strongest term and, when there is one of another attribute with AUROC at least
-    :data:`WEAKER_MIN_AUROC`, the strongest such term as "weaker for". An empty evidence list
-    gives ``("no clear concept", [])``.
+    :data:`WEAKER_MIN_AUROC`, the strongest such term as "weaker for". A pitch band is named
+    by :func:`pitch_claim` (the centre of the neuron's tuning, and an octave partner when it
+    responds as much there); ``centres`` are the bands' effective centres
+    (:func:`band_centres`). An empty evidence list gives ``("no clear concept", [])``.
     """
     if not evidence:
         return NO_CLEAR_CONCEPT, []
     first = evidence[0]
-    if split_term(first.term)[0] == "pitch":
-        first = pitch_centre(evidence)
-    text, used = render_term(first.term), [first.term]
+    if split_term(first.term)[0] in PITCH_ATTRIBUTES:
+        text, used = pitch_claim(evidence, centres)
+    else:
+        text, used = render_term(first.term), [first.term]
     family = _family(first.term)
     for e in evidence[1:]:
         if _family(e.term) != family and e.auroc >= WEAKER_MIN_AUROC:
-            text += f"; weaker for {render_term(e.term)}"
-            used.append(e.term)
+            if split_term(e.term)[0] in PITCH_ATTRIBUTES:
+                more, terms = pitch_claim(evidence, centres, attribute=split_term(e.term)[0])
+            else:
+                more, terms = render_term(e.term), [e.term]
+            text += f"; weaker for {more}"
+            used += terms
             break
     return text, used
 
 
 NO_CLEAR_CONCEPT = "no clear concept"
 
+#: Term attributes that are one-semitone pitch bands (``pitch``: from a label's f0; ``f0``:
+#: measured from the audio by the acoustic captioner).
+PITCH_ATTRIBUTES = ("pitch", "f0")
+
 #: Pitch bands whose lift is at least this fraction of the strongest one's share in
-#: the tuning estimate of :func:`pitch_centre`.
+#: the tuning estimate of :func:`pitch_centre`; an octave partner needs as much.
 PITCH_SHARE = 0.8
 
 
@@ -127,33 +140,109 @@ def _midi(name: str) -> int | None:
     return NOTE_NAMES.index(m.group(1).upper()) + 12 * (int(m.group(2)) + 1)
 
 
-def pitch_centre(evidence: Sequence[Evidence]) -> Evidence:
-    """The pitch band at the centre of a neuron's tuning.
+def band_centres(terms: Sequence[str], X: np.ndarray) -> dict[str, float]:
+    """The effective centre (MIDI) of every pitch-band term: the mean, over the clips that
+    carry it, of each clip's own pitch (the mean of its bands of the same attribute).
+
+    A band is named after its middle note, but at the edge of a probe set's range it holds
+    clips of one side only (``pitch=B0`` of a set starting at C1 holds only C1 clips), so its
+    nominal note is a semitone off what it measures.
+
+    Args:
+        terms: the term names (columns of ``X``).
+        X: bool clip x term matrix ``[N, M]``.
+    """
+    out: dict[str, float] = {}
+    for attr in PITCH_ATTRIBUTES:
+        cols = [(j, _midi(split_term(t)[1])) for j, t in enumerate(terms)
+                if split_term(t)[0] == attr]
+        cols = [(j, m) for j, m in cols if m is not None]
+        if not cols:
+            continue
+        idx = np.array([j for j, _ in cols])
+        midi = np.array([m for _, m in cols], dtype=np.float64)
+        B = X[:, idx].astype(np.float64)  # [N, bands]
+        n = B.sum(1)
+        clip_pitch = B @ midi / np.maximum(n, 1)
+        for k, (j, m) in enumerate(cols):
+            on = B[:, k] > 0
+            out[terms[j]] = float(clip_pitch[on].mean()) if on.any() else float(m)
+    return out
+
+
+def pitch_centre(evidence: Sequence[Evidence], centres: Mapping[str, float] | None = None,
+                 attribute: str | None = None) -> tuple[Evidence, float] | None:
+    """The pitch band at the centre of a neuron's tuning, and the estimate (MIDI).
 
     Adjacent one-semitone bands overlap, so a neuron tuned between two notes (or at the edge of
-    the probe set's range) has several strong ``pitch=`` terms of nearly equal effect. The
-    estimate is the lift-weighted mean MIDI note of the bands within two semitones of the
-    strongest band whose lift is at least :data:`PITCH_SHARE` of the strongest (bands an octave
-    away, which a pitch model's octave confusions give, do not pull it); the band nearest the
-    estimate is returned.
+    the probe set's range) has several strong pitch terms of nearly equal effect. Among the
+    bands of ``attribute`` (default: that of the strongest pitch term), the estimate is the
+    lift-weighted mean effective centre (``centres``, else the nominal note) of the bands within
+    two semitones of the strongest band whose lift is at least :data:`PITCH_SHARE` of the
+    strongest (bands an octave away, which a pitch model's octave confusions give, do not pull
+    it). Returns the band whose nominal note is the rounded estimate when it is in the
+    evidence (else the band nearest the estimate), with the estimate; None without bands.
     """
+    centres = centres or {}
     bands = [(e, _midi(split_term(e.term)[1])) for e in evidence
-             if split_term(e.term)[0] == "pitch"]
+             if split_term(e.term)[0] in PITCH_ATTRIBUTES
+             and (attribute is None or split_term(e.term)[0] == attribute)]
     bands = [(e, m) for e, m in bands if m is not None]
     if not bands:
-        return evidence[0]
+        return None
+    if attribute is None:  # the attribute of the strongest band
+        attr = split_term(max(bands, key=lambda em: em[0].lift)[0].term)[0]
+        bands = [(e, m) for e, m in bands if split_term(e.term)[0] == attr]
     best, m0 = max(bands, key=lambda em: em[0].lift)
+
+    def at(e: Evidence, m: int) -> float:
+        return centres.get(e.term, float(m))
+
+    c0 = at(best, m0)
     strong = [(e, m) for e, m in bands
-              if e.lift >= PITCH_SHARE * best.lift and abs(m - m0) <= 2]
-    centre = sum(e.lift * m for e, m in strong) / sum(e.lift for e, _ in strong)
-    return min(strong, key=lambda em: (abs(em[1] - centre), -em[0].lift))[0]
+              if e.lift >= PITCH_SHARE * best.lift and abs(at(e, m) - c0) <= 2]
+    est = sum(e.lift * at(e, m) for e, m in strong) / sum(e.lift for e, _ in strong)
+    exact = [(e, m) for e, m in bands if m == int(round(est))]
+    if exact:
+        return exact[0][0], est
+    return min(strong, key=lambda em: (abs(at(*em) - est), -em[0].lift))[0], est
+
+
+def pitch_claim(evidence: Sequence[Evidence], centres: Mapping[str, float] | None = None,
+                attribute: str | None = None) -> tuple[str, list[str]]:
+    """``("pitch near C1, and near C#2 (an octave up)", [terms])``: the centre of the tuning
+    (:func:`pitch_centre`) and, when a band 11 to 13 semitones from it has at least
+    :data:`PITCH_SHARE` of the strongest band's lift, that octave partner (a pitch model's
+    octave confusions: the neuron fires as much there, so the description says so)."""
+    got = pitch_centre(evidence, centres, attribute)
+    if got is None:
+        return render_term(evidence[0].term), [evidence[0].term]
+    band, est = got
+    attr = split_term(band.term)[0]
+    text, used = render_term(band.term), [band.term]
+    bands = [e for e in evidence if split_term(e.term)[0] == attr]
+    top = max(e.lift for e in bands)
+    partners = []
+    for e in bands:
+        m = _midi(split_term(e.term)[1])
+        if m is None or e.lift < PITCH_SHARE * top:
+            continue
+        d = (centres or {}).get(e.term, float(m)) - est
+        if 11 <= abs(d) <= 13:
+            partners.append((e, d))
+    if partners:
+        e, d = max(partners, key=lambda x: x[0].lift)
+        text += f", and near {split_term(e.term)[1]} (an octave {'up' if d > 0 else 'down'})"
+        used.append(e.term)
+    return text, used
+
 
 # Attributes that say the same thing (a second term of the same family adds nothing): pitch
 # labels and bands; a spoken digit and its word; the kinds of sound (a noise, silence, unpitched,
 # noisy, near-silent).
-_FAMILIES = {"note": "pitch", "pitch": "pitch", "register": "pitch", "digit": "digit",
-             "word": "digit", "kind": "sound", "noise_colour": "sound", "tonality": "sound",
-             "pitched": "sound", "loudness": "sound"}
+_FAMILIES = {"note": "pitch", "pitch": "pitch", "f0": "pitch", "register": "pitch",
+             "digit": "digit", "word": "digit", "kind": "sound", "noise_colour": "sound",
+             "tonality": "sound", "pitched": "sound", "loudness": "sound"}
 
 
 def _family(t: str) -> str:

@@ -29,6 +29,7 @@ from dissect.describe.captions import captions_by_clip, terms_by_clip
 from dissect.describe.evidence import associate, ranked_evidence
 from dissect.describe.explain import (
     NO_CLEAR_CONCEPT,
+    band_centres,
     check_phrasing,
     clean_phrase,
     mentions,
@@ -42,6 +43,10 @@ from dissect.describe.neurons import RULES_NAME
 from dissect.evaluate.detection import unit_rows
 from dissect.evaluate.explanations import Candidate, assign_splits, choose, score_candidates
 from dissect.record.store import load_activations
+
+#: Version of what this stage writes (hashed with its config: a change reruns it). 2: the
+#: concordance detection score, pitch bands at their effective centres, octave partners.
+VERSION = 2
 
 #: Fewest fit / validation / test clips the explain stage scores with.
 MIN_FIT, MIN_HELD = 10, 5
@@ -95,6 +100,7 @@ def explain(ids: Sequence[str], captions: Mapping[str, str],
     term_index = {t.lower(): j for j, t in enumerate(terms)}
     split = assign_splits(ids, tuple(describe_cfg.splits), describe_cfg.split_seed)
     fit = split == "fit"
+    centres = band_centres(terms, X[fit])
     n_val, n_test = int((split == "val").sum()), int((split == "test").sum())
     if fit.sum() < MIN_FIT or n_val < MIN_HELD or n_test < MIN_HELD:
         why = (f"{len(ids)} clips are too few for the fit/val/test split "
@@ -146,7 +152,7 @@ def explain(ids: Sequence[str], captions: Mapping[str, str],
         for u in units:
             s, c = by_key[layer, u]
             ev = evidence[u]
-            tmpl, used = template(ev)
+            tmpl, used = template(ev, centres)
             cands = [Candidate("evidence", tmpl, used if ev else None)]
             if u in phrased:
                 text, ok, why = phrased[u]

@@ -45,15 +45,47 @@ def test_render_and_template():
 
 def test_pitch_terms_band_and_centre():
     assert pitch_terms(440.0) == ["pitch=G#4", "pitch=A4", "pitch=A#4"]
+    assert pitch_terms(440.0, "f0") == ["f0=G#4", "f0=A4", "f0=A#4"]
     assert pitch_terms(None) == [] and pitch_terms(float("nan")) == []
     # three overlapping bands, the middle one strongest-but-one: the centre is B0
     bands = [ev("pitch=A#0", lift=2.9), ev("pitch=B0", lift=2.8), ev("pitch=C1", lift=2.5)]
-    assert pitch_centre(bands).term == "pitch=B0"
-    # an octave confusion does not pull the estimate
+    band, est = pitch_centre(bands)
+    assert band.term == "pitch=B0"
+    assert est == pytest.approx((2.9 * 22 + 2.8 * 23 + 2.5 * 24) / 8.2)
+    # an octave confusion does not pull the estimate, and is named as the octave partner
     octave = [ev("pitch=F#5", lift=1.7), ev("pitch=G5", lift=1.6), ev("pitch=F#6", lift=1.6)]
-    assert pitch_centre(octave).term in ("pitch=F#5", "pitch=G5")
-    assert template(octave)[0].startswith("pitch near F#5") or \
-        template(octave)[0].startswith("pitch near G5")
+    assert pitch_centre(octave)[0].term in ("pitch=F#5", "pitch=G5")
+    text, used = template(octave)
+    assert text in ("pitch near F#5, and near F#6 (an octave up)",
+                    "pitch near G5, and near F#6 (an octave up)")
+    assert used[-1] == "pitch=F#6"
+    # a partner below PITCH_SHARE of the strongest lift is not named
+    weak = [ev("pitch=F#5", lift=1.7), ev("pitch=F#6", lift=1.0)]
+    assert template(weak) == ("pitch near F#5", ["pitch=F#5"])
+    # measured (f0) and label (pitch) bands are not mixed: the strongest one's attribute
+    mixed = [ev("f0=A#0", lift=3.0), ev("pitch=C1", lift=2.9), ev("f0=B0", lift=2.0)]
+    assert pitch_centre(mixed)[0].term == "f0=A#0"
+    assert pitch_centre(mixed, attribute="pitch")[0].term == "pitch=C1"
+    assert template([ev("f0=E4")])[0] == "measured pitch near E4"
+
+
+def test_band_centres_at_the_edge_of_the_range():
+    """A set whose lowest note is C1: the B0 band holds only C1 clips, so it measures C1."""
+    from dissect.describe.explain import band_centres
+
+    notes = [24, 24, 25, 26, 26, 26]  # C1, C1, C#1, D1 x3
+    clip_terms = {f"c{i}": pitch_terms(440.0 * 2 ** ((m - 69) / 12)) for i, m in
+                  enumerate(notes)}
+    terms, X = term_matrix(list(clip_terms), clip_terms)
+    c = band_centres(terms, X)
+    assert c["pitch=B0"] == pytest.approx(24.0)  # only the two C1 clips
+    assert c["pitch=C1"] == pytest.approx((24 + 24 + 25) / 3)
+    assert c["pitch=C#1"] == pytest.approx(np.mean(notes))
+    assert c["pitch=D#1"] == pytest.approx(26.0)
+    # with the centres, the edge band's neuron is named at C1, not B0
+    edge = [ev("pitch=B0", lift=2.8), ev("pitch=C1", lift=2.7), ev("pitch=C#1", lift=2.0)]
+    assert template(edge)[0] == "pitch near B0"
+    assert template(edge, c)[0] == "pitch near C1"
 
 
 def test_sampler_is_deterministic_disjoint_and_respects_exclude():

@@ -49,7 +49,7 @@ from dissect.datasets import Clip
 from dissect.describe.captioners.base import Annotation, pitch_terms, term
 
 #: Bump when a change alters any caption text (it is part of :meth:`AcousticCaptioner.config`).
-VERSION = 2  # 2: pitch search from C1 (was C2)
+VERSION = 3  # 2: pitch search from C1 (was C2); 3: measured pitch bands are f0= terms
 
 SAMPLE_RATE = 16000
 
@@ -330,10 +330,11 @@ TERM_FIELDS = ("loudness", "register", "brightness", "tonality", "rhythm", "band
 
 def descriptor_terms(d: dict[str, Any]) -> list[str]:
     """Evidence terms of :func:`describe_waveform`'s output: ``loudness=quiet``,
-    ``register=low``, ``pitched=yes``, ``pitch=E4`` (a one-semitone band around the measured
-    f0, see :func:`~dissect.describe.captioners.base.pitch_terms`), ..."""
+    ``register=low``, ``pitched=yes``, ``f0=E4`` (a one-semitone band around the measured
+    f0, see :func:`~dissect.describe.captioners.base.pitch_terms`; ``f0``, not ``pitch``, so a
+    pYIN estimate is not mixed with a label's true pitch), ..."""
     out = [term(k, d[k]) for k in TERM_FIELDS if d.get(k)]
     if not d.get("silent"):
         out.append(term("pitched", "yes" if d.get("pitched") else "no"))
-    out += pitch_terms(d.get("f0_hz"))
+    out += pitch_terms(d.get("f0_hz"), "f0")
     return out

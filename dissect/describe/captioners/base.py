@@ -70,7 +70,7 @@ def note_name(midi: int) -> str:
     return f"{NOTE_NAMES[int(midi) % 12]}{int(midi) // 12 - 1}"
 
 
-def pitch_terms(f0_hz: float | None) -> list[str]:
+def pitch_terms(f0_hz: float | None, attribute: str = "pitch") -> list[str]:
     """``pitch=X`` for the note nearest ``f0_hz`` and its two neighbours: ``pitch=A4`` means
     "within a semitone of A4" (a one-semitone band; ``note=A4`` is the exact label).
 
@@ -84,4 +84,4 @@ def pitch_terms(f0_hz: float | None) -> list[str]:
     if f0_hz is None or not math.isfinite(float(f0_hz)) or float(f0_hz) <= 0:
         return []
     m = int(round(69 + 12 * math.log2(float(f0_hz) / 440.0)))
-    return [term("pitch", note_name(k)) for k in (m - 1, m, m + 1)]
+    return [term(attribute, note_name(k)) for k in (m - 1, m, m + 1)]
