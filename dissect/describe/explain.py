@@ -128,8 +128,8 @@ NO_CLEAR_CONCEPT = "no clear concept"
 #: measured from the audio by the acoustic captioner).
 PITCH_ATTRIBUTES = ("pitch", "f0")
 
-#: Pitch bands whose lift is at least this fraction of the strongest one's share in
-#: the tuning estimate of :func:`pitch_centre`; an octave partner needs as much.
+#: A label band this close to the strongest band's lift is preferred to measured ones
+#: (:func:`pitch_centre`); an octave partner needs as much (:func:`pitch_claim`).
 PITCH_SHARE = 0.8
 
 
@@ -172,16 +172,20 @@ def band_centres(terms: Sequence[str], X: np.ndarray) -> dict[str, float]:
 
 def pitch_centre(evidence: Sequence[Evidence], centres: Mapping[str, float] | None = None,
                  attribute: str | None = None) -> tuple[Evidence, float] | None:
-    """The pitch band at the centre of a neuron's tuning, and the estimate (MIDI).
+    """The pitch band at the peak of a neuron's tuning, and the peak's estimate (MIDI).
 
-    Adjacent one-semitone bands overlap, so a neuron tuned between two notes (or at the edge of
-    the probe set's range) has several strong pitch terms of nearly equal effect. Among the
-    bands of ``attribute`` (default: that of the strongest pitch term), the estimate is the
-    lift-weighted mean effective centre (``centres``, else the nominal note) of the bands within
-    two semitones of the strongest band whose lift is at least :data:`PITCH_SHARE` of the
-    strongest (bands an octave away, which a pitch model's octave confusions give, do not pull
-    it). Returns the band whose nominal note is the rounded estimate when it is in the
-    evidence (else the band nearest the estimate), with the estimate; None without bands.
+    The bands' lifts are the neuron's tuning curve sampled a semitone apart (each band a
+    three-semitone window). The peak is the vertex of the parabola through the strongest band
+    and its two neighbours (the classic spectral-peak interpolation; a neighbour not in the
+    evidence counts lift 0), each band placed at its effective centre (``centres``, else its
+    nominal note: at the edge of a probe set's range a band holds clips of one side only).
+    Bands an octave away (a pitch model's octave confusions) do not move it.
+
+    ``attribute`` restricts the bands to ``pitch`` (a label's true f0) or ``f0`` (measured);
+    by default label bands are used when one has at least :data:`PITCH_SHARE` of the
+    strongest band's lift (the truth over an estimate), else measured ones. Returns the band
+    whose nominal note is the rounded estimate when it is in the evidence (else the strongest
+    band), with the estimate; None without bands.
     """
     centres = centres or {}
     bands = [(e, _midi(split_term(e.term)[1])) for e in evidence
@@ -190,22 +194,33 @@ def pitch_centre(evidence: Sequence[Evidence], centres: Mapping[str, float] | No
     bands = [(e, m) for e, m in bands if m is not None]
     if not bands:
         return None
-    if attribute is None:  # the attribute of the strongest band
-        attr = split_term(max(bands, key=lambda em: em[0].lift)[0].term)[0]
-        bands = [(e, m) for e, m in bands if split_term(e.term)[0] == attr]
+    if attribute is None:
+        top = max(e.lift for e, _ in bands)
+        label = [(e, m) for e, m in bands if split_term(e.term)[0] == "pitch"]
+        if label and max(e.lift for e, _ in label) >= PITCH_SHARE * top:
+            bands = label
+        else:
+            bands = [(e, m) for e, m in bands if split_term(e.term)[0] != "pitch"]
     best, m0 = max(bands, key=lambda em: em[0].lift)
+    at = {m: (centres.get(e.term, float(m)), e.lift) for e, m in bands}
+    pts = [at.get(m0 + d, (float(m0 + d), 0.0)) for d in (-1, 0, 1)]
+    est = _parabola_peak(pts)
+    exact = [e for e, m in bands if m == int(round(est))]
+    return (exact[0] if exact else best), est
 
-    def at(e: Evidence, m: int) -> float:
-        return centres.get(e.term, float(m))
 
-    c0 = at(best, m0)
-    strong = [(e, m) for e, m in bands
-              if e.lift >= PITCH_SHARE * best.lift and abs(at(e, m) - c0) <= 2]
-    est = sum(e.lift * at(e, m) for e, m in strong) / sum(e.lift for e, _ in strong)
-    exact = [(e, m) for e, m in bands if m == int(round(est))]
-    if exact:
-        return exact[0][0], est
-    return min(strong, key=lambda em: (abs(at(*em) - est), -em[0].lift))[0], est
+def _parabola_peak(pts: Sequence[tuple[float, float]]) -> float:
+    """The vertex ``x`` of the parabola through three ``(x, y)`` points (the middle one the
+    highest), kept between the outer two; the middle ``x`` when they are collinear."""
+    (x0, y0), (x1, y1), (x2, y2) = pts
+    den = (x0 - x1) * (x0 - x2) * (x1 - x2)
+    if den == 0:
+        return x1
+    a = (x2 * (y1 - y0) + x1 * (y0 - y2) + x0 * (y2 - y1)) / den
+    b = (x2 * x2 * (y0 - y1) + x1 * x1 * (y2 - y0) + x0 * x0 * (y1 - y2)) / den
+    if a >= 0:
+        return x1
+    return float(np.clip(-b / (2 * a), min(x0, x2), max(x0, x2)))
 
 
 def pitch_claim(evidence: Sequence[Evidence], centres: Mapping[str, float] | None = None,

@@ -48,6 +48,10 @@ from dissect.record.store import load_activations
 #: concordance detection score, pitch bands at their effective centres, octave partners.
 VERSION = 2
 
+#: Evidence terms kept per neuron (``evidence.jsonl``; the pitch estimate reads the bands'
+#: lifts from them).
+EVIDENCE_TOP = 16
+
 #: Fewest fit / validation / test clips the explain stage scores with.
 MIN_FIT, MIN_HELD = 10, 5
 
@@ -127,7 +131,8 @@ def explain(ids: Sequence[str], captions: Mapping[str, str],
                       file=sys.stderr):
         A = np.asarray(activations(layer), dtype=np.float64)
         assoc = associate(A[fit], X[fit], describe_cfg.min_support)
-        evidence_of[layer] = ranked_evidence(assoc, terms, describe_cfg.evidence_alpha, top=8)
+        evidence_of[layer] = ranked_evidence(assoc, terms, describe_cfg.evidence_alpha,
+                                             top=EVIDENCE_TOP)
     phrased_of: dict[tuple[str, int], tuple[str, bool, str]] = {}
     if use_llm:
         phrased_of = _phrase(activations, evidence_of, describe_cfg.max_llm_neurons, fit, ids,

@@ -47,11 +47,19 @@ def test_pitch_terms_band_and_centre():
     assert pitch_terms(440.0) == ["pitch=G#4", "pitch=A4", "pitch=A#4"]
     assert pitch_terms(440.0, "f0") == ["f0=G#4", "f0=A4", "f0=A#4"]
     assert pitch_terms(None) == [] and pitch_terms(float("nan")) == []
-    # three overlapping bands, the middle one strongest-but-one: the centre is B0
+    # the peak: the strongest band, moved by the parabola through it and its neighbours
     bands = [ev("pitch=A#0", lift=2.9), ev("pitch=B0", lift=2.8), ev("pitch=C1", lift=2.5)]
-    band, est = pitch_centre(bands)
-    assert band.term == "pitch=B0"
-    assert est == pytest.approx((2.9 * 22 + 2.8 * 23 + 2.5 * 24) / 8.2)
+    band, est = pitch_centre(bands)  # A#0 (MIDI 22) has no lower neighbour: lift 0 there
+    assert band.term == "pitch=A#0"
+    assert est == pytest.approx(22 + 0.5 * (0 - 2.8) / (0 - 2 * 2.9 + 2.8))  # equal spacing
+    from dissect.describe.explain import _parabola_peak
+
+    # unequal spacing: y = -(x - 1.3)^2 through x = 0, 1, 3
+    assert _parabola_peak([(0, -1.69), (1, -0.09), (3, -2.89)]) == pytest.approx(1.3)
+    inner = [ev("pitch=D#5", lift=1.4), ev("pitch=E5", lift=1.7), ev("pitch=F5", lift=1.2)]
+    band, est = pitch_centre(inner)
+    assert band.term == "pitch=E5"
+    assert est == pytest.approx(76 + 0.5 * (1.4 - 1.2) / (1.4 - 3.4 + 1.2))
     # an octave confusion does not pull the estimate, and is named as the octave partner
     octave = [ev("pitch=F#5", lift=1.7), ev("pitch=G5", lift=1.6), ev("pitch=F#6", lift=1.6)]
     assert pitch_centre(octave)[0].term in ("pitch=F#5", "pitch=G5")
@@ -62,10 +70,13 @@ def test_pitch_terms_band_and_centre():
     # a partner below PITCH_SHARE of the strongest lift is not named
     weak = [ev("pitch=F#5", lift=1.7), ev("pitch=F#6", lift=1.0)]
     assert template(weak) == ("pitch near F#5", ["pitch=F#5"])
-    # measured (f0) and label (pitch) bands are not mixed: the strongest one's attribute
+    # measured (f0) and label (pitch) bands are not mixed; the label is preferred when it is
+    # nearly as strong (pYIN reads the lowest notes flat), else the measured bands
     mixed = [ev("f0=A#0", lift=3.0), ev("pitch=C1", lift=2.9), ev("f0=B0", lift=2.0)]
-    assert pitch_centre(mixed)[0].term == "f0=A#0"
-    assert pitch_centre(mixed, attribute="pitch")[0].term == "pitch=C1"
+    assert pitch_centre(mixed)[0].term == "pitch=C1"
+    assert pitch_centre(mixed, attribute="f0")[0].term == "f0=A#0"
+    weak_label = [ev("f0=A#0", lift=3.0), ev("pitch=C1", lift=2.0)]
+    assert pitch_centre(weak_label)[0].term == "f0=A#0"
     assert template([ev("f0=E4")])[0] == "measured pitch near E4"
 
 
