@@ -18,7 +18,11 @@ clips, every (unit, term) pair gets, in a few matrix products:
   standard deviation over all clips: ``(mean of the term's clips - mean) / std``. This ranks
   what the neuron fires for *most*: a broad term the neuron merely prefers (noise over wrong
   pitches, for a pitch bin) can have a higher AUROC, and a higher pooled-SD effect size, than
-  the narrow term it is tuned to, whose clips hold its largest activations;
+  the narrow term it is tuned to, whose clips hold its largest activations. Terms are
+  ranked by its lower bound ``lift - 1 / sqrt(support)`` (one standard error of a mean of
+  ``support`` clips, in the same units): a handful of clips whose activations happen to be
+  high (a transcript word Whisper hallucinated on four clips of "three") does not outrank the
+  term of forty clips the neuron fires for nearly as much;
 * ``support``: ``n1``, the clips with the term.
 
 Terms with fewer than ``min_support`` clips on either side are not scored (NaN). The cut is
@@ -146,13 +150,18 @@ class Evidence:
 
 
 def ranked_evidence(assoc: Association, terms: Sequence[str], alpha: float = 0.05,
-                    top: int = 8, by: str = "lift") -> list[list[Evidence]]:
+                    top: int = 8, by: str = "lift_lcb") -> list[list[Evidence]]:
     """Per unit, the terms that pass the BH cut with a positive effect, strongest first, at
-    most ``top``: by ``lift`` (default; see the module docstring), ``effect`` or ``auroc``,
-    ties broken by AUROC (or effect size)."""
-    keys = {"lift": assoc.lift, "effect": assoc.effect, "auroc": assoc.auroc}
+    most ``top``: by ``lift_lcb`` (default: the lift less one standard error of a mean of
+    ``support`` clips in standard-deviation units, ``lift - 1 / sqrt(support)``, so a term of
+    four clips whose few activations happen to be high does not outrank a term of forty that
+    the neuron fires for nearly as much; see the module docstring), ``lift``, ``effect`` or
+    ``auroc``, ties broken by AUROC (or effect size)."""
+    lcb = (None if assoc.lift is None else
+           assoc.lift - 1.0 / np.sqrt(np.maximum(assoc.support, 1))[None, :])
+    keys = {"lift_lcb": lcb, "lift": assoc.lift, "effect": assoc.effect, "auroc": assoc.auroc}
     if by not in keys or keys[by] is None:
-        raise ValueError(f"by must be one of lift, effect, auroc, got {by!r}")
+        raise ValueError(f"by must be one of lift_lcb, lift, effect, auroc, got {by!r}")
     primary = keys[by]
     secondary = assoc.effect if by == "auroc" else assoc.auroc
     keep = bh_reject(assoc.p, alpha) & (assoc.effect > 0)

@@ -59,3 +59,24 @@ def test_ranked_evidence_finds_the_planted_term():
     assert ev[0] and ev[0][0].term == "b=1" and ev[0][0].auroc > 0.85
     assert ev[2] == []  # a constant unit has no evidence
     assert sum(len(e) for e in ev[3:]) <= 1  # noise units: (almost) nothing passes
+
+
+def test_ranking_by_lift_lower_bound_prefers_the_better_supported_term():
+    """Four clips a little higher than forty: ``lift`` ranks the four first, ``lift_lcb``
+    (lift - 1/sqrt(support)) the forty, and the order matches that formula by hand."""
+
+    rng = np.random.default_rng(1)
+    n = 200
+    X = np.zeros((n, 2), dtype=bool)
+    X[:40, 0] = True  # broad: 40 clips
+    X[:4, 1] = True  # narrow: 4 of them
+    a = rng.normal(size=n) * 0.3
+    a[:40] += 2.0
+    a[:4] += 0.3
+    assoc = associate(a[:, None], X, min_support=3)
+    by_lift = ranked_evidence(assoc, ["broad", "narrow"], by="lift")[0]
+    by_lcb = ranked_evidence(assoc, ["broad", "narrow"])[0]
+    assert [e.term for e in by_lift] == ["narrow", "broad"]
+    assert [e.term for e in by_lcb] == ["broad", "narrow"]
+    lcb = {e.term: e.lift - 1 / np.sqrt(e.support) for e in by_lcb}
+    assert lcb["broad"] > lcb["narrow"]
