@@ -359,10 +359,22 @@ _COMMON = frozenset(("yes", "no", "low", "high", "middle", "loud", "quiet", "ste
                      "tone", "a", "i", "one"))
 
 
+def _names_band(text: str, term: str) -> bool:
+    """A pitch band ``pitch=B0`` means "within a semitone of B0": a text naming B0, A#0 or C1
+    names it."""
+    attr, value = split_term(term)
+    m = _midi(value) if attr in PITCH_ATTRIBUTES else None
+    if m is None:
+        return False
+    names = re.findall(r"(?<![\w#])([A-Ga-g]#?-?\d)(?![\w#])", text)
+    return any(abs((_midi(n) or -99) - m) <= 1 for n in names)
+
+
 def check_phrasing(text: str, evidence: Sequence[Evidence], vocabulary: Sequence[str]
                    ) -> tuple[bool, str]:
-    """Accept an LLM phrasing only if it names the strongest evidence term and names no term of
-    ``vocabulary`` (every term of the layer) that is not in the neuron's evidence.
+    """Accept an LLM phrasing only if it names the strongest evidence term (a pitch band: a
+    note within its semitone) and names no term of ``vocabulary`` (every term of the layer)
+    that is not in the neuron's evidence.
 
     Returns:
         ``(ok, reason)``; ``reason`` says what was wrong ("" when accepted).
@@ -371,7 +383,7 @@ def check_phrasing(text: str, evidence: Sequence[Evidence], vocabulary: Sequence
         return False, "empty reply"
     if not evidence:
         return False, "no evidence to phrase"
-    if not mentions(text, evidence[0].term):
+    if not (mentions(text, evidence[0].term) or _names_band(text, evidence[0].term)):
         return False, f"drops the top term {evidence[0].term!r}"
     own = {e.term.lower() for e in evidence}
     own_values = set()

@@ -134,6 +134,13 @@ def test_phrasing_check_rejects_a_dropped_top_term_and_an_added_label():
                              " in quiet recordings.", evidence, VOCAB)
     assert ok and why == ""
     assert check_phrasing("", evidence, VOCAB) == (False, "empty reply")
+    # a pitch band is "within a semitone of" its note: a neighbour names it, two away does not
+    bands = [ev("f0=B0"), ev("pitch=C1", 0.9)]
+    vocab = ["f0=B0", "pitch=C1", "pitch=D1"]
+    assert check_phrasing("This neuron responds to low notes near C1.", bands, vocab) == (
+        True, "")
+    ok, why = check_phrasing("This neuron responds to low notes near D1.", bands, vocab)
+    assert not ok and why == "drops the top term 'f0=B0'"
 
 
 def test_clean_phrase():
