@@ -121,6 +121,26 @@ def canonical_json(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
 
 
+#: The one safetensors metadata key dissect writes (its value: the canonical JSON of the
+#: metadata). safetensors serialises a metadata mapping in a per-process random (hash-map)
+#: order, so several keys would give different bytes for identical files in two runs.
+SAFETENSORS_META = "dissect"
+
+
+def safetensors_metadata(meta: Mapping[str, str]) -> dict[str, str]:
+    """``{"dissect": canonical JSON of meta}``: byte-identical across processes."""
+    return {SAFETENSORS_META: canonical_json({str(k): str(v) for k, v in meta.items()})}
+
+
+def read_safetensors_metadata(raw: Mapping[str, str] | None) -> dict[str, str]:
+    """Inverse of :func:`safetensors_metadata`; a file written before it (several keys) is
+    returned as it is."""
+    raw = dict(raw or {})
+    if set(raw) == {SAFETENSORS_META}:
+        return {str(k): str(v) for k, v in json.loads(raw[SAFETENSORS_META]).items()}
+    return raw
+
+
 def hash_config(obj: Any) -> str:
     """sha256 hex of the canonical JSON of a (plain) config mapping."""
     return hashlib.sha256(canonical_json(obj).encode()).hexdigest()

@@ -48,6 +48,7 @@ from safetensors.torch import save as save_bytes
 from dissect import artifacts
 from dissect.record.recorder import LayerState, RecordResult
 from dissect.record.store import state_from_tensors, state_meta, state_tensors
+from dissect.util import read_safetensors_metadata, safetensors_metadata
 
 #: Format tag written into every shard file's metadata.
 SHARD_FORMAT = "dissect-ray-shard/2"  # 2: layer metadata = record.store.state_meta
@@ -168,7 +169,7 @@ def read_shard_meta(path: Path) -> dict[str, str] | None:
     lacks a tensor (such a file is recomputed)."""
     try:
         with safe_open(str(path), framework="pt") as fh:
-            meta = fh.metadata() or {}
+            meta = read_safetensors_metadata(fh.metadata())
             keys = set(fh.keys())
         n_layers = len(json.loads(meta["layers"]))
     except Exception:  # missing, truncated, not safetensors, no layer list
@@ -246,7 +247,7 @@ def record_shard(spec: dict[str, Any], rows: Sequence[Mapping[str, Any]],
         "seconds": repr(res.seconds), "audio_seconds": repr(res.audio_seconds),
         "failed": json.dumps(failed), "device": str(device),
     }
-    return save_bytes(tensors, metadata=meta)
+    return save_bytes(tensors, metadata=safetensors_metadata(meta))
 
 
 def load_shard(path: Path) -> tuple[dict[str, LayerState], dict[str, torch.Tensor], dict]:
@@ -255,7 +256,7 @@ def load_shard(path: Path) -> tuple[dict[str, LayerState], dict[str, torch.Tenso
     Dense slices are ``[hi - lo, U]`` float16 rows of clips ``lo..hi-1``.
     """
     with safe_open(str(path), framework="pt") as fh:
-        meta = fh.metadata() or {}
+        meta = read_safetensors_metadata(fh.metadata())
     if meta.get("format") != SHARD_FORMAT:
         raise ValueError(f"{path}: not a {SHARD_FORMAT} file")
     t = load_file(str(path))

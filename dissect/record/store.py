@@ -19,6 +19,7 @@ from safetensors.torch import load_file, save_file
 from dissect import artifacts
 from dissect.models.base import Site
 from dissect.record.recorder import QUANTILE_LEVELS, LayerState
+from dissect.util import read_safetensors_metadata, safetensors_metadata
 
 
 def stats_path(run_dir: Path, layer: str) -> Path:
@@ -111,12 +112,13 @@ def save_layer(run_dir: Path, state: LayerState, reduction: str) -> list[str]:
     meta = {**state_meta(state), "reduction": reduction}
     out = stats_path(run_dir, s.name)
     with artifacts.atomic_path(out) as tmp:
-        save_file(tensors, str(tmp), metadata=meta)
+        save_file(tensors, str(tmp), metadata=safetensors_metadata(meta))
     written = [str(out.relative_to(run_dir))]
     if state.dense is not None:
         dp = activations_path(run_dir, s.name)
         with artifacts.atomic_path(dp) as tmp:
-            save_file({"values": state.dense.contiguous()}, str(tmp), metadata=meta)
+            save_file({"values": state.dense.contiguous()}, str(tmp),
+                      metadata=safetensors_metadata(meta))
         written.append(str(dp.relative_to(run_dir)))
     return written
 
@@ -124,7 +126,7 @@ def save_layer(run_dir: Path, state: LayerState, reduction: str) -> list[str]:
 def load_layer(path: Path) -> tuple[LayerState, str]:
     """Reload a stats file as a mergeable :class:`LayerState`; returns ``(state, reduction)``."""
     with safe_open(str(path), framework="pt") as fh:
-        meta = fh.metadata()
+        meta = read_safetensors_metadata(fh.metadata())
     return state_from_tensors(load_file(str(path)), meta), meta["reduction"]
 
 

@@ -170,3 +170,32 @@ def test_real_crepe_streaming_equals_brute_force():
         np.testing.assert_array_equal(st.bottom.index.numpy(), brute_topk(ref, 3, False)[0])
         np.testing.assert_allclose(st.moments.mean.numpy(), ref.mean(0), rtol=1e-4, atol=1e-5)
         np.testing.assert_allclose(st.moments.std.numpy(), ref.std(0), rtol=1e-3, atol=1e-5)
+
+
+def test_stats_and_activation_files_are_byte_identical_across_processes(tmp_path):
+    """safetensors writes a metadata mapping in a per-process hash-map order: two processes
+    saving the same layer must still write the same bytes (one canonical metadata key)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, torch\n"
+        "from pathlib import Path\n"
+        "from dissect.models.base import Site\n"
+        "from dissect.record.recorder import LayerState\n"
+        "from dissect.record.store import save_layer\n"
+        "st = LayerState(Site('conv1', 'conv1', 4, 'conv', 10.0, 0.0), 3, 0.01)\n"
+        "st.dense = torch.arange(8, dtype=torch.float16).reshape(2, 4)\n"
+        "save_layer(Path(sys.argv[1]), st, 'mean')\n")
+    digests = []
+    for i in range(3):
+        d = tmp_path / f"run{i}"
+        subprocess.run([sys.executable, "-c", code, str(d)], check=True)
+        digests.append(sorted((p.relative_to(d).as_posix(), p.read_bytes())
+                              for p in d.rglob("*.safetensors")))
+    assert len(digests[0]) == 2
+    assert digests[0] == digests[1] == digests[2]
+    from dissect.record.store import load_layer, stats_path
+
+    state, reduction = load_layer(stats_path(tmp_path / "run0", "conv1"))
+    assert reduction == "mean" and state.site.units == 4 and state.k == 3
