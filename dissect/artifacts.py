@@ -141,6 +141,33 @@ def package_versions(names: Iterable[str] = TRACKED_PACKAGES) -> dict[str, str]:
 # --------------------------------------------------------------------------- manifest
 
 
+#: Fields of a manifest stage entry that must be mappings (when present).
+_MAPPING_FIELDS = ("outputs", "input_hashes", "info", "versions")
+
+
+def _manifest_stages(path: Path, data: Any) -> dict[str, dict[str, Any]]:
+    """The ``stages`` of a parsed manifest, its shape checked: a clear error naming the file
+    and the bad entry instead of an AttributeError deep in a stage."""
+    def bad(what: str) -> ValueError:
+        return ValueError(f"{path}: malformed manifest ({what}); delete it to rerun")
+
+    if not isinstance(data, dict):
+        raise bad(f"top level is {type(data).__name__}, not an object")
+    stages = data.get("stages", {})
+    if not isinstance(stages, dict):
+        raise bad(f"'stages' is {type(stages).__name__}, not an object")
+    for name, entry in stages.items():
+        if not isinstance(entry, dict):
+            raise bad(f"stage {name!r} is {type(entry).__name__}, not an object")
+        for key in _MAPPING_FIELDS:
+            if key in entry and not isinstance(entry[key], dict):
+                raise bad(f"stage {name!r}: {key!r} is {type(entry[key]).__name__}, "
+                          "not an object")
+        if "status" in entry and not isinstance(entry["status"], str):
+            raise bad(f"stage {name!r}: 'status' is not a string")
+    return dict(stages)
+
+
 class Manifest:
     """``manifest.json``: per stage, its config hash, input hashes, output hashes, status, timings
     and package versions. Saved atomically after every change of status."""
@@ -152,11 +179,11 @@ class Manifest:
         if self.path.exists():
             try:
                 data = json.loads(self.path.read_text(encoding="utf-8"))
-                self.stages = dict(data.get("stages", {}))
-            except (json.JSONDecodeError, AttributeError) as exc:
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
                 raise ValueError(
                     f"{self.path}: corrupt manifest ({exc}); delete it to rerun"
                 ) from exc
+            self.stages = _manifest_stages(self.path, data)
 
     def save(self) -> None:
         write_json(self.path, {"format": 1, "stages": self.stages})

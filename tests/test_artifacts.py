@@ -126,6 +126,22 @@ def test_corrupt_manifest_names_the_file(tmp_path):
         Manifest(tmp_path)
 
 
+@pytest.mark.parametrize("data, what", [
+    ('{"stages": {"probe": "x"}}', "stage 'probe' is str, not an object"),
+    ('[1, 2]', "top level is list, not an object"),
+    ('{"stages": []}', "'stages' is list, not an object"),
+    ('{"stages": {"record": {"status": "done", "outputs": ["a"]}}}',
+     "stage 'record': 'outputs' is list, not an object"),
+    ('{"stages": {"record": {"status": 3}}}', "stage 'record': 'status' is not a string"),
+])
+def test_badly_shaped_manifest_is_a_clear_error(tmp_path, data, what):
+    (tmp_path / "manifest.json").write_text(data)
+    with pytest.raises(ValueError) as err:
+        Manifest(tmp_path)
+    msg = str(err.value)
+    assert "manifest.json: malformed manifest" in msg and what in msg and "delete it" in msg
+
+
 def test_hashes_are_canonical(tmp_path):
     hc = artifacts.hash_config
     assert hc({"a": 1, "b": [1, 2]}) == hc({"b": [1, 2], "a": 1})
