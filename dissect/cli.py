@@ -154,6 +154,18 @@ def _hear(overrides: list[str]) -> Path:
     return Path(c.out_dir)
 
 
+def _error_text(exc: BaseException) -> str:
+    """The message, with its cause's first line when hydra wraps it ("Error merging override
+    record.k=abc: Value 'abc' of type 'str' could not be converted to Integer")."""
+    text = str(exc)
+    cause = exc.__cause__
+    if cause is not None and str(cause).strip():
+        first = str(cause).strip().splitlines()[0]
+        if first not in text:
+            text = f"{text}: {first}"
+    return text
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
@@ -184,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         run_dir = commands[cmd]()
     except (HydraException, OmegaConfBaseException, ValueError, FileNotFoundError) as exc:
-        print(f"dissect: error: {exc}", file=sys.stderr)
+        print(f"dissect: error: {_error_text(exc)}", file=sys.stderr)
         return 2
     except RuntimeError as exc:  # e.g. TooManySkipsError: a clear message, not a traceback
         print(f"dissect: failed: {exc}", file=sys.stderr)

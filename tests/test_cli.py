@@ -79,6 +79,8 @@ def test_too_many_skips_fails_but_keeps_skips(tmp_path, folder, capsys):
         (["recipe=nonexistent"], "unknown recipe 'nonexistent'"),
         (["probe.no_such_key=1"], "no_such_key"),
         (["audio.max_seconds=abc"], "max_seconds"),
+        (["record.k=abc"], "record.k=abc: Value 'abc' of type 'str' could not be converted to "
+                           "Integer"),
         (["stages=[probe,describe]"], "unknown stage(s) ['describe']"),
     ],
 )
