@@ -22,6 +22,7 @@ Rules (documented here because every model adapter relies on them):
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from functools import lru_cache
@@ -176,6 +177,15 @@ def resample(x: np.ndarray, orig_sr: int, new_sr: int) -> np.ndarray:
 
 def _check_file(path: Path) -> None:
     if not path.exists():
+        if path.is_symlink():
+            try:
+                path.resolve(strict=True)
+            except RuntimeError:  # Python < 3.13 raises RuntimeError on a loop
+                raise AudioMissingError(path, "symlink loop") from None
+            except OSError as exc:
+                if exc.errno == 40:  # ELOOP
+                    raise AudioMissingError(path, "symlink loop") from None
+            raise AudioMissingError(path, f"broken symlink (to {os.readlink(path)})")
         raise AudioMissingError(path, "file not found")
     if not path.is_file():
         raise AudioMissingError(path, "not a regular file")

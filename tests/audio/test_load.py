@@ -218,3 +218,19 @@ def test_split_windows_pads_last_window():
     assert m[4].tolist() == [True] * 7 + [False] * 3 and m[:4].all()
     w1, m1, _ = split_windows(np.ones(3, np.float32), 10, 1.0, 1.0)
     assert w1.shape == (1, 10) and m1.sum() == 3
+
+
+def test_symlink_loop_and_broken_symlink_are_named(tmp_path):
+    import os
+
+    from dissect.audio import AudioMissingError, load_audio
+
+    os.symlink(tmp_path / "b.wav", tmp_path / "a.wav")
+    os.symlink(tmp_path / "a.wav", tmp_path / "b.wav")
+    os.symlink(tmp_path / "gone.wav", tmp_path / "c.wav")
+    with pytest.raises(AudioMissingError, match=r"a\.wav: symlink loop"):
+        load_audio(tmp_path / "a.wav")
+    with pytest.raises(AudioMissingError, match=r"c\.wav: broken symlink \(to .*gone\.wav\)"):
+        load_audio(tmp_path / "c.wav")
+    with pytest.raises(AudioMissingError, match=r"zz\.wav: file not found"):
+        load_audio(tmp_path / "zz.wav")
