@@ -231,6 +231,9 @@ def load_audio(
         raise AudioUnreadableError(path, f"cannot decode ({_short(exc)})") from exc
     if info.frames <= 0 or info.samplerate <= 0:
         raise AudioEmptyError(path, "contains zero samples")
+    short = _wav_truncated(path)
+    if short is not None:
+        raise AudioUnreadableError(path, short)
     src_sr, total = int(info.samplerate), int(info.frames)
 
     start, stop, cropped = 0, total, False
@@ -270,6 +273,36 @@ def load_audio(
         rms_dbfs=rms,
         is_silent=peak < policy.silence_dbfs,
     )
+
+
+def _wav_truncated(path: Path) -> str | None:
+    """For a RIFF/WAVE file whose ``data`` chunk declares more bytes than the file holds (a
+    cut download or copy), the problem in words; None otherwise. libsndfile reads such a file
+    silently as the few samples that are there."""
+    import struct
+
+    if path.suffix.lower() not in (".wav", ".wave"):
+        return None
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        head = fh.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return None
+        pos = 12
+        while pos + 8 <= size:
+            fh.seek(pos)
+            chunk = fh.read(8)
+            if len(chunk) < 8:
+                return None
+            cid, n = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+            if cid == b"data":
+                have = size - (pos + 8)
+                if n != 0xFFFFFFFF and n > have:  # 0xFFFFFFFF: a streamed, unsized data chunk
+                    return (f"truncated: the WAV header declares {n} bytes of audio, the file "
+                            f"holds {have}")
+                return None
+            pos += 8 + n + (n & 1)
+    return None
 
 
 def _short(exc: Exception) -> str:

@@ -234,3 +234,17 @@ def test_symlink_loop_and_broken_symlink_are_named(tmp_path):
         load_audio(tmp_path / "c.wav")
     with pytest.raises(AudioMissingError, match=r"zz\.wav: file not found"):
         load_audio(tmp_path / "zz.wav")
+
+
+def test_truncated_wav_is_flagged_not_loaded_short(tmp_path):
+    from dissect.audio import AudioUnreadableError, load_audio
+
+    full = tmp_path / "full.wav"
+    sf.write(str(full), np.zeros(16000, np.float32), 16000, subtype="PCM_16")
+    data = full.read_bytes()
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(data[:44 + 96])  # header + 48 samples of the declared 16000
+    with pytest.raises(AudioUnreadableError, match=r"cut\.wav: truncated: the WAV header "
+                       r"declares 32000 bytes of audio, the file holds 96"):
+        load_audio(cut)
+    assert load_audio(full).waveform.shape == (16000,)  # a whole file still loads
