@@ -199,3 +199,22 @@ def test_hear_command_passes_model_options(tmp_path, capsys):
     assert top1["n"] == 3 and len(top1["values"]) == 3  # one test score per fold
     assert main(["hear", "module=dissect.hear.modules.logmel"]) == 2
     assert "missing required setting(s): tasks_dir=..." in capsys.readouterr().err
+
+
+def test_an_env_secret_is_never_written_to_the_run(tmp_path, folder, capsys, monkeypatch):
+    """A ``${oc.env:...}`` interpolation in the config stays unresolved in ``config.yaml``;
+    no file of the run holds the planted value."""
+    (folder / "b" / "broken.wav").unlink()
+    secret = "sk-planted-7f3a9c1e"
+    monkeypatch.setenv("DISSECT_TEST_SECRET", secret)
+    run_dir = tmp_path / "run"
+    rc, _, err = run_cli(capsys, "probe.layout=folder", f"probe.root={folder}",
+                         f"run_dir={run_dir}", "stages=[probe]",
+                         "llm.base_url=${oc.env:DISSECT_TEST_SECRET}")
+    assert rc == 0, err
+    files = [p for p in run_dir.rglob("*") if p.is_file()]
+    assert len(files) >= 3  # config.yaml, manifest.json, clips.jsonl, ...
+    for p in files:
+        assert secret.encode() not in p.read_bytes(), p
+    assert "${oc.env:DISSECT_TEST_SECRET}" in (run_dir / "config.yaml").read_text()
+    assert secret not in err
