@@ -19,7 +19,7 @@ import os
 import platform
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from importlib import metadata as importlib_metadata
 from pathlib import Path
@@ -209,6 +209,51 @@ class Manifest:
             return self.stages[stage]["outputs"][rel]
         except KeyError as exc:
             raise KeyError(f"{self.path}: stage {stage!r} has no recorded output {rel!r}") from exc
+
+
+#: The lock file of a run directory (held while ``dissect run`` works in it).
+LOCK = ".dissect.lock"
+
+
+class RunDirBusy(RuntimeError):
+    """Another process is running stages in this run directory."""
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: str | Path) -> Iterator[None]:
+    """Hold ``run_dir/.dissect.lock`` (an exclusive ``flock``) while the body runs, so two
+    ``dissect run`` into one directory do not both redo (and overwrite) the same work.
+
+    Raises:
+        RunDirBusy: the lock is held; the message names the holder's pid and start time.
+    """
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock
+        yield
+        return
+    path = Path(run_dir) / LOCK
+    fh = open(path, "a+", encoding="utf-8")
+    try:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            raise RunDirBusy(f"{run_dir} is in use by {holder}; wait for it to finish, or "
+                             "give another run_dir") from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()} (since {time.strftime('%Y-%m-%dT%H:%M:%S%z')})")
+        fh.flush()
+        try:
+            yield
+        finally:
+            fh.seek(0)
+            fh.truncate()
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+    finally:
+        fh.close()
 
 
 @dataclass

@@ -433,10 +433,11 @@ def run(cfg: DictConfig, progress: bool = True) -> Path:
     validate(cfg)
     run_dir = resolve_run_dir(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
-    # unresolved: an ${oc.env:...} interpolation (a key, a token) is never written to disk
-    artifacts.write_text(run_dir / artifacts.CONFIG, OmegaConf.to_yaml(cfg, resolve=False))
     print(f"run directory: {run_dir}", file=sys.stderr)
-    for stage in STAGE_LIST:  # data-flow order, whatever order the user listed them in
-        if stage.name in cfg.stages:
-            stage(cfg, run_dir, stage.name in cfg.force, progress)
+    with artifacts.run_lock(run_dir):
+        # unresolved: an ${oc.env:...} interpolation (a key, a token) is never written to disk
+        artifacts.write_text(run_dir / artifacts.CONFIG, OmegaConf.to_yaml(cfg, resolve=False))
+        for stage in STAGE_LIST:  # data-flow order, whatever order the user listed them in
+            if stage.name in cfg.stages:
+                stage(cfg, run_dir, stage.name in cfg.force, progress)
     return run_dir

@@ -218,3 +218,30 @@ def test_an_env_secret_is_never_written_to_the_run(tmp_path, folder, capsys, mon
         assert secret.encode() not in p.read_bytes(), p
     assert "${oc.env:DISSECT_TEST_SECRET}" in (run_dir / "config.yaml").read_text()
     assert secret not in err
+
+
+def test_a_busy_run_directory_is_refused_with_the_holder(tmp_path, folder, capsys):
+    """While one process holds the run directory's lock, a second ``dissect run`` into it
+    stops at once, naming the holder; once released, the run proceeds."""
+    import fcntl
+    import os
+
+    (folder / "b" / "broken.wav").unlink()
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    args = ("probe.layout=folder", f"probe.root={folder}", f"run_dir={run_dir}",
+            "stages=[probe]")
+    with open(run_dir / artifacts.LOCK, "a+") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fh.write("pid 4242 (since 2026-12-02T06:00:00+0000)")
+        fh.flush()
+        rc, _, err = run_cli(capsys, *args)
+        assert rc == 1
+        assert f"{run_dir} is in use by pid 4242 (since 2026-12-02T06:00:00+0000)" in err
+        assert not (run_dir / "clips.jsonl").exists()  # nothing ran
+        fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+    rc, _, err = run_cli(capsys, *args)
+    assert rc == 0, err
+    assert (run_dir / "clips.jsonl").is_file()
+    assert (run_dir / artifacts.LOCK).read_text() == ""  # released, holder cleared
+    assert os.path.exists(run_dir / "config.yaml")
