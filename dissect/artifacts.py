@@ -189,9 +189,12 @@ class Manifest:
         write_json(self.path, {"format": 1, "stages": self.stages})
 
     def is_current(self, name: str, config_hash: str, input_hashes: Mapping[str, str]) -> bool:
-        """True when stage ``name`` finished with these hashes and its outputs are unchanged."""
+        """True when stage ``name`` finished, with no failed work items, with these hashes, and
+        its outputs are unchanged."""
         entry = self.stages.get(name)
         if not entry or entry.get("status") != "done":
+            return False
+        if entry.get("failed_items"):  # finished with failed work items: retry them
             return False
         if entry.get("config_hash") != config_hash:
             return False
@@ -266,6 +269,12 @@ class StageResult:
     info: dict[str, Any]
 
 
+#: Key of a stage's returned info: how many of its work items failed (e.g. LLM calls after their
+#: retries) although the stage finished. Recorded as the entry's ``failed_items``; such a stage is
+#: never current, so the next run repeats it (finished work comes from caches and journals).
+FAILED_ITEMS = "_failed_items"
+
+
 def run_stage(
     run_dir: str | Path,
     name: str,
@@ -286,7 +295,8 @@ def run_stage(
         outputs: artifact paths relative to ``run_dir`` that ``fn`` must write (atomically).
         fn: ``fn(run_dir) -> info`` does the work; ``info`` (JSON-able) goes into the manifest.
             Outputs known only once the work is done (e.g. one file per layer) are listed by
-            ``fn`` under the key ``"_outputs"`` and are hashed like the declared ones.
+            ``fn`` under the key ``"_outputs"`` and are hashed like the declared ones. A count of
+            failed work items goes under :data:`FAILED_ITEMS`.
         force: run even when current.
         log: where one status line per stage goes.
 
@@ -305,6 +315,9 @@ def run_stage(
         log(f"[{name}] up to date, skipped")
         return StageResult(name, True, 0.0, manifest.stages[name].get("info", {}))
 
+    previous = manifest.stages.get(name) or {}
+    if not force and previous.get("status") == "done" and previous.get("failed_items"):
+        log(f"[{name}] {previous['failed_items']} item(s) failed last time: running it again")
     entry = {
         "status": "running",
         "config_hash": chash,
@@ -319,6 +332,7 @@ def run_stage(
     try:
         info = dict(fn(run_dir) or {})
         outputs += [o for o in info.pop("_outputs", []) if o not in outputs]
+        failed_items = int(info.pop(FAILED_ITEMS, 0) or 0)
         missing = [o for o in outputs if not (run_dir / o).is_file()]
         if missing:
             raise RuntimeError(f"stage {name!r} did not write its outputs: {missing}")
@@ -338,8 +352,12 @@ def run_stage(
         info=info,
     )
     entry.pop("error", None)
+    if failed_items:
+        entry["failed_items"] = failed_items
     manifest.save()
-    log(f"[{name}] done in {entry['seconds']:.1f} s")
+    tail = (f"; {failed_items} failed item(s), kept marked failed and retried on the next run"
+            if failed_items else "")
+    log(f"[{name}] done in {entry['seconds']:.1f} s{tail}")
     return StageResult(name, False, entry["seconds"], info)
 
 

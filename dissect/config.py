@@ -152,6 +152,10 @@ class LLMConfig:
     max_retries: int = 3
     # Response cache directory; null = $DISSECT_CACHE/llm or ~/.cache/dissect/llm.
     cache_dir: str | None = None
+    # A stage whose failed LLM calls (after retries) exceed this fraction of its calls fails
+    # (exit code 1) and writes nothing; below it the failed neurons are marked failed, shown
+    # with the rule-based text, and retried on the next run. Not hashed.
+    max_failed_fraction: float = 0.1
 
 
 @dataclass

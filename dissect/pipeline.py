@@ -28,6 +28,7 @@ _NOT_HASHED = ("runs_dir", "run_dir", "stages", "force")
 #: Fields of a section that change how or where a stage runs, not its results.
 NOT_HASHED: Mapping[str, tuple[str, ...]] = {
     "record": ("progress", "backend", "ray_address", "shards"),
+    "llm": ("max_failed_fraction",),
 }
 
 

@@ -48,7 +48,8 @@ def rule_rows(neurons: Sequence[Mapping[str, Any]], captions: Mapping[str, str],
             "layer": n["layer"], "unit": n["unit"], "high": high,
             "low": describe_contrast(bc, tc), "calibrated": high, "dropped": [],
             "llm": RULES_NAME, "errors": [f"no caption for clips {missing}"] if missing else [],
-            "all_dropped": False, "threshold": None, "top_clips": top, "bottom_clips": bottom,
+            "failed": False, "all_dropped": False, "threshold": None, "top_clips": top,
+            "bottom_clips": bottom,
             "raw_high": high, "raw_low": "",
         })
     return out
@@ -60,6 +61,10 @@ def summarize(neurons: Sequence[Mapping[str, Any]], captions: Mapping[str, str],
               log: Log = _stderr) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Summarise every neuron: the ``max_llm_neurons`` most selective by ``client`` (top and
     bottom: 2 calls each, calibrated), the rest by the rule-based summariser.
+
+    A neuron whose LLM call failed (after the client's retries) gets the rule-based summary,
+    attributed to the rules, with ``failed: true``, ``llm_failed`` (the client) and the error in
+    ``errors``; ``info["llm_failed"]`` counts them.
 
     Returns:
         ``(rows, info)``: one ``summaries.jsonl`` row per neuron in ``neurons`` order (each
@@ -79,6 +84,18 @@ def summarize(neurons: Sequence[Mapping[str, Any]], captions: Mapping[str, str],
         for s in summarize_neurons(llm_neurons, captions, client, params, k=k,
                                    threshold=threshold):
             by_key[s.layer, s.unit] = s.to_dict()
+    failed = [n for n in llm_neurons if by_key[n["layer"], n["unit"]].get("failed")]
+    for n, r in zip(failed, rule_rows(failed, captions, k), strict=True):
+        # the LLM's text is missing: the rule-based summary stands in, named as such, and the row
+        # says which LLM failed and why (the stage retries it on the next run)
+        llm_row = by_key[n["layer"], n["unit"]]
+        r.update(failed=True, llm_failed=client.name, errors=llm_row["errors"] + r["errors"])
+        by_key[n["layer"], n["unit"]] = r
+    failures = [failure_text(by_key[n["layer"], n["unit"]]) for n in failed]
+    if failed:
+        log(f"[summarize] {len(failed)} of {len(llm_neurons)} LLM neurons failed at "
+            f"{client.name}: rule-based summaries stand in, marked failed; the next run retries "
+            f"them (first error: {failures[0]})")
     for r in rule_rows(rest, captions, k):
         by_key[r["layer"], r["unit"]] = r
     rows = [by_key[n["layer"], n["unit"]] for n in neurons]
@@ -88,8 +105,14 @@ def summarize(neurons: Sequence[Mapping[str, Any]], captions: Mapping[str, str],
     stats = getattr(client, "hits", None), getattr(client, "misses", None)
     info = {"neurons": len(rows), "llm_neurons": len(llm_neurons), "llm": client.name,
             "rule_based_neurons": len(rest), "cache_hits": stats[0], "cache_misses": stats[1],
-            "errors": sum(bool(r.get("errors")) for r in rows)}
+            "errors": sum(bool(r.get("errors")) for r in rows), "llm_failed": len(failed),
+            "llm_failures": failures[:5]}
     return rows, info
+
+
+def failure_text(row: Mapping[str, Any]) -> str:
+    """The first LLM failure among a summary row's ``errors`` ("" when none)."""
+    return next((e for e in row.get("errors", []) if "LLM call failed" in e), "")
 
 
 def closed_labels(layers: Sequence[str], activations: Callable[[str], torch.Tensor],
@@ -121,18 +144,26 @@ def closed_labels(layers: Sequence[str], activations: Callable[[str], torch.Tens
 
 
 def icl_labels(summaries: Sequence[Mapping[str, Any]], cset, client, params: GenerationParams,
-               embedder, closed: dict[tuple[str, int], dict[str, list]]) -> None:
-    """ICL: the LLM picks a concept for each LLM-summarised neuron (added to ``closed``)."""
+               embedder, closed: dict[tuple[str, int], dict[str, list]]) -> list[str]:
+    """ICL: the LLM picks a concept for each LLM-summarised neuron (added to ``closed``).
+
+    Returns:
+        The error of each failed call (its neuron gets no ICL label).
+    """
     from dissect.describe.concepts import icl_prompt, parse_icl
 
     todo = [s for s in summaries if s["llm"] != RULES_NAME and s.get("calibrated")]
     if not todo:
-        return
+        return []
     chats = [icl_prompt(s["calibrated"], cset, k=1) for s in todo]
+    errors = []
     for s, comp in zip(todo, client.generate(chats, params), strict=True):
         picks = parse_icl(comp.text, cset, embedder, k=1) if comp.ok else []
+        if not comp.ok:
+            errors.append(f"{s['layer']}:{s['unit']}: LLM call failed: {comp.error}")
         closed.setdefault((s["layer"], s["unit"]), {})["icl"] = [[c, round(v, 5)]
                                                                   for c, v in picks]
+    return errors
 
 
 def keyword_rows(summaries: Sequence[Mapping[str, Any]], client=None) -> list[dict[str, Any]]:

@@ -192,6 +192,8 @@ class NeuronSummary:
         dropped: the removed sentences: ``{"sentence", "match", "cosine"}``.
         llm: the LLM(s) that wrote the summaries (``Completion.llm``; " + "-joined if they differ).
         errors: what went wrong (failed calls, missing captions); empty when all went well.
+        failed: an LLM call for this neuron failed (after the client's retries); its text is
+            then incomplete and must not be taken for the LLM's answer.
         all_dropped: calibration removed every sentence of ``high``.
         threshold: the calibration threshold.
         top_clips, bottom_clips: the clip ids whose captions were summarised.
@@ -206,6 +208,7 @@ class NeuronSummary:
     dropped: list[dict[str, Any]]
     llm: str
     errors: list[str] = field(default_factory=list)
+    failed: bool = False
     all_dropped: bool = False
     threshold: float = DEFAULT_THRESHOLD
     top_clips: list[str] = field(default_factory=list)
@@ -302,6 +305,7 @@ def summarize_neurons(
                 continue
             if not comp.ok:
                 row["errors"].append(f"{side}: LLM call failed: {comp.error}")
+                row["failed"] = True
                 continue
             cleaned = clean(comp.text)
             if not cleaned:
@@ -334,7 +338,8 @@ def summarize_neurons(
         llm = " + ".join(dict.fromkeys(c.llm for c in comps)) or client.name
         out.append(NeuronSummary(
             layer=row["layer"], unit=row["unit"], high=high, low=low, calibrated=calibrated,
-            dropped=dropped, llm=llm, errors=row["errors"], all_dropped=res.all_dropped,
+            dropped=dropped, llm=llm, errors=row["errors"], failed=row.get("failed", False),
+            all_dropped=res.all_dropped,
             threshold=threshold, top_clips=row["top_clips"], bottom_clips=row["bottom_clips"],
             raw_high=row["top"].text if row.get("top") is not None else "",
             raw_low=row["bottom"].text if row.get("bottom") is not None else "",

@@ -57,7 +57,7 @@ def search_text(n: Neuron) -> str:
     closed = n.concepts.get("closed") or {}
     kw = n.concepts.get("keywords") or {}
     parts = [n.layer, f"{n.layer}:{n.unit}", f"unit {n.unit}", n.description,
-             str(n.summary.get("low") or ""), n.llm]
+             str(n.summary.get("low") or ""), n.llm, "llm failed" if n.llm_failures else ""]
     for m in ordered_methods(closed):
         parts += [str(c[0]) for c in closed[m] if c]
     for words in kw.values():
@@ -126,6 +126,8 @@ def render_card(n: Neuron, k: int, media: Mapping[str, ClipMedia] | None = None)
     low_html = f'<p class="low"><b>Low:</b> {esc(low)}</p>' if low else ""
     desc = n.description or "(no description)"
     score_html = _explain_html(n)
+    failed = "".join(f'<p class="failed" title="retried on the next run">{esc(t)}</p>'
+                     for t in n.llm_failures)
     top = _clips(n.exemplar.get("top"), k, media)
     bottom = _clips(n.exemplar.get("bottom"), k, media)
     return (
@@ -136,7 +138,7 @@ def render_card(n: Neuron, k: int, media: Mapping[str, ClipMedia] | None = None)
         f'<span class="sel" title="(mean of top-k - mean) / std">selectivity '
         f"{esc(fmt_num(n.selectivity))}</span></header>"
         f'<p class="desc{" nocc" if n.no_clear_concept else ""}">{esc(desc)}</p>'
-        f"{score_html}{low_html}"
+        f"{failed}{score_html}{low_html}"
         f'<div class="facts">{_concepts_html(n.concepts.get("closed") or {})}'
         f'{_keywords_html(n.concepts.get("keywords") or {})}</div>'
         f'<div class="clips"><div class="col"><h4>Top clips</h4>{top}</div>'

@@ -55,6 +55,21 @@ class Neuron:
         return bool(self.llm) and self.llm != RULES_NAME
 
     @property
+    def llm_failures(self) -> list[str]:
+        """Why this neuron's LLM work failed: the summary's failed call (a rule-based summary
+        stands in) and a failed phrasing call of the explain stage; empty when none failed."""
+        out = []
+        if self.summary.get("failed"):
+            err = next((e for e in self.summary.get("errors", []) if "LLM call failed" in e), "")
+            out.append(f"summary by {self.summary.get('llm_failed') or 'the LLM'} failed"
+                       + (f" ({err})" if err else "") + "; the rule-based summary stands in")
+        for c in self.explanation.get("candidates") or []:
+            note = str(c.get("note") or "")
+            if c.get("kind") == "llm" and note.startswith("rejected: LLM call failed"):
+                out.append("LLM phrasing failed (" + note.removeprefix("rejected: ") + ")")
+        return out
+
+    @property
     def description(self) -> str:
         """The shown description (explain stage), else AND's calibrated summary."""
         if self.explanation:

@@ -64,6 +64,12 @@ def stand_ins(run: RunData) -> list[str]:
     return out
 
 
+def _status(entry: dict) -> str:
+    """A stage's manifest status, with its failed work items (e.g. ``done, 3 failed``)."""
+    n = entry.get("failed_items")
+    return f"{entry.get('status', '')}, {n} failed" if n else str(entry.get("status", ""))
+
+
 def overview_html(run: RunData) -> str:
     """The overview section (HTML, every artifact value escaped)."""
     cfg = run.config
@@ -102,12 +108,14 @@ def overview_html(run: RunData) -> str:
         "captioned clips": len(run.captions),
         "LLM-described neurons": n_llm,
         "rule-based neurons": counts.get(RULES_NAME, 0),
+        "neurons with failed LLM calls (marked, retried next run)":
+            sum(bool(n.llm_failures) for n in run.neurons),
     }
     stages = {name: s for name, s in run.manifest.get("stages", {}).items()
               if not (name == "report" and s.get("status") == "running")}  # this very build
     names = sorted(stages, key=lambda s: (STAGE_ORDER.index(s) if s in STAGE_ORDER
                                           else len(STAGE_ORDER), s))
-    timing_rows = [[name, stages[name].get("status", ""), stages[name].get("seconds", ""),
+    timing_rows = [[name, _status(stages[name]), stages[name].get("seconds", ""),
                     stages[name].get("finished", "")] for name in names]
     total = sum(float(s.get("seconds") or 0) for s in stages.values()
                 if isinstance(s.get("seconds"), (int, float)))

@@ -20,11 +20,12 @@ import torch
 from dissect import artifacts
 from dissect.describe.captions import captions_by_clip
 from dissect.describe.llm import RuleBasedClient, build_client
-from dissect.describe.llm.base import GenerationParams
+from dissect.describe.llm.base import GenerationParams, check_failures
 from dissect.describe.neurons import (
     RULES_NAME,
     closed_labels,
     concept_rows,
+    failure_text,
     icl_labels,
     keyword_rows,
     summarize,
@@ -79,13 +80,23 @@ def _params(llm_cfg) -> GenerationParams:
 
 def write_summaries(run_dir: Path, describe_cfg, llm_cfg, head_layer: str | None
                     ) -> dict[str, Any]:
-    """Summarise every neuron of ``exemplars.jsonl``; write ``summaries.jsonl``."""
+    """Summarise every neuron of ``exemplars.jsonl``; write ``summaries.jsonl``.
+
+    Neurons whose LLM call failed are written with the rule-based summary and ``failed: true``,
+    and counted in the manifest (``failed_items``), so the next run repeats the stage (finished
+    calls come from the LLM cache). Above ``llm.max_failed_fraction`` of the LLM neurons the stage
+    fails with :class:`~dissect.describe.llm.base.TooManyLLMFailures` and writes nothing.
+    """
+    client = build_llm(llm_cfg)
     rows, info = summarize(artifacts.read_jsonl(run_dir / artifacts.EXEMPLARS),
-                           captions_by_clip(run_dir), build_llm(llm_cfg), _params(llm_cfg),
+                           captions_by_clip(run_dir), client, _params(llm_cfg),
                            k=describe_cfg.k, threshold=describe_cfg.calibration_threshold,
                            max_llm_neurons=describe_cfg.max_llm_neurons, head_layer=head_layer)
+    failures = [failure_text(r) for r in rows if r.get("failed")]
+    check_failures("summarize", client.name, failures, info["llm_neurons"],
+                   llm_cfg.max_failed_fraction, "LLM neurons")
     artifacts.write_jsonl(run_dir / artifacts.SUMMARIES, rows)
-    return info
+    return {**info, artifacts.FAILED_ITEMS: len(failures)}
 
 
 # --------------------------------------------------------------------------- concepts
@@ -129,10 +140,14 @@ def write_concepts(run_dir: Path, describe_cfg, llm_cfg, caption_cfg) -> dict[st
         matrices["tab"], notes["tab"] = _tab_stand_in(run_dir, clips, cset, embedder)
     closed = closed_labels(layers, lambda layer: _dense(run_dir, layer), matrices, cset,
                            describe_cfg.similarity, describe_cfg.top_concepts)
+    failures: list[str] = []
     if "icl" in methods:
         todo = [x for x in summaries if x["llm"] != RULES_NAME and x.get("calibrated")]
         if todo:
-            icl_labels(summaries, cset, build_llm(llm_cfg), _params(llm_cfg), embedder, closed)
+            client = build_llm(llm_cfg)
+            failures = icl_labels(summaries, cset, client, _params(llm_cfg), embedder, closed)
+            check_failures("concepts", client.name, failures, len(todo),
+                           llm_cfg.max_failed_fraction, "ICL calls")
         notes["icl"] = "ICL: the LLM picks from the concept list given the calibrated summary"
 
     if describe_cfg.keywords:
@@ -143,7 +158,8 @@ def write_concepts(run_dir: Path, describe_cfg, llm_cfg, caption_cfg) -> dict[st
     rows = concept_rows(summaries, closed, kw_rows, describe_cfg.similarity, cset.name)
     artifacts.write_jsonl(run_dir / artifacts.CONCEPTS, rows)
     return {"neurons": len(rows), "methods": methods, "concept_set": cset.name,
-            "method_notes": notes}
+            "method_notes": notes, "llm_failed": len(failures),
+            artifacts.FAILED_ITEMS: len(failures)}
 
 
 def _tab_stand_in(run_dir: Path, clips, cset, embedder):

@@ -38,7 +38,7 @@ from dissect.describe.explain import (
     template,
     term_matrix,
 )
-from dissect.describe.llm.base import GenerationParams
+from dissect.describe.llm.base import GenerationParams, check_failures
 from dissect.describe.neurons import RULES_NAME
 from dissect.evaluate.detection import unit_rows
 from dissect.evaluate.explanations import Candidate, assign_splits, choose, score_candidates
@@ -51,6 +51,8 @@ VERSION = 2
 #: Evidence terms kept per neuron (``evidence.jsonl``; the pitch estimate reads the bands'
 #: lifts from them).
 EVIDENCE_TOP = 16
+#: How a phrasing candidate whose LLM call failed is noted (``why`` starts with it).
+LLM_FAILED = "LLM call failed"
 
 #: Fewest fit / validation / test clips the explain stage scores with.
 MIN_FIT, MIN_HELD = 10, 5
@@ -200,15 +202,17 @@ def explain(ids: Sequence[str], captions: Mapping[str, str],
                 "val": shown.scores.get("val", {}) if shown else {},
                 "candidates": [x.to_dict() for x in cands],
             })
+    failures = [why for _, ok, why in phrased_of.values() if why.startswith(LLM_FAILED)]
     kinds: dict[str, int] = {}
     for r in ex_rows:
         kinds[r["kind"]] = kinds.get(r["kind"], 0) + 1
     print(f"[explain] {len(ex_rows)} neurons, {len(terms)} terms; shown: "
           f"{', '.join(f'{k} {v}' for k, v in sorted(kinds.items()))}; LLM phrasings "
-          f"{n_llm} ({n_rejected} rejected by the check)", file=sys.stderr)
+          f"{n_llm} ({n_rejected} rejected by the check, {len(failures)} failed calls)",
+          file=sys.stderr)
     return Explained(ev_rows, ex_rows, {
         "neurons": len(ex_rows), "terms": len(terms), "shown": kinds, "llm_phrasings": n_llm,
-        "llm_rejected": n_rejected,
+        "llm_rejected": n_rejected, "llm_failures": failures,
         "splits": {s: int((split == s).sum()) for s in ("fit", "val", "test")}})
 
 
@@ -226,12 +230,17 @@ def write_explanations(run_dir: Path, describe_cfg, llm_cfg, caption_cfg,
     out = explain([c["id"] for c in clips], captions_by_clip(run_dir), terms_by_clip(run_dir),
                   lambda layer: load_activations(run_dir, layer).numpy(), summaries, concepts,
                   describe_cfg, client, params, progress=progress)
+    failures = out.info.pop("llm_failures", [])
+    check_failures("explain", getattr(client, "name", ""), failures,
+                   out.info.get("llm_phrasings", 0),
+                   llm_cfg.max_failed_fraction, "LLM phrasings")
     artifacts.write_jsonl(run_dir / artifacts.EVIDENCE, out.evidence)
     artifacts.write_jsonl(run_dir / artifacts.EXPLANATIONS, out.explanations)
     artifacts.write_text(run_dir / artifacts.DESCRIPTIONS,
                          explanations_csv(out.explanations, out.evidence, summaries, concepts,
                                           caption_cfg.captioners))
-    return out.info
+    # a failed phrasing falls back to the other candidates; the next run retries the call
+    return {**out.info, "llm_failed": len(failures), artifacts.FAILED_ITEMS: len(failures)}
 
 
 def _phrase(activations, evidence_of, budget, fit, ids, captions, terms, client, params
@@ -255,7 +264,7 @@ def _phrase(activations, evidence_of, budget, fit, ids, captions, terms, client,
     for key, comp in zip(chosen, client.generate(chats, params) if chats else [], strict=True):
         text = clean_phrase(comp.text) if comp.ok else ""
         ok, why = (check_phrasing(text, evidence_of[key[0]][key[1]], terms) if comp.ok
-                   else (False, f"LLM call failed: {comp.error}"))
+                   else (False, f"{LLM_FAILED}: {comp.error}"))
         out[key] = (text, ok, why)
     return out
 

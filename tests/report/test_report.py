@@ -99,6 +99,24 @@ def test_card_escapes_every_untrusted_field():
     assert [a["href"] for t, a in p.tags if t == "a"] == [f"audio/{HOSTILE[2]}.wav"]
 
 
+def test_card_marks_failed_llm_calls_escaped():
+    n = hostile_neuron()
+    n.summary.update(failed=True, llm_failed="openai-http:m@host", llm="rule-based (no LLM)",
+                     errors=[f"top: LLM call failed: HTTP 503: {EVIL}"])
+    n.explanation = {"description": "x", "candidates": [
+        {"kind": "llm", "note": "rejected: LLM call failed: timeout after 60 s"}]}
+    markup = render_card(n, 5)
+    p = assert_inert(markup, CARD_TAGS)
+    failed = [t for t in html.unescape(markup).split('<p class="failed"')[1:]]
+    assert len(failed) == 2
+    assert (f"summary by openai-http:m@host failed (top: LLM call failed: HTTP 503: {EVIL}); "
+            "the rule-based summary stands in") in "".join(p.text)
+    assert "LLM phrasing failed (LLM call failed: timeout after 60 s)" in "".join(p.text)
+    assert "llm failed" in p.tags[0][1]["data-search"]
+    plain = render_card(hostile_neuron(), 5)
+    assert 'class="failed"' not in plain
+
+
 def test_render_value_escapes_keys_and_values():
     data = {EVIL: [{EVIL: HOSTILE[1], "n": 1.5}, {EVIL: None, "n": float("nan")}],
             "nested": {"list": HOSTILE, "deep": {"x": {"y": [[EVIL]]}}}}

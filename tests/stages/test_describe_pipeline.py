@@ -68,12 +68,20 @@ class _Server:
         import threading
 
         self.auth: list[str] = []
+        self.fail_next = 0  # refuse (HTTP 503) this many of the next requests
+        self.lock = threading.Lock()
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                server.auth.append(self.headers.get("Authorization", ""))
+                with server.lock:
+                    server.auth.append(self.headers.get("Authorization", ""))
+                    refuse = server.fail_next > 0
+                    server.fail_next -= refuse
+                if refuse:
+                    self.send_error(503, "model is loading")
+                    return
                 user = body["messages"][-1]["content"]
                 text = ("These are loud bright tonal notes with a clear pitch."
                         if "Top clips:" in user else "These are quiet noisy sounds.")
@@ -127,3 +135,49 @@ def test_llm_cap_names_the_writer_and_keeps_the_key_out_of_files(tmp_path, capsy
         if p.is_file():
             assert secret.encode() not in p.read_bytes(), p
     assert secret not in err
+
+
+def test_failed_llm_calls_are_counted_marked_and_retried(tmp_path, capsys):
+    """A server that refuses: the stage fails (exit 1) above llm.max_failed_fraction and writes
+    nothing; below it the failed neuron is marked and the next run retries only its call."""
+    srv = _Server()
+    run_dir = tmp_path / "run"
+    base = ["run", f"run_dir={run_dir}", f"probe.synth.cache_dir={tmp_path / 'synth'}",
+            "probe.synth.n_clips=40", "model.layers=[classifier]", "llm.client=openai",
+            f"llm.base_url={srv.url}", "llm.model=m", f"llm.cache_dir={tmp_path / 'llm'}",
+            "llm.max_retries=0", "describe.max_llm_neurons=10", "record.progress=false",
+            "stages=[probe,record,caption,summarize]"]
+    srv.fail_next = 10 ** 6  # down
+    assert main(base) == 1
+    err = capsys.readouterr().err
+    assert "[summarize] 10 of 10 LLM neurons failed at openai-http:m@127.0.0.1" in err
+    assert "HTTP 503" in err and "llm.max_failed_fraction=0.1" in err
+    entry = json.loads((run_dir / "manifest.json").read_text())["stages"]["summarize"]
+    assert entry["status"] == "failed" and not (run_dir / "summaries.jsonl").exists()
+
+    srv.fail_next, n0 = 1, len(srv.auth)  # back, but the first request is refused
+    assert main(base) == 0
+    err = capsys.readouterr().err
+    assert len(srv.auth) - n0 == 20  # 10 neurons x (top, bottom)
+    rows = artifacts.read_jsonl(run_dir / "summaries.jsonl")
+    failed = [r for r in rows if r["failed"]]
+    assert len(failed) == 1 and failed[0]["llm"] == "rule-based (no LLM)"
+    assert failed[0]["llm_failed"] == "openai-http:m@127.0.0.1:" + srv.url.split(":")[2][:-3]
+    assert any("LLM call failed" in e and "HTTP 503" in e for e in failed[0]["errors"])
+    assert sum(r["llm"].startswith("openai-http:") for r in rows) == 9
+    assert "1 of 10 LLM neurons failed" in err and "1 failed item(s)" in err
+    entry = json.loads((run_dir / "manifest.json").read_text())["stages"]["summarize"]
+    assert entry["status"] == "done" and entry["failed_items"] == 1
+
+    n1 = len(srv.auth)  # the same command again: only the failed call is repeated
+    assert main(base) == 0
+    err = capsys.readouterr().err
+    assert "[summarize] 1 item(s) failed last time: running it again" in err
+    assert len(srv.auth) - n1 == 1
+    rows = artifacts.read_jsonl(run_dir / "summaries.jsonl")
+    assert not any(r["failed"] for r in rows)
+    assert sum(r["llm"].startswith("openai-http:") for r in rows) == 10
+    entry = json.loads((run_dir / "manifest.json").read_text())["stages"]["summarize"]
+    assert "failed_items" not in entry
+    assert main(base) == 0 and "[summarize] up to date, skipped" in capsys.readouterr().err
+    srv.httpd.shutdown()

@@ -37,3 +37,20 @@ def test_budget_is_shared_across_layers_and_replies_are_checked(tmp_path):
     text, ok, why = out["b", 1]
     assert not ok and why == "drops the top term 'speaker=lucas'"
     assert len(llm.chats) == 2
+
+
+class FailingLLM(FakeLLM):
+    def generate(self, chats, params):
+        self.chats += chats
+        return [Completion("", "fake", error="fake: failed after 1 attempt(s): HTTP 503")
+                for _ in chats]
+
+
+def test_a_failed_phrasing_call_is_noted_as_a_failure_not_a_rejection():
+    acts = {"a": np.random.default_rng(1).normal(size=(12, 2))}
+    ev = [[Evidence("digit=3", 0.99, 2.0, 1e-6, 5, 2.0)], [Evidence("digit=5", 0.9, 2.0, 1e-6,
+                                                                    5, 2.0)]]
+    out = _phrase(acts.__getitem__, {"a": ev}, 2, np.ones(12, bool), [f"c{i}" for i in range(12)],
+                  {}, ["digit=3", "digit=5"], FailingLLM(), None)
+    assert [v for v in out.values()] == [
+        ("", False, "LLM call failed: fake: failed after 1 attempt(s): HTTP 503")] * 2

@@ -67,3 +67,28 @@ class LLMClient(Protocol):
     def generate(self, chats: Sequence[Chat], params: GenerationParams) -> list[Completion]:
         """One completion per chat, in order; failures are recorded, not raised."""
         ...
+
+
+class TooManyLLMFailures(RuntimeError):
+    """More LLM calls of a stage failed than ``llm.max_failed_fraction`` allows."""
+
+
+def check_failures(stage: str, client_name: str, errors: Sequence[str], total: int,
+                   max_fraction: float, what: str = "neurons") -> None:
+    """Raise :class:`TooManyLLMFailures` when ``len(errors) / total > max_fraction``.
+
+    Args:
+        stage: the stage name, for the message.
+        client_name: the LLM client's name.
+        errors: one error text per failed item (after the client's own retries).
+        total: items sent to the LLM.
+        max_fraction: tolerated failed fraction, in [0, 1].
+        what: what the items are ("LLM neurons", "LLM phrasings"), for the message.
+    """
+    if not errors or total <= 0 or len(errors) / total <= max_fraction:
+        return
+    raise TooManyLLMFailures(
+        f"[{stage}] {len(errors)} of {total} {what} failed at {client_name} "
+        f"({len(errors) / total:.0%}, more than llm.max_failed_fraction={max_fraction:g}); "
+        f"first error: {errors[0]}. Successful calls are cached: fix the server (or raise "
+        "llm.max_failed_fraction) and rerun the same command; only the failed calls are repeated")
