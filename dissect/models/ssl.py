@@ -109,7 +109,8 @@ class SSLAdapter(Adapter):
 
     def prepare(self, waveforms: Sequence[np.ndarray]) -> Batch:
         """Zero-padded ``input_values`` ``[B, S]`` (S >= the receptive field, so a clip shorter
-        than 25 ms still yields one frame), normalised per clip over its own samples."""
+        than 25 ms still yields one frame), normalised per clip over its own samples. The
+        ``attention_mask`` and ``n_frames`` count ``max(length, receptive field)`` samples."""
         if self._model is None:
             raise RuntimeError(f"{self.name}: call load() before prepare()")
         clips = [torch.as_tensor(np.asarray(w, dtype=np.float32)).flatten() for w in waveforms]
@@ -120,10 +121,15 @@ class SSLAdapter(Adapter):
             if self.do_normalize:
                 c = (c - c.mean()) / torch.sqrt(c.var(unbiased=False) + 1e-7)
             x[i, : len(c)] = c
+        # a clip shorter than the receptive field is zero-padded to it, and that padding is its
+        # own: the mask and the frame count cover it, so the clip has one valid frame in a batch
+        # as alone (with 0 mask frames transformers would let its frame attend to the batch's
+        # padding)
+        valid = lengths.clamp(min=rf)
         inputs = {"input_values": x}
         if self.use_attention_mask:
-            inputs["attention_mask"] = (torch.arange(x.shape[1])[None] < lengths[:, None]).long()
-        return Batch(inputs, lengths, {"n_frames": self.frame_counts(lengths)})
+            inputs["attention_mask"] = (torch.arange(x.shape[1])[None] < valid[:, None]).long()
+        return Batch(inputs, lengths, {"n_frames": self.frame_counts(valid)})
 
     def forward(self, model: nn.Module, batch: Batch) -> torch.Tensor | None:
         model(**batch.inputs)

@@ -2,8 +2,12 @@
 
 import pytest
 
-from dissect.describe.llm.base import Completion, GenerationParams, TooManyLLMFailures, \
-    check_failures
+from dissect.describe.llm.base import (
+    Completion,
+    GenerationParams,
+    TooManyLLMFailures,
+    check_failures,
+)
 from dissect.describe.neurons import RULES_NAME, summarize
 
 

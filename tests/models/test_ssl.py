@@ -169,6 +169,35 @@ def test_layer_norm_models_are_padding_invariant(ckpts, family):
         torch.testing.assert_close(padded[name][1], peak, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("family", ["hubert", "wav2vec2", "wavlm"])
+def test_any_clip_length_pools_the_same_in_a_batch_as_alone(ckpts, family):
+    """250 samples (under the 400-sample receptive field), 401, 5,321 and 16,000: each clip's
+    pooled activations in one batch equal the clip's own. Before the mask was clamped to the
+    receptive field, the 250-sample clip had 0 mask frames and attended to the padding."""
+    adapter = ADAPTERS[family][0](source=ckpts[family, "layer"], site_kind="ffn")
+    model = adapter.load()
+    rng = np.random.default_rng(3)
+    clips = [(0.3 * rng.standard_normal(n)).astype(np.float32) for n in (250, 401, 5321, 16000)]
+    together = _pooled_all(adapter, model, clips)
+    for i, clip in enumerate(clips):
+        alone = _pooled_all(adapter, model, [clip])
+        for name, (mean, peak) in alone.items():
+            torch.testing.assert_close(together[name][0][i], mean[0], atol=1e-5, rtol=1e-5)
+            torch.testing.assert_close(together[name][1][i], peak[0], atol=1e-5, rtol=1e-5)
+
+
+def _pooled_all(adapter, model, clips):
+    sites = adapter.resolve_layers(model, None)
+    batch, raw = _run(adapter, model, sites, clips)
+    out = {}
+    for s in sites:
+        frames = adapter.frames(s, raw[s.name], batch)
+        valid = adapter.valid_frames(s, batch, frames.shape[1])
+        assert valid.any(1).all()  # every clip has a valid frame
+        out[s.name] = (pool(frames, valid, "mean")[0], pool(frames, valid, "max")[0])
+    return out
+
+
 @pytest.mark.parametrize(
     "family,norm",
     [("hubert", "group"), ("wav2vec2", "group"), ("wavlm", "group"), ("data2vec_audio", "layer")],
@@ -190,8 +219,8 @@ def test_valid_frames_match_conv_lengths(ckpts):
     model = adapter.load()
     clips = _clips(1.0, 0.025, 0.5123, 0.01)
     batch = adapter.prepare(clips)
-    expected = model._get_feat_extract_output_lengths(batch.lengths)
-    assert batch.extra["n_frames"].tolist() == expected.tolist() == [49, 1, 25, 0]
+    expected = model._get_feat_extract_output_lengths(batch.lengths.clamp(min=400))
+    assert batch.extra["n_frames"].tolist() == expected.tolist() == [49, 1, 25, 1]
     site = adapter.resolve_layers(model, ["encoder.layers.0.feed_forward.intermediate_dense"])[0]
     n = 49
     valid = adapter.valid_frames(site, batch, n)
