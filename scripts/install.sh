@@ -55,6 +55,9 @@ fi
 if [ "$extras" = "[describe,test]" ]; then
   # heareval pins old numpy/numba; its scoring code works on numpy 2 (the parity tests use it).
   "${pip[@]}" install --no-deps "heareval==2021.1.3"
+  # laion-clap: the CLAP parity test runs its own HTSAT front end; its declared dependencies
+  # (training stack, tokenizers that download at import) are not needed for that.
+  "${pip[@]}" install --no-deps "laion-clap==1.1.7"
 fi
 
 # Optional: espeak-ng renders the speech clips (synth) and the espeak_digits probe set. Installed

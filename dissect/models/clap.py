@@ -48,6 +48,10 @@ from dissect.models.registry import register
 
 ENCODER = "audio_model.audio_encoder"
 CHECKPOINT_SUFFIXES = (".pt", ".ckpt", ".pth")
+#: laion-clap's HTSAT log-mel band (``model_configs/HTSAT-*.json``: ``fmin`` 50, ``fmax`` 14000
+#: Hz), used when a checkpoint comes without ``preprocessor_config.json``. Hugging Face's
+#: ``ClapFeatureExtractor`` defaults to ``frequency_min=0``, which moves every mel band.
+LAION_FMIN_HZ, LAION_FMAX_HZ = 50, 14000
 
 # laion-clap -> transformers names: whole-prefix swaps, then dotted-segment swaps in this order
 # (attn.proj before attn; the inverse applies the same pairs reversed, in the same order).
@@ -193,8 +197,10 @@ class ClapAdapter(Adapter):
                 )
         try:
             self.fe = load_pretrained(ClapFeatureExtractor, fe_source)
-        except WeightsUnavailableError:
-            self.fe = ClapFeatureExtractor(feature_size=model.config.num_mel_bins)
+        except WeightsUnavailableError:  # no preprocessor_config.json: laion's HTSAT front end
+            self.fe = ClapFeatureExtractor(feature_size=model.config.num_mel_bins,
+                                           frequency_min=LAION_FMIN_HZ,
+                                           frequency_max=LAION_FMAX_HZ)
         self.fusion = bool(model.config.enable_fusion)
         return model.eval().to(device)
 

@@ -235,3 +235,70 @@ def test_missing_weights_offline(monkeypatch):
     with pytest.raises(WeightsUnavailableError) as err:
         ClapAdapter(source="nobody-xyz/no-such-clap").load()
     assert "nobody-xyz/no-such-clap" in str(err.value) and "local path" in str(err.value)
+
+
+def _laion_htsat_module():
+    """laion-clap's own ``clap_module/htsat.py``, imported without the package ``__init__``
+    (which builds text tokenizers that download at import). Its ``utils`` imports h5py and
+    torchvision for training-only helpers: they are stubbed for the import, then removed."""
+    import importlib
+    import importlib.util
+    import sys
+    import types
+    from pathlib import Path
+
+    spec = importlib.util.find_spec("laion_clap")
+    if spec is None or importlib.util.find_spec("torchlibrosa") is None:
+        pytest.skip("laion-clap / torchlibrosa not installed (the test extra installs them)")
+    root = Path(spec.origin).parent / "clap_module"
+    pkg = types.ModuleType("_laion_clap_module")
+    pkg.__path__ = [str(root)]
+    misc = types.ModuleType("torchvision.ops.misc")
+    misc.FrozenBatchNorm2d = torch.nn.BatchNorm2d
+    stubs = {"h5py": types.ModuleType("h5py"), "torchvision": types.ModuleType("torchvision"),
+             "torchvision.ops": types.ModuleType("torchvision.ops"),
+             "torchvision.ops.misc": misc}
+    stubs = {k: v for k, v in stubs.items() if importlib.util.find_spec(k.split(".")[0]) is None}
+    sys.modules.update({"_laion_clap_module": pkg, **stubs})
+    try:
+        return importlib.import_module("_laion_clap_module.htsat"), root
+    finally:
+        for k in stubs:
+            sys.modules.pop(k, None)
+
+
+def test_laion_checkpoint_without_preprocessor_config_uses_laions_front_end(tmp_path):
+    """A laion .pt with an architecture-only config dir: the fallback feature extractor must be
+    laion's HTSAT log-mel (fmin 50 Hz, fmax 14 kHz); HF's default fmin 0 is up to 19.6 dB off.
+    """
+    import json
+    import types
+
+    htsat, root = _laion_htsat_module()
+    audio_cfg = json.loads((root / "model_configs" / "HTSAT-tiny.json").read_text())["audio_cfg"]
+    config_dir = tmp_path / "arch"  # config.json only: no preprocessor_config.json
+    torch.manual_seed(0)
+    config = transformers.ClapConfig(audio_config={**AUDIO, "num_mel_bins": 64},
+                                     text_config=TEXT, projection_dim=8)
+    model = transformers.ClapModel(config)
+    model.save_pretrained(config_dir)
+    pt = tmp_path / "laion.pt"
+    audio = ClapAdapter(source=str(config_dir))
+    torch.save({"state_dict": hf_to_laion(audio.load().state_dict())}, pt)
+    adapter = ClapAdapter(source=str(pt), config=str(config_dir))
+    adapter.load()
+    assert (adapter.fe.frequency_min, adapter.fe.frequency_max) == (50, 14000)
+
+    ref_model = htsat.HTSAT_Swin_Transformer(
+        spec_size=64, patch_size=4, patch_stride=(4, 4), num_classes=5, embed_dim=8,
+        depths=[2, 2], num_heads=[2, 2], window_size=4,
+        config=types.SimpleNamespace(**audio_cfg)).eval()
+    wave = (0.1 * np.random.default_rng(0).standard_normal(480000)).astype(np.float32)  # 10 s
+    with torch.no_grad():
+        spec = ref_model.spectrogram_extractor(torch.from_numpy(wave)[None])
+        ref = ref_model.logmel_extractor(spec)
+    ours = adapter.prepare([wave]).inputs["input_features"]
+    assert ours.shape == ref.shape == (1, 1, 1001, 64)
+    gap = (ours - ref).abs().max().item()
+    print(f"log-mel max abs difference vs laion-clap's front end: {gap:.2e} dB")
+    assert gap < 1e-3
