@@ -146,11 +146,15 @@ def _hear(overrides: list[str]) -> Path:
 
     rows = run_hear(c.module, c.tasks_dir, c.out_dir, c.model_file_path, c.grid, list(c.seeds),
                     tasks=list(c.tasks) or None, device=c.device, grid_points=c.grid_points,
-                    standardize=c.standardize,
+                    standardize=c.standardize, per_fold_search=c.per_fold_search,
+                    shuffle=c.shuffle, threads=c.threads, probe_device=c.probe_device,
                     model_options=OmegaConf.to_container(c.model_options, resolve=True))
     for r in rows:
-        print(f"{r['task']:<24} {r['score']:<12} {r['mean']:.4f} +- {r['std']:.4f} "
-              f"(n={r['n']}, over {r['over']})", file=sys.stderr)
+        mean = "nan" if r["mean"] is None else f"{r['mean']:.4f}"
+        std = "nan" if r["std"] is None else f"{r['std']:.4f}"
+        nan = f", {r['n_nan']} nan" if r["n_nan"] else ""
+        print(f"{r['task']:<24} {r['score']:<12} {mean} +- {std} "
+              f"(n={r['n']}{nan}, over {r['over']}; grid {c.grid})", file=sys.stderr)
     return Path(c.out_dir)
 
 

@@ -288,8 +288,9 @@ class HearConfig:
     out_dir: str = "hear_results"
     # Passed to load_model(model_file_path) when not empty.
     model_file_path: str = ""
-    # Probe hyper-parameter grid: default (heareval's PARAM_GRID) | fast | faster.
-    grid: str = "fast"
+    # Probe hyper-parameter grid: default (heareval's PARAM_GRID, its runner's default: the HEAR
+    # protocol) | fast (heareval's FAST_PARAM_GRID: 10/50 epochs, 64 points) | faster.
+    grid: str = "default"
     # Probe seeds; every seed runs the whole protocol.
     seeds: list[int] = field(default_factory=lambda: [0])
     # Keep only these tasks (empty: all).
@@ -303,6 +304,15 @@ class HearConfig:
     grid_points: int = 8
     # Deviation from heareval: z-score probe inputs with training-fold statistics.
     standardize: bool = False
+    # Deviation from heareval: search the grid on every split (heareval: split 0 only).
+    per_fold_search: bool = False
+    # Deviation from heareval: reshuffle training rows every epoch (heareval: no shuffling).
+    shuffle: bool = False
+    # torch.set_num_threads for the run (null: torch's default); 1 is often fastest for the
+    # small probe on a busy machine.
+    threads: int | None = None
+    # Device of the probe training: cpu | cuda.
+    probe_device: str = "cpu"
 
 
 @dataclass

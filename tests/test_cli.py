@@ -176,8 +176,13 @@ def test_ray_backend_gives_the_local_result(tmp_path, folder, capsys):
         assert ra["top"][0]["value"] == pytest.approx(rb["top"][0]["value"], abs=1e-5)
 
 
-def test_hear_command_passes_model_options(tmp_path, capsys):
+def test_hear_command_passes_model_options(tmp_path, capsys, monkeypatch):
+    import torch
+
     from dissect.hear.tasks import TaskItem, write_task
+
+    threads: list[int] = []
+    monkeypatch.setattr(torch, "set_num_threads", threads.append)
 
     rng = np.random.default_rng(0)
     items = [TaskItem(f"c{i:02d}.wav", f"fold{i % 3:02d}", [str(i % 2)],
@@ -189,12 +194,15 @@ def test_hear_command_passes_model_options(tmp_path, capsys):
     out = tmp_path / "hear"
     assert main(["hear", "module=dissect.hear.modules.logmel", f"tasks_dir={tmp_path / 'tasks'}",
                  f"out_dir={out}", "grid=faster", "grid_points=1", "device=cpu",
-                 "model_options.n_mels=16", "standardize=true"]) == 0
+                 "model_options.n_mels=16", "standardize=true", "per_fold_search=true",
+                 "shuffle=true", "threads=1"]) == 0
     dims = json.loads((out / "embeddings" / "loud-v1-full" /
                        "fold00.embedding-dimensions.json").read_text())
     assert dims == [6, 16]  # 6 clips per fold, 16 mel bands from model_options
     scores = json.loads((out / "scores.json").read_text())
     assert scores["model_options"] == {"n_mels": 16} and scores["standardize"] is True
+    assert (scores["grid"], scores["per_fold_search"], scores["shuffle"]) == ("faster", True, True)
+    assert threads == [1]
     top1 = next(r for r in scores["rows"] if r["score"] == "top1_acc")
     assert top1["n"] == 3 and len(top1["values"]) == 3  # one test score per fold
     assert main(["hear", "module=dissect.hear.modules.logmel"]) == 2

@@ -59,7 +59,8 @@ from dissect.hear.probe import TrainResult, grid_confs, predict, run_seed, targe
 from dissect.hear.probe import train_probe as _train_probe
 from dissect.hear.tasks import data_splits, find_tasks, read_task
 
-CSV_COLUMNS = ["module", "task", "score", "primary", "mean", "std", "n", "over", "values"]
+CSV_COLUMNS = ["module", "task", "score", "primary", "mean", "std", "n", "n_nan", "over",
+               "values"]
 
 
 def _log(msg: str) -> None:
@@ -151,7 +152,7 @@ def _rank_key(result: TrainResult, maximize: bool) -> float:
 def evaluate_embeddings(
     emb: EmbeddedTask,
     *,
-    grid: str | Mapping[str, Sequence[Any]] = "fast",
+    grid: str | Mapping[str, Sequence[Any]] = "default",
     grid_points: int = 8,
     seed: int = 0,
     per_fold_search: bool = False,
@@ -168,7 +169,8 @@ def evaluate_embeddings(
 
     Returns:
         ``{"folds": {test_fold: {"scores", "validation_score", "epoch", "epochs", "seconds",
-        "hparams", "postprocessing", "seed"}}, "aggregated_scores": {<score>_mean, _std},
+        "hparams", "postprocessing", "seed"}}, "aggregated_scores": {<score>_mean, _std, _n_nan}
+        (NaN folds are skipped, as heareval's pandas aggregation does),
         "hparams": best grid point, "grid": [tried points with validation scores]}``.
     """
     meta = emb.metadata
@@ -241,6 +243,7 @@ def evaluate_embeddings(
             vals = [f["scores"][k] for f in folds.values()]
             mean, std = _mean_std(vals)
             agg[f"{k}_mean"], agg[f"{k}_std"] = mean, std
+            agg[f"{k}_n_nan"] = _n_nan(vals)
     log(f"[hear probe] {emb.task.name} seed {seed}: "
         + ", ".join(f"{k}={v['scores'][primary]:.4f}" for k, v in folds.items())
         + f" ({time.perf_counter() - t0:.1f} s)")  # fmt: skip
@@ -265,13 +268,20 @@ def _num(v: float | None) -> float | None:
 
 
 def _mean_std(vals: Iterable[float | None]) -> tuple[float | None, float | None]:
-    xs = [float("nan") if v is None else float(v) for v in vals]
+    """Mean and sample std (ddof 1) of the finite values, as heareval's pandas aggregation
+    (``DataFrame.mean()/.std()`` skip NaN): ``[.5, None, .7, .6]`` -> ``(0.6, 0.1)``. None when
+    no value (mean) or fewer than two values (std) are finite."""
+    xs = [float(v) for v in vals if v is not None and math.isfinite(float(v))]
     if not xs:
         return None, None
     arr = np.asarray(xs, dtype=np.float64)
-    mean = float(np.mean(arr))
     std = float(np.std(arr, ddof=1)) if len(arr) > 1 else float("nan")
-    return _num(mean), _num(std)
+    return _num(float(np.mean(arr))), _num(std)
+
+
+def _n_nan(vals: Iterable[float | None]) -> int:
+    """How many values are missing or not finite (left out of :func:`_mean_std`)."""
+    return sum(1 for v in vals if v is None or not math.isfinite(float(v)))
 
 
 def _jsonable(conf: Mapping[str, Any]) -> dict[str, Any]:
@@ -308,7 +318,7 @@ def summarize(
         mean, std = _mean_std(vals)
         rows.append({
             "module": module, "task": task, "score": k, "primary": k == evaluation[0],
-            "mean": mean, "std": std, "n": len(vals), "over": over,
+            "mean": mean, "std": std, "n": len(vals), "n_nan": _n_nan(vals), "over": over,
             "values": [None if v is None else round(float(v), 6) for v in vals],
         })  # fmt: skip
     return rows
@@ -335,7 +345,8 @@ def format_table(rows: Sequence[Mapping[str, Any]], primary_only: bool = True) -
             continue
         ms = "nan" if r["mean"] is None else f"{r['mean']:.3f}"
         sd = "nan" if r["std"] is None else f"{r['std']:.3f}"
-        lines.append(f"| {r['module']} | {r['task']} | {r['score']} | {ms} ± {sd} | {r['n']} |")
+        n = f"{r['n']} ({r['n_nan']} nan)" if r.get("n_nan") else f"{r['n']}"
+        lines.append(f"| {r['module']} | {r['task']} | {r['score']} | {ms} ± {sd} | {n} |")
     return "\n".join(lines)
 
 
@@ -344,7 +355,7 @@ def run_hear(
     tasks_dir: str | Path,
     out_dir: str | Path,
     model_file_path: str = "",
-    grid: str | Mapping[str, Sequence[Any]] = "fast",
+    grid: str | Mapping[str, Sequence[Any]] = "default",
     seeds: Sequence[int] = (0,),
     *,
     grid_points: int = 8,

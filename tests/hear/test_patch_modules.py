@@ -145,3 +145,31 @@ def test_a_finer_own_hop_is_kept_and_long_clips_stitch(clap_dir):
     emb, ts = api.get_timestamp_embeddings(audio, model)
     assert check_outputs(emb, ts, 3, audio.shape[1], 48000, model.timestamp_embedding_size) == []
     assert model.last_stats["n_windows"] == 3 * 3 and float(ts[0, -1]) > 1900
+
+
+def test_clap_hop_is_what_docs_say(clap_dir):
+    """docs/hear.md: CLAP's own hop is ``patch_stride x 2^(stages-1)`` mel columns, 312.8 ms on
+    laion's 10 s four-stage models (so the HEAR output is resampled to 50 ms) and 31.4 ms on
+    the 1 s two-stage test checkpoint (kept, no resampling)."""
+    import re
+    from pathlib import Path
+
+    import transformers
+
+    from dissect.models.clap import ClapAdapter
+
+    row = next(line for line in (Path(__file__).parents[2] / "docs" / "hear.md")
+               .read_text().splitlines() if line.startswith("| `clap_htsat` |"))  # fmt: skip
+    full_ms, tiny_ms = (float(x) for x in re.findall(r"([\d.]+) ms for", row))
+    assert "min(50 ms, own)" in row
+    tiny = clap_htsat.load_model(clap_dir)
+    assert tiny.frame_hop_ms == pytest.approx(tiny_ms, abs=0.05)
+    assert tiny.hop_ms == tiny.frame_hop_ms
+    # laion/clap-htsat-unfused's architecture (transformers' ClapAudioConfig defaults), random
+    # weights: the adapter's last-stage site timing
+    net = transformers.ClapAudioModelWithProjection(transformers.ClapAudioConfig())
+    adapter = ClapAdapter()
+    adapter.fe = transformers.ClapFeatureExtractor()
+    last = list(adapter.sites(net).values())[-1]
+    assert last.hop_ms == pytest.approx(full_ms, abs=0.05)
+    assert min(50.0, last.hop_ms) == 50.0

@@ -179,5 +179,44 @@ def test_protocol_end_to_end_on_tone_task(tmp_path):
     res = evaluate_embeddings(emb, grid=SMALL_GRID, grid_points=2, per_fold_search=True,
                               log=lambda s: None)
     assert sorted(res["folds"]) == [f"fold{i:02d}" for i in range(5)]
-    assert set(res["aggregated_scores"]) == {"top1_acc_mean", "top1_acc_std", "mAP_mean",
-                                             "mAP_std"}  # fmt: skip
+    assert set(res["aggregated_scores"]) == {"top1_acc_mean", "top1_acc_std", "top1_acc_n_nan",
+                                             "mAP_mean", "mAP_std", "mAP_n_nan"}  # fmt: skip
+    assert res["aggregated_scores"]["mAP_n_nan"] == 0
+
+
+def test_fold_aggregation_skips_nan_folds_as_heareval_pandas_does():
+    """heareval aggregates folds with pandas, whose mean/std skip NaN: [.5, NaN, .7, .6] is
+    0.6 +- 0.1 (sample std), and the row says one fold was NaN."""
+    import pandas as pd
+
+    from dissect.hear.evaluate import _mean_std, format_table, scores_csv, summarize
+
+    vals = [0.5, None, 0.7, 0.6]
+    col = pd.Series([np.nan if v is None else v for v in vals])
+    mean, std = _mean_std(vals)
+    assert mean == pytest.approx(col.mean()) == pytest.approx(0.6)
+    assert std == pytest.approx(col.std()) == pytest.approx(0.1)
+    assert _mean_std([None, float("nan")]) == (None, None)
+    assert _mean_std([0.4, None]) == (pytest.approx(0.4), None)  # one finite value: no std
+    per_seed = {0: {"folds": {f"fold{i}": {"scores": {"mAP": v, "top1_acc": 0.5}}
+                              for i, v in enumerate(vals)}}}  # fmt: skip
+    rows = summarize("m", "t", ["mAP", "top1_acc"], per_seed)
+    mAP = next(r for r in rows if r["score"] == "mAP")
+    assert (mAP["n"], mAP["n_nan"]) == (4, 1)
+    assert mAP["mean"] == pytest.approx(0.6) and mAP["std"] == pytest.approx(0.1)
+    assert "| 0.600 ± 0.100 | 4 (1 nan) |" in format_table(rows)
+    assert "m,t,mAP,True,0.600000,0.100000,4,1,folds,0.500000 nan 0.700000 0.600000" in (
+        scores_csv(rows))
+
+
+def test_defaults_are_heareval_protocol():
+    """A plain ``dissect hear`` / ``run_hear`` / ``evaluate_embeddings`` runs heareval's own
+    grid (its runner's ``--grid default``); ``fast`` is an explicit choice."""
+    import inspect
+
+    from dissect.config import HearConfig
+    from dissect.hear.evaluate import evaluate_embeddings as ev
+
+    assert inspect.signature(run_hear).parameters["grid"].default == "default"
+    assert inspect.signature(ev).parameters["grid"].default == "default"
+    assert HearConfig().grid == "default"

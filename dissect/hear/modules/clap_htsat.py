@@ -11,9 +11,12 @@ config=None, **chunking)``
   different frame timings. A frame is one time column of the stage's token grid (mean over its
   frequency rows).
 * Timestamps (approximate, see :mod:`dissect.models.clap`): the last stage's columns are
-  32 mel columns (~313 ms) apart; they are linearly interpolated in time onto a 50 ms grid
-  (``output_hop_ms``). Long audio: 8 s chunks with 1 s of context on either side (CLAP reads at
-  most 10 s; shorter windows are repeat-padded as its feature extractor does).
+  ``patch_stride x 2^(stages-1)`` mel columns apart (32 columns, 312.8 ms, for laion's 10 s
+  four-stage models); they are linearly interpolated in time onto a grid of
+  min(``output_hop_ms`` = 50 ms, own hop), so a checkpoint with finer frames keeps its own (the
+  1 s two-stage test checkpoint: 8 columns, 31.4 ms). Long audio: 8 s chunks with 1 s of
+  context on either side (CLAP reads at most 10 s; shorter windows are repeat-padded as its
+  feature extractor does).
 * Scene: mean of the last stage's own columns. Sample rate 48 kHz; 768 dims for HTSAT-base.
 """
 
