@@ -29,8 +29,9 @@ def run_cli(capsys, *args):
 
 def test_run_folder_probe(tmp_path, folder, capsys):
     runs = tmp_path / "runs"
+    # a probe-stage test runs the probe stage (the whole pipeline with SmolLM2 took 1,380 s)
     args = ["probe.layout=folder", f"probe.root={folder}", f"runs_dir={runs}",
-            "probe.max_skip_fraction=0.5"]
+            "probe.max_skip_fraction=0.5", "stages=[probe]"]
     rc, out, err = run_cli(capsys, *args)
     assert rc == 0, err
     run_dir = runs / out[-1].split("/")[-1]

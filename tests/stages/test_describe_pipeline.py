@@ -27,7 +27,8 @@ def test_crepe_output_neurons_recover_their_pitch(tmp_path, capsys):
     run_dir = tmp_path / "run"
     rc = main(["run", f"run_dir={run_dir}", f"probe.synth.cache_dir={tmp_path / 'synth'}",
                "probe.synth.n_clips=160", "model.layers=[classifier]", "llm.client=rules",
-               "record.progress=false", "describe.keywords=true"])
+               "record.progress=false", "describe.keywords=true",
+               "stages=[probe,record,caption,summarize,concepts,explain]"])
     out, err = capsys.readouterr()
     assert rc == 0, err
     summaries = artifacts.read_jsonl(run_dir / "summaries.jsonl")
