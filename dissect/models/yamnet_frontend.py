@@ -1,6 +1,6 @@
 """YAMNet's front end in numpy / scipy: log-mel patches ``[N, 1, 96, 64]`` of a mono 16 kHz
 waveform (:func:`log_mel_patches`; the settings are described in
-:mod:`dissect.describe.captioners.tagger`).
+:mod:`dissect.describe.captioners.tagger`). Shared by the ``yamnet`` adapter and the tagger.
 """
 
 from __future__ import annotations
@@ -61,9 +61,9 @@ def log_mel_patches(waveform: np.ndarray) -> np.ndarray:
 
     x = np.asarray(waveform, dtype=np.float32)
     if x.ndim != 1 or x.size == 0:
-        raise ValueError(f"tagger: expected a non-empty mono waveform, got shape {x.shape}")
+        raise ValueError(f"yamnet: expected a non-empty mono waveform, got shape {x.shape}")
     if not np.isfinite(x).all():
-        raise ValueError("tagger: waveform has NaN or Inf samples")
+        raise ValueError("yamnet: waveform has NaN or Inf samples")
     if x.size < MIN_SAMPLES:
         x = np.pad(x, (0, MIN_SAMPLES - x.size))
     padded = np.pad(x, (N_FFT // 2, N_FFT // 2), mode="reflect")  # centred frames
