@@ -519,7 +519,7 @@ def describe(rec: Recording, captions: Mapping[str, str] | None = None, llm: Any
     import dataclasses
 
     from dissect.config import DescribeConfig
-    from dissect.describe.concepts import db_matrix, load_concept_set
+    from dissect.describe.concepts import captioned, db_matrix, load_concept_set
     from dissect.describe.llm.base import GenerationParams
     from dissect.describe.neurons import (
         closed_labels,
@@ -560,10 +560,12 @@ def describe(rec: Recording, captions: Mapping[str, str] | None = None, llm: Any
     embedder = default_embedder()
     if methods:
         text = [captions.get(cid, "") for cid in rec.clip_ids]
-        P = db_matrix(embedder.encode(text), embedder.encode(cset.prompts))
+        keep = captioned(text)
+        P = db_matrix(embedder.encode([t for t, k in zip(text, keep, strict=True) if k]),
+                      embedder.encode(cset.prompts))
         closed = closed_labels(list(rec.layers),
                                lambda layer: torch.as_tensor(rec.activations(layer)),
-                               {"db": P}, cset, similarity, top_concepts)
+                               {"db": P}, cset, similarity, top_concepts, {"db": keep})
     kw = keyword_rows(summaries) if keywords else [{} for _ in summaries]
     rows = concept_rows(summaries, closed, kw, similarity, cset.name)
     cfg = DescribeConfig(method=method, max_llm_neurons=max_llm_neurons,

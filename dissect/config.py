@@ -186,6 +186,9 @@ class DescribeConfig:
     keywords: bool = True
     # Ask the LLM whether adjectives outside the acoustic lexicon are acoustic (strict yes/no).
     keyword_llm_filter: bool = False
+    # Keywords (and the keyword neuron selection of `dissect prune`) skip a word with a negation
+    # ("no", "not", "without", ...) among this many tokens before it in its sentence (AND: 4).
+    negation_window: int = 4
     # --- the shown description (stage `explain`: evidence.jsonl, explanations.jsonl,
     # descriptions.csv). evidence: the best of the evidence template, the LLM's phrasing of the
     # evidence, AND's summary and the closed-set label on the validation clips | and: AND's

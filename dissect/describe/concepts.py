@@ -17,10 +17,11 @@ Lines whose first non-blank character is ``#`` are comments (there are no inline
 
 Matrices (``P [N clips, C concepts]``, consumed by :mod:`dissect.describe.similarity`):
 
-* DB, :func:`db_matrix`: ``softmax_c(cos(caption_j, concept_c) / temperature)``, one softmax.
-  The official AND code applied a second softmax (``softmax(10 * P)``) inside the similarity
-  call; here ``wpmi`` / ``soft_wpmi`` apply their own ``softmax(a * P)`` as CLIP-Dissect defines
-  it and nothing else does.
+* DB, :func:`db_matrix`: ``P = softmax_c(cos(caption_j, concept_c) / temperature)``
+  (temperature 0.01: AND's ``softmax(100 cos)``). With ``wpmi`` / ``soft_wpmi`` the similarity
+  applies a second softmax, ``softmax_c(a * P)`` (a = 2 / 10, CLIP-Dissect's definition), so
+  DB + wpmi is two softmaxes in a row, exactly as the official AND code computes it; ``cos``,
+  ``cos_cubed`` and ``rank_reorder`` read ``P`` as it is (the DB softmax only).
 * TAB with real audio-text embeddings (CLAP), :func:`tab_matrix_from_embeddings`: the cosine,
   no softmax (as TAB does).
 * TAB offline stand-in, :func:`tab_matrix_from_tagger`: an AudioSet tagger's per-clip class
@@ -30,6 +31,7 @@ Matrices (``P [N clips, C concepts]``, consumed by :mod:`dissect.describe.simila
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -204,13 +206,21 @@ def _unit_rows(x: torch.Tensor) -> torch.Tensor:
 def db_matrix(caption_emb, concept_emb, temperature: float = 0.01) -> torch.Tensor:
     """DB's clip-by-concept matrix ``P [N, C] = softmax_c(cos(caption_j, concept_c) / T)``.
 
-    Rows sum to 1. Exactly one softmax (the official code applied a second one, see the module
-    docstring). Embeddings are re-normalised, so unnormalised inputs are fine.
+    Rows sum to 1. This is the matrix's only softmax; ``wpmi`` / ``soft_wpmi`` apply their own
+    ``softmax(a * P)`` on top (as the official AND code does; see the module docstring).
+    Embeddings are re-normalised, so unnormalised inputs are fine.
     """
     if temperature <= 0:
         raise ValueError("temperature must be > 0")
     A, B = _unit_rows(_tensor(caption_emb)), _unit_rows(_tensor(concept_emb))
     return torch.softmax((A @ B.to(A).T) / temperature, dim=1)
+
+
+def captioned(texts: Sequence[str]) -> np.ndarray:
+    """Bool ``[N]``: the clips with a non-blank caption. DB leaves the others out (their row
+    would be the embedding of the empty string, a caption of nothing that still ranks
+    concepts)."""
+    return np.array([bool(str(t or "").strip()) for t in texts], dtype=bool)
 
 
 def tab_matrix_from_embeddings(audio_emb, text_emb) -> torch.Tensor:
@@ -438,7 +448,9 @@ def label_neurons(
     k: int = 5,
     **similarity_kwargs,
 ) -> list[list[tuple[str, float]]]:
-    """Top-``k`` concepts per neuron: ``similarity(U, P)`` then :func:`top_concepts`.
+    """Top-``k`` concepts per neuron: ``similarity(U, P)`` then :func:`top_concepts`; concepts
+    whose score is not finite (no candidate, e.g. ``rank_reorder``'s ``-inf``) are left out, so
+    a neuron may get fewer than ``k``.
 
     Args:
         U: activations ``[N, n]``.
@@ -453,7 +465,8 @@ def label_neurons(
         raise ValueError(f"P has {P.shape[1]} concept columns but {len(names)} concepts given")
     sim = get_similarity(similarity)(U, P, **similarity_kwargs)
     idx, scores = top_concepts(sim, k)
+    # a non-finite score marks a concept that is no candidate (rank_reorder's -inf): left out
     return [
-        [(names[c], float(s)) for c, s in zip(row_i, row_s, strict=True)]
+        [(names[c], float(s)) for c, s in zip(row_i, row_s, strict=True) if math.isfinite(s)]
         for row_i, row_s in zip(idx.tolist(), scores.tolist(), strict=True)
     ]

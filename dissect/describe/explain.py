@@ -70,7 +70,10 @@ _PHRASES = {
     "instrument": "{v}",
     "category": "{v}",
     "label": "{v}",
+    "audioset": "{v}",
 }
+#: Attributes whose values are class ids: ``water_drops`` reads "water drops".
+_CLASS_ATTRIBUTES = ("category", "label", "audioset")
 _NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 
 
@@ -82,6 +85,8 @@ def render_term(t: str) -> str:
         value = _NUMBER_WORDS[int(value)]
     if attr in PITCH_ATTRIBUTES or attr == "note":
         value = value[:1].upper() + value[1:]
+    if attr.lower() in _CLASS_ATTRIBUTES:
+        value = value.replace("_", " ")
     phrase = _PHRASES.get(attr.lower())
     if phrase is None:
         return f"{attr.replace('_', ' ')} {value}".strip()
@@ -111,6 +116,9 @@ def template(evidence: Sequence[Evidence], centres: Mapping[str, float] | None =
         text, used = render_term(first.term), [first.term]
     family = _family(first.term)
     for e in evidence[1:]:
+        if split_term(e.term)[0] not in PITCH_ATTRIBUTES and \
+                render_term(e.term).lower() == text.lower():
+            continue  # the same class under another label column (audioset= / category=)
         if _family(e.term) != family and e.auroc >= WEAKER_MIN_AUROC:
             if split_term(e.term)[0] in PITCH_ATTRIBUTES:
                 more, terms = pitch_claim(evidence, centres, attribute=split_term(e.term)[0])

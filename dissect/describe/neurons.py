@@ -17,6 +17,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 
 from dissect.describe.llm import RuleBasedClient, describe_contrast
@@ -116,7 +117,8 @@ def failure_text(row: Mapping[str, Any]) -> str:
 
 
 def closed_labels(layers: Sequence[str], activations: Callable[[str], torch.Tensor],
-                  matrices: Mapping[str, torch.Tensor], cset, similarity: str, top: int
+                  matrices: Mapping[str, torch.Tensor], cset, similarity: str, top: int,
+                  rows: Mapping[str, Any] | None = None
                   ) -> dict[tuple[str, int], dict[str, list]]:
     """Closed-set concepts of every neuron, a whole layer at once.
 
@@ -128,6 +130,8 @@ def closed_labels(layers: Sequence[str], activations: Callable[[str], torch.Tens
         cset: the concept set.
         similarity: similarity function name.
         top: concepts kept per neuron.
+        rows: method -> bool ``[clips]``: the clips its matrix has rows for (DB leaves out
+            clips without a caption); default every clip.
 
     Returns:
         ``(layer, unit) -> {method: [[concept, score], ...]}`` (scores rounded to 5 places).
@@ -136,8 +140,13 @@ def closed_labels(layers: Sequence[str], activations: Callable[[str], torch.Tens
 
     closed: dict[tuple[str, int], dict[str, list]] = {}
     for method, P in matrices.items():
+        keep = None if rows is None or rows.get(method) is None else \
+            torch.as_tensor(np.asarray(rows[method], dtype=bool))
         for layer in layers:
-            labels = label_neurons(activations(layer), P, cset, similarity, top)
+            U = activations(layer)
+            if keep is not None:
+                U = torch.as_tensor(U)[keep]
+            labels = label_neurons(U, P, cset, similarity, top)
             for unit, lab in enumerate(labels):
                 closed.setdefault((layer, unit), {})[method] = [[c, round(s, 5)] for c, s in lab]
     return closed
@@ -166,10 +175,14 @@ def icl_labels(summaries: Sequence[Mapping[str, Any]], cset, client, params: Gen
     return errors
 
 
-def keyword_rows(summaries: Sequence[Mapping[str, Any]], client=None) -> list[dict[str, Any]]:
+def keyword_rows(summaries: Sequence[Mapping[str, Any]], client=None,
+                 window: int | None = None) -> list[dict[str, Any]]:
     """Open-set keywords (spaCy) of each calibrated summary; ``client`` optionally filters
-    adjectives outside the acoustic lexicon (strict yes/no)."""
-    from dissect.describe.keywords import keywords_for, load_nlp
+    adjectives outside the acoustic lexicon (strict yes/no); ``window``: the negation window
+    (default :data:`~dissect.describe.keywords.NEGATION_WINDOW`, AND's 4 tokens)."""
+    from dissect.describe.keywords import NEGATION_WINDOW, keywords_for, load_nlp
+
+    window = NEGATION_WINDOW if window is None else int(window)
 
     nlp = load_nlp()
     out = []
@@ -177,7 +190,7 @@ def keyword_rows(summaries: Sequence[Mapping[str, Any]], client=None) -> list[di
         text = s.get("calibrated") or ""
         if s["llm"] == RULES_NAME:  # template text: keywords are its "most" terms
             text = text.split(";")[0]
-        kw = keywords_for(text, nlp, client)
+        kw = keywords_for(text, nlp, client, window=window)
         out.append({k: list(v) for k, v in kw.items()})
     return out
 

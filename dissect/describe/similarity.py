@@ -244,8 +244,10 @@ def rank_reorder(
     descending. For concept c, give the clip ranked r-th by ``P[:, c]`` among those clips the r-th
     largest activation (``a_c``). ``error = mean|a - a_c|^p``, divided by a shuffle baseline
     ``mean|a - a[perm]|^p`` over ``n_shuffles`` permutations and by
-    ``max(mean_top P[:, c], 1e-6) ** scale_p`` (a non-positive mean, possible with cosine P,
-    counts as 1e-6, so such concepts rank last instead of giving NaN).
+    ``(mean_top P[:, c]) ** scale_p``. A concept whose mean ``P`` over those clips is not
+    positive (possible with cosine P) is no candidate: it scores ``-inf`` and ranks after every
+    finite score (the official code's ``relu(mean) ** 0.5`` divided by 0; before, a clamp to
+    1e-6 let such a concept with a perfect reordering score 0, the best value).
 
     Determinism: the permutations are ``torch.randperm(t, generator=g)`` drawn ``n_shuffles``
     times from ``g = torch.Generator().manual_seed(seed)`` (CPU) and shared by all neurons
@@ -272,7 +274,8 @@ def rank_reorder(
         err = (vals.unsqueeze(-1) - reorg).abs().pow(p).mean(dim=0)  # [nb, C]
         base = (asc.unsqueeze(0) - asc[perms]).abs().pow(p).mean(dim=(0, 1))  # [nb]
         err = err / base.clamp_min(1e-30).unsqueeze(1)
-        out[sl] = -(err / avg.clamp_min(1e-6).pow(scale_p))
+        score = -(err / avg.clamp_min(1e-6).pow(scale_p))
+        out[sl] = torch.where(avg > 0, score, torch.full_like(score, -math.inf))
     return out
 
 

@@ -4,7 +4,9 @@ Each output unit ``i`` of a classifier head has a known concept: its class name.
 method predicts a ranked list of concepts per unit; we report
 
 * ``top1``: % of units whose class is the top-1 prediction;
-* ``top5``: % of units whose class is among the first five predictions;
+* ``top5``: % of units whose class is among the first five predictions; None when the method
+  predicts fewer than five concepts per unit (``n_predicted``, e.g. ICL's one), as top-5 would
+  then be top-1 under another name;
 * ``cos``: mean cosine between the sentence embeddings (all-MiniLM-L6-v2 by default; AND used
   L12) of the true class name and the top-1 prediction (a unit without a prediction counts 0).
 
@@ -55,12 +57,15 @@ def _block(preds: list[list[str]], truth: list[str], cos: list[float] | None,
            pitch: bool) -> dict[str, Any]:
     n = len(truth)
     if n == 0:
-        return {"n_units": 0, "top1": None, "top5": None, "cos": None}
+        return {"n_units": 0, "top1": None, "top5": None, "cos": None, "n_predicted": 0}
+    k = max((len(p) for p in preds), default=0)
     t1 = [bool(p) and _norm(p[0]) == _norm(t) for p, t in zip(preds, truth, strict=True)]
     t5 = [_norm(t) in {_norm(x) for x in p[:5]} for p, t in zip(preds, truth, strict=True)]
     out: dict[str, Any] = {"n_units": n, "top1": 100.0 * np.mean(t1),
-                           "top5": 100.0 * np.mean(t5),
-                           "cos": float(np.mean(cos)) if cos is not None else None}
+                           # top-5 needs 5 predictions (ICL asks for 1: no top-5 then)
+                           "top5": 100.0 * np.mean(t5) if k >= 5 else None,
+                           "cos": float(np.mean(cos)) if cos is not None else None,
+                           "n_predicted": k}
     if pitch:
         def near(p: str, t: str) -> bool:
             a, b = note_midi(p), note_midi(t)
@@ -69,7 +74,7 @@ def _block(preds: list[list[str]], truth: list[str], cos: list[float] | None,
         s1 = [bool(p) and near(p[0], t) for p, t in zip(preds, truth, strict=True)]
         s5 = [any(near(x, t) for x in p[:5]) for p, t in zip(preds, truth, strict=True)]
         out["top1_semitone"] = 100.0 * np.mean(s1)
-        out["top5_semitone"] = 100.0 * np.mean(s5)
+        out["top5_semitone"] = 100.0 * np.mean(s5) if k >= 5 else None
     return {k: (float(v) if isinstance(v, (float, np.floating)) else v) for k, v in out.items()}
 
 

@@ -10,6 +10,7 @@ Per-neuron values go into ``data.per_neuron[layer]`` (written when ``config.per_
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -63,6 +64,7 @@ class RunData:
     y_binary: bool
     embedder: Any
     sim_fn: Callable[..., Any]
+    has_caption: np.ndarray | None = None  # clips with a non-blank caption (bool per clip)
     per_neuron: dict[str, dict[str, Any]] = field(default_factory=dict)
     _cached: tuple[str, np.ndarray] | None = None
 
@@ -101,9 +103,53 @@ def _mean(xs) -> float | None:
     return float(np.mean(xs)) if len(xs) else None
 
 
+#: A head unit counts in ``last_layer.<method>.supported`` when its class has this many clips.
+MIN_CLASS_CLIPS = 5
+
+
+def _norm_name(x: Any) -> str:
+    return re.sub(r"[\s_\-]+", " ", str(x).strip().lower())
+
+
+def class_clip_counts(clips: list[dict], class_names: list[str]) -> list[int]:
+    """Per class name, the clips with a label value equal to it (case, ``_``/``-`` ignored)."""
+    want = {_norm_name(c): i for i, c in enumerate(class_names)}
+    counts = [0] * len(class_names)
+    for clip in clips:
+        hit = set()
+        for v in (clip.get("labels") or {}).values():
+            for x in v if isinstance(v, list) else [v]:
+                i = want.get(_norm_name(x))
+                if i is not None:
+                    hit.add(i)
+        for i in hit:
+            counts[i] += 1
+    return counts
+
+
+def description_predictions(texts: list[str], cset, embedder, k: int = 5
+                            ) -> list[list[tuple[str, float]]]:
+    """The shown description as a ranked concept list: the ``k`` concepts whose prompt is
+    nearest to the description (sentence-embedding cosine); an empty description predicts
+    nothing."""
+    uniq = sorted({t for t in texts if t.strip()})
+    if not uniq:
+        return [[] for _ in texts]
+    E = np.asarray(embedder.encode(uniq + list(cset.prompts)), dtype=np.float64)
+    E /= np.maximum(np.linalg.norm(E, axis=1, keepdims=True), 1e-12)
+    S = E[: len(uniq)] @ E[len(uniq):].T
+    best = {t: [(cset.concepts[c], float(S[i, c])) for c in np.argsort(-S[i], kind="stable")[:k]]
+            for i, t in enumerate(uniq)}
+    return [best.get(t, []) if t.strip() else [] for t in texts]
+
+
 @scorer
 class LastLayer:
-    """AND Table 2 for the classifier head, per closed-set method in ``concepts.jsonl``."""
+    """AND Table 2 for the classifier head: per closed-set method in ``concepts.jsonl`` and for
+    the shown description (``description``: mapped to its nearest concepts by sentence
+    embedding), over all head units and (``supported``) over the units whose class has at
+    least :data:`MIN_CLASS_CLIPS` clips in the probe set (a class the set never plays cannot be
+    found from its clips)."""
 
     name = "last_layer"
 
@@ -113,11 +159,23 @@ class LastLayer:
         last: dict[str, Any] = {}
         by_layer = data.by_layer
         if head and class_names and head in by_layer and len(by_layer[head]) == len(class_names):
-            methods = sorted({m for r in by_layer[head] for m in r["closed"]})
-            for m in methods:
-                preds = [r["closed"].get(m) or [] for r in by_layer[head]]
+            rows = by_layer[head]
+            preds_of = {m: [r["closed"].get(m) or [] for r in rows]
+                        for m in sorted({m for r in rows for m in r["closed"]})}
+            if any(r.get("description") for r in rows):
+                preds_of["description"] = description_predictions(
+                    [str(r.get("description") or "") for r in rows], data.cset, data.embedder)
+            counts = class_clip_counts(data.clips, list(class_names))
+            keep = [i for i, n in enumerate(counts) if n >= MIN_CLASS_CLIPS]
+            for m, preds in preds_of.items():
                 last[m] = last_layer_accuracy(preds, class_names, data.embedder,
                                               data.cset.concepts)
+                sub = last_layer_accuracy([preds[i] for i in keep],
+                                          [class_names[i] for i in keep], data.embedder,
+                                          data.cset.concepts) if keep else None
+                last[m]["supported"] = {"min_clips": MIN_CLASS_CLIPS,
+                                        "classes": [class_names[i] for i in keep],
+                                        **(sub or {"n_units": 0})}
         return last
 
 
@@ -200,8 +258,10 @@ class Layers:
         tops = {layer: [r["top_clips"] for r in lrows] for layer, lrows in data.by_layer.items()}
         interp = interpretable_fraction(tops, clusters, k=k, tau=config.tau,
                                         n_clusters=n_clusters, seed=seed)
+        ok = data.has_caption if data.has_caption is not None else np.ones(len(data.ids), bool)
         clip_concept = {cid: data.cset.concepts[int(j)]
-                        for cid, j in zip(data.ids, data.P.argmax(axis=1), strict=True)}
+                        for cid, j, o in zip(data.ids, data.P.argmax(axis=1), ok, strict=True)
+                        if o}
         adj = adjective_stats([r for r in data.rows if r["keywords"]])
         out = {}
         for layer, t in tops.items():

@@ -75,7 +75,7 @@ def evaluate_run(run_dir: str | Path, *, holdout: float = 0.3, seed: int = 0,
     Returns:
         The scores dict (also in ``run_dir/scores.json`` when ``write``).
     """
-    from dissect.describe.concepts import db_matrix, load_concept_set
+    from dissect.describe.concepts import captioned, db_matrix, load_concept_set
     from dissect.describe.similarity import get_similarity
 
     run_dir = Path(run_dir)
@@ -103,7 +103,12 @@ def evaluate_run(run_dir: str | Path, *, holdout: float = 0.3, seed: int = 0,
         by_layer[layer].sort(key=lambda r: r["unit"])
 
     captions = rundata.combined_captions(run_dir)
-    cap_emb = np.asarray(embedder.encode([captions.get(i, "") for i in ids]), dtype=np.float32)
+    cap_text = [captions.get(i, "") for i in ids]
+    cap_emb = np.asarray(embedder.encode(cap_text), dtype=np.float32)
+    # rows of uncaptioned clips are computed but never used: refit and per-clip concepts read
+    # captioned clips only (DB leaves the others out, as the concepts stage does)
+    has_caption = captioned(cap_text)
+    fit = fit & has_caption
     P = db_matrix(cap_emb, embedder.encode(cset.prompts)).numpy()  # [N, C]
 
     # ---------------------------------------------------------------- ground truth
@@ -122,7 +127,8 @@ def evaluate_run(run_dir: str | Path, *, holdout: float = 0.3, seed: int = 0,
     refit = labels == "refit" and method == "db"
     data = RunData(run_dir=run_dir, clips=clips, ids=ids, hold=hold, fit=fit, by_layer=by_layer,
                    rows=rows, cset=cset, cap_emb=cap_emb, P=P, Y=Y, known=known, truth=truth,
-                   y_binary=y_binary, embedder=embedder, sim_fn=get_similarity(sim_name))
+                   y_binary=y_binary, embedder=embedder, sim_fn=get_similarity(sim_name),
+                   has_caption=has_caption)
     config = ScoreConfig(quantile=quantile, method=method, refit=refit, n_clusters=n_clusters,
                          k=k, tau=tau, seed=seed, per_neuron=per_neuron)
     metrics = {name: s(data, config) for name, s in SCORERS.items()}

@@ -5,9 +5,12 @@ Three selection methods over neuron records (:func:`dissect.evaluate.rundata.neu
 
 * ``keyword`` (:func:`select_by_keyword`): the concept (or any of ``terms``) appears as a
   whole-word **lemma sequence** in the neuron's description or equals one of its keywords.
-  Text is lemmatised with spaCy (lowercase lemma or surface form of every non-punctuation token;
-  "high-pitched" -> ``high pitch``), so "dogs" matches "dog" and "rain" never matches "train"
-  (AND's OCP used a substring test, §5 item 8). Ranked by the number of matches, then by the
+  Text is lemmatised with spaCy; a word matches a token when they share its lowercased lemma or
+  surface form (so "dogs" matches "dog", "Water drops fall" matches ``water_drops`` although
+  the tagger calls "drops" AUX there, and "rain" never matches "train": AND's OCP used a
+  substring test, §5 item 8). Concept ids are read as words (``_``/``-`` -> space). A mention
+  with a negation among the ``negation_window`` tokens before it in its sentence ("there is no
+  dog barking") does not count, as in module C. Ranked by the number of matches, then by the
   position of the first match (rule-based descriptions list their strongest terms first).
 * ``concept`` (:func:`select_by_concept`): one of the concepts is among the neuron's top-``k``
   closed-set concepts of ``method`` (default DB). Ranked by the best position, then score.
@@ -87,61 +90,94 @@ def lemma_tokens(doc) -> list[tuple[str, str]]:
     return [(t.lemma_.lower(), t.text.lower()) for t in doc if not (t.is_punct or t.is_space)]
 
 
-def _phrase(doc) -> tuple[str, ...]:
-    return tuple(lem for lem, _ in lemma_tokens(doc))
+def _words(doc) -> list[tuple[frozenset[str], Any]]:
+    """``(forms, token)`` of every non-punctuation, non-space token: its lowercased lemma and
+    surface text (the tagger's part of speech decides the lemma: "drops" is "drop" as a noun
+    but stays "drops" when tagged AUX, so both forms count)."""
+    return [(frozenset((t.lemma_.lower(), t.text.lower())), t) for t in doc
+            if not (t.is_punct or t.is_space)]
 
 
-def _find(phrase: tuple[str, ...], toks: list[tuple[str, str]]) -> list[int]:
-    """Start positions where ``phrase`` matches ``toks`` (a phrase word matches a token's lemma
-    or its text)."""
+def concept_text(concept: str) -> str:
+    """A concept id as words: ``water_drops`` / ``water-drops`` -> ``water drops``."""
+    return re.sub(r"[_\-\s]+", " ", str(concept)).strip()
+
+
+def _phrase(doc) -> tuple[frozenset[str], ...]:
+    return tuple(forms for forms, _ in _words(doc))
+
+
+def _find(phrase: tuple[frozenset[str], ...], words: list[tuple[frozenset[str], Any]],
+          window: int | None = None) -> list[int]:
+    """Start positions where ``phrase`` matches ``words`` (a phrase word matches a token when
+    they share a form, lemma or text), leaving out matches with a negation among the
+    ``window`` tokens before them in the same sentence (None: no negation check)."""
+    from dissect.describe.keywords import _negated
+
     n = len(phrase)
     if n == 0:
         return []
-    return [i for i in range(len(toks) - n + 1)
-            if all(p in toks[i + j] for j, p in enumerate(phrase))]
+    out = []
+    for i in range(len(words) - n + 1):
+        if all(p & words[i + j][0] for j, p in enumerate(phrase)):
+            tok = words[i][1]
+            if window is None or not _negated(tok, tok.sent, window):
+                out.append(i)
+    return out
 
 
 def select_by_keyword(rows: Iterable[Mapping[str, Any]], concept: str | Sequence[str], *,
                       terms: Sequence[str] = (), nlp=None, layers: Sequence[str] | None = None,
-                      use_keywords: bool = True, return_scores: bool = False):
+                      use_keywords: bool = True, negation_window: int | None = None,
+                      return_scores: bool = False):
     """Neurons whose description (or keyword list) contains the concept as a lemma sequence.
 
     Args:
         rows: neuron records with ``description`` and optional ``keywords``.
-        concept: the concept phrase (or several).
+        concept: the concept phrase (or several); ids like ``water_drops`` are read as words.
         terms: more phrases that count as the concept (synonyms, e.g. "high register").
         nlp: a spaCy pipeline with a lemmatizer; default the packaged en_core_web_sm.
         layers: only consider these layers.
+        negation_window: a mention with a negation ("no", "not", "without", ...) among this
+            many tokens before it in its sentence does not count ("there is no dog barking");
+            default :data:`dissect.describe.keywords.NEGATION_WINDOW`, as module C uses.
+            Keyword lists are already negation-free (module C).
 
     Returns:
         Sorted ``(layer, unit)`` pairs (with ``return_scores``: also ``{neuron: (n_matches,
         first_position)}``).
     """
+    from dissect.describe.keywords import NEGATION_WINDOW
+
     if nlp is None:
         from dissect.describe.keywords import load_nlp
 
         nlp = load_nlp()
+    window = NEGATION_WINDOW if negation_window is None else int(negation_window)
     rows = _rows(rows, layers)
-    phrases = [_phrase(d) for d in nlp.pipe(_as_list(concept) + list(terms))]
+    wanted = [concept_text(c) for c in _as_list(concept) + list(terms)]
+    phrases = [_phrase(d) for d in nlp.pipe(wanted)]
     phrases = [p for p in dict.fromkeys(phrases) if p]
     if not phrases:
         raise ValueError(f"concept {concept!r} has no words to match")
     texts = [str(r.get("description") or "") for r in rows]
     uniq = sorted(set(texts))
     docs = dict(zip(uniq, nlp.pipe(uniq), strict=True))
-    kw_cache: dict[str, tuple[str, ...]] = {}
+    kw_cache: dict[str, tuple[frozenset[str], ...]] = {}
     found: dict[Neuron, tuple[int, int]] = {}
     for r, text in zip(rows, texts, strict=True):
-        toks = lemma_tokens(docs[text])
-        starts = sorted(s for p in phrases for s in _find(p, toks))
+        words = _words(docs[text])
+        starts = sorted(s for p in phrases for s in _find(p, words, window))
         n, first = len(starts), (starts[0] if starts else 10**9)
         if use_keywords and not n:
-            words = [w for v in (r.get("keywords") or {}).values() if isinstance(v, list)
-                     for w in v]
-            todo = [w for w in words if w not in kw_cache]
-            for w, d in zip(todo, nlp.pipe(todo), strict=True):
+            kws = [w for v in (r.get("keywords") or {}).values() if isinstance(v, list)
+                   for w in v]
+            todo = [w for w in kws if w not in kw_cache]
+            for w, d in zip(todo, nlp.pipe([concept_text(w) for w in todo]), strict=True):
                 kw_cache[w] = _phrase(d)
-            n = sum(kw_cache[w] in phrases for w in words)
+            n = sum(any(len(kw_cache[w]) == len(p) and all(a & b for a, b in
+                                                            zip(kw_cache[w], p, strict=True))
+                        for p in phrases) for w in kws)
         if n:
             found[(r["layer"], int(r["unit"]))] = (n, first)
     out = sorted(found)

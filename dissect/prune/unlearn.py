@@ -190,15 +190,18 @@ def _group_key(name: str):
 
 
 def summary_line(report: Mapping[str, Any], kind: str = "clip_mean") -> dict[str, Any]:
-    """Flat ``{measure_target_after, measure_rest_after, measure_delta_A, ...}`` of a report."""
+    """Flat ``{measure_target_after, measure_rest_after, measure_delta_A, ...}`` of a report
+    for one kind of mean; ``class_mean`` keys carry the prefix ``class_``
+    (``class_logit_delta_A``: AND's per-class-mean ΔA)."""
+    prefix = "" if kind == "clip_mean" else "class_"
     out = {}
     for name, blocks in report["measures"].items():
         blk = blocks[kind]
-        out[f"{name}_target"] = blk["target"]["after"]
-        out[f"{name}_rest"] = blk["rest"]["after"]
-        out[f"{name}_delta_A"] = blk["delta_A"]
-        out[f"{name}_delta_R"] = blk["delta_R"]
-        out[f"{name}_forget_gap"] = blk["forget_gap"]
+        out[f"{prefix}{name}_target"] = blk["target"]["after"]
+        out[f"{prefix}{name}_rest"] = blk["rest"]["after"]
+        out[f"{prefix}{name}_delta_A"] = blk["delta_A"]
+        out[f"{prefix}{name}_delta_R"] = blk["delta_R"]
+        out[f"{prefix}{name}_forget_gap"] = blk["forget_gap"]
     return out
 
 
@@ -251,13 +254,14 @@ class Evaluator:
 
 def forget_retain_curve(evaluator: Evaluator, ranked: Sequence[Neuron], sizes: Sequence[int],
                         before: Mapping[str, np.ndarray]) -> list[dict[str, Any]]:
-    """For each size n: prune ``ranked[:n]`` and summarise (:func:`summary_line`)."""
+    """For each size n: prune ``ranked[:n]`` and summarise (:func:`summary_line`): clip means
+    (``logit_delta_A``...) and class means (``class_logit_delta_A``...), as AND reports."""
     es = evaluator.evalset
     out = []
     for n in sizes:
         after = evaluator.measures(list(ranked[:n]))
         rep = unlearning_report(before, after, es.in_concept, es.groups, per_class=False)
-        out.append({"n": int(n), **summary_line(rep)})
+        out.append({"n": int(n), **summary_line(rep), **summary_line(rep, "class_mean")})
     return out
 
 

@@ -113,7 +113,7 @@ def _dense(run_dir: Path, layer: str) -> torch.Tensor:
 def write_concepts(run_dir: Path, describe_cfg, llm_cfg, caption_cfg) -> dict[str, Any]:
     """Closed-set concepts (DB / TAB stand-in / ICL) and keywords -> ``concepts.jsonl``,
     and the flat ``descriptions.csv``."""
-    from dissect.describe.concepts import db_matrix, load_concept_set
+    from dissect.describe.concepts import captioned, db_matrix, load_concept_set
 
     summaries = artifacts.read_jsonl(run_dir / artifacts.SUMMARIES)
     clips = artifacts.read_jsonl(run_dir / artifacts.CLIPS)
@@ -126,6 +126,7 @@ def write_concepts(run_dir: Path, describe_cfg, llm_cfg, caption_cfg) -> dict[st
     for m in methods:
         CLOSED_METHODS.check(m)  # an unknown method: the error lists the valid ones
     matrices: dict[str, torch.Tensor] = {}
+    rows: dict[str, Any] = {}
     if "db" in methods or "tab" in methods or "icl" in methods:
         from dissect.describe.embed import default_embedder
 
@@ -133,13 +134,17 @@ def write_concepts(run_dir: Path, describe_cfg, llm_cfg, caption_cfg) -> dict[st
     if "db" in methods:
         caps = captions_by_clip(run_dir)
         text = [caps.get(c["id"], "") for c in clips]
-        matrices["db"] = db_matrix(embedder.encode(text), embedder.encode(cset.prompts))
+        rows["db"] = captioned(text)
+        if not rows["db"].any():
+            raise ValueError("DB: no clip has a caption (describe.closed_methods=[] skips DB)")
+        kept = [t for t, k in zip(text, rows["db"], strict=True) if k]
+        matrices["db"] = db_matrix(embedder.encode(kept), embedder.encode(cset.prompts))
         notes["db"] = (f"DB: captions ({', '.join(caption_cfg.captioners)}) vs concept prompts, "
                        f"{embedder.name}, softmax over concepts")
     if "tab" in methods:
         matrices["tab"], notes["tab"] = _tab_stand_in(run_dir, clips, cset, embedder)
     closed = closed_labels(layers, lambda layer: _dense(run_dir, layer), matrices, cset,
-                           describe_cfg.similarity, describe_cfg.top_concepts)
+                           describe_cfg.similarity, describe_cfg.top_concepts, rows)
     failures: list[str] = []
     if "icl" in methods:
         todo = [x for x in summaries if x["llm"] != RULES_NAME and x.get("calibrated")]
@@ -152,7 +157,7 @@ def write_concepts(run_dir: Path, describe_cfg, llm_cfg, caption_cfg) -> dict[st
 
     if describe_cfg.keywords:
         client = build_llm(llm_cfg) if describe_cfg.keyword_llm_filter else None
-        kw_rows = keyword_rows(summaries, client)
+        kw_rows = keyword_rows(summaries, client, describe_cfg.negation_window)
     else:
         kw_rows = [{} for _ in summaries]
     rows = concept_rows(summaries, closed, kw_rows, describe_cfg.similarity, cset.name)

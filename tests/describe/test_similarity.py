@@ -148,8 +148,8 @@ def bf_rank_reorder(U, P, top_fraction=0.05, p=3, scale_p=0.5, n_shuffles=5, see
                 rank[r] = pos
             err = sum(abs(desc[r] - asc[rank[r]]) ** p for r in range(t)) / t
             err = err / max(base, 1e-30)
-            avg = max(sum(sims) / t, 1e-6)
-            out[j, c] = -(err / avg**scale_p)
+            avg = sum(sims) / t
+            out[j, c] = -(err / avg**scale_p) if avg > 0 else -math.inf  # no candidate
     return out
 
 
@@ -328,3 +328,45 @@ def test_top_concepts_ties_go_to_lower_index():
     assert idx.tolist() == [[1, 2, 0]]  # NaN last
     idx, scores = top_concepts(sim, 99)  # k clamped to C
     assert idx.shape == (2, 5) and scores.shape == (2, 5)
+
+
+def test_rank_reorder_non_positive_mean_concept_is_no_candidate():
+    import math
+
+    import torch
+
+    from dissect.describe.concepts import label_neurons
+    from dissect.describe.similarity import rank_reorder
+
+    u = torch.arange(40, dtype=torch.float64)[:, None]  # one neuron; its top 2 clips: 39, 38
+    P = torch.stack([u[:, 0] - 100.0,  # ranked like the activations but negative on the top
+                     ((u[:, 0] + 1) % 2) * 0.5 + 0.1,  # positive, reversed on the top 2
+                     u[:, 0] / 40.0], dim=1)  # positive, perfect reordering
+    s = rank_reorder(u, P)[0]
+    assert s[0] == -math.inf  # before: 0, the best value, although its mean P is negative
+    assert math.isfinite(s[1]) and math.isfinite(s[2]) and s[2] >= s[1]
+    labels = label_neurons(u, P, ["neg", "odd", "ramp"], "rank_reorder", k=3)[0]
+    assert [c for c, _ in labels] == ["ramp", "odd"]  # the -inf concept is left out
+
+
+def test_db_with_wpmi_is_two_softmaxes_as_documented():
+    import torch
+
+    from dissect.describe import concepts
+    from dissect.describe.concepts import db_matrix
+    from dissect.describe.similarity import wpmi
+
+    g = torch.Generator().manual_seed(0)
+    cap, con = torch.randn(30, 8, generator=g), torch.randn(4, 8, generator=g)
+    U = torch.randn(30, 3, generator=g, dtype=torch.float64)
+    cos = torch.nn.functional.normalize(cap, dim=1) @ torch.nn.functional.normalize(con, dim=1).T
+    P = torch.softmax(100 * cos, dim=1)  # the first softmax
+    torch.testing.assert_close(db_matrix(cap, con), P)
+    Q = torch.softmax(2 * P.double(), dim=1)  # the second one, inside wpmi (a = 2)
+    k = 28
+    top = torch.topk(U, k, dim=0).indices  # [k, n]
+    L = torch.stack([torch.log(Q[top[:, i]] + 1e-7).sum(0) for i in range(3)])  # [n, C]
+    ref = L - 0.6 * (torch.logsumexp(L, dim=0, keepdim=True) - torch.log(torch.tensor(3.0)))
+    torch.testing.assert_close(wpmi(U, db_matrix(cap, con)), ref.to(torch.float64),
+                               rtol=1e-5, atol=1e-5)
+    assert "two softmaxes" in concepts.__doc__ and "softmax_c(a * P)" in concepts.__doc__

@@ -46,8 +46,18 @@ def test_pitch_head_within_one_semitone():
     preds = [["A4"], ["A#4"], ["D5", "C#5"], ["brass", "low pitch"]]
     out = last_layer_accuracy(preds, classes, embedder=False)
     assert out["cos"] is None
-    assert out["top1"] == 25.0 and out["top5"] == 50.0
-    assert out["top1_semitone"] == 75.0 and out["top5_semitone"] == 75.0
+    assert out["top1"] == 25.0 and out["top1_semitone"] == 75.0
+    # at most 2 predictions per unit: no top-5 (it would be top-2 under another name)
+    assert out["n_predicted"] == 2 and out["top5"] is None and out["top5_semitone"] is None
+    padded = [p + ["x1", "x2", "x3", "x4"] for p in preds]
+    out5 = last_layer_accuracy(padded, classes, embedder=False)
+    assert out5["top5"] == 50.0 and out5["top5_semitone"] == 75.0
+
+
+def test_one_prediction_per_unit_has_no_top5():
+    # ICL asks the LLM for one concept: top-5 used to equal top-1 under another name
+    out = last_layer_accuracy([["dog"], ["cat"]], ["dog", "rain"], embedder=False)
+    assert out["top1"] == 50.0 and out["top5"] is None and out["n_predicted"] == 1
 
 
 def test_last_layer_length_mismatch():

@@ -117,3 +117,28 @@ def test_random_like_matched_and_global():
     assert counts["a"] > counts["c"] > counts["b"]  # proportional to layer size
     with pytest.raises(ValueError):
         random_like([("b", 0)] * 6, units, seed=0)
+
+
+def test_underscore_concept_ids_match_their_words(nlp):
+    rows = [{"layer": "l", "unit": 0, "description": "Water drops fall into a bucket."},
+            {"layer": "l", "unit": 1, "description": "Dripping water drops, steady."},
+            {"layer": "l", "unit": 2, "description": "A dog.", "keywords": {"nouns": ["water drop"]}}]
+    # "water_drops" used to be one token and match nothing; "drops" is tagged AUX in unit 0,
+    # so its lemma stays "drops": the surface form must count too
+    assert select_by_keyword(rows, "water_drops", nlp=nlp) == [("l", 0), ("l", 1), ("l", 2)]
+    assert select_by_keyword(rows, "water-drops", nlp=nlp) == [("l", 0), ("l", 1), ("l", 2)]
+
+
+def test_negated_mentions_do_not_select(nlp):
+    rows = [{"layer": "l", "unit": 0, "description": "There is no dog barking here."},
+            {"layer": "l", "unit": 1, "description": "Not a dog. A dog barks loudly."},
+            {"layer": "l", "unit": 2, "description": "Without any loud dog."},
+            {"layer": "l", "unit": 3, "description": "No noise at all, but then a calm dog."}]
+    assert select_by_keyword(rows, "dog", nlp=nlp) == [("l", 1), ("l", 3)]
+    # unit 1 counts its second, unnegated mention only; unit 3's "No" is 8 tokens before
+    _, scores = select_by_keyword(rows, "dog", nlp=nlp, return_scores=True)
+    assert scores[("l", 1)][0] == 1
+    # a window of 1 only catches "no dog"; window 0 turns the check off
+    assert select_by_keyword(rows, "dog", nlp=nlp, negation_window=1) == [("l", 1), ("l", 2),
+                                                                         ("l", 3)]
+    assert len(select_by_keyword(rows, "dog", nlp=nlp, negation_window=0)) == 4

@@ -111,6 +111,12 @@ def test_prune_run_end_to_end(tmp_path):
     assert lg["delta_A"] == pytest.approx(-3.0) and lg["delta_R"] == pytest.approx(-1.0)
     assert [p["n"] for p in out["curve"]] == [1]
     assert out["curve"][0]["logit_delta_A"] == pytest.approx(-3.0)
+    # class means too (AND's Table 4 averages per class): the curve point equals the report's
+    cm = out["report"]["measures"]["logit"]["class_mean"]
+    assert out["curve"][0]["class_logit_delta_A"] == pytest.approx(cm["delta_A"])
+    assert out["curve"][0]["class_logit_delta_R"] == pytest.approx(cm["delta_R"])
+    assert out["curve"][0]["class_logit_delta_A"] != pytest.approx(lg["delta_A"])
+    assert out["random"]["mean"][0]["class_logit_forget_gap"] is not None
     assert set(out["random"]["per_seed"]) == {"0", "1"}
     # before, the selection (= the curve's only point), 2 random draws of 1 of the 2 fc1 units;
     # measures are memoised per neuron set, so a draw equal to an earlier set costs no pass

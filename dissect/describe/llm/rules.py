@@ -41,7 +41,7 @@ STOPWORDS = frozenset(
     under until up very was we were what when where which while who whom why will with would you
     your
     sound sounds sounding audio clip clips recording recorded heard hear hearing like
-    around family note velocity hz dbfs labels label
+    around family note velocity hz dbfs labels label category audioset
     """.split()
 )
 
