@@ -116,8 +116,9 @@ def template(evidence: Sequence[Evidence], centres: Mapping[str, float] | None =
         text, used = render_term(first.term), [first.term]
     family = _family(first.term)
     for e in evidence[1:]:
-        if split_term(e.term)[0] not in PITCH_ATTRIBUTES and \
-                render_term(e.term).lower() == text.lower():
+        a0, a1 = split_term(first.term)[0].lower(), split_term(e.term)[0].lower()
+        if (a0 in _CLASS_ATTRIBUTES and a1 in _CLASS_ATTRIBUTES and a0 != a1) or (
+                a1 not in PITCH_ATTRIBUTES and render_term(e.term).lower() == text.lower()):
             continue  # the same class under another label column (audioset= / category=)
         if _family(e.term) != family and e.auroc >= WEAKER_MIN_AUROC:
             if split_term(e.term)[0] in PITCH_ATTRIBUTES:

@@ -180,3 +180,5 @@ def test_template_does_not_repeat_the_same_class_as_weaker():
                            mk("bandwidth=narrow", 0.8)])
     assert text == "Synthesizer; weaker for narrow bandwidth"  # was "...; weaker for synthesizer"
     assert used == ["audioset=Synthesizer", "bandwidth=narrow"]
+    text, _ = template([mk("audioset=Marimba, xylophone", 0.96), mk("category=xylophone", 0.95)])
+    assert text == "Marimba, xylophone"  # two label columns of one clip are one claim

@@ -122,7 +122,8 @@ def test_random_like_matched_and_global():
 def test_underscore_concept_ids_match_their_words(nlp):
     rows = [{"layer": "l", "unit": 0, "description": "Water drops fall into a bucket."},
             {"layer": "l", "unit": 1, "description": "Dripping water drops, steady."},
-            {"layer": "l", "unit": 2, "description": "A dog.", "keywords": {"nouns": ["water drop"]}}]
+            {"layer": "l", "unit": 2, "description": "A dog.",
+             "keywords": {"nouns": ["water drop"]}}]
     # "water_drops" used to be one token and match nothing; "drops" is tagged AUX in unit 0,
     # so its lemma stays "drops": the surface form must count too
     assert select_by_keyword(rows, "water_drops", nlp=nlp) == [("l", 0), ("l", 1), ("l", 2)]
