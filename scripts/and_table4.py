@@ -123,9 +123,11 @@ def main(argv=None) -> int:
     ap.add_argument("--max-neurons", type=int, default=None)
     ap.add_argument("--top-k", type=int, default=3)
     ap.add_argument("--holdout", type=float, default=0.3)
+    ap.add_argument("--reuse", action="store_true",
+                    help="read prune/<concept>.<method>.json when it exists instead of pruning")
     args = ap.parse_args(argv)
 
-    from dissect.prune.unlearn import prune_run
+    from dissect.prune.unlearn import _slug, prune_run
 
     run = Path(args.run_dir)
     rows = []
@@ -138,11 +140,16 @@ def main(argv=None) -> int:
             return str((clip.get("labels") or {}).get("audioset", "")).lower() in wanted
 
         for method in args.methods.split(","):
-            out = prune_run(run, name, method, concepts=classes, top_k=args.top_k,
-                            target=target, holdout=args.holdout, points=args.points,
-                            spacing=args.spacing, seeds=tuple(range(args.seeds)),
-                            max_neurons=args.max_neurons, name=f"{name}.{method}",
-                            log=lambda s: print(s, file=sys.stderr))
+            done = run / "prune" / f"{_slug(f'{name}.{method}')}.json"
+            if args.reuse and done.is_file():  # a finished concept of an earlier call
+                out = json.loads(done.read_text())
+                print(f"[table4] {name} / {method}: reused {done}", file=sys.stderr)
+            else:
+                out = prune_run(run, name, method, concepts=classes, top_k=args.top_k,
+                                target=target, holdout=args.holdout, points=args.points,
+                                spacing=args.spacing, seeds=tuple(range(args.seeds)),
+                                max_neurons=args.max_neurons, name=f"{name}.{method}",
+                                log=lambda s: print(s, file=sys.stderr))
             rows.append({"concept": name, "classes": classes, "method": method,
                          "summary": summarise(out), "curve": out["curve"],
                          "random_mean": (out.get("random") or {}).get("mean")})

@@ -277,7 +277,8 @@ EXPECTED_STAGES = {'probe': {'section': {'probe': {'layout': 'synth',
                                        'similarity': 'cos_cubed',
                                        'top_concepts': 5,
                                        'keywords': True,
-                                       'keyword_llm_filter': False},
+                                       'keyword_llm_filter': False,
+                                       'negation_window': 4},
                           'captioners': ['acoustic', 'labels']},
               'inputs': {'summaries': 'SU',
                          'captions': 'CA',
@@ -379,4 +380,4 @@ def test_stage_sections_and_inputs_are_unchanged(tmp_path, monkeypatch):
     assert got == EXPECTED_STAGES
     # the run-directory hash of the default recipe
     # (default-207913df1a before the explain stage, the synth set from C1 and 600 clips)
-    assert pipeline.resolve_run_dir(cli.compose(["runs_dir=R"])).name == "default-1e1ca9290c"
+    assert pipeline.resolve_run_dir(cli.compose(["runs_dir=R"])).name == "default-e61c536dfc"
