@@ -111,10 +111,9 @@ def _auto_pad(attrs: Mapping[str, Any], in_shape: Sequence[int], kernel: Sequenc
         out = math.ceil(size / s)
         total = max(0, (out - 1) * s + (k - 1) * d + 1 - size)
         small, big = total // 2, total - total // 2
-        if mode == "SAME_UPPER":
-            begin.append(small), end.append(big)
-        else:
-            begin.append(big), end.append(small)
+        first, last = (small, big) if mode == "SAME_UPPER" else (big, small)
+        begin.append(first)
+        end.append(last)
     return begin + end
 
 
@@ -518,7 +517,7 @@ def convert(proto, quantization: str = "fake", source: str = "<model>") -> OnnxM
             if module is None:
                 continue
             with torch.no_grad():
-                args = [consts[name] for name in present if not _is_bound(module, ins, name)]
+                args = [consts[name] for name in present if not _is_bound(module, name)]
                 val = module(*args)
             consts[n.output[0]] = val
             if op == "QuantizeLinear":
@@ -526,20 +525,20 @@ def convert(proto, quantization: str = "fake", source: str = "<model>") -> OnnxM
                 int_dtype[n.output[0]] = int_dtype.get(zp_name, np.dtype(np.uint8))
             continue
         path = node_path(n.name, op, idx, taken)
-        run_ins = [name for name in present if not _is_bound(module, ins, name)]
+        run_ins = [name for name in present if not _is_bound(module, name)]
         missing = [name for name in run_ins if name in consts]
         if missing:
             raise OnnxConversionError(f"{where}: internal error, constant inputs {missing}")
         steps.append((path, module, run_ins, list(n.output[:1]), op))
+    produced = {s[3][0] for s in steps} | set(consts) | {i.name for i in inputs}
     for o in g.output:
-        produced = {s[3][0] for s in steps} | set(consts) | {i.name for i in inputs}
         if o.name not in produced:
             raise OnnxConversionError(f"{source}: graph output {o.name!r} is never computed")
     return OnnxModule(steps, [i.name for i in inputs], [o.name for o in g.output], consts,
                       quantization)
 
 
-def _is_bound(module: nn.Module, ins: Sequence[str], name: str) -> bool:
+def _is_bound(module: nn.Module, name: str) -> bool:
     """Whether input ``name`` is held inside ``module`` (a constant), not passed at run time."""
     bound = getattr(module, "_bound_inputs", ())
     return name in bound
