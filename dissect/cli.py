@@ -128,7 +128,8 @@ def _prune(overrides: list[str]) -> Path:
     from dissect.prune.unlearn import prune_run
 
     c = command_config(PruneConfig, overrides)
-    report = prune_run(c.run_dir, c.concept, c.method, terms=list(c.terms), top_k=c.top_k,
+    report = prune_run(c.run_dir, c.concept, c.method, terms=list(c.terms),
+                       concepts=list(c.concepts) or None, top_k=c.top_k,
                        threshold=c.threshold, layers=list(c.layers) or None,
                        max_neurons=c.max_neurons, target=c.target, holdout=c.holdout,
                        seed=c.seed, seeds=list(c.seeds), points=c.points)

@@ -57,6 +57,11 @@ class ProbeConfig:
     splits: list[str] | None = None
     # Keep only the first N clips (in the deterministic order); null keeps all.
     limit: int | None = None
+    # Hold this fraction of the clips out of the dissection (after limit): they are listed in
+    # heldout.jsonl, never recorded or described, and `dissect prune` evaluates on them (a
+    # clip's side is fixed by sha256(f"{holdout_seed}:{id}"), see datasets.base.held_out).
+    holdout: float = 0.0
+    holdout_seed: int = 0
     # The run fails when more than this fraction of clips cannot be loaded (skips.jsonl).
     max_skip_fraction: float = 0.05
     # Settings of the synth layout.
@@ -254,12 +259,17 @@ class PruneConfig:
     run_dir: str = "???"
     # The concept to forget (a phrase; for method=concept a concept-set name).
     concept: str = "???"
-    # keyword (lemma match on descriptions/keywords) | concept (top-k closed-set) | embedding.
+    # keyword (lemma match on descriptions/keywords) | concept (top-k closed-set) | evidence
+    # (a term of the shown, checked description; ranked by its effect size) | embedding.
     method: str = "keyword"
     # Extra words that also select a neuron (method=keyword).
     terms: list[str] = field(default_factory=list)
-    # method=concept: how many top closed-set concepts to look at.
-    top_k: int = 3
+    # method=concept / evidence: the concept-set names or label values that count (empty: the
+    # concept itself), e.g. [Snare drum].
+    concepts: list[str] = field(default_factory=list)
+    # method=concept: how many top closed-set concepts to look at; method=evidence: how many
+    # of the shown description's terms (null: all).
+    top_k: int | None = 3
     # method=embedding: MiniLM cosine threshold between the concept and a description.
     threshold: float = 0.5
     # Layers to prune from (empty: every recorded layer except the head).
@@ -269,7 +279,8 @@ class PruneConfig:
     # Which evaluation clips carry the concept, e.g. "midi_note>=72" or "family=Brass"
     # (null: the concept's ground truth through the run's concept set).
     target: str | None = None
-    # Fraction of the run's clips held out for the evaluation.
+    # The evaluation uses the clips the run held out of the dissection (probe.holdout); a run
+    # without them holds out this fraction of its own clips (which its descriptions saw).
     holdout: float = 0.3
     # Seed of the held-out split.
     seed: int = 0

@@ -163,7 +163,12 @@ def _probe_inputs(ctx: StageContext) -> dict[str, str]:
     from dissect.datasets import build_probe_set
     from dissect.stages.probe import input_hashes
 
-    ctx.state["probe"] = build_probe_set(ctx.cfg.probe, progress=ctx.progress)
+    probe = build_probe_set(ctx.cfg.probe, progress=ctx.progress)
+    ctx.state["heldout"] = None
+    if ctx.cfg.probe.holdout:  # probe.holdout: these clips are never dissected
+        probe, ctx.state["heldout"] = probe.split_holdout(
+            float(ctx.cfg.probe.holdout), int(ctx.cfg.probe.holdout_seed))
+    ctx.state["probe"] = probe
     return input_hashes(ctx.state["probe"])
 
 
@@ -172,7 +177,7 @@ def _probe_run(ctx: StageContext):
 
     cfg = ctx.cfg
     return write_clips(ctx.run_dir, ctx.state["probe"], cfg.audio, cfg.probe.max_skip_fraction,
-                       ctx.progress)
+                       ctx.progress, heldout=ctx.state["heldout"])
 
 
 def _record_run(ctx: StageContext):
@@ -317,7 +322,7 @@ _PROBE_AUDIO = {"clips": Output("probe", artifacts.CLIPS),
 STAGE_LIST: tuple[Stage, ...] = (
     Stage("probe", needs=(), inputs=_probe_inputs,
           config={"probe": Section("probe"), "audio": Section("audio")},
-          outputs=(artifacts.CLIPS, artifacts.SKIPS), run=_probe_run),
+          outputs=(artifacts.CLIPS, artifacts.SKIPS, artifacts.HELDOUT), run=_probe_run),
     Stage("record", needs=("probe",), inputs=_PROBE_AUDIO,
           config={"model": Section("model"), "record": Section("record"),
                   "audio": Section("audio")},

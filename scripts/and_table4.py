@@ -1,9 +1,12 @@
 """AND Table 4 (concept-specific pruning) on a finished run: forget a concept, keep the rest.
 
-For every concept: select its neurons from the run's shown descriptions (``keyword``: the
-concept or its terms as words of the description or keywords) and from the closed-set labels
-(``concept``: among the top-k DB concepts), prune growing prefixes of the ranking on the held-out
-clips, and compare with matched random pruning (same per-layer counts, ``--seeds`` draws).
+For every concept: select its neurons from the run's descriptions (``keyword``: the concept as
+words of the AND summary or keywords, as AND's OCP does), from the closed-set labels
+(``concept``: among the top-k DB concepts) and from the shown, checked descriptions
+(``evidence``: the concept is a term of the shown description, ranked by that term's measured
+effect size), prune growing prefixes of the ranking on the held-out clips (``probe.holdout``:
+clips the dissection never saw, when the run has them), and compare with matched random pruning
+(same per-layer counts, ``--seeds`` draws).
 Per concept and method it reports, at the selection's best curve point (the prefix with the
 largest forget gap ΔR - ΔA in class-mean logits), ΔA, ΔR, the forget ratio ΔA/ΔR and the gap in
 logits, probabilities and accuracy, class means as AND reports them (clip means too), the same
@@ -116,12 +119,14 @@ def main(argv=None) -> int:
     ap.add_argument("run_dir")
     ap.add_argument("--concept", action="append", required=True,
                     help="NAME=CLASS[,CLASS...] (repeatable)")
-    ap.add_argument("--methods", default="keyword,concept")
+    ap.add_argument("--methods", default="keyword,concept,evidence")
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--points", type=int, default=6)
     ap.add_argument("--spacing", default="geometric")
     ap.add_argument("--max-neurons", type=int, default=None)
-    ap.add_argument("--top-k", type=int, default=3)
+    ap.add_argument("--top-k", type=int, default=3, help="closed-set concepts looked at")
+    ap.add_argument("--evidence-top-k", type=int, default=None,
+                    help="shown-description terms looked at (default: all)")
     ap.add_argument("--holdout", type=float, default=0.3)
     ap.add_argument("--reuse", action="store_true",
                     help="read prune/<concept>.<method>.json when it exists instead of pruning")
@@ -145,12 +150,15 @@ def main(argv=None) -> int:
                 out = json.loads(done.read_text())
                 print(f"[table4] {name} / {method}: reused {done}", file=sys.stderr)
             else:
-                out = prune_run(run, name, method, concepts=classes, top_k=args.top_k,
+                top_k = args.evidence_top_k if method == "evidence" else args.top_k
+                out = prune_run(run, name, method, concepts=classes, top_k=top_k,
                                 target=target, holdout=args.holdout, points=args.points,
                                 spacing=args.spacing, seeds=tuple(range(args.seeds)),
                                 max_neurons=args.max_neurons, name=f"{name}.{method}",
                                 log=lambda s: print(s, file=sys.stderr))
             rows.append({"concept": name, "classes": classes, "method": method,
+                         "evaluation": {k: out["evaluation"].get(k) for k in
+                                        ("source", "n_clips", "n_target", "n_rest")},
                          "summary": summarise(out), "curve": out["curve"],
                          "random_mean": (out.get("random") or {}).get("mean")})
             print(f"[table4] {name} / {method}: {rows[-1]['summary'].get('n')} neurons",

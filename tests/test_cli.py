@@ -1,6 +1,7 @@
 """`dissect run`: hydra composition, run directory, the probe stage, skips and re-runs."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -254,3 +255,34 @@ def test_a_busy_run_directory_is_refused_with_the_holder(tmp_path, folder, capsy
     assert (run_dir / "clips.jsonl").is_file()
     assert (run_dir / artifacts.LOCK).read_text() == ""  # released, holder cleared
     assert os.path.exists(run_dir / "config.yaml")
+
+
+def test_probe_holdout_keeps_clips_out_of_the_run(tmp_path, folder, capsys):
+    """``probe.holdout``: the held-out clips (by the sha256 rule, computed here by hand) go to
+    heldout.jsonl undecoded and never into clips.jsonl; the two partition the probe set."""
+    import hashlib
+
+    (folder / "b" / "broken.wav").unlink()
+    for i in range(10):
+        sf.write(folder / f"x{i}.wav", np.full(800, 0.1, np.float32), 16000)
+    run_dir = tmp_path / "run"
+    rc, _, err = run_cli(capsys, "probe.layout=folder", f"probe.root={folder}",
+                         f"run_dir={run_dir}", "stages=[probe]", "probe.holdout=0.4",
+                         "probe.holdout_seed=3")
+    assert rc == 0, err
+    ids = ["a", "b/c", *[f"x{i}" for i in range(10)]]
+
+    def held(cid):
+        h = hashlib.sha256(f"3:{cid}".encode()).digest()
+        return int.from_bytes(h[:8], "big") / 2.0**64 < 0.4
+
+    want_held = sorted(c for c in ids if held(c))
+    assert 0 < len(want_held) < len(ids)
+    kept = [r["id"] for r in artifacts.read_jsonl(run_dir / "clips.jsonl")]
+    rows = artifacts.read_jsonl(run_dir / artifacts.HELDOUT)
+    assert sorted(r["id"] for r in rows) == want_held
+    assert sorted(kept) == sorted(set(ids) - set(want_held))
+    r0 = rows[0]
+    assert set(r0) == {"id", "path", "labels", "concepts", "metadata", "sha256"}
+    assert r0["sha256"] == hashlib.sha256(Path(r0["path"]).read_bytes()).hexdigest()
+    assert f"{len(want_held)} held out" in err

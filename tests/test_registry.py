@@ -186,6 +186,8 @@ EXPECTED_STAGES = {'probe': {'section': {'probe': {'layout': 'synth',
                                  'folds': None,
                                  'splits': None,
                                  'limit': None,
+                                 'holdout': 0.0,
+                                 'holdout_seed': 0,
                                  'max_skip_fraction': 0.05,
                                  'synth': {'seed': 0,
                                            'n_clips': 600,
@@ -224,7 +226,7 @@ EXPECTED_STAGES = {'probe': {'section': {'probe': {'layout': 'synth',
                                  'window_hop_seconds': 10.0,
                                  'silence_dbfs': -80.0}},
            'inputs': {'audio_files': 'AF'},
-           'outputs': ['clips.jsonl', 'skips.jsonl']},
+           'outputs': ['clips.jsonl', 'skips.jsonl', 'heldout.jsonl']},
  'record': {'section': {'model': {'name': 'crepe',
                                   'source': 'tiny',
                                   'site': 'ffn',
@@ -379,5 +381,6 @@ def test_stage_sections_and_inputs_are_unchanged(tmp_path, monkeypatch):
     pipeline.run(cli.compose([f"run_dir={tmp_path}"]), progress=False)
     assert got == EXPECTED_STAGES
     # the run-directory hash of the default recipe
-    # (default-207913df1a before the explain stage, the synth set from C1 and 600 clips)
-    assert pipeline.resolve_run_dir(cli.compose(["runs_dir=R"])).name == "default-e61c536dfc"
+    # (default-207913df1a before the explain stage, the synth set from C1 and 600 clips;
+    # default-e61c536dfc before probe.holdout)
+    assert pipeline.resolve_run_dir(cli.compose(["runs_dir=R"])).name == "default-31d5d51c9c"

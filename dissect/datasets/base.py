@@ -7,10 +7,13 @@ Every layout (folder, ESC-50, UrbanSound8K, GTZAN, spoken digits, HEAR task dirs
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import hashlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from dissect.audio import Audio, AudioError, ClipPolicy, load_audio
 
@@ -89,6 +92,15 @@ class ProbeSet:
     def __getitem__(self, i: int) -> Clip:
         return self.clips[i]
 
+    def split_holdout(self, fraction: float, seed: int = 0) -> tuple[ProbeSet, ProbeSet]:
+        """``(kept, held)``: the clips :func:`held_out` keeps for the dissection and the ones
+        it holds out (e.g. to evaluate pruning on clips no description saw). Order is kept."""
+        mask = held_out([c.id for c in self.clips], fraction, seed)
+        keep = [c for c, h in zip(self.clips, mask, strict=True) if not h]
+        held = [c for c, h in zip(self.clips, mask, strict=True) if h]
+        return (ProbeSet(self.name, self.root, keep, list(self.label_columns)),
+                ProbeSet(self.name, self.root, held, list(self.label_columns)))
+
     def subset(self, n: int | None) -> ProbeSet:
         """The first ``n`` clips (all when ``n`` is None)."""
         if n is None or n >= len(self.clips):
@@ -166,3 +178,19 @@ class SkipLog:
                 f"{self.summary()} exceeds max_skip_fraction={self.max_fraction}. "
                 f"First errors: {examples}"
             )
+
+
+def held_out(clip_ids: Sequence[str], fraction: float = 0.3, seed: int = 0) -> np.ndarray:
+    """Bool ``[N]``: True for held-out clips.
+
+    A clip is held out when the first 8 bytes of ``sha256(f"{seed}:{id}")``, read as a number in
+    [0, 1), are below ``fraction``; the split is deterministic and order independent (a clip's
+    side never depends on the other clips).
+    """
+    if not 0.0 <= fraction <= 1.0:
+        raise ValueError(f"holdout fraction must be in [0, 1], got {fraction}")
+    out = np.zeros(len(clip_ids), dtype=bool)
+    for i, cid in enumerate(clip_ids):
+        h = hashlib.sha256(f"{seed}:{cid}".encode()).digest()
+        out[i] = int.from_bytes(h[:8], "big") / 2.0**64 < fraction
+    return out

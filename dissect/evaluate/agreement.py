@@ -27,7 +27,6 @@ side of the split depends only on its id, the seed and the fraction (never on ro
 
 from __future__ import annotations
 
-import hashlib
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -46,18 +45,11 @@ REGISTERS: dict[str, tuple[float, float]] = {
 
 
 def holdout_mask(clip_ids: Sequence[str], fraction: float = 0.3, seed: int = 0) -> np.ndarray:
-    """Bool ``[N]``: True for held-out clips.
+    """Bool ``[N]``: True for held-out clips (:func:`dissect.datasets.base.held_out`: the first
+    8 bytes of ``sha256(f"{seed}:{id}")`` as a number in [0, 1) below ``fraction``)."""
+    from dissect.datasets.base import held_out
 
-    A clip is held out when the first 8 bytes of ``sha256(f"{seed}:{id}")``, read as a number in
-    [0, 1), are below ``fraction``; the split is deterministic and order independent.
-    """
-    if not 0.0 <= fraction <= 1.0:
-        raise ValueError(f"holdout fraction must be in [0, 1], got {fraction}")
-    out = np.zeros(len(clip_ids), dtype=bool)
-    for i, cid in enumerate(clip_ids):
-        h = hashlib.sha256(f"{seed}:{cid}".encode()).digest()
-        out[i] = int.from_bytes(h[:8], "big") / 2.0**64 < fraction
-    return out
+    return held_out(clip_ids, fraction, seed)
 
 
 def _norm(x: Any) -> str:

@@ -35,6 +35,13 @@ def read_clips(run_dir: str | Path) -> list[dict[str, Any]]:
     return artifacts.read_jsonl(Path(run_dir) / artifacts.CLIPS)
 
 
+def read_heldout(run_dir: str | Path) -> list[dict[str, Any]]:
+    """``heldout.jsonl`` rows (clips ``probe.holdout`` kept out of the dissection); empty when
+    the run held none out or predates the file."""
+    path = Path(run_dir) / artifacts.HELDOUT
+    return artifacts.read_jsonl(path) if path.is_file() else []
+
+
 def layer_names(run_dir: str | Path) -> list[str]:
     """Layers in recording order (from ``exemplars.jsonl``)."""
     rows = artifacts.read_jsonl(Path(run_dir) / artifacts.EXEMPLARS)
@@ -72,7 +79,11 @@ def neuron_rows(run_dir: str | Path) -> list[dict[str, Any]]:
 
     Keys: ``layer``, ``unit``, ``description`` (:func:`description_text`), ``llm``,
     ``keywords`` (dict of lists, may be empty), ``closed`` (``{method: [[concept, score], ...]}``),
-    ``top_clips`` (the exemplar clip ids, best first; from ``exemplars.jsonl``).
+    ``top_clips`` (the exemplar clip ids, best first; from ``exemplars.jsonl``), ``shown``
+    (the checked description the report shows, from ``explanations.jsonl``: ``{"text", "kind",
+    "terms": [{"term", "auroc", "effect", "p", "support"}, ...]}`` with the shown candidate's
+    terms in its order and their evidence statistics from ``evidence.jsonl``; None when the
+    explain stage has not run or the neuron has no row).
     """
     run_dir = Path(run_dir)
     summaries = artifacts.read_jsonl(run_dir / artifacts.SUMMARIES)
@@ -84,6 +95,7 @@ def neuron_rows(run_dir: str | Path) -> list[dict[str, Any]]:
     if (run_dir / artifacts.EXEMPLARS).is_file():
         tops = {(r["layer"], r["unit"]): [e["clip"] for e in r.get("top", [])]
                 for r in artifacts.read_jsonl(run_dir / artifacts.EXEMPLARS)}
+    shown = _shown(run_dir)
     rows = []
     for s in summaries:
         key = (s["layer"], int(s["unit"]))
@@ -93,8 +105,33 @@ def neuron_rows(run_dir: str | Path) -> list[dict[str, Any]]:
             "llm": s.get("llm", ""), "keywords": dict(c.get("keywords") or {}),
             "closed": dict(c.get("closed") or {}),
             "top_clips": tops.get(key) or list(s.get("top_clips") or []),
+            "shown": shown.get(key),
         })
     return rows
+
+
+def _shown(run_dir: Path) -> dict[tuple[str, int], dict[str, Any]]:
+    """Per neuron, the shown description with its terms' evidence (see :func:`neuron_rows`)."""
+    ex_path = run_dir / artifacts.EXPLANATIONS
+    if not ex_path.is_file():
+        return {}
+    stats: dict[tuple[str, int], dict[str, dict]] = {}
+    if (run_dir / artifacts.EVIDENCE).is_file():
+        stats = {(r["layer"], int(r["unit"])): {e["term"]: e for e in r.get("evidence") or []}
+                 for r in artifacts.read_jsonl(run_dir / artifacts.EVIDENCE)}
+    out = {}
+    for r in artifacts.read_jsonl(ex_path):
+        key = (r["layer"], int(r["unit"]))
+        cand = next((c for c in r.get("candidates") or []
+                     if c.get("kind") == r.get("kind") and c.get("text") == r.get("description")),
+                    None)
+        ev = stats.get(key, {})
+        terms = [{"term": t, **{k: ev[t].get(k) for k in ("auroc", "effect", "p", "support")
+                                if t in ev}}
+                 for t in (cand or {}).get("terms") or []]
+        out[key] = {"text": str(r.get("description") or ""), "kind": r.get("kind"),
+                    "terms": terms}
+    return out
 
 
 def record_info(run_dir: str | Path) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """Choose the neurons to prune for a concept, and the random baseline of the same size.
 
-Three selection methods over neuron records (:func:`dissect.evaluate.rundata.neuron_rows`:
+Four selection methods over neuron records (:func:`dissect.evaluate.rundata.neuron_rows`:
 ``layer``, ``unit``, ``description``, ``keywords``, ``closed``):
 
 * ``keyword`` (:func:`select_by_keyword`): the concept (or any of ``terms``) appears as a
@@ -14,6 +14,11 @@ Three selection methods over neuron records (:func:`dissect.evaluate.rundata.neu
   position of the first match (rule-based descriptions list their strongest terms first).
 * ``concept`` (:func:`select_by_concept`): one of the concepts is among the neuron's top-``k``
   closed-set concepts of ``method`` (default DB). Ranked by the best position, then score.
+* ``evidence`` (:func:`select_by_evidence`): one of the concepts is a term of the neuron's
+  *shown* description (the checked one, ``explanations.jsonl``; e.g. ``audioset=Snare drum``
+  behind "Snare drum; weaker for drum kit"), among its first ``top_k`` terms. Ranked by that
+  term's effect size (Cohen's d of the neuron's activation, clips with the term against the
+  rest), then AUROC: the description's own measured strength.
 * ``embedding`` (:func:`select_by_embedding`): sentence-embedding cosine between the description
   and the concept text is at least ``threshold``. Ranked by cosine.
 
@@ -212,6 +217,47 @@ def select_by_concept(rows: Iterable[Mapping[str, Any]], concept: str | Sequence
     return (out, found) if return_scores else out
 
 
+# --------------------------------------------------------------------------- evidence
+
+
+def _term_value(term: str) -> str:
+    """``"audioset=Snare drum"`` -> ``"snare drum"``; a term without ``=`` is its own value."""
+    return _norm(str(term).split("=", 1)[1] if "=" in str(term) else term)
+
+
+def select_by_evidence(rows: Iterable[Mapping[str, Any]], concept: str | Sequence[str], *,
+                       top_k: int | None = None, layers: Sequence[str] | None = None,
+                       min_effect: float = 0.0, return_scores: bool = False):
+    """Neurons whose shown description names one of the concepts among its first ``top_k``
+    terms (all terms when None) with effect size above ``min_effect``.
+
+    A term matches when its value (after ``key=``) equals a concept name, case, ``_``, ``-``
+    and spaces ignored. Rows need ``shown`` (:func:`dissect.evaluate.rundata.neuron_rows`);
+    neurons without it are never selected. Returns sorted pairs (with ``return_scores``: also
+    ``{neuron: (effect, auroc, position)}`` of the best matching term).
+    """
+    wanted = {_norm(c) for c in _as_list(concept)}
+    k = None if top_k is None else int(top_k)
+    found: dict[Neuron, tuple[float, float, int]] = {}
+    for r in _rows(rows, layers):
+        terms = ((r.get("shown") or {}).get("terms") or [])[:k]
+        best = None
+        for pos, t in enumerate(terms):
+            if _term_value(t.get("term", "")) not in wanted:
+                continue
+            eff, auc = t.get("effect"), t.get("auroc")
+            eff = float(eff) if eff is not None else float("nan")
+            if not eff > min_effect:
+                continue
+            cand = (eff, float(auc) if auc is not None else float("nan"), pos)
+            if best is None or cand[:2] > best[:2]:
+                best = cand
+        if best is not None:
+            found[(r["layer"], int(r["unit"]))] = best
+    out = sorted(found)
+    return (out, found) if return_scores else out
+
+
 # --------------------------------------------------------------------------- embedding
 
 
@@ -239,18 +285,20 @@ def select_by_embedding(rows: Iterable[Mapping[str, Any]], concept: str, *,
 # --------------------------------------------------------------------------- front door
 
 
-METHODS = ("keyword", "concept", "embedding")
+METHODS = ("keyword", "concept", "evidence", "embedding")
 
 
 def select_neurons(rows: Iterable[Mapping[str, Any]], concept: str, method: str = "keyword", *,
                    terms: Sequence[str] = (), concepts: Sequence[str] | None = None,
-                   closed_method: str = "db", top_k: int = 3, threshold: float = 0.5,
+                   closed_method: str = "db", top_k: int | None = 3, threshold: float = 0.5,
                    layers: Sequence[str] | None = None, max_neurons: int | None = None,
                    nlp=None, embedder=None) -> Selection:
     """Select and rank neurons for ``concept`` with one of :data:`METHODS`.
 
-    ``terms`` (keyword) are extra phrases; ``concepts`` (concept method) are the closed-set
-    names that count (default: ``[concept]``); ``max_neurons`` keeps the strongest.
+    ``terms`` (keyword) are extra phrases; ``concepts`` (concept and evidence methods) are the
+    names that count (default: ``[concept]``); ``top_k`` is the number of closed-set concepts
+    (concept) or shown terms (evidence; None: all) looked at; ``max_neurons`` keeps the
+    strongest.
     """
     rows = list(rows)
     settings: dict[str, Any] = {"layers": list(layers) if layers else None}
@@ -267,6 +315,13 @@ def select_neurons(rows: Iterable[Mapping[str, Any]], concept: str, method: str 
         ranked = sorted(found, key=lambda n: (found[n][0], -found[n][1], n))
         scores = {n: float(top_k - found[n][0]) for n in ranked}
         settings.update(concepts=names, closed_method=closed_method, top_k=top_k)
+    elif method == "evidence":
+        names = list(concepts) if concepts else [concept]
+        _, found = select_by_evidence(rows, names, top_k=top_k, layers=layers,
+                                      return_scores=True)
+        ranked = sorted(found, key=lambda n: (-found[n][0], -found[n][1], n))
+        scores = {n: found[n][0] for n in ranked}
+        settings.update(concepts=names, top_k=top_k, rank="effect size of the shown term")
     elif method == "embedding":
         _, found = select_by_embedding(rows, concept, threshold=threshold, embedder=embedder,
                                        layers=layers, return_scores=True)

@@ -431,7 +431,7 @@ def default_sizes(n: int, points: int = 4, spacing: str = "linear") -> list[int]
 
 def prune_run(run_dir: str | Path, concept: str, method: str = "keyword", *,
               terms: Sequence[str] = (), concepts: Sequence[str] | None = None,
-              closed_method: str = "db", top_k: int = 3, threshold: float = 0.5,
+              closed_method: str = "db", top_k: int | None = 3, threshold: float = 0.5,
               layers: Sequence[str] | None = None, max_neurons: int | None = None,
               target: str | Callable[[Mapping], bool] | None = None,
               eval_clips: Sequence[Mapping[str, Any]] | None = None, holdout: float = 0.3,
@@ -448,15 +448,18 @@ def prune_run(run_dir: str | Path, concept: str, method: str = "keyword", *,
     Args:
         run_dir: a run with ``summaries.jsonl`` (and ``concepts.jsonl`` for the concept method).
         concept: the concept to forget (a phrase; for the concept method a concept-set name).
-        method: ``keyword`` | ``concept`` | ``embedding`` (:func:`select_neurons`); ``terms``,
+        method: ``keyword`` | ``concept`` | ``evidence`` | ``embedding``
+            (:func:`select_neurons`); ``terms``,
             ``concepts``, ``closed_method``, ``top_k``, ``threshold``, ``layers`` and
             ``max_neurons`` go there. Default layers: every recorded layer except the head.
         target: which evaluation clips carry the concept: an expression (``"midi_note>=72"``,
             ``"family=Brass"``), a concept-set id, or a callable on clip rows; default: the
             concept's ground truth through the run's concept set.
-        eval_clips: clip rows (``path``, ``concepts``/``labels``) to evaluate on; default the
-            run's held-out clips (:func:`~dissect.evaluate.agreement.holdout_mask` with
-            ``holdout`` and ``seed``). Note that the run's descriptions saw all its clips.
+        eval_clips: clip rows (``path``, ``concepts``/``labels``) to evaluate on. Default: the
+            clips the run held out of the dissection (``probe.holdout``, ``heldout.jsonl``:
+            no description saw them); for a run without them, a ``holdout`` fraction of its
+            own clips (:func:`~dissect.evaluate.agreement.holdout_mask` with ``seed``), which
+            the descriptions did see (``evaluation.source`` says which).
         sizes / points / spacing: prefix sizes of the forget/retain curve (default ``points``
             sizes up to the selection size, :func:`default_sizes`).
         seeds, random_mode: the random baseline (:func:`~dissect.prune.select.random_like`).
@@ -508,7 +511,9 @@ def prune_run(run_dir: str | Path, concept: str, method: str = "keyword", *,
 
     predicate = target_predicate(target) if target is not None else \
         _concept_target(run_dir, concept)
-    if eval_clips is None:
+    if eval_clips is None and rundata.read_heldout(run_dir):
+        eval_clips, eval_source = rundata.read_heldout(run_dir), "probe.holdout"
+    elif eval_clips is None:
         clips = rundata.read_clips(run_dir)
         hold = holdout_mask([c["id"] for c in clips], holdout, seed)
         eval_clips, eval_source = [c for c, h in zip(clips, hold, strict=True) if h], "holdout"

@@ -34,8 +34,12 @@ def input_hashes(probe: ProbeSet) -> dict[str, str]:
 
 
 def write_clips(run_dir: Path, probe: ProbeSet, audio_cfg, max_skip_fraction: float,
-                progress: bool = True) -> dict[str, Any]:
+                progress: bool = True, heldout: ProbeSet | None = None) -> dict[str, Any]:
     """Decode every clip; write ``clips.jsonl`` and ``skips.jsonl``; return summary info.
+
+    ``heldout`` (``probe.holdout``): clips kept out of the dissection, listed undecoded in
+    ``heldout.jsonl`` (id, path, labels, concepts, metadata, sha256; empty when None) for
+    evaluations that must not use clips the descriptions saw.
 
     Raises:
         TooManySkipsError: more than ``max_skip_fraction`` of the clips failed to load.
@@ -67,7 +71,10 @@ def write_clips(run_dir: Path, probe: ProbeSet, audio_cfg, max_skip_fraction: fl
         # skips are written even when the run fails on them, so the user can see why
         artifacts.write_jsonl(run_dir / artifacts.SKIPS, skips.rows)
     artifacts.write_jsonl(run_dir / artifacts.CLIPS, rows)
-    print(f"[probe] {len(rows)} clips indexed; {skips.summary()}; {n_silent} flagged silent",
-          file=sys.stderr)
+    held = [{**c.to_record(), "sha256": artifacts.hash_file(c.path) if c.path.is_file() else None}
+            for c in (heldout or [])]
+    artifacts.write_jsonl(run_dir / artifacts.HELDOUT, held)
+    print(f"[probe] {len(rows)} clips indexed; {skips.summary()}; {n_silent} flagged silent"
+          + (f"; {len(held)} held out" if held else ""), file=sys.stderr)
     return {"clips": len(rows), "skipped": len(skips.rows), "silent": n_silent,
-            "skip_summary": skips.summary()}
+            "heldout": len(held), "skip_summary": skips.summary()}

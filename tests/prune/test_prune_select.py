@@ -9,6 +9,7 @@ from dissect.prune.select import (
     random_like,
     select_by_concept,
     select_by_embedding,
+    select_by_evidence,
     select_by_keyword,
     select_neurons,
 )
@@ -143,3 +144,37 @@ def test_negated_mentions_do_not_select(nlp):
     assert select_by_keyword(rows, "dog", nlp=nlp, negation_window=1) == [("l", 1), ("l", 2),
                                                                          ("l", 3)]
     assert len(select_by_keyword(rows, "dog", nlp=nlp, negation_window=0)) == 4
+
+
+def _shown(*terms):
+    return {"text": "x", "kind": "evidence",
+            "terms": [{"term": t, "effect": e, "auroc": a} for t, e, a in terms]}
+
+
+EVID = [
+    {"layer": "a", "unit": 0, "shown": _shown(("audioset=Snare drum", 1.5, 0.9),
+                                             ("category=snare_drum", 1.4, 0.8))},
+    {"layer": "a", "unit": 1, "shown": _shown(("audioset=Hi-hat", 2.0, 0.95),
+                                             ("audioset=Snare drum", 2.5, 0.7))},
+    {"layer": "b", "unit": 0, "shown": _shown(("category=snare_drum", 0.9, 0.99))},
+    {"layer": "b", "unit": 1, "shown": _shown(("audioset=Snare drum", -0.2, 0.4))},
+    {"layer": "b", "unit": 2, "shown": None, "description": "Snare drum"},
+    {"layer": "b", "unit": 3, "shown": _shown(("pitch=snare drum roll", 3.0, 0.9))},
+]
+
+
+def test_evidence_selects_shown_terms_ranked_by_effect():
+    """A shown term whose value is the concept (case, _ and spaces ignored) selects; ranked by
+    its effect size; position limited by top_k; a negative effect or no shown description
+    never selects, and neither does a longer value that only contains the concept."""
+    assert select_by_evidence(EVID, "Snare drum") == [("a", 0), ("a", 1), ("b", 0)]
+    _, sc = select_by_evidence(EVID, "snare_drum", return_scores=True)
+    assert sc[("a", 1)] == (2.5, 0.7, 1)  # the best matching term of the neuron
+    assert sc[("a", 0)] == (1.5, 0.9, 0)
+    assert select_by_evidence(EVID, "Snare drum", top_k=1) == [("a", 0), ("b", 0)]
+    assert select_by_evidence(EVID, "Snare drum", min_effect=1.0) == [("a", 0), ("a", 1)]
+    sel = select_neurons(EVID, "snare", "evidence", concepts=["Snare drum"], top_k=None)
+    assert sel.ranked == [("a", 1), ("a", 0), ("b", 0)]
+    assert sel.scores == {("a", 1): 2.5, ("a", 0): 1.5, ("b", 0): 0.9}
+    assert select_neurons(EVID, "Snare drum", "evidence", top_k=None,
+                          max_neurons=1).ranked == [("a", 1)]

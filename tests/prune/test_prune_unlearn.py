@@ -91,18 +91,24 @@ def test_target_expressions():
     assert not target_predicate("midi_note<60")({"concepts": {"midi_note": None}})
 
 
-def test_prune_run_end_to_end(tmp_path):
-    run = tmp_path / "run"
-    rows = [{"layer": "fc1", "unit": 0, "calibrated": "Loud dogs.", "llm": "x"},
-            {"layer": "fc1", "unit": 1, "calibrated": "A quiet train.", "llm": "x"},
-            {"layer": "head", "unit": 0, "calibrated": "Loud.", "llm": "x"}]
-    artifacts.write_jsonl(run / artifacts.SUMMARIES, rows)
+def toy_clips(tmp_path):
+    """The toy's clips as WAV files and clip rows (group x = the target clips)."""
     clips = []
     for i, (x, c, t) in enumerate(zip(X, CLASS, TARGET, strict=True)):
         path = tmp_path / f"c{i}.wav"
         sf.write(path, np.array(x, dtype=np.float32), 16000, subtype="FLOAT")
         clips.append({"id": f"c{i}", "path": str(path), "labels": {"category": "ab"[c]},
                       "concepts": {"group": "x" if t else "y"}})
+    return clips
+
+
+def test_prune_run_end_to_end(tmp_path):
+    run = tmp_path / "run"
+    rows = [{"layer": "fc1", "unit": 0, "calibrated": "Loud dogs.", "llm": "x"},
+            {"layer": "fc1", "unit": 1, "calibrated": "A quiet train.", "llm": "x"},
+            {"layer": "head", "unit": 0, "calibrated": "Loud.", "llm": "x"}]
+    artifacts.write_jsonl(run / artifacts.SUMMARIES, rows)
+    clips = toy_clips(tmp_path)
     out = prune_run(run, "dog", "keyword", target="group=x", eval_clips=clips, seeds=(0, 1),
                     model=TwoUnitNet(), adapter=TwoUnitAdapter(), log=lambda s: None)
     assert out["selection"]["ranked"] == [["fc1", 0]]
@@ -126,3 +132,42 @@ def test_prune_run_end_to_end(tmp_path):
     masks = json.loads((run / "prune" / "dog.masks.json").read_text())
     assert masks["layers"] == {"fc1": {"units": 2, "pruned": [0]}}
     assert (run / "prune" / "dog.masks.safetensors").is_file()
+
+
+def test_evidence_selection_on_the_runs_held_out_clips(tmp_path):
+    """method=evidence reads the shown description's terms (explanations.jsonl) with their
+    evidence (evidence.jsonl); with heldout.jsonl present the evaluation uses exactly those
+    clips (never the run's own clips.jsonl) and says so."""
+    from dissect.evaluate.rundata import neuron_rows
+
+    run = tmp_path / "run"
+    artifacts.write_jsonl(run / artifacts.SUMMARIES, [
+        {"layer": "fc1", "unit": u, "calibrated": "Sounds.", "llm": "x"} for u in (0, 1)])
+    artifacts.write_jsonl(run / artifacts.EXPLANATIONS, [
+        {"layer": "fc1", "unit": 0, "kind": "evidence", "description": "Dog; weaker for loud",
+         "candidates": [{"kind": "and", "text": "Dogs.", "terms": None},
+                        {"kind": "evidence", "text": "Dog; weaker for loud",
+                         "terms": ["label=dog", "loudness=loud"]}]},
+        {"layer": "fc1", "unit": 1, "kind": "evidence", "description": "Train",
+         "candidates": [{"kind": "evidence", "text": "Train", "terms": ["label=train"]}]}])
+    artifacts.write_jsonl(run / artifacts.EVIDENCE, [
+        {"layer": "fc1", "unit": 0, "evidence": [
+            {"term": "loudness=loud", "auroc": 0.7, "effect": 0.5, "p": 0.01, "support": 3},
+            {"term": "label=dog", "auroc": 0.9, "effect": 2.0, "p": 0.001, "support": 2}]},
+        {"layer": "fc1", "unit": 1, "evidence": [
+            {"term": "label=train", "auroc": 0.8, "effect": 1.0, "p": 0.02, "support": 2}]}])
+    rows = neuron_rows(run)
+    assert rows[0]["shown"] == {"text": "Dog; weaker for loud", "kind": "evidence", "terms": [
+        {"term": "label=dog", "auroc": 0.9, "effect": 2.0, "p": 0.001, "support": 2},
+        {"term": "loudness=loud", "auroc": 0.7, "effect": 0.5, "p": 0.01, "support": 3}]}
+    clips = toy_clips(tmp_path)
+    artifacts.write_jsonl(run / artifacts.HELDOUT, clips)
+    artifacts.write_jsonl(run / artifacts.CLIPS, [{"id": "seen", "path": "/nonexistent.wav",
+                                                   "labels": {"category": "a"}}])
+    out = prune_run(run, "dog", "evidence", target="group=x", seeds=(0,), write=False,
+                    model=TwoUnitNet(), adapter=TwoUnitAdapter(), log=lambda s: None)
+    assert out["selection"]["ranked"] == [["fc1", 0]]
+    assert out["evaluation"]["source"] == "probe.holdout"
+    assert out["evaluation"]["clip_ids"] == [f"c{i}" for i in range(5)]
+    lg = out["report"]["measures"]["logit"]["clip_mean"]
+    assert lg["delta_A"] == pytest.approx(-3.0) and lg["delta_R"] == pytest.approx(-1.0)
