@@ -88,7 +88,7 @@ def load(model: str | nn.Module, source: str | None = None, *, site: str = "ffn"
         source: weights (Hugging Face id, local path, or an adapter-specific name such as
             CREPE's ``tiny``); None uses the adapter's default.
         site: which output of a transformer block is a neuron (``ffn``, ``ffn_pre``,
-            ``attention``, ``block``).
+            ``attention``, ``block``; ``and`` for ast / beats: AND's every-Linear preset).
         device: ``auto`` (cuda when available), ``cpu``, ``cuda``, ...
         options: adapter options (e.g. ``hop_ms=20`` for CREPE).
 
@@ -347,9 +347,13 @@ class Captions(dict):
     terms (``attribute=value``, e.g. ``digit=3``, ``register=low``) that :func:`describe`
     tests against the activations."""
 
-    def __init__(self, texts: Mapping[str, str] = (), terms: Mapping[str, Sequence[str]] = ()):
+    def __init__(self, texts: Mapping[str, str] = (), terms: Mapping[str, Sequence[str]] = (),
+                 plain: Mapping[str, str] | None = None):
         super().__init__(texts)
         self.terms: dict[str, list[str]] = {k: list(v) for k, v in dict(terms).items()}
+        #: clip id -> the captions without captioner names (the text DB embeds); None: the
+        #: texts themselves
+        self.plain: dict[str, str] | None = dict(plain) if plain is not None else None
 
 
 def caption(rec: Recording, captioners: Sequence[str] = ("acoustic", "labels"),
@@ -368,7 +372,7 @@ def caption(rec: Recording, captioners: Sequence[str] = ("acoustic", "labels"),
 
     caps = [build_captioner(name, **dict((options or {}).get(name) or {}))
             for name in captioners]
-    out = Captions()
+    out = Captions(plain={})
     failed = []
     for row in tqdm(rec.clips, desc="caption", unit="clip", disable=not progress,
                     file=sys.stderr):
@@ -386,6 +390,7 @@ def caption(rec: Recording, captioners: Sequence[str] = ("acoustic", "labels"),
                 failed.append(f"{row['id']} ({cap.name}: {type(exc).__name__}: {exc})")
         if texts:
             out[row["id"]] = combine({k: v for k, v in texts.items() if v})
+            out.plain[row["id"]] = combine({k: v for k, v in texts.items() if v}, named=False)
             out.terms[row["id"]] = terms
     if failed:
         print(f"[caption] {len(failed)} caption(s) failed: {failed[0]}", file=sys.stderr)
@@ -559,7 +564,8 @@ def describe(rec: Recording, captions: Mapping[str, str] | None = None, llm: Any
 
     embedder = default_embedder()
     if methods:
-        text = [captions.get(cid, "") for cid in rec.clip_ids]
+        db_text = getattr(captions, "plain", None) or captions  # no captioner names
+        text = [db_text.get(cid, "") for cid in rec.clip_ids]
         keep = captioned(text)
         P = db_matrix(embedder.encode([t for t, k in zip(text, keep, strict=True) if k]),
                       embedder.encode(cset.prompts))

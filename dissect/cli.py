@@ -132,7 +132,8 @@ def _prune(overrides: list[str]) -> Path:
                        concepts=list(c.concepts) or None, top_k=c.top_k,
                        threshold=c.threshold, layers=list(c.layers) or None,
                        max_neurons=c.max_neurons, target=c.target, holdout=c.holdout,
-                       seed=c.seed, seeds=list(c.seeds), points=c.points)
+                       seed=c.seed, seeds=list(c.seeds), points=c.points,
+                       random_sizes=c.random_sizes)
     headline = {k: v for k, v in report.items() if isinstance(v, (int, float, str))}
     print(json.dumps(headline, indent=1)[:2000], file=sys.stderr)
     return Path(c.run_dir) / "prune"

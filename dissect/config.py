@@ -81,7 +81,9 @@ class ModelConfig:
     # full|tiny). null uses the adapter's default.
     source: str | None = "tiny"
     # Which module output of a transformer block is a neuron: ffn (FFN intermediate, after the
-    # activation) | ffn_pre | attention | block.
+    # activation) | ffn_pre | attention | block | and (AND's preset, ast and beats only: every
+    # output unit of each block's Linears, pre-activation, one site per Linear, plus the head;
+    # 55,346 neurons for ESC-50 AST, 46,130 for BEATs with a 50-class head).
     site: str = "ffn"
     # Layers (site names) to record; empty means the adapter's default layers.
     layers: list[str] = field(default_factory=list)
@@ -288,6 +290,8 @@ class PruneConfig:
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2, 3, 4])
     # Points on the forget/retain curve.
     points: int = 4
+    # Random baseline at every curve size (all) or only at the best point (best: fewer passes).
+    random_sizes: str = "all"
 
 
 @dataclass

@@ -8,9 +8,12 @@ effect size), prune growing prefixes of the ranking on the held-out clips (``pro
 clips the dissection never saw, when the run has them), and compare with matched random pruning
 (same per-layer counts, ``--seeds`` draws).
 Per concept and method it reports, at the selection's best curve point (the prefix with the
-largest forget gap ΔR - ΔA in class-mean logits), ΔA, ΔR, the forget ratio ΔA/ΔR and the gap in
-logits, probabilities and accuracy, class means as AND reports them (clip means too), the same
-numbers for the random baseline at that size, and the retained classes' accuracy change.
+largest forget gap ΔR - ΔA in class-mean logits among those that keep the retained classes'
+accuracy within ``--max-rest-acc-drop``, 2 points by default: forget the concept, keep the
+rest; the point is chosen on the evaluation clips, as AND's table is), ΔA, ΔR, the forget
+ratio ΔA/ΔR and the gap in logits, probabilities and accuracy, class means as AND reports them
+(clip means too), the same numbers for the random baseline at that size, and the retained
+classes' accuracy change.
 Writes ``<run>/prune/table4.json`` and prints a markdown table.
 
     .venv/bin/python scripts/and_table4.py runs/yamnet_free \\
@@ -50,15 +53,10 @@ def _clean(x):
     return x
 
 
-def best_point(curve: list[dict], key: str = "class_logit_forget_gap") -> dict | None:
-    """The curve point with the largest forget gap (ties: fewer neurons)."""
-    pts = [p for p in curve if p.get(key) is not None]
-    return max(pts, key=lambda p: (p[key], -p["n"])) if pts else None
-
-
 def summarise(out: dict) -> dict:
     """Best point of the selection curve, the random mean at the same size, per measure."""
-    pt = best_point(out["curve"])
+    n_best = (out.get("best") or {}).get("n")
+    pt = next((p for p in out["curve"] if p["n"] == n_best), None)
     if pt is None:
         return {"n_selected": out["selection"]["n_neurons"], "best": None}
     band = out.get("random") or {}
@@ -124,6 +122,11 @@ def main(argv=None) -> int:
     ap.add_argument("--points", type=int, default=6)
     ap.add_argument("--spacing", default="geometric")
     ap.add_argument("--max-neurons", type=int, default=None)
+    ap.add_argument("--max-rest-acc-drop", type=float, default=0.02,
+                    help="best point only among points keeping retained-class accuracy "
+                         "within this fraction (default 0.02 = 2 points; -1: no limit)")
+    ap.add_argument("--random-sizes", default="best", choices=("all", "best"),
+                    help="random baseline at every curve size or only at the best point")
     ap.add_argument("--top-k", type=int, default=3, help="closed-set concepts looked at")
     ap.add_argument("--evidence-top-k", type=int, default=None,
                     help="shown-description terms looked at (default: all)")
@@ -155,6 +158,9 @@ def main(argv=None) -> int:
                                 target=target, holdout=args.holdout, points=args.points,
                                 spacing=args.spacing, seeds=tuple(range(args.seeds)),
                                 max_neurons=args.max_neurons, name=f"{name}.{method}",
+                                random_sizes=args.random_sizes,
+                                max_rest_acc_drop=(None if args.max_rest_acc_drop < 0
+                                                   else args.max_rest_acc_drop),
                                 log=lambda s: print(s, file=sys.stderr))
             rows.append({"concept": name, "classes": classes, "method": method,
                          "evaluation": {k: out["evaluation"].get(k) for k in

@@ -67,11 +67,12 @@ def caption_parts(run_dir: str | Path) -> dict[str, list[str]]:
     return out
 
 
-def combined_captions(run_dir: str | Path) -> dict[str, str]:
-    """clip id -> the combined caption (as the describe stages use it)."""
+def combined_captions(run_dir: str | Path, named: bool = True) -> dict[str, str]:
+    """clip id -> the combined caption (as the describe stages use it; ``named=False``: the
+    DB text, without captioner names)."""
     from dissect.describe.captions import captions_by_clip
 
-    return captions_by_clip(run_dir)
+    return captions_by_clip(run_dir, named)
 
 
 def neuron_rows(run_dir: str | Path) -> list[dict[str, Any]]:

@@ -102,7 +102,7 @@ def evaluate_run(run_dir: str | Path, *, holdout: float = 0.3, seed: int = 0,
     for layer in by_layer:
         by_layer[layer].sort(key=lambda r: r["unit"])
 
-    captions = rundata.combined_captions(run_dir)
+    captions = rundata.combined_captions(run_dir, named=False)  # DB's text, as the stage's
     cap_text = [captions.get(i, "") for i in ids]
     cap_emb = np.asarray(embedder.encode(cap_text), dtype=np.float32)
     # rows of uncaptioned clips are computed but never used: refit and per-clip concepts read

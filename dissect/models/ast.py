@@ -18,6 +18,13 @@ Sites per block ``i`` (names follow the installed transformers; older versions u
 ``audio_spectrogram_transformer.layers.{i}.mlp.fc1`` (``ffn``/``ffn_pre``),
 ``...layers.{i}.attention.o_proj`` (``attention``), ``...layers.{i}`` (``block``); plus the head
 ``classifier.dense`` (kind ``output``, one frame, names from ``config.id2label``).
+
+``and`` (AND's neurons: every output unit of every ``nn.Linear`` AND dissected, pre-activation):
+three sites per block, ``...layers.{i}.attention.o_proj`` (hidden), ``...layers.{i}.mlp.fc1``
+(intermediate, before GELU) and ``...layers.{i}.mlp.fc2`` (hidden) -- in older transformers
+``encoder.layer.{i}.attention.output.dense``, ``.intermediate.dense``, ``.output.dense`` -- plus
+the head: ``12 x (768 + 3072 + 768) + 50 = 55,346`` neurons for ESC-50 AST (527 classes for
+AudioSet checkpoints). Frames as for every transformer site (time columns).
 """
 
 from __future__ import annotations
@@ -52,14 +59,15 @@ AUDIOSET_MEAN, AUDIOSET_STD = -4.2677393, 4.5689974
 WINDOW, SHIFT = 400, 160  # fbank window and shift in samples at 16 kHz (25 ms, 10 ms)
 HEAD = "classifier.dense"
 
-# (blocks, ffn, activation, attention) per transformers module layout, newest first
+# (blocks, ffn, activation, attention, ffn output) per transformers module layout, newest first
 _LAYOUTS = (
-    ("layers", "mlp.fc1", "mlp.activation_fn", "attention.o_proj"),
+    ("layers", "mlp.fc1", "mlp.activation_fn", "attention.o_proj", "mlp.fc2"),
     (
         "encoder.layer",
         "intermediate.dense",
         "intermediate.intermediate_act_fn",
         "attention.output.dense",
+        "output.dense",
     ),
 )
 
@@ -107,6 +115,7 @@ class ASTAdapter(Adapter):
     sample_rate = 16000
     default_source = "Evan-Lin/ast-esc50"
     padding_safe = True  # every clip is padded to config.max_length frames on its own
+    and_preset = True
 
     def __init__(self, source: str | None = None, site_kind: str = "ffn", **options: Any):
         super().__init__(source, site_kind, **options)
@@ -135,7 +144,7 @@ class ASTAdapter(Adapter):
         cfg = model.config
         root = "audio_spectrogram_transformer." if hasattr(model, "classifier") else ""
         found = first_module(model, *(root + lay[0] for lay in _LAYOUTS))
-        blocks, ffn, act, attn = next(lay for lay in _LAYOUTS if root + lay[0] == found)
+        blocks, ffn, act, attn, ffn_out = next(lay for lay in _LAYOUTS if root + lay[0] == found)
         hop = 1000.0 * SHIFT * cfg.time_stride / self.sample_rate
         offset = 1000.0 * (WINDOW / 2 + SHIFT * (cfg.patch_size - 1) / 2) / self.sample_rate
         f_dim = patch_grid(cfg)[0]
@@ -148,6 +157,7 @@ class ASTAdapter(Adapter):
             attention=attn,
             hop_ms=hop,
             offset_ms=offset,
+            linears=(attn, ffn, ffn_out),
         )
         fold = lambda x: _time_columns(x, f_dim)
         sites = {

@@ -18,14 +18,19 @@ import numpy as np
 import torch
 from torch import nn
 
-# Site kinds for transformer blocks (configurable with record.site=...):
+# Site kinds for transformer blocks (configurable with model.site=...):
 #   ffn      - FFN intermediate output after the activation (the default neuron)
 #   ffn_pre  - FFN intermediate output before the activation
 #   attention - the self-attention block's output projection
 #   block    - the whole block's output (residual stream)
+#   and      - AND's preset (Audio Network Dissection, ICML 2024): every output unit of the
+#              block's Linears AND dissected, each a site of its own, pre-activation (AST:
+#              attention output dense, intermediate dense, output dense; BEATs: fc1, fc2), plus
+#              the head. Only adapters with ``and_preset = True`` accept it.
 # and for other modules:
 #   conv     - a conv layer's channels;  output - a classifier head's logits;  module - generic
-TRANSFORMER_SITE_KINDS = ("ffn", "ffn_pre", "attention", "block")
+AND_SITE_KIND = "and"
+TRANSFORMER_SITE_KINDS = ("ffn", "ffn_pre", "attention", "block", AND_SITE_KIND)
 
 
 @dataclass(frozen=True)
@@ -122,6 +127,8 @@ class Adapter:
             unchanged. When False the recorder batches only clips of equal length.
         has_hidden_states: a Hugging Face encoder whose :meth:`hidden_states` returns every
             layer's output (HEAR's ``last`` / ``fusion`` / ``hidden_states.K`` layers).
+        and_preset: the adapter implements site kind ``and`` (AND's neurons); any other
+            adapter refuses ``site_kind="and"`` when constructed.
     """
 
     name: ClassVar[str] = ""
@@ -129,8 +136,18 @@ class Adapter:
     default_source: ClassVar[str | None] = None
     padding_safe: ClassVar[bool] = True
     has_hidden_states: ClassVar[bool] = False
+    and_preset: ClassVar[bool] = False
 
     def __init__(self, source: str | None = None, site_kind: str = "ffn", **options: Any):
+        if site_kind == AND_SITE_KIND and not self.and_preset:
+            others = ", ".join(k for k in TRANSFORMER_SITE_KINDS if k != AND_SITE_KIND)
+            raise ValueError(
+                f"{self.name or type(self).__name__}: site kind 'and' (AND's every-Linear "
+                f"preset) is implemented only for the ast and beats adapters. Valid site kinds "
+                f"for transformer adapters: {others}; adapters without transformer blocks "
+                f"(crepe, yamnet, generic, ...) record conv channels / named modules whatever "
+                f"model.site says."
+            )
         self.source = source or self.default_source
         self.site_kind = site_kind
         self.options = options

@@ -10,6 +10,9 @@ Neurons (``site_kind``, layers ``i = 0 .. L-1``):
     ``ffn_pre``: the same module before the activation;
     ``attention``: ``encoder.layers.{i}.self_attn.out_proj``;
     ``block``: ``encoder.layers.{i}`` (the residual stream after the layer);
+    ``and`` (AND's neurons): two sites per layer, ``encoder.layers.{i}.fc1`` (before GELU) and
+    ``encoder.layers.{i}.fc2``, every output unit of each: ``12 x (3072 + 768) = 46,080``
+    neurons, plus the head (``46,130`` with a 50-class head);
     fine-tuned checkpoints add the head ``predictor`` (per-token class logits, pre-sigmoid).
 
 Frames: BEATs tokens are 16x16 patches over (fbank frames x 128 mel bins), flattened
@@ -55,6 +58,7 @@ from dissect.models.beats_net import (
     load_beats_checkpoint,
     n_fbank_frames,
 )
+from dissect.models.hf import transformer_sites
 from dissect.models.registry import register
 
 DOWNLOAD_HINT = (
@@ -83,6 +87,7 @@ class BEATsAdapter(Adapter):
     sample_rate = 16000
     default_source = None
     padding_safe = True
+    and_preset = True
 
     def __init__(self, source: str | None = None, site_kind: str = "ffn",
                  labels: Sequence[str] | str | None = None, trust_pickle: bool = False,
@@ -124,20 +129,11 @@ class BEATsAdapter(Adapter):
     def sites(self, model: nn.Module) -> dict[str, Site]:
         cfg = model.cfg
         self.patch = cfg.input_patch_size
-        act = model.encoder.layers[0].activation_fn if cfg.encoder_layers else None
-        out: dict[str, Site] = {}
-        for i in range(cfg.encoder_layers):
-            p = f"encoder.layers.{i}"
-            if self.site_kind in ("ffn", "ffn_pre"):
-                site = Site(f"{p}.fc1", f"{p}.fc1", cfg.encoder_ffn_embed_dim, self.site_kind,
-                            self.hop_ms, self.offset_ms,
-                            act if self.site_kind == "ffn" else None)
-            elif self.site_kind == "attention":
-                site = Site(f"{p}.self_attn.out_proj", f"{p}.self_attn.out_proj",
-                            cfg.encoder_embed_dim, "attention", self.hop_ms, self.offset_ms)
-            else:
-                site = Site(p, p, cfg.encoder_embed_dim, "block", self.hop_ms, self.offset_ms)
-            out[site.name] = site
+        out = transformer_sites(
+            model, "encoder.layers", self.site_kind, ffn="fc1", act="activation_fn",
+            attention="self_attn.out_proj", hop_ms=self.hop_ms, offset_ms=self.offset_ms,
+            linears=("fc1", "fc2"),
+        )
         if model.predictor is not None:
             out["predictor"] = Site("predictor", "predictor", cfg.predictor_class, "output",
                                     self.hop_ms, self.offset_ms)

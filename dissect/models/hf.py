@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from torch import nn
 
-from dissect.models.base import TRANSFORMER_SITE_KINDS, Site, WeightsUnavailableError
+from dissect.models.base import (
+    AND_SITE_KIND,
+    TRANSFORMER_SITE_KINDS,
+    Site,
+    WeightsUnavailableError,
+)
 
 _TRUE = {"1", "true", "yes", "on"}
 
@@ -71,6 +76,7 @@ def transformer_sites(
     attention: str,
     hop_ms: float,
     offset_ms: float = 0.0,
+    linears: Sequence[str] = (),
 ) -> dict[str, Site]:
     """Sites of ``kind`` for every block of the ``nn.ModuleList`` at ``blocks``.
 
@@ -78,19 +84,41 @@ def transformer_sites(
         model: the network; ``blocks`` is the dotted name of its list of transformer blocks.
         kind: one of ``TRANSFORMER_SITE_KINDS``: ``ffn`` = ``ffn`` module + ``act`` transform,
             ``ffn_pre`` = the ``ffn`` module, ``attention`` = the ``attention`` module (the
-            attention output projection), ``block`` = the block itself.
+            attention output projection), ``block`` = the block itself, ``and`` = one site per
+            module of ``linears`` (AND's neurons: every output unit of each ``nn.Linear``,
+            pre-activation, no transform).
         ffn, act, attention: paths relative to a block (``act`` may be a plain attribute).
         hop_ms, offset_ms: the frame timing of every site.
+        linears: paths relative to a block of the ``nn.Linear`` modules recorded for ``and``,
+            in forward order; empty when the adapter does not offer ``and``.
 
     Returns:
-        ``{site name: Site}`` in block order; units = the FFN width for ffn kinds, else the block
-        width (the FFN input size).
+        ``{site name: Site}`` in block order (for ``and``, the ``linears`` order within a
+        block); units = the FFN width for ffn kinds, ``out_features`` for ``and``, else the
+        block width (the FFN input size).
+
+    Raises:
+        ValueError: an unknown ``kind``, or ``and`` with no ``linears``.
+        TypeError: a module of ``linears`` is not an ``nn.Linear``.
     """
     if kind not in TRANSFORMER_SITE_KINDS:
         raise ValueError(f"unknown site kind {kind!r}; choose one of {TRANSFORMER_SITE_KINDS}")
+    if kind == AND_SITE_KIND and not linears:
+        others = [k for k in TRANSFORMER_SITE_KINDS if k != AND_SITE_KIND]
+        raise ValueError(f"site kind 'and' is not available for {type(model).__name__}; "
+                         f"choose one of {others}")
     out: dict[str, Site] = {}
     for i, block in enumerate(model.get_submodule(blocks)):
         prefix = f"{blocks}.{i}"
+        if kind == AND_SITE_KIND:
+            for path in linears:
+                linear = block.get_submodule(path)
+                if not isinstance(linear, nn.Linear):
+                    raise TypeError(f"site kind 'and': {prefix}.{path} is a "
+                                    f"{type(linear).__name__}, not an nn.Linear")
+                name = f"{prefix}.{path}"
+                out[name] = Site(name, name, linear.out_features, kind, hop_ms, offset_ms)
+            continue
         dense = block.get_submodule(ffn)
         if kind in ("ffn", "ffn_pre"):
             name, units = f"{prefix}.{ffn}", dense.out_features

@@ -265,6 +265,22 @@ def forget_retain_curve(evaluator: Evaluator, ranked: Sequence[Neuron], sizes: S
     return out
 
 
+def best_point(curve: Sequence[Mapping[str, Any]], key: str = "class_logit_forget_gap",
+               max_rest_acc_drop: float | None = None) -> Mapping[str, Any] | None:
+    """The curve point with the largest forget gap ``key`` (ties: fewer neurons); None when
+    no point has one.
+
+    ``max_rest_acc_drop`` (a fraction, e.g. 0.02 = 2 points): only points whose retained
+    classes' class-mean accuracy falls by at most this much count ("forget the concept, keep
+    the rest"); None when no point keeps within it.
+    """
+    pts = [p for p in curve if p.get(key) is not None]
+    if max_rest_acc_drop is not None:
+        pts = [p for p in pts if p.get("class_acc_delta_R") is not None
+               and p["class_acc_delta_R"] >= -float(max_rest_acc_drop) - 1e-12]
+    return max(pts, key=lambda p: (p[key], -p["n"])) if pts else None
+
+
 def random_band(evaluator: Evaluator, ranked: Sequence[Neuron], sizes: Sequence[int],
                 before: Mapping[str, np.ndarray], units_per_layer: Mapping[str, int],
                 seeds: Sequence[int], mode: str = "matched") -> dict[str, Any]:
@@ -438,6 +454,7 @@ def prune_run(run_dir: str | Path, concept: str, method: str = "keyword", *,
               seed: int = 0, sizes: Sequence[int] | None = None, points: int = 4,
               spacing: str = "linear",
               seeds: Sequence[int] = (0, 1, 2, 3, 4), random_mode: str = "matched",
+              random_sizes: str = "all", max_rest_acc_drop: float | None = None,
               tolerance_cents: float = 50.0, model_options: Mapping[str, Any] | None = None,
               crop: tuple[float, float] | None = None, batch_size: int = 8,
               device: str | None = None, name: str | None = None, write: bool = True,
@@ -463,6 +480,11 @@ def prune_run(run_dir: str | Path, concept: str, method: str = "keyword", *,
         sizes / points / spacing: prefix sizes of the forget/retain curve (default ``points``
             sizes up to the selection size, :func:`default_sizes`).
         seeds, random_mode: the random baseline (:func:`~dissect.prune.select.random_like`).
+        random_sizes: ``all`` (a random curve at every size) or ``best`` (only at the
+            selection's best point, :func:`best_point`: ``len(seeds)`` passes instead of
+            ``len(seeds) x len(sizes)``).
+        max_rest_acc_drop: the best point (``best`` in the output) only among curve points
+            whose retained-class accuracy falls by at most this fraction (None: any point).
         tolerance_cents: pitch accuracy tolerance (``acc``); ``acc_semitone`` uses 100 cents.
         model_options: override the run's adapter options (e.g. ``{"hop_ms": 80}``).
         crop: ``(start_s, seconds)`` window of each evaluation clip.
@@ -533,11 +555,15 @@ def prune_run(run_dir: str | Path, concept: str, method: str = "keyword", *,
     sizes = sorted({int(s) for s in sizes if 0 < int(s) <= len(sel)}) if sizes else \
         default_sizes(len(sel), points, spacing)
     units = {layer: sites[layer].units for layer in use_layers}
-    curve, band = [], None
+    curve, band, best = [], None, None
     if sizes:
         curve = forget_retain_curve(ev, sel.ranked, sizes, before)
-        band = random_band(ev, sel.ranked, sizes, before, units, seeds, random_mode) \
-            if seeds else None
+        if random_sizes not in ("all", "best"):
+            raise ValueError(f"random_sizes must be 'all' or 'best', got {random_sizes!r}")
+        best = best_point(curve, max_rest_acc_drop=max_rest_acc_drop)
+        rsizes = sizes if random_sizes == "all" else ([best["n"]] if best else [])
+        band = random_band(ev, sel.ranked, rsizes, before, units, seeds, random_mode) \
+            if seeds and rsizes else None
 
     masks = export_masks(sel.ranked, sites)
     stem = _slug(name or concept)
@@ -566,6 +592,9 @@ def prune_run(run_dir: str | Path, concept: str, method: str = "keyword", *,
         "report": report,
         "curve": curve,
         "random": band,
+        "random_sizes": random_sizes,
+        "best": {"n": best["n"] if best else None, "key": "class_logit_forget_gap",
+                 "max_rest_acc_drop": max_rest_acc_drop},
         "passes": ev.passes,
         "seconds": round(time.perf_counter() - t_start, 1),
     }

@@ -132,7 +132,7 @@ def write_concepts(run_dir: Path, describe_cfg, llm_cfg, caption_cfg) -> dict[st
 
         embedder = default_embedder()
     if "db" in methods:
-        caps = captions_by_clip(run_dir)
+        caps = captions_by_clip(run_dir, named=False)  # captioner names are no sound words
         text = [caps.get(c["id"], "") for c in clips]
         rows["db"] = captioned(text)
         if not rows["db"].any():

@@ -511,3 +511,12 @@ def test_build_captioner_names():
     assert build_captioner("labels", fields=["fold"]).fields == ["fold"]
     with pytest.raises(ValueError, match="unknown captioner 'nope'"):
         build_captioner("nope")
+
+
+def test_combine_unnamed_is_the_texts_alone():
+    """DB's text: the same order and cleaning, without the captioner names (a name such as
+    "acoustic" is no sound word; MiniLM matched it to "Acoustic guitar")."""
+    captions = {"labels": "Labels: audioset Guitar.", "acoustic": "A loud sound; 1.5 s.",
+                "tagger": ""}
+    assert combine(captions, named=False) == "A loud sound; 1.5 s; Labels: audioset Guitar"
+    assert combine(captions) == "acoustic: A loud sound; 1.5 s; labels: Labels: audioset Guitar"

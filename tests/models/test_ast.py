@@ -9,8 +9,8 @@ import transformers
 
 from dissect.models.ast import ASTAdapter, patch_grid
 from dissect.models.base import LayerNameError, WeightsUnavailableError, unwrap
-from dissect.models.registry import _REGISTRY
-from dissect.record.hooks import hooks
+from dissect.models.registry import _REGISTRY, get_adapter
+from dissect.record.hooks import hooks, run_sites
 from dissect.record.pooling import pool
 
 HIDDEN, FFN, LAYERS = 32, 48, 2
@@ -205,3 +205,81 @@ def test_missing_weights_offline(monkeypatch):
     with pytest.raises(WeightsUnavailableError) as err:
         ASTAdapter(source="nobody-xyz/no-such-ast").load()
     assert "nobody-xyz/no-such-ast" in str(err.value) and "local path" in str(err.value)
+
+
+# ----------------------------------------------------------------------------- model.site=and
+def _and_paths(model, i):
+    """The three Linears of block ``i`` that AND dissects, as (attention, intermediate, output)."""
+    root = "audio_spectrogram_transformer"
+    if hasattr(model.audio_spectrogram_transformer.layers[i], "mlp"):
+        p = f"{root}.layers.{i}"
+        return f"{p}.attention.o_proj", f"{p}.mlp.fc1", f"{p}.mlp.fc2"
+    p = f"{root}.encoder.layer.{i}"
+    return f"{p}.attention.output.dense", f"{p}.intermediate.dense", f"{p}.output.dense"
+
+
+def test_and_sites_are_every_linear_of_every_block(loaded):
+    _, model = loaded
+    adapter = ASTAdapter(site_kind="and")
+    sites = adapter.sites(model)
+    expected = [p for i in range(LAYERS) for p in _and_paths(model, i)] + ["classifier.dense"]
+    assert list(sites) == expected  # block order; attention, intermediate, output in a block
+    assert [s.units for s in sites.values()] == [HIDDEN, FFN, HIDDEN] * LAYERS + [len(LABELS)]
+    assert sum(s.units for s in sites.values()) == LAYERS * (HIDDEN + FFN + HIDDEN) + len(LABELS)
+    for name, s in sites.items():
+        assert s.module == name
+        assert isinstance(model.get_submodule(name), torch.nn.Linear)
+        if name != "classifier.dense":
+            assert s.kind == "and" and (s.hop_ms, s.offset_ms) == (100.0, 87.5)
+    assert sites["classifier.dense"].kind == "output"
+    assert adapter.default_layers(model) == expected
+
+
+def test_and_records_linear_outputs_before_gelu(loaded):
+    _, model = loaded
+    if not hasattr(model.audio_spectrogram_transformer.layers[1], "mlp"):
+        pytest.skip("older transformers AST layout")
+    adapter = ASTAdapter(site_kind="and")
+    adapter.config = model.config
+    attn, inter, out = _and_paths(model, 1)
+    sites = adapter.resolve_layers(model, [attn, inter, out])
+    layer = model.audio_spectrogram_transformer.layers[1]
+    seen = {}
+    modules = {"attn": layer.attention.o_proj, "inter": layer.mlp.fc1, "out": layer.mlp.fc2}
+    handles = [m.register_forward_hook(lambda _m, i, o, k=k: seen.update({k: (i[0], o)}))
+               for k, m in modules.items()]
+    try:
+        run = run_sites(adapter, model, [_signal(2.0), _signal(0.7)], sites)
+    finally:
+        for h in handles:
+            h.remove()
+
+    def columns(x):  # drop CLS/DIST, mean of the F_DIM frequency patches of each time column
+        return x[:, 2:].reshape(x.shape[0], F_DIM, T_DIM, x.shape[-1]).mean(1)
+
+    got = {"attn": run.sites[attn].frames, "inter": run.sites[inter].frames,
+           "out": run.sites[out].frames}
+    pre = seen["inter"][1]
+    assert got["inter"].shape == (2, T_DIM, FFN) and got["attn"].shape == (2, T_DIM, HIDDEN)
+    for k in ("attn", "inter", "out"):
+        assert torch.allclose(got[k], columns(seen[k][1]), rtol=1e-6, atol=1e-6), k
+    # fc2 reads GELU(fc1): the recorded fc1 is the tensor GELU is applied to, not its output
+    torch.testing.assert_close(seen["out"][0], layer.mlp.activation_fn(pre))
+    assert not torch.allclose(got["inter"], columns(layer.mlp.activation_fn(pre)), atol=1e-3)
+    assert (got["inter"] < 0).any()  # pre-GELU values go below GELU's minimum (-0.17)
+    valid = run.sites[inter].valid
+    assert valid.sum(1).tolist() == [19, 6]  # 198 and 68 real fbank frames
+
+
+def test_and_full_size_ast_has_55346_neurons():
+    torch.manual_seed(0)
+    model = transformers.ASTForAudioClassification(transformers.ASTConfig(num_labels=50))
+    sites = ASTAdapter(site_kind="and").sites(model)
+    assert len(sites) == 12 * 3 + 1
+    assert sum(s.units for s in sites.values()) == 12 * (768 + 3072 + 768) + 50 == 55_346
+
+
+@pytest.mark.parametrize("name", ["crepe", "whisper", "hubert", "clap", "yamnet"])
+def test_and_refused_by_adapters_without_it(name):
+    with pytest.raises(ValueError, match="site kind 'and'.*ffn, ffn_pre, attention, block"):
+        get_adapter(name, site_kind="and")

@@ -18,7 +18,7 @@ from dissect.models.beats_net import (
     fbank,
     load_beats_checkpoint,
 )
-from dissect.record.hooks import hooks
+from dissect.record.hooks import hooks, run_sites
 from dissect.record.pooling import pool
 
 SR = 16000
@@ -296,7 +296,7 @@ def test_hook_capture_equals_direct_computation(ckpt):
     assert got["ffn"][1].shape == (2, 6, 128)
 
 
-@pytest.mark.parametrize("kind", ["ffn", "attention", "block"])
+@pytest.mark.parametrize("kind", ["ffn", "attention", "block", "and"])
 def test_pooled_values_alone_equal_padded_batch(ckpt_ft, kind):
     adapter = BEATsAdapter(source=ckpt_ft, site_kind=kind)
     assert adapter.padding_safe
@@ -352,3 +352,60 @@ def test_config_rejects_unsupported_settings():
         BEATs(dataclasses.replace(BEATsConfig.from_dict(TINY), activation_fn="glu"))
     with pytest.raises(ValueError, match="input_patch_size"):
         BEATs(BEATsConfig.from_dict(dict(TINY, input_patch_size=-1)))
+
+
+# ----------------------------------------------------------------------------- model.site=and
+def test_and_sites_are_fc1_fc2_of_every_layer_and_the_head(ckpt, ckpt_ft):
+    adapter = BEATsAdapter(source=ckpt_ft, site_kind="and")
+    model = adapter.load()
+    sites = adapter.sites(model)
+    expected = [f"encoder.layers.{i}.{m}" for i in range(2) for m in ("fc1", "fc2")]
+    assert list(sites) == expected + ["predictor"]  # layer order; fc1 before fc2
+    assert [s.units for s in sites.values()] == [128, 64, 128, 64, 5]
+    assert sum(s.units for s in sites.values()) == 2 * (128 + 64) + 5
+    for name in expected:
+        s = sites[name]
+        assert (s.module, s.kind, s.transform) == (name, "and", None)
+        assert (s.hop_ms, s.offset_ms) == (160.0, 87.5)
+    assert sites["predictor"].kind == "output"
+    assert adapter.default_layers(model) == list(sites)
+    ssl = BEATsAdapter(source=ckpt, site_kind="and")  # no head: the Linears only
+    assert list(ssl.sites(ssl.load())) == expected
+
+
+def test_and_records_fc1_before_gelu_and_fc2(ckpt):
+    adapter = BEATsAdapter(source=ckpt, site_kind="and")
+    model = adapter.load()
+    sites = adapter.resolve_layers(model, ["encoder.layers.1.fc1", "encoder.layers.1.fc2"])
+    layer = model.encoder.layers[1]
+    seen = {}
+    handles = [m.register_forward_hook(lambda _m, i, o, k=k: seen.update({k: (i[0], o)}))
+               for k, m in (("fc1", layer.fc1), ("fc2", layer.fc2))]
+    try:
+        run = run_sites(adapter, model, _clips((1.0, 0.6)), sites)
+    finally:
+        for h in handles:
+            h.remove()
+
+    def patches(x):  # mean of the 8 frequency patches of each time patch
+        B, N, U = x.shape
+        return x.view(B, N // 8, 8, U).mean(2)
+
+    fc1 = run.sites["encoder.layers.1.fc1"].frames
+    fc2 = run.sites["encoder.layers.1.fc2"].frames
+    assert fc1.shape == (2, 6, 128) and fc2.shape == (2, 6, 64)
+    assert torch.allclose(fc1, patches(seen["fc1"][1]), rtol=1e-6, atol=1e-6)
+    assert torch.allclose(fc2, patches(seen["fc2"][1]), rtol=1e-6, atol=1e-6)
+    # fc2 reads GELU(fc1): the recorded fc1 is what GELU is applied to, not its output
+    torch.testing.assert_close(seen["fc2"][0], F.gelu(seen["fc1"][1]))
+    assert not torch.allclose(fc1, patches(F.gelu(seen["fc1"][1])), atol=1e-3)
+    assert (fc1 < -0.2).any()  # below GELU's minimum
+    assert run.sites["encoder.layers.1.fc1"].valid.sum(1).tolist() == [6, 3]
+
+
+def test_and_full_size_beats_has_46130_neurons():
+    torch.manual_seed(0)
+    model = BEATs(BEATsConfig.from_dict(dict(ITER3, finetuned_model=True, predictor_class=50)))
+    sites = BEATsAdapter(site_kind="and").sites(model)
+    assert len(sites) == 12 * 2 + 1
+    assert sum(s.units for s in sites.values()) == 12 * (3072 + 768) + 50 == 46_130

@@ -164,10 +164,32 @@ def test_evidence_selection_on_the_runs_held_out_clips(tmp_path):
     artifacts.write_jsonl(run / artifacts.HELDOUT, clips)
     artifacts.write_jsonl(run / artifacts.CLIPS, [{"id": "seen", "path": "/nonexistent.wav",
                                                    "labels": {"category": "a"}}])
-    out = prune_run(run, "dog", "evidence", target="group=x", seeds=(0,), write=False,
-                    model=TwoUnitNet(), adapter=TwoUnitAdapter(), log=lambda s: None)
+    out = prune_run(run, "dog", "evidence", target="group=x", seeds=(0, 1), write=False,
+                    random_sizes="best", model=TwoUnitNet(), adapter=TwoUnitAdapter(),
+                    log=lambda s: None)
     assert out["selection"]["ranked"] == [["fc1", 0]]
     assert out["evaluation"]["source"] == "probe.holdout"
     assert out["evaluation"]["clip_ids"] == [f"c{i}" for i in range(5)]
     lg = out["report"]["measures"]["logit"]["clip_mean"]
     assert lg["delta_A"] == pytest.approx(-3.0) and lg["delta_R"] == pytest.approx(-1.0)
+    # the random baseline only at the best point: one size, both seeds
+    assert [p["n"] for p in out["random"]["mean"]] == [1]
+    assert set(out["random"]["per_seed"]) == {"0", "1"}
+    with pytest.raises(ValueError, match="random_sizes"):
+        prune_run(run, "dog", "evidence", target="group=x", seeds=(0,), write=False,
+                  random_sizes="some", model=TwoUnitNet(), adapter=TwoUnitAdapter(),
+                  log=lambda s: None)
+
+
+def test_best_point_largest_gap_within_the_retained_accuracy_budget():
+    from dissect.prune.unlearn import best_point
+
+    curve = [{"n": 8, "class_logit_forget_gap": 0.3, "class_acc_delta_R": 0.01},
+             {"n": 16, "class_logit_forget_gap": 1.2, "class_acc_delta_R": -0.02},
+             {"n": 32, "class_logit_forget_gap": 1.2, "class_acc_delta_R": -0.01},
+             {"n": 64, "class_logit_forget_gap": 4.9, "class_acc_delta_R": -0.023},
+             {"n": 128, "class_logit_forget_gap": None, "class_acc_delta_R": 0.0}]
+    assert best_point(curve)["n"] == 64
+    assert best_point(curve, max_rest_acc_drop=0.02)["n"] == 16  # tie on the gap: fewer
+    assert best_point(curve, max_rest_acc_drop=0.005)["n"] == 8
+    assert best_point(curve[3:], max_rest_acc_drop=0.02) is None
