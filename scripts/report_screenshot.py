@@ -39,9 +39,11 @@ def main(argv: list[str] | None = None) -> int:
         index = build_report(args.run_dir, max_audio_cards=args.max_audio_cards, traces=run_traces)
     with Chromium(width=args.width, height=args.height) as b:
         b.goto(index.resolve().as_uri())
+        # the neuron table and the first cards are built from the data shards after load
+        b.wait_for("window.dissectReport && window.dissectReport.ready")
         b.evaluate(f"(document.getElementById({json.dumps(args.section)}) || document.body)"
                    ".scrollIntoView()")
-        b.evaluate("new Promise(r => setTimeout(r, 500))", await_promise=True)
+        b.evaluate("new Promise(r => requestAnimationFrame(() => r(1)))", await_promise=True)
         errors = b.errors()
         path = b.screenshot(args.out)
     for e in errors:

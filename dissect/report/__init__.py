@@ -1,5 +1,6 @@
-"""Static HTML report of a run (``report/index.html``): overview, per-layer plots, neuron cards
-with audio and activation spectrograms, a filter box, and pruning/HEAR results when present."""
+"""Static HTML report of a run (``report/index.html``): overview, per-layer plots, a searchable,
+sortable neuron table whose cards (audio, activation spectrograms) render on demand from
+per-layer data shards (``report/data/*.js``), and pruning/HEAR results when present."""
 
 from dissect.report.build import build_report
 from dissect.report.data import MissingArtifactError

@@ -26,12 +26,16 @@ from typing import Any
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable",
                   "chrome")
 
-#: Flags for a quiet, isolated, network-free headless run.
-CHROMIUM_FLAGS = (
+#: Flags for a quiet, isolated, network-free headless run, with file:// pages treated as a
+#: user's browser treats them (no ``--allow-file-access-from-files``: fetch()/XHR of local
+#: files stay blocked, which the report must not need).
+BASE_FLAGS = (
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
     "--disable-component-update", "--no-first-run", "--disable-sync",
-    "--disable-default-apps", "--mute-audio", "--allow-file-access-from-files",
+    "--disable-default-apps", "--mute-audio",
 )
+#: The default flags: :data:`BASE_FLAGS` plus file access from file:// pages.
+CHROMIUM_FLAGS = (*BASE_FLAGS, "--allow-file-access-from-files")
 
 
 class BrowserError(RuntimeError):
@@ -62,19 +66,21 @@ class Chromium:
 
     Use as a context manager: ``with Chromium(width=1280, height=900) as b: b.goto(url)``.
     Console messages, uncaught exceptions and log entries (e.g. failed loads) are collected in
-    :attr:`console`, each ``{"level", "text"}``.
+    :attr:`console`, each ``{"level", "text"}``. ``flags``: Chromium's command-line flags
+    (:data:`BASE_FLAGS` for the file:// policy of a user's browser).
 
     Raises:
         BrowserError: no binary, a start failure, a timeout, or a DevTools error reply.
     """
 
     def __init__(self, binary: str | None = None, width: int = 1280, height: int = 900,
-                 timeout_s: float = 30.0):
+                 timeout_s: float = 30.0, flags: tuple[str, ...] = CHROMIUM_FLAGS):
         self.binary = binary or find_chromium()
         if not self.binary:
             raise BrowserError("no Chromium binary found (install Debian `chromium` or set "
                                "DISSECT_CHROMIUM)")
         self.width, self.height, self.timeout_s = width, height, timeout_s
+        self.flags = tuple(flags)
         self.console: list[dict[str, str]] = []
         self._id = 0
         self._replies: dict[int, dict[str, Any]] = {}
@@ -94,7 +100,7 @@ class Chromium:
             os.dup2(to_r, 3)
             os.dup2(from_w, 4)
 
-        args = [self.binary, *CHROMIUM_FLAGS, "--remote-debugging-pipe",
+        args = [self.binary, *self.flags, "--remote-debugging-pipe",
                 f"--user-data-dir={self._profile}", f"--window-size={self.width},{self.height}",
                 "about:blank"]
         try:
@@ -236,6 +242,23 @@ class Chromium:
             d = r["exceptionDetails"]
             raise BrowserError(f"JS error: {d.get('exception', {}).get('description', d)}")
         return r["result"].get("value")
+
+    def wait_for(self, expression: str, timeout_s: float | None = None,
+                 poll_s: float = 0.02) -> Any:
+        """Evaluate ``expression`` until it is truthy; return that value.
+
+        Raises:
+            BrowserError: still falsy after ``timeout_s`` (default: the browser's timeout).
+        """
+        deadline = time.monotonic() + (timeout_s or self.timeout_s)
+        while True:
+            value = self.evaluate(expression)
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                raise BrowserError(f"still false after {timeout_s or self.timeout_s} s: "
+                                   f"{expression[:200]}")
+            time.sleep(poll_s)
 
     def type_text(self, selector: str, text: str) -> None:
         """Focus ``selector`` and type ``text`` as keyboard input (fires ``input`` events)."""

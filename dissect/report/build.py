@@ -1,9 +1,18 @@
-"""Build the static HTML report of a run: `report/index.html`, `report/audio/`, `report/assets/`.
+"""Build the static HTML report of a run: ``report/index.html``, ``report/data/``,
+``report/audio/``, ``report/assets/``.
 
 The page works from ``file://`` with no server and no network: one local stylesheet, one local
-script, PNG plots, and the exemplar clips copied next to it as 16-bit WAV (so the report survives
-moving the run directory). A Content-Security-Policy forbids inline scripts and remote loads, on
-top of the escaping of every artifact string.
+script, PNG plots, the neuron data as per-layer script shards (:mod:`dissect.report.shards`),
+and the exemplar clips copied next to it as 16-bit WAV (so the report survives moving the run
+directory). A Content-Security-Policy forbids inline scripts and remote loads, on top of the
+escaping of every artifact string.
+
+Size: ``index.html`` holds the overview, plots, scores, pruning and HEAR tables and an empty
+neuron table, so it grows with the layers, not the neurons (YAMNet, 11,465 neurons: 82 MB of
+inline cards before, 65 kB now). ``report.js`` fills the table from the shards and renders
+a card when its row is opened (the first :data:`OPEN_CARDS` rows open on load); each exemplar
+clip is written once (WAV, plus a spectrogram when one of the first ``max_audio_cards`` cards
+shows it), so the whole report grows like clips + neurons x k.
 """
 
 from __future__ import annotations
@@ -18,7 +27,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from dissect import artifacts
-from dissect.report.cards import ClipMedia, render_card, slug
+from dissect.report import shards
+from dissect.report.cards import FIELDS, SHOWN_DIGITS, card_row, round_sig, slug
 from dissect.report.data import Neuron, RunData, load_run
 from dissect.report.html import csv_table, esc, json_file, render_value
 from dissect.report.layers import distributions, interpretable_fractions, term_counts
@@ -27,6 +37,14 @@ from dissect.report.overview import overview_html
 AUDIO_DIR = "audio"
 ASSETS_DIR = "assets"
 STATIC_FILES = ("report.css", "report.js")
+#: Rows of the neuron table whose cards are open on load (and after each filter change).
+OPEN_CARDS = 10
+#: Rows the neuron table lists at a time ("show more" adds as many).
+PAGE_ROWS = 100
+#: Neuron table columns: ``(sort key, header)``; report.js fills the cells by key.
+TABLE_COLUMNS = (("rank", "#"), ("layer", "layer"), ("unit", "unit"), ("desc", "description"),
+                 ("kind", "shown"), ("writer", "writer"), ("sel", "selectivity"),
+                 ("det", "test AUROC"), ("corr", "test corr."), ("concept", "top concept"))
 
 class TraceFn(Protocol):
     """Per-frame activations for the report (see :func:`dissect.record.traces.run_traces`)."""
@@ -146,25 +164,67 @@ def _spectrograms(run: RunData, cards: list[Neuron], k: int, waves: dict[str, An
     return images, acts
 
 
-def _media(run: RunData, n: Neuron, k: int, audio_rel: dict[str, str], images: dict[str, str],
-           acts: dict[tuple[str, int, str], Any], waves: dict[str, Any], rich: bool
-           ) -> dict[str, ClipMedia]:
-    """Files of one card's clips; ``rich`` cards get spectrograms and inline players."""
-    from dissect.report.plots import activation_svg
+def _overlays(n: Neuron, k: int, clip_index: dict[str, int], images: dict[str, str],
+              acts: dict[tuple[str, int, str], Any], waves: dict[str, Any]) -> list[list[Any]]:
+    """A rich card's spectrogram overlays: ``[[clip, peak_x, points, lo, hi], ...]`` for its
+    exemplar clips with a spectrogram (see :mod:`dissect.report.cards`)."""
+    from dissect.report.plots import activation_points
 
-    media = {}
+    out = []
     for e in _exemplar_clips(n, k):
         clip = str(e["clip"])
-        m = ClipMedia(audio_rel.get(clip), None, _caption(run, clip), inline=rich)
-        if rich and clip in images and clip in waves:
-            wave, sr = waves[clip]
-            times, values = acts.get((n.layer, n.unit, clip), (None, None))
-            m.image = images[clip]
-            m.overlay = activation_svg(1000.0 * len(wave) / sr, times, values, e.get("peak_ms"))
-            if values is not None and len(values):
-                m.act_range = (float(values.min()), float(values.max()))
-        media[clip] = m
-    return media
+        if clip not in images or clip not in waves:
+            continue
+        wave, sr = waves[clip]
+        times, values = acts.get((n.layer, n.unit, clip), (None, None))
+        peak_x, points = activation_points(1000.0 * len(wave) / sr, times, values,
+                                           e.get("peak_ms"))
+        lo = hi = None
+        if values is not None and len(values):
+            lo, hi = (round_sig(float(v), SHOWN_DIGITS) for v in (values.min(), values.max()))
+        out.append([clip_index[clip], peak_x, points, lo, hi])
+    return out
+
+
+def _write_shards(run: RunData, cards: list[Neuron], k: int, audio_rel: dict[str, str],
+                  images: dict[str, str], acts: dict[tuple[str, int, str], Any],
+                  waves: dict[str, Any], rich: set[tuple[str, int]], open_cards: int,
+                  out: Path) -> tuple[list[str], dict[str, str]]:
+    """Write the clip table, one shard per layer with cards, and ``data/top.js`` with the rows
+    of the first ``open_cards`` cards again (so the page shows them before the layer shards
+    arrive). ``rich``: the keys of the cards with spectrograms and inline players.
+
+    Returns ``(written report-relative paths, layer -> its shard's path)``.
+    """
+    clip_ids = list(dict.fromkeys(str(e["clip"]) for n in cards for e in _exemplar_clips(n, k)))
+    clip_index = {c: i for i, c in enumerate(clip_ids)}
+    written = [shards.write_shard(out, shards.CLIPS_FILE, {
+        "kind": "clips", "fields": list(shards.CLIP_FIELDS),
+        "rows": [[c, audio_rel.get(c), images.get(c), _caption(run, c)] for c in clip_ids]})]
+    rank = {n.key: i for i, n in enumerate(cards)}
+    first = {n.key for n in cards[:open_cards]}
+    by_layer: dict[str, list[Neuron]] = {}
+    for n in cards:
+        by_layer.setdefault(n.layer, []).append(n)
+    files = {}
+    top = []
+    for i, layer in enumerate(run.layers):
+        if layer not in by_layer:
+            continue
+        strings: dict[str, int] = {}
+        neurons = sorted(by_layer[layer], key=lambda n: n.unit)
+        rows = [card_row(n, k, rank[n.key], clip_index, strings,
+                         _overlays(n, k, clip_index, images, acts, waves)
+                         if n.key in rich else None) for n in neurons]
+        payload = {"kind": "layer", "layer": layer, "slug": slug(layer), "fields": list(FIELDS),
+                   "strings": list(strings), "rows": rows}
+        files[layer] = shards.write_shard(out, shards.layer_file(i, layer), payload)
+        written.append(files[layer])
+        if any(n.key in first for n in neurons):
+            top.append(payload | {"rows": [r for n, r in zip(neurons, rows, strict=True)
+                                           if n.key in first]})
+    written.append(shards.write_shard(out, shards.TOP_FILE, {"kind": "top", "shards": top}))
+    return written, files
 
 
 def _layer_section(run: RunData, out: Path) -> tuple[str, list[str]]:
@@ -266,8 +326,8 @@ def _make_readable(out: Path, rels: set[str]) -> None:
 
 
 def _remove_stale(out: Path, keep: set[str]) -> None:
-    """Delete files under audio/ and assets/ that this build did not write."""
-    for sub in (AUDIO_DIR, ASSETS_DIR):
+    """Delete files under audio/, assets/ and data/ that this build did not write."""
+    for sub in (AUDIO_DIR, ASSETS_DIR, shards.SHARD_DIR):
         d = out / sub
         if not d.is_dir():
             continue
@@ -279,18 +339,23 @@ def _remove_stale(out: Path, keep: set[str]) -> None:
                 shutil.rmtree(p, ignore_errors=True)
 
 
-def build_report(run_dir: str | Path, *, max_cards: int | None = None, max_audio_cards: int = 60,
-                 progress: bool = True, traces: TraceFn | None = None) -> Path:
-    """Write ``<run_dir>/report/index.html`` (with ``audio/`` and ``assets/``) from the artifacts.
+def build_report(run_dir: str | Path, *, out_dir: str | Path | None = None,
+                 max_cards: int | None = None, max_audio_cards: int = 60,
+                 open_cards: int = OPEN_CARDS, progress: bool = True,
+                 traces: TraceFn | None = None) -> Path:
+    """Write ``index.html`` with ``data/``, ``audio/`` and ``assets/`` from a run's artifacts.
 
     Args:
         run_dir: a run directory with at least the probe and record artifacts.
-        max_cards: neuron cards to render (None: all), in card order (LLM-described first, then
-            by selectivity).
+        out_dir: where the report goes (default ``<run_dir>/report``); files under its
+            ``audio/``, ``assets/`` and ``data/`` that this build did not write are deleted.
+        max_cards: neurons in the table, with cards (None: all), in card order (LLM-described
+            first, then by selectivity).
         max_audio_cards: the first cards whose exemplar clips get a spectrogram with the
             activation over time (from ``traces``) and inline ``<audio controls>`` players;
             later cards get play links that become players on click (every card's clips are
-            copied to ``report/audio/``).
+            copied to ``audio/``, once per clip).
+        open_cards: table rows whose cards are open on load and after each filter change.
         progress: show progress bars.
         traces: ``traces(config, clip_paths, wanted, progress=) -> {clip: {layer: trace}}``,
             per-frame activations of the wanted units (the report itself never runs a model;
@@ -304,7 +369,7 @@ def build_report(run_dir: str | Path, *, max_cards: int | None = None, max_audio
         MissingArtifactError: a required artifact is missing (the message names it).
     """
     run = load_run(run_dir)
-    out = run.run_dir / artifacts.REPORT_DIR
+    out = Path(out_dir) if out_dir is not None else run.run_dir / artifacts.REPORT_DIR
     out.mkdir(parents=True, exist_ok=True)
     written: set[str] = set(_copy_static(out))
     k = _shown_k(run)
@@ -319,20 +384,22 @@ def build_report(run_dir: str | Path, *, max_cards: int | None = None, max_audio
     written |= set(images.values())
     layer_html, plots = _layer_section(run, out)
     written |= set(plots)
-    spec_keys = {n.key for n in spec_cards}
-    card_html = [render_card(n, k, _media(run, n, k, audio_rel, images, acts, waves,
-                                          n.key in spec_keys)) for n in cards]
-    page = _page(run, layer_html, card_html, len(ordered), k)
+    data_files, layer_files = _write_shards(run, cards, k, audio_rel, images, acts, waves,
+                                            {n.key for n in spec_cards}, max(0, open_cards), out)
+    written |= set(data_files)
+    page = _page(run, layer_html, layer_files, len(cards), len(ordered), k,
+                 max(0, open_cards))
     _remove_stale(out, written)
     index = out / "index.html"
     artifacts.write_text(index, page)
     _make_readable(out, written | {"index.html"})
-    print(f"[report] {index} ({len(cards)} cards, {len(audio_rel)} clips, "
-          f"{len(images)} spectrograms)", file=sys.stderr)
+    print(f"[report] {index} ({len(cards)} cards in {len(layer_files)} shards, "
+          f"{len(audio_rel)} clips, {len(images)} spectrograms)", file=sys.stderr)
     return index
 
 
-def _page(run: RunData, layer_html: str, cards: list[str], total: int, k: int) -> str:
+def _page(run: RunData, layer_html: str, layer_files: dict[str, str], n_cards: int, total: int,
+          k: int, open_cards: int) -> str:
     model = run.config.get("model", {})
     title = f"dissect report: {model.get('name', '?')} {model.get('source') or ''}".strip()
     scores = _scores_section(run.run_dir)
@@ -346,10 +413,14 @@ def _page(run: RunData, layer_html: str, cards: list[str], total: int, k: int) -
     if hear:
         nav.append('<a href="#hear">HEAR</a>')
     nav.append('<a href="#neurons">Neurons</a>')
-    options = "".join(f'<option value="{esc(layer)}">{esc(layer)}</option>'
-                      for layer in run.layers)
-    shown = (f"{len(cards)} of {total} neurons have cards" if len(cards) < total
+    options = "".join(
+        f'<option value="{esc(layer)}"'
+        + (f' data-shard="{esc(layer_files[layer])}"' if layer in layer_files else "")
+        + f'>{esc(layer)}</option>' for layer in run.layers)
+    shown = (f"{n_cards} of {total} neurons have cards" if n_cards < total
              else f"{total} neurons")
+    head = "".join(f'<th data-sort="{key}" scope="col"><button type="button" title="sort">'
+                   f"{esc(label)}</button></th>" for key, label in TABLE_COLUMNS)
     return f"""<!doctype html>
 <html lang="en">
 <head>
@@ -370,19 +441,26 @@ def _page(run: RunData, layer_html: str, cards: list[str], total: int, k: int) -
 {scores}
 {prune}
 {hear}
-<section id="neurons"><h2>Neurons</h2>
-<p class="note">Ordered: LLM-described neurons first, then by selectivity
-(mean of the top-k values minus the mean, over the std). Spectrograms: log-mel; the yellow line is
-the neuron's activation over time, the red dashed line its recorded peak.</p>
+<section id="neurons" data-clips="{shards.CLIPS_FILE}" data-top="{shards.TOP_FILE}"
+ data-open="{open_cards}"
+ data-page="{PAGE_ROWS}"><h2>Neurons</h2>
+<p class="note">Ordered (#): LLM-described neurons first, then by selectivity
+(mean of the top-k values minus the mean, over the std); a column header sorts by that column.
+Click a row to open or close its card; the first {open_cards} rows open by themselves.
+Spectrograms: log-mel; the yellow line is the neuron's activation over time, the red dashed line
+its recorded peak.</p>
 <div class="filterbar">
 <input id="filter" type="search" placeholder="filter: description, concept, keyword, layer"
  aria-label="filter neurons" autocomplete="off">
 <select id="layer-filter" aria-label="layer"><option value="">all layers</option>{options}</select>
 <span id="filter-count" aria-live="polite"></span>
 </div>
-<div class="cards">
-{chr(10).join(cards)}
-</div>
+<p id="neurons-status" class="note" aria-live="polite">Loading {n_cards} neurons from
+{len(layer_files)} data files (data/*.js)...</p>
+<noscript><p class="error">The neuron table and its cards need JavaScript; descriptions.csv in
+the run directory holds the same table.</p></noscript>
+<table id="neuron-table" class="neurons"><thead><tr>{head}</tr></thead><tbody></tbody></table>
+<p><button id="more" type="button" hidden>show more</button></p>
 </section>
 </main>
 <script src="{ASSETS_DIR}/report.js"></script>

@@ -1,39 +1,64 @@
-"""Neuron cards: description, writer, closed-set concepts, keywords, top and bottom clips.
+"""What a neuron card shows, as one compact row of JSON values (``report.js`` renders it).
 
-Cards with spectrograms carry ``<audio controls>`` players. The other cards carry plain links
-to the same WAV files that ``report.js`` turns into a player on click: Chromium needs about 4 ms
-per ``<audio controls>`` element to build its media controls, so thousands of them (632 CREPE
-tiny neurons x 10 clips) would keep the page from loading for tens of seconds.
+The report page holds no card markup: ``report.js`` builds a card from its row in a per-layer
+data shard (:mod:`dissect.report.shards`) when the card is opened, with ``createElement``,
+``textContent`` and ``setAttribute`` only, so no artifact string (description, LLM name,
+concept, keyword, clip id, caption) is ever parsed as HTML.
 
-Every string that comes from an artifact (descriptions, LLM names, concepts, keywords, clip ids,
-captions) is escaped with :func:`dissect.report.html.esc`, in text and in attributes alike.
+A row is a list whose positions are named by :data:`FIELDS` (each shard carries the names once,
+and the page looks fields up by name). What each position holds:
+
+- ``unit`` int; ``rank`` int, the neuron's place in :func:`dissect.report.build.order_neurons`;
+- ``flags`` int, bits :data:`FLAG_LLM` (an LLM wrote the summary), :data:`FLAG_NCC` (no clear
+  concept), :data:`FLAG_RICH` (the card gets spectrograms and inline players);
+- ``desc`` the shown description; ``kind`` the explain stage's shown candidate kind (None: no
+  explain row); ``why`` its no-clear-concept reason (``""`` otherwise); ``writer`` the
+  summariser's name (``""``: no summary); these three are indexes into the shard's ``strings``
+  (they repeat across a layer);
+- ``sel`` selectivity; ``det``/``corr`` test-split detection AUROC and correlation (None: not
+  scored);
+- ``low`` AND's low summary; ``failed`` the failed-LLM marks (:attr:`Neuron.llm_failures`);
+- ``evidence`` ``[[term, auroc, effect, support], ...]``, the first :data:`EVIDENCE_SHOWN`;
+- ``concepts`` ``[[method, [[concept, score], ...]], ...]`` in :func:`ordered_methods` order;
+- ``keywords`` ``[adjectives, nouns, verbs, other]``, lists of words (``other``: words of the
+  remaining keyword groups, searched but not shown);
+- ``top``/``bottom`` ``[[clip, value, peak_ms], ...]``, the first k exemplars, ``clip`` an
+  index into the clip table;
+- ``overlays`` (rich cards only, else None) ``[[clip, peak_x, points, lo, hi], ...]``: the
+  spectrogram overlay of the clip, ``peak_x`` the recorded peak in viewBox units (0..1000),
+  ``points`` the activation polyline as flat ``[x0, y0, x1, y1, ...]`` in tenths of viewBox
+  units (viewBox 1000x100), ``lo``/``hi`` the activation range.
+
+Numbers: scores read from artifacts (AUROC, correlation, evidence, concept scores) keep the
+artifact's value to :data:`ARTIFACT_DIGITS` significant digits (every digit the stages write);
+numbers derived here or raw activations (selectivity, exemplar values and peaks, activation
+ranges) are rounded to the :data:`SHOWN_DIGITS` significant digits the card shows. Non-finite
+floats become the strings ``"nan"``, ``"inf"``, ``"-inf"`` (JSON has no such numbers).
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from dissect.report.data import Neuron
-from dissect.report.html import esc, fmt_num
-from dissect.report.plots import score_bar_svg
 
 #: Closed-set methods in the order cards list them.
 METHOD_ORDER = ("db", "tab", "icl")
+#: Keyword groups shown as chips, in order (the rest are only searched).
+KEYWORD_GROUPS = ("adjectives", "nouns", "verbs")
+#: Evidence terms a card lists.
+EVIDENCE_SHOWN = 5
+#: Significant digits kept of artifact scores, and of numbers derived for display.
+ARTIFACT_DIGITS = 6
+SHOWN_DIGITS = 4
 
+FLAG_LLM, FLAG_NCC, FLAG_RICH = 1, 2, 4
 
-@dataclass
-class ClipMedia:
-    """Report-relative files for one exemplar clip of one card (None when not available)."""
-
-    audio: str | None = None
-    image: str | None = None
-    caption: str = ""
-    overlay: str = ""  # trusted SVG built from numbers only (plots.activation_svg)
-    act_range: tuple[float, float] | None = None
-    inline: bool = True  # an <audio controls> player; False: a play link (see _clip_html)
+FIELDS = ("unit", "rank", "flags", "desc", "kind", "why", "writer", "sel", "det", "corr", "low",
+          "failed", "evidence", "concepts", "keywords", "top", "bottom", "overlays")
 
 
 def slug(text: str, limit: int = 60) -> str:
@@ -43,6 +68,7 @@ def slug(text: str, limit: int = 60) -> str:
 
 
 def card_id(n: Neuron) -> str:
+    """The card's element id (``report.js`` builds the same from the shard's ``slug``)."""
     return f"n-{slug(n.layer)}-{n.unit}"
 
 
@@ -53,7 +79,10 @@ def ordered_methods(closed: Mapping[str, Any]) -> list[str]:
 
 
 def search_text(n: Neuron) -> str:
-    """Lower-case text the filter box matches: layer, unit, description, concepts, keywords."""
+    """Lower-case text the filter box matches: layer, unit, description, concepts, keywords.
+
+    ``report.js`` builds the same text from the card row (a browser test checks they agree).
+    """
     closed = n.concepts.get("closed") or {}
     kw = n.concepts.get("keywords") or {}
     parts = [n.layer, f"{n.layer}:{n.unit}", f"unit {n.unit}", n.description,
@@ -66,109 +95,115 @@ def search_text(n: Neuron) -> str:
     return " ".join(parts).lower()
 
 
-def _concepts_html(closed: Mapping[str, Any]) -> str:
-    rows = []
+def round_sig(x: Any, digits: int) -> Any:
+    """``x`` rounded to ``digits`` significant digits (ints and non-numbers unchanged;
+    non-finite floats as ``"nan"``/``"inf"``/``"-inf"``; integral floats as ints)."""
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        return x
+    if isinstance(x, int):
+        return x
+    if not math.isfinite(x):
+        return str(x)
+    r = float(f"{x:.{digits}g}")
+    return int(r) if r.is_integer() and abs(r) < 2**53 else r
+
+
+def _num(x: Any, digits: int) -> Any:
+    """A number for the row: rounded (see :func:`round_sig`), None for anything else."""
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        return None
+    return round_sig(x, digits)
+
+
+def _score(x: Any) -> Any:
+    """A concept score: a number (artifact digits), None, or its text (shown as is)."""
+    if x is None or (isinstance(x, (int, float)) and not isinstance(x, bool)):
+        return _num(x, ARTIFACT_DIGITS)
+    return str(x)
+
+
+def _concepts(closed: Mapping[str, Any]) -> list[list[Any]]:
+    out = []
     for m in ordered_methods(closed):
-        for item in closed[m] or []:
-            name, score = (item[0], item[1]) if len(item) > 1 else (item[0], None)
-            bar = score_bar_svg(float(score)) if isinstance(score, (int, float)) else ""
-            score_txt = fmt_num(float(score)) if isinstance(score, (int, float)) else str(score)
-            rows.append(
-                f'<tr><td class="m">{esc(m)}</td><td>{esc(name)}</td>'
-                f'<td class="score">{bar} {esc(score_txt)}</td></tr>')
-    if not rows:
-        return '<p class="note">no closed-set concepts</p>'
-    return ('<table class="concepts"><thead><tr><th>method</th><th>concept</th><th>score</th>'
-            f"</tr></thead><tbody>{''.join(rows)}</tbody></table>")
+        items = [[str(it[0]), _score(it[1] if len(it) > 1 else None)]
+                 for it in closed[m] or [] if it]
+        out.append([str(m), items])
+    return out
 
 
-def _keywords_html(kw: Mapping[str, Any]) -> str:
-    chips = []
-    for group in ("adjectives", "nouns", "verbs"):
-        for w in kw.get(group) or []:
-            chips.append(f'<span class="chip {esc(group)}" title="{esc(group)}">{esc(w)}</span>')
-    return f'<p class="kw">{"".join(chips)}</p>' if chips else ""
+def _keywords(kw: Mapping[str, Any]) -> list[list[str]]:
+    shown = [[str(w) for w in kw.get(g) or []] for g in KEYWORD_GROUPS]
+    seen = {w for ws in shown for w in ws}
+    other: list[str] = []
+    for group, words in kw.items():
+        if group in KEYWORD_GROUPS or not isinstance(words, list):
+            continue
+        for w in map(str, words):
+            if w not in seen:
+                seen.add(w)
+                other.append(w)
+    return [*shown, other]
 
 
-def _clip_html(entry: Mapping[str, Any], media: ClipMedia | None) -> str:
-    clip = str(entry.get("clip", ""))
-    value = entry.get("value")
-    peak = entry.get("peak_ms")
-    media = media or ClipMedia()
-    img = (f'<div class="spec"><img src="{esc(media.image)}" alt="spectrogram of {esc(clip)}" '
-           f'loading="lazy">{media.overlay}</div>' if media.image else "")
-    if not media.audio:
-        audio = '<p class="note">audio unavailable</p>'
-    elif media.inline:
-        audio = f'<audio controls preload="none" src="{esc(media.audio)}"></audio>'
-    else:  # report.js swaps the link for a player on click; without JS it opens the WAV
-        audio = f'<a class="play" href="{esc(media.audio)}">&#9654; listen</a>'
-
-    meta = [esc(clip)]
-    if isinstance(value, (int, float)):
-        meta.append(f"value {esc(fmt_num(float(value)))}")
-    if isinstance(peak, (int, float)):
-        meta.append(f"peak {esc(fmt_num(float(peak)))} ms")
-    if media.act_range:
-        lo, hi = media.act_range
-        meta.append(f"activation {esc(fmt_num(lo))} to {esc(fmt_num(hi))}")
-    cap = f'<span class="cap">{esc(media.caption)}</span>' if media.caption else ""
-    return (f'<figure class="clip">{img}{audio}<figcaption>{" · ".join(meta)}{cap}'
-            "</figcaption></figure>")
+def _exemplars(entries: Sequence[Mapping[str, Any]] | None, k: int,
+               clip_index: Mapping[str, int]) -> list[list[Any]]:
+    return [[clip_index[str(e.get("clip"))], _num(e.get("value"), SHOWN_DIGITS),
+             _num(e.get("peak_ms"), SHOWN_DIGITS)] for e in list(entries or [])[:k]]
 
 
-def render_card(n: Neuron, k: int, media: Mapping[str, ClipMedia] | None = None) -> str:
-    """One neuron card (an ``<article>``). ``media``: clip id -> files of this card's clips."""
-    media = media or {}
-    llm = n.llm or "no summary"
-    badge = "llm" if n.by_llm else "rules"
-    low = str(n.summary.get("low") or "")
-    low_html = f'<p class="low"><b>Low:</b> {esc(low)}</p>' if low else ""
-    desc = n.description or "(no description)"
-    score_html = _explain_html(n)
-    failed = "".join(f'<p class="failed" title="retried on the next run">{esc(t)}</p>'
-                     for t in n.llm_failures)
-    top = _clips(n.exemplar.get("top"), k, media)
-    bottom = _clips(n.exemplar.get("bottom"), k, media)
-    return (
-        f'<article class="card" id="{esc(card_id(n))}" data-layer="{esc(n.layer)}" '
-        f'data-search="{esc(search_text(n))}">'
-        f'<header><h3><span class="layer">{esc(n.layer)}</span> · unit {n.unit}</h3>'
-        f'<span class="badge {badge}" title="description written by">{esc(llm)}</span>'
-        f'<span class="sel" title="(mean of top-k - mean) / std">selectivity '
-        f"{esc(fmt_num(n.selectivity))}</span></header>"
-        f'<p class="desc{" nocc" if n.no_clear_concept else ""}">{esc(desc)}</p>'
-        f"{failed}{score_html}{low_html}"
-        f'<div class="facts">{_concepts_html(n.concepts.get("closed") or {})}'
-        f'{_keywords_html(n.concepts.get("keywords") or {})}</div>'
-        f'<div class="clips"><div class="col"><h4>Top clips</h4>{top}</div>'
-        f'<div class="col"><h4>Bottom clips</h4>{bottom}</div></div></article>'
-    )
+def _evidence(n: Neuron) -> list[list[Any]]:
+    return [[str(e.get("term")), _num(e.get("auroc"), ARTIFACT_DIGITS),
+             _num(e.get("effect"), ARTIFACT_DIGITS), e.get("support")]
+            for e in n.evidence[:EVIDENCE_SHOWN]]
 
 
-def _explain_html(n: Neuron) -> str:
-    """Which candidate is shown, its test score, and the evidence terms with effect sizes."""
-    if not n.explanation:
-        return ""
-    x = n.explanation
-    test = x.get("test") or {}
-    det, corr = test.get("detection"), test.get("correlation")
-    corr_txt = "n/a" if corr is None else fmt_num(corr)
-    score = (f"test detection AUROC {esc(fmt_num(det))}, correlation {esc(corr_txt)}"
-             if det is not None else "not scored on the test clips")
-    head = ("no clear concept: " + esc(str(x.get("why") or "")) if n.no_clear_concept else
-            f"shown: {esc(str(x.get('kind') or ''))} ({score})")
-    terms = "".join(
-        f'<li>{esc(str(e.get("term")))} <span class="num">AUROC {esc(fmt_num(e.get("auroc")))}'
-        f', d {esc(fmt_num(e.get("effect")))}, n {esc(str(e.get("support")))}</span></li>'
-        for e in n.evidence[:5])
-    ev = f'<ul class="evidence">{terms}</ul>' if terms else ""
-    return f'<p class="score">{head}</p>{ev}'
+def card_row(n: Neuron, k: int, rank: int, clip_index: Mapping[str, int],
+             strings: dict[str, int], overlays: list[list[Any]] | None = None) -> list[Any]:
+    """The card row of ``n`` (positions: :data:`FIELDS`).
+
+    Args:
+        n: the neuron.
+        k: exemplars per side shown.
+        rank: its place in the card order.
+        clip_index: clip id -> index into the clip table (must hold every shown exemplar).
+        strings: the shard's string table (text -> index); new strings are appended.
+        overlays: the rich card's spectrogram overlays (see the module docstring), or None.
+    """
+    test = (n.explanation.get("test") or {}) if n.explanation else {}
+    flags = (FLAG_LLM * n.by_llm) | (FLAG_NCC * n.no_clear_concept) | \
+        (FLAG_RICH * (overlays is not None))
+
+    def intern(text: str) -> int:
+        return strings.setdefault(text, len(strings))
+
+    row = {
+        "unit": n.unit, "rank": rank, "flags": flags, "desc": n.description,
+        "kind": intern(str(n.explanation.get("kind") or "")) if n.explanation else None,
+        "why": intern(str(n.explanation.get("why") or "") if n.no_clear_concept else ""),
+        "writer": intern(n.llm), "sel": _num(n.selectivity, SHOWN_DIGITS),
+        "det": _num(test.get("detection"), ARTIFACT_DIGITS),
+        "corr": _num(test.get("correlation"), ARTIFACT_DIGITS),
+        "low": str(n.summary.get("low") or ""), "failed": n.llm_failures,
+        "evidence": _evidence(n), "concepts": _concepts(n.concepts.get("closed") or {}),
+        "keywords": _keywords(n.concepts.get("keywords") or {}),
+        "top": _exemplars(n.exemplar.get("top"), k, clip_index),
+        "bottom": _exemplars(n.exemplar.get("bottom"), k, clip_index),
+        "overlays": overlays,
+    }
+    return [row[f] for f in FIELDS]
 
 
-def _clips(entries: Sequence[Mapping[str, Any]] | None, k: int,
-           media: Mapping[str, ClipMedia]) -> str:
-    entries = list(entries or [])[:k]
-    if not entries:
-        return '<p class="note">none recorded</p>'
-    return "".join(_clip_html(e, media.get(str(e.get("clip")))) for e in entries)
+#: Row fields stored as indexes into the shard's ``strings``.
+INTERNED = ("kind", "why", "writer")
+
+
+def row_dict(row: Sequence[Any], fields: Sequence[str] = FIELDS,
+             strings: Sequence[str] | None = None) -> dict[str, Any]:
+    """A card row as ``{field: value}``, the :data:`INTERNED` fields resolved when ``strings``
+    (the shard's table) is given (for tests and scripts reading shards)."""
+    d = dict(zip(fields, row, strict=True))
+    if strings is not None:
+        for f in INTERNED:
+            if d.get(f) is not None:
+                d[f] = strings[d[f]]
+    return d

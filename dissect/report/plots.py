@@ -3,11 +3,11 @@
 * :func:`interpretable_plot`: interpretable fraction per layer.
 * :func:`layer_terms_plot`: the top open-set adjectives and closed-set concepts of one layer.
 * :func:`distribution_plot`: per-layer distribution over units of the mean and the p99 activation.
-* :func:`spectrogram_png` + :func:`activation_svg`: a clip's log-mel spectrogram (one PNG per
-  clip, shared by every card that shows it) under an inline-SVG overlay of one neuron's
-  activation over time with its peak marked. Drawing the overlay as SVG instead of one
-  matplotlib PNG per (neuron, clip) is about 50x faster to build, keeps the line crisp at any
-  zoom, and stores each spectrogram once.
+* :func:`spectrogram_png` + :func:`activation_points`: a clip's log-mel spectrogram (one PNG
+  per clip, shared by every card that shows it) under an SVG overlay of one neuron's activation
+  over time with its peak marked, which ``report.js`` draws from the points. Drawing the overlay
+  as SVG instead of one matplotlib PNG per (neuron, clip) is about 50x faster to build, keeps
+  the line crisp at any zoom, and stores each spectrogram once.
 """
 
 from __future__ import annotations
@@ -17,9 +17,6 @@ from pathlib import Path
 
 import numpy as np
 
-_ACT_COLOUR = "#ffb000"
-_PEAK_COLOUR = "#ff2d55"
-
 
 def _plt():
     import matplotlib
@@ -28,6 +25,12 @@ def _plt():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def _short(text: str, limit: int = 40) -> str:
+    """A plot label cut to ``limit`` characters (long layer names or terms squash the axes)."""
+    text = str(text)
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
 
 
 def _save(fig, path: Path, dpi: int = 100) -> Path:
@@ -46,8 +49,9 @@ def interpretable_plot(fractions: Mapping[str, float], path: Path, title: str) -
     names = list(fractions)
     fig, ax = plt.subplots(figsize=(max(4.0, 0.6 * len(names) + 2), 2.8), layout="constrained")
     ax.bar(range(len(names)), [fractions[n] for n in names], color="#3a7bd5")
-    ax.set_xticks(range(len(names)), names, rotation=45 if len(names) > 6 else 0, ha="right"
-                  if len(names) > 6 else "center", fontsize=8)
+    many = len(names) > 6
+    ax.set_xticks(range(len(names)), [_short(n) for n in names], rotation=45 if many else 0,
+                  ha="right" if many else "center", fontsize=8)
     ax.set_ylim(0, 1)
     ax.set_ylabel("fraction of units")
     ax.set_title(title, fontsize=9)
@@ -64,11 +68,11 @@ def layer_terms_plot(layer: str, adjectives: Sequence[tuple[str, int]],
         items = list(items)[::-1]
         if items:
             ax.barh(range(len(items)), [c for _, c in items], color="#5b8c5a")
-            ax.set_yticks(range(len(items)), [t for t, _ in items], fontsize=8)
+            ax.set_yticks(range(len(items)), [_short(t) for t, _ in items], fontsize=8)
         else:
             ax.text(0.5, 0.5, "none", ha="center", va="center", transform=ax.transAxes)
             ax.set_yticks([])
-        ax.set_title(f"{layer}: {title}", fontsize=9)
+        ax.set_title(f"{_short(layer, 60)}: {title}", fontsize=9)
         ax.tick_params(axis="x", labelsize=7)
         ax.set_xlabel("neurons", fontsize=8)
     return _save(fig, path)
@@ -92,7 +96,7 @@ def distribution_plot(per_layer: Mapping[str, Mapping[str, np.ndarray]], path: P
         for box in bp["boxes"]:
             box.set_facecolor(colour)
             box.set_alpha(0.6)
-    ax.set_xticks(pos, names, rotation=45 if len(names) > 6 else 0, fontsize=8,
+    ax.set_xticks(pos, [_short(n) for n in names], rotation=45 if len(names) > 6 else 0, fontsize=8,
                   ha="right" if len(names) > 6 else "center")
     ax.set_yscale("symlog", linthresh=1e-2)
     ax.set_ylabel("activation")
@@ -104,7 +108,7 @@ def spectrogram_png(wave: np.ndarray, sample_rate: int, path: Path) -> Path:
     """A clip's log-mel spectrogram (80 dB range, magma) as a bare PNG, one pixel per bin/frame.
 
     The image spans the clip from 0 ms to its decoded duration; the page scales it and draws the
-    activation on top with :func:`activation_svg`.
+    activation on top (from :func:`activation_points`).
     """
     import torch
     from matplotlib import image
@@ -130,37 +134,30 @@ def spectrogram_png(wave: np.ndarray, sample_rate: int, path: Path) -> Path:
     return path
 
 
-def activation_svg(duration_ms: float, times_ms: np.ndarray | None = None,
-                   values: np.ndarray | None = None, peak_ms: float | None = None) -> str:
-    """An SVG overlay (viewBox 1000x100, stretched over the spectrogram) of one neuron's
-    activation over time (min-max scaled) and its recorded peak time. Numbers only: no text
-    from artifacts goes into it."""
+def activation_points(duration_ms: float, times_ms: np.ndarray | None = None,
+                      values: np.ndarray | None = None, peak_ms: float | None = None
+                      ) -> tuple[float | None, list[int] | None]:
+    """One neuron's activation over a clip, in the overlay's coordinates (viewBox 1000x100,
+    stretched over the spectrogram; ``report.js`` draws it): the activation min-max scaled to
+    y 95..5, x from the time over the clip's duration.
+
+    Returns:
+        ``(peak_x, points)``: the recorded peak time as x in 0..1000 (1 decimal; None without
+        one), and the polyline as flat ``[x0, y0, x1, y1, ...]`` in tenths of viewBox units
+        (ints; None without a trace; a single frame gives a flat line across the clip).
+    """
     dur = max(float(duration_ms), 1e-6)
-    items = []
+    points = None
     if times_ms is not None and values is not None and len(values):
         v = np.asarray(values, dtype=np.float64)
         lo, hi = float(np.nanmin(v)), float(np.nanmax(v))
         scale = (v - lo) / (hi - lo) if hi > lo else np.full_like(v, 0.5)
         xs = np.clip(np.asarray(times_ms, dtype=np.float64) / dur * 1000.0, 0, 1000)
         ys = 95.0 - 90.0 * np.nan_to_num(scale, nan=0.0)
-        pts = " ".join(f"{x:.1f},{y:.1f}" for x, y in zip(xs, ys, strict=True))
         if len(v) == 1:
-            pts = f"0,{ys[0]:.1f} 1000,{ys[0]:.1f}"
-        items.append(f'<polyline points="{pts}" fill="none" stroke="{_ACT_COLOUR}" '
-                     'stroke-width="2" vector-effect="non-scaling-stroke"/>')
+            xs, ys = np.array([0.0, 1000.0]), np.repeat(ys, 2)
+        points = np.rint(np.stack([xs, ys], axis=1).ravel() * 10).astype(int).tolist()
+    peak_x = None
     if peak_ms is not None and np.isfinite(peak_ms):
-        x = min(max(float(peak_ms) / dur * 1000.0, 0.0), 1000.0)
-        items.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="0" y2="100" stroke="{_PEAK_COLOUR}" '
-                     'stroke-width="1.5" stroke-dasharray="4 3" '
-                     'vector-effect="non-scaling-stroke"/>')
-        items.append(f'<polygon points="{x - 12:.1f},0 {x + 12:.1f},0 {x:.1f},12" '
-                     f'fill="{_PEAK_COLOUR}"/>')
-    return ('<svg class="act" viewBox="0 0 1000 100" preserveAspectRatio="none" '
-            f'aria-hidden="true">{"".join(items)}</svg>')
-
-
-def score_bar_svg(score: float) -> str:
-    """A tiny horizontal bar for a score in [0, 1] (clipped)."""
-    w = max(0.0, min(1.0, float(score))) * 60 if np.isfinite(score) else 0.0
-    return (f'<svg class="bar" width="60" height="8" aria-hidden="true"><rect width="60" '
-            f'height="8" fill="#e6ecf3"/><rect width="{w:.1f}" height="8" fill="#3a7bd5"/></svg>')
+        peak_x = round(min(max(float(peak_ms) / dur * 1000.0, 0.0), 1000.0), 1)
+    return peak_x, points

@@ -10,9 +10,19 @@ import pytest
 import soundfile as sf
 
 from dissect import artifacts
-from dissect.report import MissingArtifactError, build_report
-from dissect.report.build import _artifact_section, order_neurons
-from dissect.report.cards import ClipMedia, render_card
+from dissect.report import MissingArtifactError, build_report, shards
+from dissect.report.build import OPEN_CARDS, TABLE_COLUMNS, _artifact_section, order_neurons
+from dissect.report.cards import (
+    FIELDS,
+    FLAG_LLM,
+    FLAG_RICH,
+    card_id,
+    card_row,
+    round_sig,
+    row_dict,
+    search_text,
+    slug,
+)
 from dissect.report.data import RULES_NAME, Neuron, RunData, load_run
 from dissect.report.html import render_value
 from dissect.report.overview import overview_html, stand_ins
@@ -74,47 +84,61 @@ def hostile_neuron() -> Neuron:
     return Neuron(EVIL, 7, ex, summary, concepts)
 
 
-CARD_TAGS = {"article", "header", "h3", "h4", "span", "p", "b", "div", "table", "thead",
-             "tbody", "tr", "th", "td", "svg", "rect", "polyline", "line", "polygon",
-             "figure", "figcaption", "img", "audio", "a"}
+def hostile_row(n: Neuron) -> tuple[dict, dict, str]:
+    """``n``'s card row through a shard file's text and back: (row as a dict, payload, text)."""
+    clip_index = {EVIL: 0, HOSTILE[1]: 1, HOSTILE[2]: 2}
+    strings: dict[str, int] = {}
+    row = card_row(n, 5, 0, clip_index, strings, overlays=[[0, 12.5, [0, 950, 10000, 50],
+                                                             -1.0, 2.0]])
+    text = shards.to_js({"kind": "layer", "layer": n.layer, "slug": slug(n.layer),
+                         "fields": list(FIELDS), "strings": list(strings), "rows": [row]})
+    payload = shards.parse_js(text)
+    return row_dict(payload["rows"][0], payload["fields"], payload["strings"]), payload, text
 
 
-def test_card_escapes_every_untrusted_field():
+def test_shard_keeps_every_untrusted_field_verbatim_and_inert():
+    """Hostile artifact strings go into a shard as JSON data: no character of them can end
+    the statement or read as markup, and they come back byte for byte."""
     n = hostile_neuron()
-    media = {EVIL: ClipMedia(audio=f"audio/{EVIL}.wav", image=f"assets/{EVIL}.png",
-                             caption=EVIL, overlay="", act_range=(0.0, 1.0)),
-             HOSTILE[1]: ClipMedia(audio=f"audio/{HOSTILE[2]}.wav", caption=EVIL, inline=False)}
-    markup = render_card(n, 5, media)
-    p = assert_inert(markup, CARD_TAGS)
-    text = "".join(p.text)
-    for h in HOSTILE:  # every hostile string is shown literally, as text
-        assert h in text or h in html.unescape(markup)
-    assert "<script" not in markup and "onerror=" not in markup.replace("onerror=window", "")
-    # attributes hold the escaped text verbatim (round trip), never break out of the quotes
-    card = p.tags[0][1]
-    assert card["data-layer"] == EVIL
-    assert EVIL.lower() in card["data-search"]
-    srcs = [a["src"] for t, a in p.tags if t in ("audio", "img")]
-    assert f"audio/{EVIL}.wav" in srcs and f"assets/{EVIL}.png" in srcs
-    assert [a["href"] for t, a in p.tags if t == "a"] == [f"audio/{HOSTILE[2]}.wav"]
+    row, payload, text = hostile_row(n)
+    assert text.startswith(shards.PREFIX) and text.endswith(shards.SUFFIX)
+    body = text[len(shards.PREFIX):-len(shards.SUFFIX)]
+    assert not set("<>&\u2028\u2029") & set(body), "markup characters must be \\u-escaped"
+    assert "</script" not in text.lower() and "\\u003cscript" in text
+    assert payload["layer"] == EVIL and row["desc"] == EVIL and row["low"] == EVIL
+    assert row["writer"] == EVIL and row["kind"] is None  # no explanation row
+    assert row["concepts"] == [["db", [[EVIL, 0.5], [HOSTILE[3], EVIL]]], [EVIL, [[EVIL, 0.1]]]]
+    assert row["keywords"] == [[EVIL], HOSTILE, [EVIL], []]
+    assert row["top"] == [[0, 2, 40], [1, 1.5, 80]] and row["bottom"] == [[2, -1, 0]]
+    assert row["flags"] == FLAG_LLM | FLAG_RICH
+    assert row["overlays"] == [[0, 12.5, [0, 950, 10000, 50], -1, 2]]
+    assert slug(EVIL) == re.sub(r"[^A-Za-z0-9._-]", "", slug(EVIL))  # ids and files stay safe
 
 
-def test_card_marks_failed_llm_calls_escaped():
+def test_card_row_marks_failed_llm_calls():
     n = hostile_neuron()
     n.summary.update(failed=True, llm_failed="openai-http:m@host", llm="rule-based (no LLM)",
                      errors=[f"top: LLM call failed: HTTP 503: {EVIL}"])
-    n.explanation = {"description": "x", "candidates": [
+    n.explanation = {"description": "x", "kind": "evidence", "candidates": [
         {"kind": "llm", "note": "rejected: LLM call failed: timeout after 60 s"}]}
-    markup = render_card(n, 5)
-    p = assert_inert(markup, CARD_TAGS)
-    failed = [t for t in html.unescape(markup).split('<p class="failed"')[1:]]
-    assert len(failed) == 2
-    assert (f"summary by openai-http:m@host failed (top: LLM call failed: HTTP 503: {EVIL}); "
-            "the rule-based summary stands in") in "".join(p.text)
-    assert "LLM phrasing failed (LLM call failed: timeout after 60 s)" in "".join(p.text)
-    assert "llm failed" in p.tags[0][1]["data-search"]
-    plain = render_card(hostile_neuron(), 5)
-    assert 'class="failed"' not in plain
+    row, _, _ = hostile_row(n)
+    assert row["failed"] == [
+        f"summary by openai-http:m@host failed (top: LLM call failed: HTTP 503: {EVIL}); "
+        "the rule-based summary stands in",
+        "LLM phrasing failed (LLM call failed: timeout after 60 s)"]
+    assert row["desc"] == "x" and row["kind"] == "evidence" and row["flags"] & FLAG_LLM == 0
+    assert "llm failed" in search_text(n)
+    assert hostile_row(hostile_neuron())[0]["failed"] == []
+
+
+def test_round_sig_and_non_finite():
+    assert round_sig(0.123456789, 4) == 0.1235 and round_sig(12345.6, 4) == 12350
+    assert round_sig(475.0, 4) == 475 and isinstance(round_sig(475.0, 4), int)
+    assert [round_sig(x, 4) for x in (float("nan"), float("inf"), -float("inf"))] == [
+        "nan", "inf", "-inf"]
+    assert round_sig(7, 4) == 7 and round_sig("n/a", 4) == "n/a" and round_sig(True, 4) is True
+    with pytest.raises(ValueError):
+        shards.to_js({"x": float("nan")})
 
 
 def test_render_value_escapes_keys_and_values():
@@ -216,29 +240,55 @@ def test_optional_sections_skip_when_absent(tmp_path):
 # --------------------------------------------------------------------------- the built report
 
 
+def report_data(out: Path) -> tuple[list[dict], dict[str, dict], dict]:
+    """The shards of the report in ``out``: (clip rows as dicts, layer -> payload, top)."""
+    clips = shards.read_shard(out / shards.CLIPS_FILE)
+    assert clips["kind"] == "clips" and clips["fields"] == list(shards.CLIP_FIELDS)
+    layers = {}
+    for f in sorted((out / shards.SHARD_DIR).glob("[0-9][0-9][0-9]-*.js")):
+        payload = shards.read_shard(f)
+        assert payload["kind"] == "layer" and f.name == Path(
+            shards.layer_file(int(f.name[:3]), payload["layer"])).name
+        layers[payload["layer"]] = payload
+    top = shards.read_shard(out / shards.TOP_FILE)
+    return [dict(zip(clips["fields"], r, strict=True)) for r in clips["rows"]], layers, top
+
+
 def test_report_page(report, hostile_key, xss):
     assert xss == XSS
     page = report.read_text(encoding="utf-8")
     assert XSS not in page and "<script>window" not in page
-    assert html.escape(XSS, quote=True) in page
+    assert html.escape(XSS, quote=True) in page  # from the prune and HEAR tables
     p = parse(page)
     scripts = [a for t, a in p.tags if t == "script"]
     assert scripts == [{"src": "assets/report.js"}]  # the only script: ours, local
     for tag, attrs in p.tags:
         assert not any(k.startswith("on") for k in attrs), (tag, attrs)
-        for k in ("src", "href"):
+        for k in ("src", "href", "data-shard", "data-clips", "data-top"):
             v = attrs.get(k) or ""
             assert not re.match(r"^[a-z]+:", v) or v.startswith("#"), f"non-local {k}={v!r}"
-    cards = [a for t, a in p.tags if t == "article"]
+    # no card markup in the page: one shard per layer, named by the layer options
+    assert not [a for t, a in p.tags if t == "article"]
+    run = load_run(report.parents[1])
+    options = {a["value"]: a.get("data-shard") for t, a in p.tags if t == "option" and
+               a.get("value")}
+    assert options == {layer: shards.layer_file(i, layer) for i, layer in enumerate(run.layers)}
+    neurons = next(a for t, a in p.tags if t == "section" and a.get("id") == "neurons")
+    assert neurons["data-clips"] == shards.CLIPS_FILE and neurons["data-top"] == shards.TOP_FILE
+    assert int(neurons["data-open"]) == OPEN_CARDS
+    assert [a["data-sort"] for t, a in p.tags if t == "th" and "data-sort" in a] == [
+        k for k, _ in TABLE_COLUMNS]
+    _, layers, _ = report_data(report.parent)
+    rows = {(pl["layer"], r[0]) for pl in layers.values() for r in pl["rows"]}
+    assert rows == {n.key for n in run.neurons} and len(rows) == len(run.neurons)
     layer, unit = hostile_key
-    assert len(cards) == len(artifacts.read_jsonl(report.parents[1] / artifacts.EXEMPLARS))
-    assert any(a["id"] == f"n-{layer}-{unit}" for a in cards)
+    assert card_id(next(n for n in run.neurons if n.key == (layer, unit))) == f"n-{layer}-{unit}"
     # the overview names every stand-in of this run
     assert "Rule-based contrastive summaries" in page
     assert "instead of an audio LLM such as SALMONN" in page
     assert "all-MiniLM-L6-v2 instead of CLIP" in page
     for section in ('id="overview"', 'id="layers"', 'id="scores"', 'id="prune"', 'id="hear"',
-                    'id="neurons"', 'id="filter"', 'id="filter-count"'):
+                    'id="neurons"', 'id="filter"', 'id="filter-count"', 'id="neuron-table"'):
         assert section in page
     assert "nsynth_pitch" in page and "brass" in page
 
@@ -246,17 +296,20 @@ def test_report_page(report, hostile_key, xss):
 def test_report_files(report, audio_cards):
     out = report.parent
     page = report.read_text(encoding="utf-8")
-    p = parse(page)
-    players = [a["src"] for t, a in p.tags if t == "audio"]
-    links = [a["href"] for t, a in p.tags if t == "a" and a.get("class") == "play"]
-    audio = players + links
-    images = [a["src"] for t, a in p.tags if t == "img"]
-    assert players and links and images
-    assert len(players) <= audio_cards * 10
-    for rel in set(audio) | set(images):
-        assert (out / rel).is_file(), rel
+    clips, layers, top = report_data(out)
     run = load_run(out.parent)
-    for rel in set(audio):  # 16-bit WAV, as long as the decoded clip
+    k = 5
+    # the clip table: each exemplar clip of a card once, in first-use order
+    ordered = order_neurons(run.neurons)
+    want = list(dict.fromkeys(e["clip"] for n in ordered
+                              for e in n.exemplar["top"][:k] + n.exemplar["bottom"][:k]))
+    assert [c["id"] for c in clips] == want
+    audio = [c["audio"] for c in clips]
+    images = [c["image"] for c in clips if c["image"]]
+    assert all(audio) and len(set(audio)) == len(audio)
+    for rel in audio + images:
+        assert (out / rel).is_file(), rel
+    for rel in audio:  # 16-bit WAV, as long as the decoded clip
         info = sf.info(str(out / rel))
         assert info.subtype == "PCM_16" and info.channels == 1
     first = next(iter(run.clips.values()))
@@ -265,18 +318,107 @@ def test_report_files(report, audio_cards):
     name = out / "audio" / audio_name(first["id"])
     if name.is_file():
         assert sf.info(str(name)).duration == pytest.approx(first["seconds"], abs=1e-3)
-    specs = {s for s in images if s.startswith("assets/spec/")}
-    assert 0 < len(specs) <= audio_cards * 10
+    # spectrograms only for the clips of the first audio_cards cards
+    spec_clips = {e["clip"] for n in ordered[:audio_cards]
+                  for e in n.exemplar["top"][:k] + n.exemplar["bottom"][:k]}
+    assert {c["id"] for c in clips if c["image"]} == spec_clips
+    assert all(s.startswith("assets/spec/") for s in images)
+    rich = [row_dict(r, pl["fields"]) for pl in layers.values() for r in pl["rows"]
+            if r[pl["fields"].index("flags")] & FLAG_RICH]
+    assert sorted(r["rank"] for r in rich) == list(range(audio_cards))
+    assert all(r["overlays"] for r in rich)
     for plot in ("interpretable.png", "distribution.png", "terms-conv6.png",
                  "terms-classifier.png"):
         data = (out / "assets" / "plots" / plot).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 1000
     assert (out / "assets" / "report.js").is_file() and (out / "assets" / "report.css").is_file()
     assert "from scores.json: AND&#x27;s rule" in page
-    # the page carries no stale files: everything under audio/ and assets/ is referenced
-    referenced = set(audio) | set(images) | {"assets/report.js", "assets/report.css"}
+    # data/top.js: the rows of the cards open on load, equal to their layer shards' rows
+    top_rows = {(pl["layer"], r[0]): r for pl in top["shards"] for r in pl["rows"]}
+    assert {key for key in top_rows} == {n.key for n in ordered[:OPEN_CARDS]}
+    for (layer, unit), r in top_rows.items():
+        assert r == next(x for x in layers[layer]["rows"] if x[0] == unit)
+    # no stale files: everything under audio/, assets/ and data/ is referenced
+    plots = {f"assets/plots/{p}" for p in re.findall(r'src="assets/plots/([^"]+)"', page)}
+    data = {shards.CLIPS_FILE, shards.TOP_FILE} | {
+        shards.layer_file(i, layer) for i, layer in enumerate(run.layers)}
+    referenced = set(audio) | set(images) | plots | data | {"assets/report.js",
+                                                           "assets/report.css"}
     on_disk = {f.relative_to(out).as_posix() for f in out.rglob("*") if f.is_file()}
     assert on_disk - referenced == {"index.html"}
+
+
+def test_shard_row_equals_artifacts(report, hostile_key):
+    """One neuron's shard row holds its artifact rows' values exactly: description, kind,
+    test scores, evidence, closed-set concepts, keywords, summaries, exemplars."""
+    run_dir = report.parents[1]
+    clips, layers, _ = report_data(report.parent)
+
+    def by_key(name):
+        return {(r["layer"], r["unit"]): r for r in artifacts.read_jsonl(run_dir / name)}
+    ex, su, co, xp, ev = (by_key(n) for n in (artifacts.EXEMPLARS, artifacts.SUMMARIES,
+                                              artifacts.CONCEPTS, artifacts.EXPLANATIONS,
+                                              artifacts.EVIDENCE))
+    checked = 0
+    for key in [tuple(hostile_key), *[k for k in xp if not xp[k]["no_clear_concept"]][:3]]:
+        pl = layers[key[0]]
+        row = row_dict(next(r for r in pl["rows"] if r[0] == key[1]), pl["fields"],
+                       pl["strings"])
+        x = xp[key]
+        assert row["desc"] == x["description"] and row["kind"] == x["kind"]
+        test = x.get("test") or {}
+        assert row["det"] == test.get("detection") and row["corr"] == test.get("correlation")
+        assert bool(row["flags"] & 2) == x["no_clear_concept"]
+        assert row["why"] == (x.get("why") or "" if x["no_clear_concept"] else "")
+        assert row["writer"] == su[key]["llm"] and row["low"] == (su[key].get("low") or "")
+        assert row["evidence"] == [[e["term"], e["auroc"], e["effect"], e["support"]]
+                                   for e in ev[key]["evidence"][:5]]
+        closed = co[key]["closed"]
+        assert row["concepts"] == [[m, [list(c) for c in closed[m]]] for m in closed]
+        kw = co[key]["keywords"]
+        assert row["keywords"][:3] == [kw["adjectives"], kw["nouns"], kw["verbs"]]
+        for side in ("top", "bottom"):
+            assert [[clips[c]["id"], v, p] for c, v, p in row[side]] == [
+                [e["clip"], round_sig(e["value"], 4), round_sig(e["peak_ms"], 4)]
+                for e in ex[key][side][:5]]
+        checked += row["det"] is not None
+    assert checked >= 3
+    hostile = layers[hostile_key[0]]
+    assert XSS not in (report.parent / shards.layer_file(
+        list(layers).index(hostile_key[0]), hostile_key[0])).read_text(encoding="utf-8")
+    assert any(XSS in r[hostile["fields"].index("desc")] for r in hostile["rows"])
+
+
+def test_index_size_bounded_by_layers_not_neurons(tmp_path, synthetic_run):
+    """The page does not grow with the neurons; the data grow by under 1 kB per neuron (k=5);
+    each exemplar clip is written once."""
+    sizes = {}
+    for units in (20, 2000):
+        run = synthetic_run(tmp_path / f"run{units}", units)
+        index = build_report(run, max_audio_cards=2, progress=False)
+        out = index.parent
+        data = sum(f.stat().st_size for f in (out / shards.SHARD_DIR).iterdir())
+        sizes[units] = (index.stat().st_size, data, len(list((out / "audio").iterdir())))
+        assert index.stat().st_size < 20_000
+    (small, data_small, wav_small), (big, data_big, wav_big) = sizes[20], sizes[2000]
+    assert abs(big - small) < 200, sizes  # only the counts' digits differ
+    per_neuron = (data_big - data_small) / (2 * (2000 - 20))
+    assert 50 < per_neuron < 1000, sizes
+    assert wav_small == wav_big == 12
+
+
+def test_build_into_out_dir(tmp_path, synthetic_run):
+    run = synthetic_run(tmp_path / "run", 3)
+    index = build_report(run, out_dir=tmp_path / "elsewhere", max_audio_cards=0, progress=False)
+    assert index == tmp_path / "elsewhere" / "index.html" and index.is_file()
+    assert not (run / artifacts.REPORT_DIR).exists()
+    clips, layers, _ = report_data(index.parent)
+    assert all(not c["image"] for c in clips) and len(layers) == 2
+    (index.parent / "audio" / "stale.wav").write_bytes(b"x")
+    build_report(run, out_dir=tmp_path / "elsewhere", max_cards=2, progress=False)
+    assert not (index.parent / "audio" / "stale.wav").exists()
+    clips2, layers2, _ = report_data(index.parent)
+    assert sum(len(p["rows"]) for p in layers2.values()) == 2
 
 
 def test_overlay_traces_match_recorded_peaks(report):
@@ -346,7 +488,9 @@ def test_explain_stage_artifacts_and_scores_recompute(tiny_run, hostile_key):
     assert {"kind", "test_detection", "evidence", "and_summary"} <= set(table[0])
 
 
-def test_cards_show_evidence_and_the_overview_the_score_distribution(report):
+def test_cards_carry_evidence_and_the_overview_the_score_distribution(report):
     page = report.read_text(encoding="utf-8")
     assert "Description scores (test split)" in page
-    assert 'class="evidence"' in page and "shown: " in page
+    _, layers, _ = report_data(report.parent)
+    rows = [row_dict(r, p["fields"], p["strings"]) for p in layers.values() for r in p["rows"]]
+    assert any(r["evidence"] for r in rows) and all(r["kind"] is not None for r in rows)
