@@ -17,22 +17,19 @@ import sys
 from pathlib import Path
 
 
-def _support(row: dict, evidence: dict) -> int:
-    """Clips carrying the shown description's first term (0 without terms)."""
-    cand = next((c for c in row.get("candidates") or [] if c.get("kind") == row.get("kind")
-                 and c.get("text") == row.get("description")), None)
-    terms = (cand or {}).get("terms") or []
-    ev = evidence.get((row["layer"], int(row["unit"])), {})
-    return int((ev.get(terms[0]) or {}).get("support") or 0) if terms else 0
+def _support(row: dict, shown: dict) -> int:
+    """Fit clips carrying the shown description's first term (0 without terms)."""
+    terms = (shown.get((row["layer"], int(row["unit"]))) or {}).get("terms") or []
+    return int(terms[0].get("support") or 0) if terms else 0
 
 
-def pick(rows: list[dict], layers: list[str], min_support: int, evidence: dict) -> list[dict]:
+def pick(rows: list[dict], layers: list[str], min_support: int, shown: dict) -> list[dict]:
     """One row per layer: max test detection with first-term support >= ``min_support``;
     ties by unit."""
     out = []
     for layer in layers:
         ok = [r for r in rows if r["layer"] == layer and r.get("kind") != "none"
-              and _support(r, evidence) >= min_support
+              and _support(r, shown) >= min_support
               and (r.get("test") or {}).get("detection") is not None]
         if ok:
             out.append(max(ok, key=lambda r: (r["test"]["detection"], -int(r["unit"]))))
@@ -46,13 +43,11 @@ def main(argv=None) -> int:
     ap.add_argument("--min-support", type=int, default=15)
     ap.add_argument("--layers", nargs="*", default=None)
     args = ap.parse_args(argv)
+    from dissect.evaluate.rundata import shown_descriptions
+
     path = Path(args.run_dir) / "explanations.jsonl"
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    evidence = {}
-    for line in (Path(args.run_dir) / "evidence.jsonl").read_text().splitlines():
-        if line.strip():
-            r = json.loads(line)
-            evidence[(r["layer"], int(r["unit"]))] = {e["term"]: e for e in r["evidence"]}
+    shown = shown_descriptions(args.run_dir)  # the shown terms with their evidence
     order = list(dict.fromkeys(r["layer"] for r in rows))
     if args.layers:
         layers = args.layers
@@ -62,11 +57,11 @@ def main(argv=None) -> int:
     print("| layer | unit | description | kind | test AUROC | test clips "
           "| fit clips with its first term |")
     print("|---|---|---|---|---|---|---|")
-    for r in pick(rows, layers, args.min_support, evidence):
+    for r in pick(rows, layers, args.min_support, shown):
         t = r["test"]
         text = str(r["description"]).replace("|", "\\|")
         print(f"| {r['layer']} | {r['unit']} | {text} | {r['kind']} | {t['detection']:.2f} | "
-              f"{t['n_pos'] + t['n_neg']} | {_support(r, evidence)} |")
+              f"{t['n_pos'] + t['n_neg']} | {_support(r, shown)} |")
     return 0
 
 

@@ -96,7 +96,7 @@ def neuron_rows(run_dir: str | Path) -> list[dict[str, Any]]:
     if (run_dir / artifacts.EXEMPLARS).is_file():
         tops = {(r["layer"], r["unit"]): [e["clip"] for e in r.get("top", [])]
                 for r in artifacts.read_jsonl(run_dir / artifacts.EXEMPLARS)}
-    shown = _shown(run_dir)
+    shown = shown_descriptions(run_dir)
     rows = []
     for s in summaries:
         key = (s["layer"], int(s["unit"]))
@@ -111,15 +111,16 @@ def neuron_rows(run_dir: str | Path) -> list[dict[str, Any]]:
     return rows
 
 
-def _shown(run_dir: Path) -> dict[tuple[str, int], dict[str, Any]]:
-    """Per neuron, the shown description with its terms' evidence (see :func:`neuron_rows`)."""
-    ex_path = run_dir / artifacts.EXPLANATIONS
+def shown_descriptions(run_dir: str | Path) -> dict[tuple[str, int], dict[str, Any]]:
+    """Per neuron, the shown description with its terms' evidence (``neuron_rows``'s
+    ``shown``); empty when the explain stage has not run."""
+    ex_path = Path(run_dir) / artifacts.EXPLANATIONS
     if not ex_path.is_file():
         return {}
     stats: dict[tuple[str, int], dict[str, dict]] = {}
-    if (run_dir / artifacts.EVIDENCE).is_file():
+    if (Path(run_dir) / artifacts.EVIDENCE).is_file():
         stats = {(r["layer"], int(r["unit"])): {e["term"]: e for e in r.get("evidence") or []}
-                 for r in artifacts.read_jsonl(run_dir / artifacts.EVIDENCE)}
+                 for r in artifacts.read_jsonl(Path(run_dir) / artifacts.EVIDENCE)}
     out = {}
     for r in artifacts.read_jsonl(ex_path):
         key = (r["layer"], int(r["unit"]))

@@ -533,8 +533,9 @@ def prune_run(run_dir: str | Path, concept: str, method: str = "keyword", *,
 
     predicate = target_predicate(target) if target is not None else \
         _concept_target(run_dir, concept)
-    if eval_clips is None and rundata.read_heldout(run_dir):
-        eval_clips, eval_source = rundata.read_heldout(run_dir), "probe.holdout"
+    heldout = rundata.read_heldout(run_dir) if eval_clips is None else []
+    if heldout:
+        eval_clips, eval_source = heldout, "probe.holdout"
     elif eval_clips is None:
         clips = rundata.read_clips(run_dir)
         hold = holdout_mask([c["id"] for c in clips], holdout, seed)
