@@ -34,6 +34,26 @@ def cache_root(name: str) -> Path:
     return (Path(env).expanduser() if env else Path.home() / ".cache" / "dissect") / name
 
 
+def quantile_linear(a, q: float, *, presorted: bool = False) -> float:
+    """``np.quantile(a, q)`` (the default ``linear`` method), bit for bit, for a 1-D ``a``
+    without numpy's generic machinery: about 7x faster on the few dozen values of a split,
+    where it runs once per neuron and candidate. ``presorted``: ``a`` is already ascending."""
+    import numpy as np
+
+    s = np.asarray(a, dtype=np.float64).ravel()
+    if not presorted:
+        s = np.sort(s)
+    if s.size == 0:
+        raise ValueError("quantile of an empty array")
+    pos = (s.size - 1) * q
+    lo = int(np.floor(pos))
+    hi = min(lo + 1, s.size - 1)
+    t = pos - lo
+    x, y = s[lo], s[hi]
+    d = y - x
+    return float(y - d * (1 - t)) if t >= 0.5 else float(x + d * t)  # numpy's _lerp
+
+
 # --------------------------------------------------------------------------- atomic writes
 
 

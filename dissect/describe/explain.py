@@ -15,6 +15,7 @@ import numpy as np
 
 from dissect.describe.captioners.base import NOTE_NAMES
 from dissect.describe.evidence import Evidence
+from dissect.util import quantile_linear
 
 # --------------------------------------------------------------------------- terms
 
@@ -308,27 +309,30 @@ def sample_exemplars(values: np.ndarray, *, n_top: int = 20, n_quantile: int = 2
     v = np.asarray(values, dtype=np.float64)
     rng = np.random.default_rng(seed)
     allowed = np.ones(len(v), bool)
-    allowed[list(exclude)] = False
+    allowed[np.asarray(list(exclude), dtype=np.int64)] = False
     idx = np.flatnonzero(allowed)
     order = idx[np.lexsort((idx, -v[idx]))]
-    top = [int(i) for i in order[:n_top]]
-    taken = set(top)
-    bottom = [int(i) for i in order[::-1] if int(i) not in taken][:n_bottom]
-    taken |= set(bottom)
+    top = order[:n_top]
+    bottom = order[len(top):][::-1][:n_bottom]  # the least activating clips not in top
+    free = allowed.copy()  # allowed and not yet drawn (numpy masks: no loop over clips)
+    free[top] = False
+    free[bottom] = False
     quant: list[int] = []
+    v_sorted = np.sort(v[idx])
     for q in quantile_levels:
         if not len(idx):
             break
-        target = np.quantile(v[idx], q)
-        pool = [int(i) for i in idx[np.argsort(np.abs(v[idx] - target), kind="stable")]
-                if int(i) not in taken][: 4 * n_quantile]
-        pick = [pool[j] for j in sorted(rng.choice(len(pool), min(n_quantile, len(pool)),
-                                                   replace=False))] if pool else []
+        target = quantile_linear(v_sorted, q, presorted=True)
+        cand = idx[free[idx]]  # stable order of the free clips by distance to the quantile
+        pool = cand[np.argsort(np.abs(v[cand] - target), kind="stable")][: 4 * n_quantile]
+        pick = ([int(pool[j]) for j in sorted(rng.choice(len(pool), min(n_quantile, len(pool)),
+                                                         replace=False))] if len(pool) else [])
         quant += pick
-        taken |= set(pick)
-    rest = [int(i) for i in idx if int(i) not in taken]
+        free[pick] = False
+    rest = idx[free[idx]]
     rnd = sorted(int(rest[j]) for j in rng.choice(len(rest), min(n_random, len(rest)),
-                                                  replace=False)) if rest else []
+                                                  replace=False)) if len(rest) else []
+    top, bottom = [int(i) for i in top], [int(i) for i in bottom]
     return ExemplarSample(top, quant, rnd, bottom)
 
 

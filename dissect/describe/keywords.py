@@ -214,11 +214,11 @@ def _negated(first_tok, sent, window: int) -> bool:
                for t in sent.doc[start:first_tok.i])
 
 
-def extract_terms(text: str, nlp, window: int = NEGATION_WINDOW) -> Terms:
+def extract_terms(text, nlp, window: int = NEGATION_WINDOW) -> Terms:
     """Adjectives, nouns and verbs of ``text`` (see the module docstring for the rules).
 
     Args:
-        text: the description.
+        text: the description, or its spaCy ``Doc`` (from ``nlp.pipe`` over many texts).
         nlp: a spaCy pipeline with tagger, parser and lemmatizer (:func:`load_nlp`).
         window: how many preceding tokens of the same sentence may hold a negation.
     """
@@ -231,7 +231,7 @@ def extract_terms(text: str, nlp, window: int = NEGATION_WINDOW) -> Terms:
             seen[kind].add(word)
             getattr(terms, kind).append(word)
 
-    doc = nlp(text or "")
+    doc = text if hasattr(text, "sents") else nlp(text or "")
     for sent in doc.sents:
         for group in _groups(sent):
             head = group[-1]
@@ -330,10 +330,10 @@ def is_acoustic(word: str, client: LLMClient | None = None,
 # --------------------------------------------------------------------------- per neuron
 
 
-def keywords_for(text: str, nlp, client: LLMClient | None = None,
+def keywords_for(text, nlp, client: LLMClient | None = None,
                  lexicon: frozenset[str] | set[str] = ACOUSTIC_LEXICON,
                  window: int = NEGATION_WINDOW) -> dict[str, list[str]]:
-    """Keywords of one description.
+    """Keywords of one description (its text, or its spaCy ``Doc``).
 
     Returns ``{"adjectives": acoustic adjectives (C_open-set), "all_adjectives", "nouns",
     "verbs"}``. With a client, all words the lexicon does not decide go to the LLM in one batch.

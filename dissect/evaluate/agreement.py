@@ -4,8 +4,9 @@ For each neuron we take its top-1 closed-set concept and compare the neuron's ac
 held-out clips with that concept's per-clip indicator:
 
 * **Pearson** correlation between activation and indicator (point-biserial for a 0/1 indicator);
-* **AUPRC**: ``sklearn.metrics.average_precision_score(indicator, activation)``; its chance level
-  is the concept's prevalence among the held-out clips (reported next to it);
+* **AUPRC**: :func:`average_precision` (equal to
+  ``sklearn.metrics.average_precision_score(indicator, activation)``); its chance level is the
+  concept's prevalence among the held-out clips (reported next to it);
 * **F1** and **IoU** after binarising the activation at its top quantile: a clip is "on" when its
   activation is ``>= np.quantile(a, quantile)`` (numpy's default linear interpolation; ties at
   the threshold count as on, so a constant neuron is on everywhere, unless that would mark more
@@ -33,6 +34,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+
+from dissect.util import quantile_linear
 
 #: Pitch registers of the synth concept set (``register:*`` ids), Hz, lower bound inclusive.
 REGISTERS: dict[str, tuple[float, float]] = {
@@ -123,7 +126,7 @@ def binarize_top_quantile(a: np.ndarray, quantile: float = 0.9) -> np.ndarray:
     clip "positive" (116 of 119 for one Whisper FFN unit), turning detection AUROC upside down.
     """
     a = np.asarray(a, dtype=np.float64)
-    q = np.quantile(a, quantile)
+    q = quantile_linear(a, quantile)
     y = a >= q
     if y.mean() > (1.0 - quantile) + 1.0 / max(len(a), 1) and (a > q).any():
         y = a > q
@@ -136,6 +139,24 @@ def _pearson(a: np.ndarray, y: np.ndarray) -> float | None:
     return float(np.corrcoef(a, y)[0, 1])
 
 
+def average_precision(y, scores) -> float:
+    """Average precision of ``scores [N]`` for the bool labels ``y [N]`` (a positive present):
+    ``sum_k (R_k - R_{k-1}) P_k`` over the distinct score thresholds, highest first, which is
+    ``sklearn.metrics.average_precision_score(y, scores)`` without its per-call validation
+    (this runs once per neuron of a layer)."""
+    y = np.asarray(y, dtype=bool).ravel()
+    s = np.asarray(scores, dtype=np.float64).ravel()
+    order = np.argsort(-s, kind="mergesort")
+    ss, ys = s[order], y[order]
+    last = np.append(np.flatnonzero(np.diff(ss)), ss.size - 1)  # end of each tie group
+    tps = np.cumsum(ys)[last].astype(np.float64)
+    if tps[-1] == 0:
+        raise ValueError("average_precision needs a positive")
+    precision = tps / (last + 1)
+    recall = tps / tps[-1]
+    return float(np.sum(np.diff(np.append(0.0, recall)) * precision))
+
+
 def agreement_metrics(a, y, quantile: float = 0.9, y_binary: bool = True) -> dict[str, Any]:
     """Agreement of one activation vector ``a [N]`` with one concept column ``y [N]``.
 
@@ -143,8 +164,6 @@ def agreement_metrics(a, y, quantile: float = 0.9, y_binary: bool = True) -> dic
     ``threshold`` (the activation threshold) and ``n_pos``. ``y_binary=False``: ``y`` is a
     probability, binarised at its top quantile for AUPRC/F1/IoU.
     """
-    from sklearn.metrics import average_precision_score
-
     a = np.asarray(a, dtype=np.float64).ravel()
     y = np.asarray(y, dtype=np.float64).ravel()
     if a.shape != y.shape:
@@ -157,11 +176,11 @@ def agreement_metrics(a, y, quantile: float = 0.9, y_binary: bool = True) -> dic
     defined = 0 < n_pos < a.size
     return {
         "pearson": _pearson(a, y),
-        "auprc": float(average_precision_score(yb, a)) if defined else None,
+        "auprc": average_precision(yb, a) if defined else None,
         "prevalence": n_pos / a.size if a.size else None,
         "f1": (2.0 * inter / denom) if defined and denom else None,
         "iou": (inter / union) if defined and union else None,
-        "threshold": float(np.quantile(a, quantile)) if a.size else None,
+        "threshold": quantile_linear(a, quantile) if a.size else None,
         "n_pos": n_pos,
     }
 

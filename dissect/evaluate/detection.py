@@ -4,7 +4,8 @@ For each neuron, every held-out clip gets a score = cosine between the sentence 
 the neuron's description and of the clip's caption. The neuron's real activations are binarised
 at their top quantile (``a >= np.quantile(a, quantile)``, the rule of
 :mod:`dissect.evaluate.agreement`; ``quantile=0.9`` = about the top 10 % of clips are
-"positives"). The result is ``sklearn.metrics.roc_auc_score(positives, scores)``: 0.5 is chance,
+"positives"). The result is the AUROC of the scores for those positives (:func:`binary_auroc`,
+equal to ``sklearn.metrics.roc_auc_score(positives, scores)``): 0.5 is chance,
 1.0 means the description ranks every strongly-activating clip above every other clip.
 
 No LLM log-probabilities are needed, so this works with every client (rule-based included). It
@@ -21,10 +22,41 @@ import numpy as np
 from dissect.evaluate.agreement import binarize_top_quantile
 
 
-def detection_auroc(scores, activations, quantile: float = 0.9) -> float | None:
-    """AUROC of ``scores [N]`` against ``activations [N]`` binarised at their top quantile."""
-    from sklearn.metrics import roc_auc_score
+def midranks(x) -> np.ndarray:
+    """1-based ranks of ``x [N]`` with ties given their mean rank (``scipy.stats.rankdata``'s
+    ``average`` method, without its per-call wrapper: this runs once per neuron, candidate and
+    split, 55,346 x 4 x 2 times at AND's size)."""
+    x = np.asarray(x, dtype=np.float64).ravel()
+    order = np.argsort(x, kind="mergesort")
+    xs = x[order]
+    new = np.empty(x.size, dtype=bool)
+    new[:1] = True
+    np.not_equal(xs[1:], xs[:-1], out=new[1:])
+    starts = np.flatnonzero(new)
+    counts = np.diff(np.append(starts, x.size))
+    r = np.empty(x.size)
+    r[order] = np.repeat(starts + (counts + 1) / 2.0, counts)
+    return r
 
+
+def binary_auroc(y, scores) -> float:
+    """AUROC of ``scores [N]`` for the bool labels ``y [N]`` (both classes present): the
+    Mann-Whitney U with midranks, ``(sum of the positives' ranks - n1 (n1 + 1) / 2) / (n1 n0)``,
+    which equals ``sklearn.metrics.roc_auc_score(y, scores)`` (a score tie between a positive
+    and a negative counts 1/2 in both) without its input validation, about 100x faster on the
+    few dozen clips of a split."""
+    y = np.asarray(y, dtype=bool).ravel()
+    n1 = int(y.sum())
+    n0 = y.size - n1
+    if n1 == 0 or n0 == 0:
+        raise ValueError("binary_auroc needs both classes")
+    r = midranks(scores)
+    return float((r[y].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+
+
+def detection_auroc(scores, activations, quantile: float = 0.9) -> float | None:
+    """AUROC of ``scores [N]`` against ``activations [N]`` binarised at their top quantile
+    (:func:`binary_auroc`)."""
     a = np.asarray(activations, dtype=np.float64).ravel()
     s = np.asarray(scores, dtype=np.float64).ravel()
     if a.shape != s.shape:
@@ -34,7 +66,7 @@ def detection_auroc(scores, activations, quantile: float = 0.9) -> float | None:
     y = binarize_top_quantile(a, quantile)
     if y.all() or not y.any():
         return None
-    return float(roc_auc_score(y, s))
+    return binary_auroc(y, s)
 
 
 def unit_rows(x: np.ndarray) -> np.ndarray:

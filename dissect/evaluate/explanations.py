@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 
 from dissect.describe.explain import NO_CLEAR_CONCEPT
-from dissect.evaluate.detection import detection_auroc
+from dissect.evaluate.detection import detection_auroc, midranks
 
 SPLITS = ("fit", "val", "test")
 
@@ -104,9 +104,14 @@ def concordance(pred: np.ndarray, acts: np.ndarray) -> float | None:
     """``P(act_i > act_j | pred_i > pred_j)`` over the clip pairs the prediction orders, with
     activation ties counted 1/2 (``(Somers' D(acts | pred) + 1) / 2``); None when the
     prediction is constant. For a two-valued ``pred`` it is the AUROC of ``acts`` separating
-    the higher group from the lower (Mann-Whitney with midranks)."""
-    from scipy.stats import rankdata
+    the higher group from the lower (Mann-Whitney with midranks).
 
+    A graded prediction on up to :data:`PAIRS_DENSE` clips sums the sign products of all
+    pairs; on more, ``scipy.stats.kendalltau`` (tau-b, O(N log N) merge-sort counts) gives
+    ``C - D = tau_b sqrt((n0 - t_p)(n0 - t_a))`` with ``n0 = N (N - 1) / 2`` and ``t_p`` /
+    ``t_a`` the pairs tied in ``pred`` / ``acts``; the pairs the prediction orders are
+    ``n0 - t_p``.
+    """
     p = np.asarray(pred, dtype=np.float64).ravel()
     a = np.asarray(acts, dtype=np.float64).ravel()
     if p.shape != a.shape:
@@ -118,15 +123,32 @@ def concordance(pred: np.ndarray, acts: np.ndarray) -> float | None:
     if len(levels) == 2:
         hi = p == levels[1]
         n1, n0 = int(hi.sum()), int((~hi).sum())
-        r = rankdata(a)
+        r = midranks(a)
         return float((r[hi].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
-    num = den = 0.0
-    for i in range(0, len(p), 512):  # blocks of rows: memory O(512 n)
-        dp = np.sign(p[i:i + 512, None] - p[None, :])
-        da = np.sign(a[i:i + 512, None] - a[None, :])
-        num += float((dp * da).sum())
-        den += float(np.abs(dp).sum())
-    return float((num / den + 1) / 2)
+    n = p.size
+    if n <= PAIRS_DENSE:
+        dp = np.sign(p[:, None] - p[None, :])
+        da = np.sign(a[:, None] - a[None, :])
+        return float(((dp * da).sum() / np.abs(dp).sum() + 1) / 2)
+    from scipy.stats import kendalltau
+
+    pairs = n * (n - 1) / 2
+
+    def tied(x):
+        c = np.unique(x, return_counts=True)[1].astype(np.float64)
+        return float((c * (c - 1) / 2).sum())
+
+    t_p, t_a = tied(p), tied(a)
+    if t_a == pairs:  # constant activations: every ordered pair is a tie, 1/2
+        return 0.5
+    tau = kendalltau(p, a, variant="b").statistic
+    c_minus_d = float(tau) * np.sqrt((pairs - t_p) * (pairs - t_a))
+    return float((c_minus_d / (pairs - t_p) + 1) / 2)
+
+
+#: Up to this many clips, :func:`concordance` of a graded prediction counts all pairs at once
+#: (an ``[N, N]`` sign matrix: 8 MB at 1,024); above, it uses Kendall's tau-b.
+PAIRS_DENSE = 1024
 
 
 def score_prediction(pred: np.ndarray, acts: np.ndarray, quantile: float = 0.9
@@ -142,7 +164,7 @@ def score_prediction(pred: np.ndarray, acts: np.ndarray, quantile: float = 0.9
     det = concordance(pred, acts) if len(acts) else None
     top = detection_auroc(pred, acts, quantile) if len(acts) else None
     corr = None
-    if len(acts) > 2 and pred.std() > 0 and acts.std() > 0:
+    if len(acts) > 2 and np.ptp(pred) > 0 and np.ptp(acts) > 0:
         corr = float(np.corrcoef(pred, acts)[0, 1])
     levels = np.unique(pred)
     if len(levels) == 2:
@@ -152,7 +174,7 @@ def score_prediction(pred: np.ndarray, acts: np.ndarray, quantile: float = 0.9
     return {"detection": None if det is None else round(det, 4),
             "detection_top": None if top is None else round(top, 4),
             "correlation": None if corr is None else round(corr, 4),
-            "informative": bool(len(pred) and pred.std() > 0),
+            "informative": bool(len(pred) and np.ptp(pred) > 0),
             "n_pos": n_pos, "n_neg": int(len(pred)) - n_pos}
 
 
@@ -225,18 +247,160 @@ def choose(candidates: Sequence[Candidate], method: str = "evidence",
 def score_candidates(candidates: Sequence[Candidate], acts: np.ndarray, masks: Mapping[str,
                      np.ndarray], X: np.ndarray, term_index: Mapping[str, int],
                      text_pred: Mapping[str, np.ndarray], quantile: float = 0.9) -> None:
-    """Fill ``candidate.scores[split]`` for ``val`` and ``test`` (in place).
+    """Fill ``candidate.scores[split]`` for ``val`` and ``test`` (in place), for one neuron.
 
     Args:
         acts: the neuron's activation on every clip ``[N]``.
         masks: split name -> bool ``[N]`` (the neuron's val / test clips).
         text_pred: candidate text -> its ``[N]`` caption-similarity prediction.
     """
-    for c in candidates:
-        if c.terms is not None:
-            pred = term_prediction(X, term_index, c.terms)
-        elif c.text in text_pred:
-            pred = text_pred[c.text]
-        else:
-            continue
-        c.scores = {s: score_prediction(pred[m], acts[m], quantile) for s, m in masks.items()}
+    texts = list(text_pred)
+    sims = (np.stack([text_pred[t] for t in texts], 1) if texts
+            else np.zeros((len(acts), 0)))
+    col = {t: j for j, t in enumerate(texts)}
+    base = {name: np.ones(len(acts), dtype=bool) for name in masks}
+    own = np.zeros(len(acts), dtype=bool)
+    own_by = {name: ~np.asarray(m, dtype=bool) for name, m in masks.items()}
+    jobs = [ScoreJob(c, 0, own) for c in candidates]
+    score_jobs(jobs, np.asarray(acts, dtype=np.float64)[:, None], base, X, term_index, sims, col,
+               quantile, own_by=own_by)
+
+
+@dataclass
+class ScoreJob:
+    """One candidate of one neuron to score: the neuron's column of the layer's activations
+    and the clips left out of its splits (``own [N]``: the exemplars its summary was built
+    from)."""
+
+    candidate: Candidate
+    unit: int
+    own: np.ndarray
+
+
+#: Elements of one chunk's ``[n, n, units]`` pair-sign arrays (int8: 16 MB).
+PAIR_BUDGET = 2**24
+
+
+def score_jobs(jobs: Sequence[ScoreJob], A: np.ndarray, split_masks: Mapping[str, np.ndarray],
+               X: np.ndarray, term_index: Mapping[str, int], sims: np.ndarray,
+               col: Mapping[str, int], quantile: float = 0.9,
+               own_by: Mapping[str, np.ndarray] | None = None) -> None:
+    """:func:`score_prediction` for many (neuron, candidate) pairs of a layer at once (in place:
+    each job's ``candidate.scores``), with the numbers the per-neuron function gives.
+
+    Args:
+        jobs: the candidates; a term candidate is predicted by :func:`term_prediction`, a text
+            candidate by its column of ``sims``; others are left unscored.
+        A: the layer's activations ``[N, U]`` (``job.unit`` is a column).
+        split_masks: split name -> bool ``[N]`` (the split's clips; ``job.own`` is removed).
+        X: bool clip x term matrix ``[N, M]``; ``term_index``: lowercased term -> column.
+        sims: ``[N, T]`` caption-similarity predictions; ``col``: text -> column.
+        own_by: per split, a mask to remove instead of ``job.own`` (for one neuron).
+    """
+    todo = [j for j in jobs if j.candidate.terms is not None or j.candidate.text in col]
+    if not todo:
+        return
+    Xf = X.astype(np.float64)
+    for name, base in split_masks.items():
+        rows = np.flatnonzero(base)
+        n = len(rows)
+        chunk = max(1, PAIR_BUDGET // max(n * n, 1))
+        for lo in range(0, len(todo), chunk):
+            part = todo[lo:lo + chunk]
+            P = np.empty((n, len(part)))
+            for b, job in enumerate(part):
+                c = job.candidate
+                if c.terms is not None:
+                    w = np.zeros(X.shape[1])
+                    for k, t in enumerate(c.terms):
+                        j = term_index.get(t.lower())
+                        if j is not None:
+                            w[j] += 0.5**k
+                    P[:, b] = Xf[rows] @ w
+                else:
+                    P[:, b] = sims[rows, col[c.text]]
+            acts = A[np.ix_(rows, [job.unit for job in part])]
+            left = own_by[name][rows] if own_by is not None else None
+            W = np.stack([~(left if left is not None else job.own[rows]) for job in part], 1)
+            for job, sc in zip(part, score_columns(P, acts, W, quantile), strict=True):
+                job.candidate.scores[name] = sc
+
+
+def _r4(x: float | None) -> float | None:
+    return None if x is None else round(float(x), 4)
+
+
+def score_columns(P: np.ndarray, A: np.ndarray, W: np.ndarray, quantile: float = 0.9
+                  ) -> list[dict[str, Any]]:
+    """:func:`score_prediction` of every column: prediction ``P[:, b]`` against activation
+    ``A[:, b]`` on the rows ``W[:, b]`` (all ``[n, B]``), vectorised over columns.
+
+    Every pair statistic (``detection``, ``detection_top``) counts the signed pairs of the
+    ``[n, n, B]`` sign arrays, exactly the brute-force definitions; the quantile threshold of
+    ``detection_top`` is numpy's linear quantile over each column's rows, bit for bit, with
+    :func:`~dissect.evaluate.agreement.binarize_top_quantile`'s tie rule.
+    """
+    P = np.asarray(P, dtype=np.float64)
+    A = np.asarray(A, dtype=np.float64)
+    W = np.asarray(W, dtype=bool)
+    n, B = P.shape
+    if n == 0:
+        return [{"detection": None, "detection_top": None, "correlation": None,
+                 "informative": False, "n_pos": 0, "n_neg": 0} for _ in range(B)]
+    m = W.sum(0)  # [B] rows per column
+    cols = np.arange(B)
+    # levels of the prediction on each column's rows (sorted, rows not used at +inf)
+    Ps = np.sort(np.where(W, P, np.inf), axis=0)
+    r = np.arange(1, n)[:, None]
+    steps = ((Ps[1:] != Ps[:-1]) & (r < m[None, :])).sum(0) if n > 1 else np.zeros(B, int)
+    levels = np.where(m > 0, 1 + steps, 0)
+    top_level = Ps[np.maximum(m - 1, 0), cols]
+    # numpy's linear quantile of each column's activations
+    As = np.sort(np.where(W, A, np.inf), axis=0)
+    pos = (np.maximum(m, 1) - 1) * quantile
+    lo = np.floor(pos).astype(np.int64)
+    hi = np.minimum(lo + 1, np.maximum(m - 1, 0))
+    t = pos - lo
+    x, y = As[lo, cols], As[hi, cols]
+    with np.errstate(invalid="ignore"):  # inf - inf in columns without rows (unused)
+        d = y - x
+        qv = np.where(t >= 0.5, y - d * (1 - t), x + d * t)
+    ge, gt = W & (A >= qv), W & (A > qv)
+    mf = np.maximum(m, 1).astype(np.float64)
+    use_gt = (ge.sum(0) / mf > (1.0 - quantile) + 1.0 / mf) & gt.any(0)
+    Y = np.where(use_gt[None, :], gt, ge)
+    n1 = Y.sum(0)
+    n0 = m - n1
+    # pair signs
+    Wp = (W[:, None, :] & W[None, :, :])
+    Sp = np.sign(P[:, None, :] - P[None, :, :]).astype(np.int8) * Wp
+    Sa = np.sign(A[:, None, :] - A[None, :, :]).astype(np.int8)
+    num = (Sp.astype(np.int32) * Sa).sum((0, 1))
+    den = np.abs(Sp).sum((0, 1), dtype=np.int64)
+    YN = Y[:, None, :] & (W & ~Y)[None, :, :]
+    top_num = (Sp * YN).sum((0, 1), dtype=np.int64)  # sum of sign(p_i - p_j), i pos, j neg
+    # Pearson on each column's rows
+    Pm = np.where(W, P, 0.0)
+    Am = np.where(W, A, 0.0)
+    mp = Pm.sum(0) / mf
+    ma = Am.sum(0) / mf
+    dp = np.where(W, P - mp, 0.0)
+    da = np.where(W, A - ma, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        corr = (dp * da).sum(0) / np.sqrt((dp * dp).sum(0) * (da * da).sum(0))
+    a_levels = As[np.maximum(m - 1, 0), cols] > As[0]
+    out = []
+    for b in range(B):
+        mb = int(m[b])
+        det = top = cr = None
+        if mb and levels[b] >= 2:
+            det = (num[b] / den[b] + 1) / 2
+        if mb and 0 < n1[b] < mb:
+            top = (top_num[b] + n1[b] * n0[b]) / 2 / (n1[b] * n0[b])
+        if mb > 2 and levels[b] >= 2 and a_levels[b]:
+            cr = float(np.clip(corr[b], -1.0, 1.0))
+        n_pos = int((W[:, b] & (P[:, b] == top_level[b])).sum()) if levels[b] == 2 else mb // 2
+        out.append({"detection": _r4(det), "detection_top": _r4(top), "correlation": _r4(cr),
+                    "informative": bool(mb and levels[b] >= 2), "n_pos": n_pos,
+                    "n_neg": mb - n_pos})
+    return out

@@ -41,7 +41,13 @@ from dissect.describe.explain import (
 from dissect.describe.llm.base import GenerationParams, check_failures
 from dissect.describe.neurons import RULES_NAME
 from dissect.evaluate.detection import unit_rows
-from dissect.evaluate.explanations import Candidate, assign_splits, choose, score_candidates
+from dissect.evaluate.explanations import (
+    Candidate,
+    ScoreJob,
+    assign_splits,
+    choose,
+    score_jobs,
+)
 from dissect.record.store import load_activations
 
 #: Version of what this stage writes (hashed with its config: a change reruns it). 2: the
@@ -106,6 +112,8 @@ def explain(ids: Sequence[str], captions: Mapping[str, str],
     term_index = {t.lower(): j for j, t in enumerate(terms)}
     split = assign_splits(ids, tuple(describe_cfg.splits), describe_cfg.split_seed)
     fit = split == "fit"
+    split_mask = {name: split == name for name in ("val", "test")}
+    not_fit = np.flatnonzero(~fit)
     centres = band_centres(terms, X[fit])
     n_val, n_test = int((split == "val").sum()), int((split == "test").sum())
     if fit.sum() < MIN_FIT or n_val < MIN_HELD or n_test < MIN_HELD:
@@ -156,6 +164,8 @@ def explain(ids: Sequence[str], captions: Mapping[str, str],
         E = unit_rows(embedder.encode(uniq)) if uniq else np.zeros((0, C.shape[1]))
         sims = C @ E.T
         col = {t: j for j, t in enumerate(uniq)}
+        jobs: list[ScoreJob] = []
+        built = []
         for u in units:
             s, c = by_key[layer, u]
             ev = evidence[u]
@@ -168,28 +178,26 @@ def explain(ids: Sequence[str], captions: Mapping[str, str],
                 mentioned = [e.term for e in ev if ok and mentions(text, e.term)]
                 cands.append(Candidate("llm", text, mentioned if ok else None,
                                        note="accepted" if ok else f"rejected: {why}"))
-            and_text = s.get("calibrated") or s.get("high") or ""
-            cands.append(Candidate("and", and_text))
+            cands.append(Candidate("and", s.get("calibrated") or s.get("high") or ""))
             db = (c.get("closed") or {}).get("db") or []
             if db:
                 cands.append(Candidate("closed", str(db[0][0])))
-            own = [pos[x] for x in (s.get("top_clips") or []) + (s.get("bottom_clips") or [])
-                   if x in pos]
-            masks = {}
-            for name in ("val", "test"):
-                m = split == name
-                m[own] = False
-                masks[name] = m
-            text_pred = {t: sims[:, col[t]] for t in (and_text, str(db[0][0]) if db else "")
-                         if t in col}
-            score_candidates(cands, A[:, u], masks, X, term_index, text_pred,
-                             describe_cfg.detection_quantile)
+            own = np.zeros(len(ids), dtype=bool)
+            own[[pos[x] for x in (s.get("top_clips") or []) + (s.get("bottom_clips") or [])
+                 if x in pos]] = True
+            # term candidates by their terms, AND's summary and the label by caption similarity
+            jobs += [ScoreJob(x, u, own) for x in cands
+                     if x.terms is not None or x.kind in ("and", "closed")]
+            built.append((u, ev, cands))
+        score_jobs(jobs, A, split_mask, X, term_index, sims, col,
+                   describe_cfg.detection_quantile)  # the whole layer at once
+        for u, ev, cands in built:
             shown, why = choose(cands, describe_cfg.method, bool(ev), describe_cfg.min_detection)
             sample = sample_exemplars(A[:, u], n_top=describe_cfg.sample_top,
                                       n_random=describe_cfg.sample_random,
                                       n_bottom=describe_cfg.sample_bottom,
                                       seed=describe_cfg.split_seed,
-                                      exclude=np.flatnonzero(~fit))
+                                      exclude=not_fit)
             ev_rows.append({"layer": layer, "unit": u, "evidence": [e.to_dict() for e in ev],
                             "sample": {k: [ids[i] for i in v]
                                        for k, v in sample.to_dict().items()}})

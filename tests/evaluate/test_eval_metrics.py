@@ -165,3 +165,35 @@ def test_detection_scores_with_captions():
     out = detection_scores(["dog", "rain"], U, emb.encode(caps), emb, quantile=0.8)
     assert out["auroc"][0] == 1.0 and out["n_scored"] == 2
     assert out["auroc"][1] < 0.5
+
+
+def test_midranks_and_binary_auroc_equal_scipy_and_sklearn():
+    from scipy.stats import rankdata
+
+    from dissect.evaluate.detection import binary_auroc, midranks
+
+    rng = np.random.default_rng(5)
+    for n in (1, 2, 9, 60, 501):
+        x = np.round(rng.normal(size=n), 1)  # many ties
+        assert np.array_equal(midranks(x), rankdata(x))
+        if n < 2:
+            continue
+        y = rng.random(n) < 0.3
+        y[0], y[-1] = True, False
+        assert binary_auroc(y, x) == pytest.approx(roc_auc_score(y, x), abs=1e-12)
+    with pytest.raises(ValueError, match="both classes"):
+        binary_auroc(np.ones(4, bool), np.arange(4.0))
+
+
+def test_average_precision_equals_sklearn_with_ties():
+    from dissect.evaluate.agreement import average_precision
+
+    rng = np.random.default_rng(8)
+    for n in (1, 2, 13, 80, 700):
+        s = np.round(rng.normal(size=n), 1)
+        y = rng.random(n) < 0.25
+        y[0] = True
+        assert average_precision(y, s) == pytest.approx(average_precision_score(y, s), abs=1e-12)
+    assert average_precision([False, True, False], [0.1, 0.9, 0.1]) == 1.0
+    with pytest.raises(ValueError, match="a positive"):
+        average_precision(np.zeros(3, bool), np.arange(3.0))

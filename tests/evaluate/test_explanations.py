@@ -76,6 +76,30 @@ def test_concordance_against_pairs_and_somers_d():
         concordance(np.ones(4), np.ones(5))
 
 
+@pytest.mark.parametrize("dense", [0, 1024])
+def test_concordance_both_paths_equal_the_pair_count(dense, monkeypatch):
+    """The all-pairs sign matrix and Kendall's tau-b (above PAIRS_DENSE clips) give the brute
+    force's value, with ties in both the prediction and the activation."""
+    from dissect.evaluate import explanations
+    from dissect.evaluate.explanations import concordance
+
+    monkeypatch.setattr(explanations, "PAIRS_DENSE", dense)
+    rng = np.random.default_rng(11)
+    for n in (7, 40, 90):
+        a = np.round(rng.normal(size=n), 1)
+        p = np.round(a + rng.normal(size=n), 0)  # a graded prediction with ties
+        assert concordance(p, a) == pytest.approx(_concordance_by_pairs(p, a), abs=1e-12)
+        assert concordance(p, np.zeros(n)) == 0.5  # constant activations: all ties
+    a = np.round(rng.normal(size=1500), 2)
+    p = a + rng.normal(size=1500)
+    assert concordance(p, a) == pytest.approx(_concordance_by_pairs_fast(p, a), abs=1e-12)
+
+
+def _concordance_by_pairs_fast(p, a):
+    s = np.sign(p[:, None] - p[None, :])
+    return float(((s * np.sign(a[:, None] - a[None, :])).sum() / np.abs(s).sum() + 1) / 2)
+
+
 def test_auroc_se_matches_hanley_mcneil_by_hand():
     a, n1, n0 = 0.8, 12, 108
     q1, q2 = a / (2 - a), 2 * a * a / (1 + a)
@@ -116,3 +140,58 @@ def test_score_candidates_uses_terms_or_caption_similarity():
     score_candidates([t, s], acts, masks, X, {"k=v": 0}, {"text": -acts}, quantile=0.7)
     assert t.scores["val"]["detection"] == 1.0
     assert s.scores["val"]["detection"] == 0.0
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 7, 40, 130])
+def test_score_columns_equals_score_prediction_per_column(n):
+    """The layer-at-once scorer gives score_prediction's numbers on each column's rows: graded,
+    two-level and constant predictions; sparse activations tied at the quantile; few rows."""
+    from dissect.evaluate.explanations import score_columns
+
+    rng = np.random.default_rng(n)
+    B = 60
+    A = np.round(rng.normal(size=(n, B)), 1)
+    A[:, :10] = np.where(rng.random((n, 10)) < 0.8, 0.0, A[:, :10])  # mostly 0: ties at q
+    A[:, 10:13] = 1.0  # constant activation
+    P = np.round(rng.normal(size=(n, B)) + A, 1)  # graded, with ties
+    P[:, 20:35] = (rng.random((n, 15)) < 0.3).astype(float)  # one term: 0/1
+    P[:, 35:40] = 0.0  # no clip carries the terms
+    P[:, 40:45] = rng.integers(0, 3, (n, 5)) * 0.5  # two terms: 0 / 0.5 / 1
+    W = rng.random((n, B)) < 0.8
+    W[:, 45:48] = False  # every row left out
+    if n:
+        W[:, 48] = False
+        W[0, 48] = True  # one row
+    got = score_columns(P, A, W, quantile=0.9)
+    for b in range(B):
+        want = score_prediction(P[W[:, b], b], A[W[:, b], b], quantile=0.9)
+        assert got[b] == want, (b, got[b], want)
+
+
+def test_score_jobs_removes_each_neurons_own_clips():
+    from dissect.evaluate.explanations import ScoreJob, score_jobs
+
+    rng = np.random.default_rng(4)
+    N, U = 50, 4
+    A = rng.normal(size=(N, U))
+    X = rng.random((N, 3)) < 0.4
+    sims = rng.normal(size=(N, 2))
+    split = {"val": rng.random(N) < 0.5}
+    split["test"] = ~split["val"]
+    own = [np.zeros(N, bool) for _ in range(U)]
+    for u in range(U):
+        own[u][rng.choice(N, 8, replace=False)] = True
+    cands = [(Candidate("evidence", "t", ["a=1", "b=2"]), 0), (Candidate("and", "s"), 1),
+             (Candidate("closed", "l"), 2), (Candidate("llm", "x", None), 3),
+             (Candidate("evidence", "t", ["missing", "b=2"]), 3)]
+    jobs = [ScoreJob(c, u, own[u]) for c, u in cands]
+    score_jobs(jobs, A, split, X, {"a=1": 0, "b=2": 1}, sims, {"s": 0, "l": 1})
+    for c, u in cands:
+        if c.kind == "llm":
+            assert c.scores == {}  # neither terms nor a known text: unscored
+            continue
+        pred = (term_prediction(X, {"a=1": 0, "b=2": 1}, c.terms) if c.terms is not None
+                else sims[:, {"s": 0, "l": 1}[c.text]])
+        for name, m in split.items():
+            keep = m & ~own[u]
+            assert c.scores[name] == score_prediction(pred[keep], A[keep, u])

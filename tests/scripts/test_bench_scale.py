@@ -75,3 +75,19 @@ def test_bench_scale_tiny(tmp_path):
         for stage, b in res["exponents"][axis].items():
             for key in ("stage_s", "wall_s"):
                 assert isinstance(b[key], float) and math.isfinite(b[key]), (axis, stage, key)
+
+    # the shard benchmark on the N=8 run: one Ray shard blob of this run's layers
+    merge_out = tmp_path / "merge"
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_merge.py"),
+                           "--run-dir", runs[1]["run_dir"], "--shards", "3", "--repeats", "1",
+                           "--out", str(merge_out)], capture_output=True, text=True, cwd=ROOT,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    m = json.loads((merge_out / "bench_merge.json").read_text())
+    assert m["neurons"] == NEURONS and m["layers"] == 7 and m["shard_clips"] == 8
+    dense = 2 * 8 * NEURONS  # float16 rows
+    assert dense <= m["dense_bytes"] < dense + 16_384  # + the dense tensors' header entries
+    assert m["merged_clips"] == 3 * 8  # 3 shards of the 8-clip state, each clip counted thrice
+    assert min(m[k] for k in ("serialise_s", "write_s_per_shard", "read_s_per_shard",
+                              "merge_s_per_shard")) > 0
+    assert not list(merge_out.glob("shard-*"))  # the shard files are removed

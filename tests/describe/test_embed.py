@@ -1,0 +1,68 @@
+"""The text embedder's tables: each distinct string embedded once per process and per machine."""
+
+import numpy as np
+import pytest
+
+from dissect.describe import embed
+from dissect.describe.embed import TextEmbedder
+
+
+@pytest.fixture(scope="module")
+def texts():
+    return ["a dog barks", "rain on a roof", "a dog barks", "", "pitch near C4",
+            "ünïcode — bell"]
+
+
+def test_cache_reuses_the_first_vectors_and_equals_the_model(tmp_path, texts):
+    e1 = TextEmbedder(cache_dir=tmp_path)
+    v1 = e1.encode(texts)
+    assert v1.shape == (6, e1.dim) and v1.dtype == np.float32
+    assert e1.computed == 5 and e1.reused == 1  # the repeated string once
+    direct = e1.model.encode(texts, convert_to_numpy=True, normalize_embeddings=True,
+                             show_progress_bar=False)
+    assert np.allclose(v1, direct, atol=1e-5)
+    assert np.array_equal(v1[0], v1[2])
+    shards = list(e1.cache_dir.glob("*.npz"))
+    assert len(shards) == 1
+    with np.load(shards[0]) as z:  # hashed keys, no text on disk
+        assert z["vecs"].shape == (5, e1.dim) and "a dog barks" not in set(z["keys"].tolist())
+    assert np.array_equal(e1.encode(texts[::-1]), v1[::-1]) and e1.computed == 5
+
+    e2 = TextEmbedder(cache_dir=tmp_path)  # a new process: served from disk, bit for bit
+    v2 = e2.encode(texts + ["a new one"])
+    assert np.array_equal(v2[:6], v1) and e2.computed == 1 and e2.reused == 6
+    assert len(list(e2.cache_dir.glob("*.npz"))) == 2
+
+    e3 = TextEmbedder(cache_dir=None)  # memory only: writes nothing
+    assert np.allclose(e3.encode(texts), v1, atol=1e-5) and e3.computed == 5
+    assert e3.encode([]).shape == (0, e3.dim)
+
+
+def test_torn_shards_are_misses_and_many_shards_are_merged(tmp_path, monkeypatch):
+    monkeypatch.setattr(embed, "MAX_SHARDS", 2)
+    e = TextEmbedder(cache_dir=tmp_path)
+    for t in ("one", "two", "three"):
+        e.encode([t])
+    d = e.cache_dir
+    assert len(list(d.glob("*.npz"))) == 3
+    (d / "torn.npz").write_bytes(b"PK\x03\x04 not a zip")
+    e2 = TextEmbedder(cache_dir=tmp_path)
+    got = e2.encode(["one", "two", "three"])
+    assert e2.computed == 0 and np.array_equal(got, e.encode(["one", "two", "three"]))
+    left = list(d.glob("*.npz"))
+    assert len(left) == 1 and left[0].name.startswith("merged")
+    with np.load(left[0]) as z:
+        assert z["vecs"].shape == (3, e.dim)
+
+
+def test_another_checkpoint_never_reads_these_vectors(tmp_path):
+    e = TextEmbedder(cache_dir=tmp_path)
+    e.encode(["a dog barks"])
+    other = TextEmbedder(path=e.path, cache_dir=tmp_path)
+    assert other.cache_dir == e.cache_dir  # same files: same table
+    copy = tmp_path / "copy"
+    import shutil
+
+    shutil.copytree(e.path, copy)
+    (copy / "extra.txt").write_text("changed")
+    assert TextEmbedder(path=copy, cache_dir=tmp_path).cache_dir != e.cache_dir
