@@ -18,6 +18,7 @@ import math
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 
 from dissect.describe.llm.base import Chat, Completion, GenerationParams
 
@@ -68,6 +69,13 @@ def _keep(tok: str) -> bool:
 def terms(text: str) -> set[str]:
     """The set of terms of one caption: kept unigrams, and bigrams of two *adjacent* kept words
     (a dropped stopword or number, or punctuation, in between breaks the pair)."""
+    return set(_terms(text))
+
+
+@lru_cache(maxsize=1 << 16)
+def _terms(text: str) -> frozenset[str]:
+    """:func:`terms`, once per distinct caption: at AND's size every clip's caption is among
+    the exemplars of thousands of neurons."""
     out: set[str] = set()
     for segment in _BREAK.split(text):
         toks = tokenize(segment)
@@ -75,13 +83,13 @@ def terms(text: str) -> set[str]:
         for a, b in zip(toks, toks[1:], strict=False):
             if _keep(a) and _keep(b):
                 out.add(f"{a} {b}")
-    return out
+    return frozenset(out)
 
 
 def _doc_freq(captions: Iterable[str]) -> Counter:
     df: Counter = Counter()
     for c in captions:
-        df.update(terms(c))
+        df.update(_terms(c))
     return df
 
 
