@@ -147,8 +147,8 @@ def concordance(pred: np.ndarray, acts: np.ndarray) -> float | None:
 
 
 #: Up to this many clips, :func:`concordance` of a graded prediction counts all pairs at once
-#: (an ``[N, N]`` sign matrix: 8 MB at 1,024); above, it uses Kendall's tau-b.
-PAIRS_DENSE = 1024
+#: (an ``[N, N]`` sign matrix); above, it uses Kendall's tau-b (O(N log N)).
+PAIRS_DENSE = 256
 
 
 def score_prediction(pred: np.ndarray, acts: np.ndarray, quantile: float = 0.9
@@ -279,6 +279,10 @@ class ScoreJob:
 
 #: Elements of one chunk's ``[n, n, units]`` pair-sign arrays (int8: 16 MB).
 PAIR_BUDGET = 2**24
+#: Splits of up to this many clips are scored with the pair-sign arrays, all columns at once
+#: (``n^2`` work per column, no Python per column); larger ones by midranks (two-level
+#: predictions, all columns at once) or Kendall's tau-b (graded, per column), O(n log n).
+LAYER_PAIRS_MAX = 256
 
 
 def score_jobs(jobs: Sequence[ScoreJob], A: np.ndarray, split_masks: Mapping[str, np.ndarray],
@@ -304,7 +308,8 @@ def score_jobs(jobs: Sequence[ScoreJob], A: np.ndarray, split_masks: Mapping[str
     for name, base in split_masks.items():
         rows = np.flatnonzero(base)
         n = len(rows)
-        chunk = max(1, PAIR_BUDGET // max(n * n, 1))
+        # pair arrays: n^2 per column; midranks: [n, chunk] float64 arrays of 16 MB
+        chunk = max(1, PAIR_BUDGET // max(n * n, 1) if n <= LAYER_PAIRS_MAX else 2**21 // n)
         for lo in range(0, len(todo), chunk):
             part = todo[lo:lo + chunk]
             P = np.empty((n, len(part)))
@@ -326,18 +331,42 @@ def score_jobs(jobs: Sequence[ScoreJob], A: np.ndarray, split_masks: Mapping[str
                 job.candidate.scores[name] = sc
 
 
+def _masked_midranks(A: np.ndarray, W: np.ndarray) -> np.ndarray:
+    """1-based midranks of each column of ``A [n, B]`` among its rows ``W`` (ties: the mean
+    rank, as :func:`~dissect.evaluate.detection.midranks`); other rows get 0."""
+    n, B = A.shape
+    key = np.where(W, A, np.inf)
+    order = np.argsort(key, axis=0, kind="stable")
+    S = np.take_along_axis(key, order, 0)
+    idx = np.arange(n)[:, None]
+    new = np.ones((n, B), dtype=bool)
+    new[1:] = S[1:] != S[:-1]
+    start = np.maximum.accumulate(np.where(new, idx, 0), axis=0)
+    last = np.ones((n, B), dtype=bool)
+    last[:-1] = S[1:] != S[:-1]
+    end = np.minimum.accumulate(np.where(last, idx, n - 1)[::-1], axis=0)[::-1]
+    R = np.empty((n, B))
+    np.put_along_axis(R, order, (start + end) / 2.0 + 1.0, 0)
+    return np.where(W, R, 0.0)
+
+
 def _r4(x: float | None) -> float | None:
     return None if x is None else round(float(x), 4)
 
 
-def score_columns(P: np.ndarray, A: np.ndarray, W: np.ndarray, quantile: float = 0.9
-                  ) -> list[dict[str, Any]]:
+def score_columns(P: np.ndarray, A: np.ndarray, W: np.ndarray, quantile: float = 0.9,
+                  pairs: bool | None = None) -> list[dict[str, Any]]:
     """:func:`score_prediction` of every column: prediction ``P[:, b]`` against activation
     ``A[:, b]`` on the rows ``W[:, b]`` (all ``[n, B]``), vectorised over columns.
 
-    Every pair statistic (``detection``, ``detection_top``) counts the signed pairs of the
-    ``[n, n, B]`` sign arrays, exactly the brute-force definitions; the quantile threshold of
-    ``detection_top`` is numpy's linear quantile over each column's rows, bit for bit, with
+    ``pairs`` (default: ``n <= LAYER_PAIRS_MAX``): the pair statistics (``detection``,
+    ``detection_top``) count the signed pairs of ``[n, n, B]`` sign arrays, exactly the
+    brute-force definitions. Otherwise a column whose prediction has at most two levels (a
+    term candidate: the clip carries the term or not) gets them from each column's midranks
+    (Mann-Whitney; the same sums of half-integers as :func:`score_prediction`, O(n log n)), and
+    a graded column (a caption-similarity candidate) is scored by :func:`score_prediction`
+    itself (Kendall's tau-b). The quantile threshold of ``detection_top`` is numpy's linear
+    quantile over each column's rows, bit for bit, with
     :func:`~dissect.evaluate.agreement.binarize_top_quantile`'s tie rule.
     """
     P = np.asarray(P, dtype=np.float64)
@@ -371,14 +400,25 @@ def score_columns(P: np.ndarray, A: np.ndarray, W: np.ndarray, quantile: float =
     Y = np.where(use_gt[None, :], gt, ge)
     n1 = Y.sum(0)
     n0 = m - n1
-    # pair signs
-    Wp = (W[:, None, :] & W[None, :, :])
-    Sp = np.sign(P[:, None, :] - P[None, :, :]).astype(np.int8) * Wp
-    Sa = np.sign(A[:, None, :] - A[None, :, :]).astype(np.int8)
-    num = (Sp.astype(np.int32) * Sa).sum((0, 1))
-    den = np.abs(Sp).sum((0, 1), dtype=np.int64)
-    YN = Y[:, None, :] & (W & ~Y)[None, :, :]
-    top_num = (Sp * YN).sum((0, 1), dtype=np.int64)  # sum of sign(p_i - p_j), i pos, j neg
+    pairs = n <= LAYER_PAIRS_MAX if pairs is None else pairs
+    hi = W & (P == top_level[None, :])  # the higher level's rows (two-level columns)
+    n_hi = hi.sum(0)
+    if pairs:
+        Wp = (W[:, None, :] & W[None, :, :])
+        Sp = np.sign(P[:, None, :] - P[None, :, :]).astype(np.int8) * Wp
+        Sa = np.sign(A[:, None, :] - A[None, :, :]).astype(np.int8)
+        num = (Sp.astype(np.int32) * Sa).sum((0, 1))
+        den = np.abs(Sp).sum((0, 1), dtype=np.int64)
+        YN = Y[:, None, :] & (W & ~Y)[None, :, :]
+        top_num = (Sp * YN).sum((0, 1), dtype=np.int64)  # sum of sign(p_i - p_j), i pos, j neg
+    else:
+        R = _masked_midranks(A, W)  # activations' ranks among each column's rows
+        rank_sum = np.where(hi, R, 0.0).sum(0)
+        n_lo = m - n_hi
+        # the prediction's midranks on two levels: lo (n_lo + 1) / 2, hi n_lo + (n_hi + 1) / 2
+        a_hi = (Y & hi).sum(0)
+        y_rank_sum = (a_hi * (n_lo + (n_hi + 1) / 2.0) + (n1 - a_hi) * ((n_lo + 1) / 2.0))
+        y_rank_sum = np.where(levels == 1, n1 * ((m + 1) / 2.0), y_rank_sum)
     # Pearson on each column's rows
     Pm = np.where(W, P, 0.0)
     Am = np.where(W, A, 0.0)
@@ -392,14 +432,24 @@ def score_columns(P: np.ndarray, A: np.ndarray, W: np.ndarray, quantile: float =
     out = []
     for b in range(B):
         mb = int(m[b])
+        if not pairs and levels[b] > 2:  # graded, many rows: Kendall's tau-b per column
+            out.append(score_prediction(P[W[:, b], b], A[W[:, b], b], quantile))
+            continue
         det = top = cr = None
-        if mb and levels[b] >= 2:
+        if pairs and mb and levels[b] >= 2:
             det = (num[b] / den[b] + 1) / 2
+        elif mb and levels[b] == 2:
+            h, lo_ = int(n_hi[b]), mb - int(n_hi[b])
+            det = (rank_sum[b] - h * (h + 1) / 2) / (h * lo_)
         if mb and 0 < n1[b] < mb:
-            top = (top_num[b] + n1[b] * n0[b]) / 2 / (n1[b] * n0[b])
+            if pairs:
+                top = (top_num[b] + n1[b] * n0[b]) / 2 / (n1[b] * n0[b])
+            else:
+                k1, k0 = int(n1[b]), int(n0[b])
+                top = (y_rank_sum[b] - k1 * (k1 + 1) / 2) / (k1 * k0)
         if mb > 2 and levels[b] >= 2 and a_levels[b]:
             cr = float(np.clip(corr[b], -1.0, 1.0))
-        n_pos = int((W[:, b] & (P[:, b] == top_level[b])).sum()) if levels[b] == 2 else mb // 2
+        n_pos = int(n_hi[b]) if levels[b] == 2 else mb // 2
         out.append({"detection": _r4(det), "detection_top": _r4(top), "correlation": _r4(cr),
                     "informative": bool(mb and levels[b] >= 2), "n_pos": n_pos,
                     "n_neg": mb - n_pos})

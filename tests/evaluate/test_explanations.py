@@ -76,7 +76,7 @@ def test_concordance_against_pairs_and_somers_d():
         concordance(np.ones(4), np.ones(5))
 
 
-@pytest.mark.parametrize("dense", [0, 1024])
+@pytest.mark.parametrize("dense", [0, 1024])  # Kendall's tau-b / all pairs
 def test_concordance_both_paths_equal_the_pair_count(dense, monkeypatch):
     """The all-pairs sign matrix and Kendall's tau-b (above PAIRS_DENSE clips) give the brute
     force's value, with ties in both the prediction and the activation."""
@@ -142,8 +142,9 @@ def test_score_candidates_uses_terms_or_caption_similarity():
     assert s.scores["val"]["detection"] == 0.0
 
 
+@pytest.mark.parametrize("pairs", [True, False])  # pair-sign arrays / midranks + tau-b
 @pytest.mark.parametrize("n", [0, 1, 2, 7, 40, 130])
-def test_score_columns_equals_score_prediction_per_column(n):
+def test_score_columns_equals_score_prediction_per_column(n, pairs):
     """The layer-at-once scorer gives score_prediction's numbers on each column's rows: graded,
     two-level and constant predictions; sparse activations tied at the quantile; few rows."""
     from dissect.evaluate.explanations import score_columns
@@ -162,17 +163,18 @@ def test_score_columns_equals_score_prediction_per_column(n):
     if n:
         W[:, 48] = False
         W[0, 48] = True  # one row
-    got = score_columns(P, A, W, quantile=0.9)
+    got = score_columns(P, A, W, quantile=0.9, pairs=pairs)
     for b in range(B):
         want = score_prediction(P[W[:, b], b], A[W[:, b], b], quantile=0.9)
         assert got[b] == want, (b, got[b], want)
 
 
-def test_score_jobs_removes_each_neurons_own_clips():
+@pytest.mark.parametrize("N", [50, 700])  # 700: splits above LAYER_PAIRS_MAX, per column
+def test_score_jobs_removes_each_neurons_own_clips(N):
     from dissect.evaluate.explanations import ScoreJob, score_jobs
 
     rng = np.random.default_rng(4)
-    N, U = 50, 4
+    U = 4
     A = rng.normal(size=(N, U))
     X = rng.random((N, 3)) < 0.4
     sims = rng.normal(size=(N, 2))
