@@ -258,12 +258,11 @@ def score_candidates(candidates: Sequence[Candidate], acts: np.ndarray, masks: M
     sims = (np.stack([text_pred[t] for t in texts], 1) if texts
             else np.zeros((len(acts), 0)))
     col = {t: j for j, t in enumerate(texts)}
-    base = {name: np.ones(len(acts), dtype=bool) for name in masks}
-    own = np.zeros(len(acts), dtype=bool)
-    own_by = {name: ~np.asarray(m, dtype=bool) for name, m in masks.items()}
+    own = np.zeros(len(acts), dtype=bool)  # the masks are this neuron's already
     jobs = [ScoreJob(c, 0, own) for c in candidates]
-    score_jobs(jobs, np.asarray(acts, dtype=np.float64)[:, None], base, X, term_index, sims, col,
-               quantile, own_by=own_by)
+    score_jobs(jobs, np.asarray(acts, dtype=np.float64)[:, None],
+               {name: np.asarray(m, dtype=bool) for name, m in masks.items()}, X, term_index,
+               sims, col, quantile)
 
 
 @dataclass
@@ -287,8 +286,7 @@ LAYER_PAIRS_MAX = 256
 
 def score_jobs(jobs: Sequence[ScoreJob], A: np.ndarray, split_masks: Mapping[str, np.ndarray],
                X: np.ndarray, term_index: Mapping[str, int], sims: np.ndarray,
-               col: Mapping[str, int], quantile: float = 0.9,
-               own_by: Mapping[str, np.ndarray] | None = None) -> None:
+               col: Mapping[str, int], quantile: float = 0.9) -> None:
     """:func:`score_prediction` for many (neuron, candidate) pairs of a layer at once (in place:
     each job's ``candidate.scores``), with the numbers the per-neuron function gives.
 
@@ -299,7 +297,6 @@ def score_jobs(jobs: Sequence[ScoreJob], A: np.ndarray, split_masks: Mapping[str
         split_masks: split name -> bool ``[N]`` (the split's clips; ``job.own`` is removed).
         X: bool clip x term matrix ``[N, M]``; ``term_index``: lowercased term -> column.
         sims: ``[N, T]`` caption-similarity predictions; ``col``: text -> column.
-        own_by: per split, a mask to remove instead of ``job.own`` (for one neuron).
     """
     todo = [j for j in jobs if j.candidate.terms is not None or j.candidate.text in col]
     if not todo:
@@ -325,8 +322,7 @@ def score_jobs(jobs: Sequence[ScoreJob], A: np.ndarray, split_masks: Mapping[str
                 else:
                     P[:, b] = sims[rows, col[c.text]]
             acts = A[np.ix_(rows, [job.unit for job in part])]
-            left = own_by[name][rows] if own_by is not None else None
-            W = np.stack([~(left if left is not None else job.own[rows]) for job in part], 1)
+            W = np.stack([~job.own[rows] for job in part], 1)
             for job, sc in zip(part, score_columns(P, acts, W, quantile), strict=True):
                 job.candidate.scores[name] = sc
 
