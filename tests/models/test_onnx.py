@@ -307,6 +307,13 @@ def test_yamnet_sites_frames_and_batching(yamnet):
         for name, (fr, valid) in alone.items():
             n = int(valid[0].sum())
             assert n == len(log_mel_patches(w))
-            torch.testing.assert_close(together[name][0][i, :n], fr[0, :n], rtol=0, atol=1e-5)
+            # A batch of 3 and a batch of 1 may run different conv kernels, whose float32 sums
+            # differ in the last bits; an int8 requantisation inside the graph can turn that
+            # into one step, which the later layers carry (docs/real-audio.md, parity). So the
+            # early layer must agree to float rounding (a padding leak or a misaligned frame
+            # would move it by O(1)) and the head to within 3 output steps (0.757 logits each).
+            tol = 1e-5 if name == "layer5.pointwise_conv.conv" else 3 * 0.757
+            diff = (together[name][0][i, :n] - fr[0, :n]).abs().max().item()
+            assert diff < tol, (name, i, diff)
     # relu'd channels are non-negative; the head frames are the patch logits
     assert (together["layer5.pointwise_conv.conv"][0] >= 0).all()
