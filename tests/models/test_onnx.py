@@ -317,3 +317,38 @@ def test_yamnet_sites_frames_and_batching(yamnet):
             assert diff < tol, (name, i, diff)
     # relu'd channels are non-negative; the head frames are the patch logits
     assert (together["layer5.pointwise_conv.conv"][0] >= 0).all()
+
+
+def test_yamnet_with_a_fitted_head(yamnet, tmp_path):
+    """model.options.head replaces the classifier: its classes are the head units, and the
+    logits are the head's weights on the body's embedding (no output re-quantisation)."""
+    from dissect.models.head import LinearHead, save_head
+    from dissect.models.registry import get_adapter
+
+    base_ad, base = yamnet
+    rng = np.random.default_rng(5)
+    head = LinearHead(rng.normal(0, 0.1, (3, 1024)).astype(np.float32),
+                      np.array([0.5, -1.0, 2.0], np.float32), ["Dog", "Bell", "Water"])
+    path = save_head(head, tmp_path / "h.safetensors")
+    ad = get_adapter("yamnet", head=str(path))
+    net = ad.load()
+    sites = ad.sites(net)
+    assert sites["classifier"].units == 3 and sites["classifier"].kind == "output"
+    assert sum(s.units for s in sites.values()) == 11465 - 521 + 3
+    assert ad.class_names(net) == ["Dog", "Bell", "Water"]
+    w = _clips(np.random.default_rng(6))[0]
+    emb = []
+    hook = base.get_submodule(base_ad.sites(base)["classifier"].module).register_forward_pre_hook(
+        lambda _m, args: emb.append(args[0].reshape(args[0].shape[0], -1)))
+    with torch.no_grad():
+        base_ad.forward(base, base_ad.prepare([w]))
+        got = ad.forward(net, ad.prepare([w]))[0].double().numpy()
+    hook.remove()
+    ref = head.logits(emb[0].double().numpy()).mean(0)  # the mean patch logit
+    # to float rounding: an output still re-quantised to the old head's 0.757-logit steps
+    # would be off by up to 0.38
+    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-4)
+    with pytest.raises(ValueError, match="takes 7 inputs, the model's head 1024"):
+        save_head(LinearHead(np.zeros((2, 7), np.float32), np.zeros(2, np.float32),
+                             ["a", "b"]), tmp_path / "small.safetensors")
+        get_adapter("yamnet", head=str(tmp_path / "small.safetensors")).load()
