@@ -127,11 +127,21 @@ def class_clip_counts(clips: list[dict], class_names: list[str]) -> list[int]:
     return counts
 
 
+def claim_text(text: str, kind: str | None = None) -> str:
+    """The part of a description that names the neuron's concept: for the evidence template
+    (:func:`~dissect.describe.explain.template`, ``"Snare drum; weaker for measured pitch near
+    G1"``) its first term, before the ``"; weaker for"`` part; any other text whole; ``""`` for
+    "no clear concept" (kind ``none``), which names nothing."""
+    if kind == "none":
+        return ""
+    text = str(text or "").strip()
+    return text.split(";", 1)[0].strip() if kind == "evidence" else text
+
+
 def description_predictions(texts: list[str], cset, embedder, k: int = 5
                             ) -> list[list[tuple[str, float]]]:
-    """The shown description as a ranked concept list: the ``k`` concepts whose prompt is
-    nearest to the description (sentence-embedding cosine); an empty description predicts
-    nothing."""
+    """Descriptions as ranked concept lists: the ``k`` concepts whose prompt is nearest to
+    each text (sentence-embedding cosine); an empty text predicts nothing."""
     uniq = sorted({t for t in texts if t.strip()})
     if not uniq:
         return [[] for _ in texts]
@@ -145,10 +155,12 @@ def description_predictions(texts: list[str], cset, embedder, k: int = 5
 
 @scorer
 class LastLayer:
-    """AND Table 2 for the classifier head: per closed-set method in ``concepts.jsonl`` and for
-    the shown description (``description``: mapped to its nearest concepts by sentence
-    embedding), over all head units and (``supported``) over the units whose class has at
-    least :data:`MIN_CLASS_CLIPS` clips in the probe set (a class the set never plays cannot be
+    """AND Table 2 for the classifier head: per closed-set method in ``concepts.jsonl``, for the
+    shown description (``description``: the concept its first claim names, by
+    :func:`claim_text`, mapped to its nearest concepts by sentence embedding; "no clear
+    concept" predicts nothing) and for AND's summary (``and_summary``, mapped the same way),
+    over all head units and (``supported``) over the units whose class has at least
+    :data:`MIN_CLASS_CLIPS` clips in the probe set (a class the set never plays cannot be
     found from its clips)."""
 
     name = "last_layer"
@@ -162,8 +174,15 @@ class LastLayer:
             rows = by_layer[head]
             preds_of = {m: [r["closed"].get(m) or [] for r in rows]
                         for m in sorted({m for r in rows for m in r["closed"]})}
-            if any(r.get("description") for r in rows):
+            # the shown (checked) description, by the concept its first claim names; and
+            # AND's module-B summary, as its Table 2 reads a description
+            if any(r.get("shown") for r in rows):
                 preds_of["description"] = description_predictions(
+                    [claim_text((r.get("shown") or {}).get("text", ""),
+                                (r.get("shown") or {}).get("kind")) for r in rows],
+                    data.cset, data.embedder)
+            if any(r.get("description") for r in rows):
+                preds_of["and_summary"] = description_predictions(
                     [str(r.get("description") or "") for r in rows], data.cset, data.embedder)
             counts = class_clip_counts(data.clips, list(class_names))
             keep = [i for i, n in enumerate(counts) if n >= MIN_CLASS_CLIPS]

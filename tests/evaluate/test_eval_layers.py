@@ -108,6 +108,15 @@ def make_run(root, n=45):
     artifacts.write_jsonl(run / artifacts.EXEMPLARS, ex)
     artifacts.write_jsonl(run / artifacts.SUMMARIES, summ)
     artifacts.write_jsonl(run / artifacts.CONCEPTS, conc)
+    # the explain stage's shown descriptions of the head (class reed, class brass): an evidence
+    # template whose first claim names reed, and "no clear concept", which names nothing
+    artifacts.write_jsonl(run / artifacts.EXPLANATIONS, [
+        {"layer": "head", "unit": 0, "description": "clarinet note; weaker for trumpet note",
+         "kind": "evidence", "no_clear_concept": False, "test": {}, "val": {}, "candidates": []},
+        {"layer": "head", "unit": 1, "description": "no clear concept", "kind": "none",
+         "no_clear_concept": True, "test": {}, "val": {}, "candidates": []}])
+    artifacts.write_jsonl(run / artifacts.EVIDENCE, [
+        {"layer": "head", "unit": u, "evidence": [], "sample": {}} for u in range(2)])
     cset = root / "fams.txt"
     cset.write_text("brass\ta trumpet note\tfamily:Brass\nreed\ta clarinet note\tfamily:Reed\n"
                     "pipe\ta flute note\tfamily:Pipe\nstrings\ta violin note\tfamily:Strings\n")
@@ -128,6 +137,11 @@ def test_evaluate_run_writes_scores(tmp_path):
     st = s["settings"]
     assert st["n_holdout"] + st["n_fit"] == 45 and st["refit"] and st["truth"] == "ground_truth"
     assert s["last_layer"]["db"]["top1"] == 100.0 and s["last_layer"]["db"]["n_units"] == 2
+    # Table 2 of the shown description: unit 0's first claim is reed's prompt; unit 1 names
+    # nothing. (Before, "description" was AND's summary: "reed" and "brass trumpet".)
+    assert s["last_layer"]["description"]["top1"] == 50.0
+    assert s["last_layer"]["description"]["n_predicted"] == 4  # the set's 4 concepts: no top-5
+    assert s["last_layer"]["and_summary"]["n_units"] == 2
     # l1 unit 0 is the brass indicator: its refit top-1 concept is brass, AUPRC 1 on held-out
     assert s["per_neuron"]["l1"]["top1"][0] == "brass"
     assert s["per_neuron"]["l1"]["agreement"][0]["auprc"] == pytest.approx(1.0)
