@@ -1,11 +1,13 @@
 """Fit a linear head on the probe set's classes for an ONNX classifier (YAMNet by default).
 
 AND's classifiers were fine-tuned on their probe set (AST on ESC-50); YAMNet's AudioSet head is
-not right on the free sounds (docs/real-audio.md). This fits the head-only counterpart: a
-multinomial logistic regression on the model's head input (YAMNet: the 1,024-d embedding,
-averaged over a clip's patches), on the clips the dissection keeps (``probe.holdout`` leaves the
-rest out, with the same rule and seed as the probe stage), over the classes with at least
-``--min-clips`` of them. The held-out clips are used for the accuracy printed at the end only.
+not right on the free sounds (docs/real-audio.md). This fits the head-only counterpart:
+logistic regressions on the model's head input (YAMNet: the 1,024-d embedding, averaged over a
+clip's patches), on the clips the dissection keeps (``probe.holdout`` leaves the rest out, with
+the same rule and seed as the probe stage), one unit per class with at least ``--min-clips``
+clips (``--kind ovr``, default: each class against every other kept clip, unlabelled ones
+included, as YAMNet's own sigmoid head; ``softmax``: one multinomial regression). The
+held-out clips are used for the accuracy printed at the end only.
 
     .venv/bin/python scripts/fit_head.py --out data/heads/yamnet_free_sounds.safetensors
     .venv/bin/dissect run recipe=yamnet_free_sounds \\
@@ -59,6 +61,9 @@ def main(argv=None) -> int:
     ap.add_argument("--holdout-seed", type=int, default=0)
     ap.add_argument("--min-clips", type=int, default=5)
     ap.add_argument("--C", type=float, default=1.0, help="inverse L2 strength")
+    ap.add_argument("--kind", default="ovr", choices=("ovr", "softmax"),
+                    help="ovr: per class against every other clip (YAMNet's own sigmoid head); "
+                         "softmax: one multinomial regression over the classes' clips")
     ap.add_argument("--out", required=True)
     a = ap.parse_args(argv)
 
@@ -68,7 +73,7 @@ def main(argv=None) -> int:
     model = dissect.load(a.model, a.source, site="conv", device="cpu")
     label = lambda c: c.labels.get(a.label_column) or None  # noqa: E731
     x = head_inputs(model, kept)
-    head = fit_linear_head(x, [label(c) for c in kept], a.min_clips, a.C, info={
+    head = fit_linear_head(x, [label(c) for c in kept], a.min_clips, a.C, kind=a.kind, info={
         "model": a.model, "source": a.source or model.adapter.default_source,
         "probe": str(a.root), "label_column": a.label_column, "holdout": a.holdout,
         "holdout_seed": a.holdout_seed, "fitted_on": "the clips the dissection keeps"})
@@ -80,9 +85,9 @@ def main(argv=None) -> int:
     head.info["heldout_clips"], head.info["heldout_accuracy"] = len(test), acc
     out = save_head(head, a.out)
     Path(str(out) + ".json").write_text(json.dumps(head.info, indent=1, sort_keys=True) + "\n")
-    print(f"[fit_head] {len(head.classes)} classes, {head.info['clips']} clips, train accuracy "
-          f"{head.info['train_accuracy']:.3f}, held-out accuracy {acc:.3f} on {len(test)} clips "
-          f"-> {out}", file=sys.stderr)
+    print(f"[fit_head] {a.kind}: {len(head.classes)} classes, {head.info['clips']} clips, "
+          f"train accuracy {head.info['train_accuracy']:.3f}, held-out accuracy {acc:.3f} on "
+          f"{len(test)} clips -> {out}", file=sys.stderr)
     return 0
 
 

@@ -4,10 +4,10 @@ AND dissects classifiers fine-tuned on the probe set's classes (AST on ESC-50): 
 units are classes the set plays and the model is nearly always right on it. A pretrained
 AudioSet model on another set is not (YAMNet on the free sounds: 4.6 % top-1), so its head
 units cannot be found from their clips. :func:`fit_linear_head` fits the counterpart of AND's
-fine-tuning that leaves the body as it is: a multinomial logistic regression on the input of
-the model's head (YAMNet: the 1,024-d mean-pooled embedding), over the clips of the classes that
-have enough of them. ``model.options.head=<file>`` (ONNX adapters) then replaces the head with
-it, so the head layer's units are those classes.
+fine-tuning that leaves the body as it is: logistic regressions on the input of the model's
+head (YAMNet: the 1,024-d mean-pooled embedding), one unit per class that has enough clips.
+``model.options.head=<file>`` (ONNX adapters) then replaces the head with it, so the head
+layer's units are those classes.
 
 The file is safetensors: ``weight`` float32 ``[C, D]``, ``bias`` float32 ``[C]``, metadata
 ``format`` (:data:`HEAD_FORMAT`), ``classes`` (JSON list, unit order) and ``info`` (JSON: what
@@ -50,22 +50,36 @@ class LinearHead:
         return np.asarray(x, np.float64) @ self.weight.T.astype(np.float64) + self.bias
 
 
+#: Head kinds: one logistic regression per class against every other clip (``ovr``, the
+#: multi-label sigmoid head YAMNet itself has), or one softmax over the classes (``softmax``).
+HEAD_KINDS = ("ovr", "softmax")
+
+
 def fit_linear_head(x: np.ndarray, labels: Sequence[str | None], min_clips: int = 5,
-                    c: float = 1.0, seed: int = 0,
+                    c: float = 1.0, seed: int = 0, kind: str = "ovr",
                     info: Mapping[str, Any] | None = None) -> LinearHead:
-    """Multinomial logistic regression on standardised inputs, the scaler folded into the
-    weights (``W' = W / sigma``, ``b' = b - W' mu``), so the head is one Linear.
+    """Logistic regression on standardised inputs, the scaler folded into the weights
+    (``W' = W / sigma``, ``b' = b - W' mu``), so the head is one Linear.
+
+    ``kind="ovr"`` (default): per class, a binary logistic regression of that class against
+    *every* other training row, unlabelled ones and those of rare classes included, like
+    YAMNet's own 521 sigmoid outputs. A unit's logit then says "this class rather than anything
+    else in the set", and clips of no head class are negatives it was fitted on. ``softmax``:
+    one multinomial regression over the head classes' rows only; its logits are unconstrained
+    on clips of no class, which then top every unit (see docs/real-audio.md).
 
     Args:
         x: ``[N, D]`` head inputs of the training clips.
-        labels: ``N`` class names; ``None`` (unlabelled) rows are left out, and so are the rows
-            of classes with fewer than ``min_clips`` clips.
+        labels: ``N`` class names or ``None`` (unlabelled). Classes with fewer than
+            ``min_clips`` clips get no unit.
         c: sklearn's inverse L2 strength ``C``.
         seed: the solver's random state.
+        kind: one of :data:`HEAD_KINDS`.
         info: extra provenance kept in :attr:`LinearHead.info`.
 
     Raises:
-        ValueError: fewer than two classes with ``min_clips`` clips, or mismatched lengths.
+        ValueError: fewer than two classes with ``min_clips`` clips, mismatched lengths, or
+            an unknown ``kind``.
     """
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
@@ -78,17 +92,32 @@ def fit_linear_head(x: np.ndarray, labels: Sequence[str | None], min_clips: int 
     if len(classes) < 2:
         raise ValueError(f"a head needs two classes with at least {min_clips} clips; "
                          f"have {dict(counts)}")
-    keep = np.array([v in set(classes) for v in labels])
-    y = np.array([classes.index(v) for v in np.asarray(labels, dtype=object)[keep]])
+    if kind not in HEAD_KINDS:
+        raise ValueError(f"head kind must be one of {HEAD_KINDS}, got {kind!r}")
+    labelled = np.array([v in set(classes) for v in labels])
+    keep = labelled if kind == "softmax" else np.ones(len(labels), dtype=bool)
     scaler = StandardScaler().fit(x[keep])
     z = scaler.transform(x[keep])
-    clf = LogisticRegression(C=c, max_iter=5000, random_state=seed).fit(z, y)
+    names = np.asarray(labels, dtype=object)[keep]
+    if kind == "softmax":
+        y = np.array([classes.index(v) for v in names])
+        clf = LogisticRegression(C=c, max_iter=5000, random_state=seed).fit(z, y)
+        coef, intercept = clf.coef_, clf.intercept_
+    else:
+        fits = [LogisticRegression(C=c, max_iter=5000, random_state=seed).fit(z, names == k)
+                for k in classes]
+        coef = np.concatenate([f.coef_ for f in fits])
+        intercept = np.concatenate([f.intercept_ for f in fits])
     sigma = np.where(scaler.scale_ > 0, scaler.scale_, 1.0)
-    weight = clf.coef_ / sigma
-    bias = clf.intercept_ - weight @ scaler.mean_
-    train_acc = float((clf.predict(z) == y).mean())
-    meta = {"clips": int(keep.sum()), "dim": int(x.shape[1]), "min_clips": int(min_clips),
-            "C": float(c), "seed": int(seed), "train_accuracy": train_acc,
+    weight = coef / sigma
+    bias = intercept - weight @ scaler.mean_
+    # the best unit of each clip of a head class, as a classifier is read
+    zl = scaler.transform(x[labelled])
+    truth = [classes.index(v) for v in np.asarray(labels, dtype=object)[labelled]]
+    train_acc = float(np.mean((zl @ coef.T + intercept).argmax(1) == truth))
+    meta = {"kind": kind, "clips": int(keep.sum()), "labelled_clips": int(labelled.sum()),
+            "dim": int(x.shape[1]), "min_clips": int(min_clips), "C": float(c),
+            "seed": int(seed), "train_accuracy": train_acc,
             "clips_per_class": {k: counts[k] for k in classes}, **dict(info or {})}
     return LinearHead(weight.astype(np.float32), bias.astype(np.float32), classes, meta)
 

@@ -20,9 +20,9 @@ def _data(rng):
     return x, labels
 
 
-def test_folded_head_equals_the_sklearn_pipeline():
+def test_folded_softmax_head_equals_the_sklearn_pipeline():
     x, labels = _data(np.random.default_rng(0))
-    head = fit_linear_head(x, labels, min_clips=5, c=0.5)
+    head = fit_linear_head(x, labels, min_clips=5, c=0.5, kind="softmax")
     assert head.classes == ["bell", "dog", "water"]  # "rare" (3 clips) and None left out
     keep = np.array([v in head.classes for v in labels])
     y = np.array([head.classes.index(v) for v in np.array(labels, dtype=object)[keep]])
@@ -30,10 +30,32 @@ def test_folded_head_equals_the_sklearn_pipeline():
     clf = LogisticRegression(C=0.5, max_iter=5000, random_state=0).fit(sc.transform(x[keep]), y)
     ref = clf.decision_function(sc.transform(x))  # every row, unlabelled ones too
     np.testing.assert_allclose(head.logits(x), ref, rtol=1e-5, atol=1e-4)
-    assert head.info["clips"] == int(keep.sum())
+    assert head.info["clips"] == head.info["labelled_clips"] == int(keep.sum())
     assert head.info["train_accuracy"] == pytest.approx(
         (clf.predict(sc.transform(x[keep])) == y).mean())
     assert head.info["clips_per_class"] == {k: labels.count(k) for k in head.classes}
+
+
+def test_ovr_head_equals_sklearns_one_vs_rest_on_every_row():
+    """One class against every other row, the unlabelled and rare-class rows included."""
+    from sklearn.multiclass import OneVsRestClassifier
+
+    x, labels = _data(np.random.default_rng(2))
+    head = fit_linear_head(x, labels, min_clips=5, c=0.5)
+    assert head.info["kind"] == "ovr" and head.classes == ["bell", "dog", "water"]
+    assert head.info["clips"] == len(labels)  # every row is a training row
+    sc = StandardScaler().fit(x)
+    y = np.array([[v == k for k in head.classes] for v in labels], dtype=int)
+    ref = OneVsRestClassifier(LogisticRegression(C=0.5, max_iter=5000, random_state=0)).fit(
+        sc.transform(x), y)
+    np.testing.assert_allclose(head.logits(x), ref.decision_function(sc.transform(x)),
+                               rtol=1e-5, atol=1e-4)
+    lab = np.array([v in head.classes for v in labels])
+    truth = [head.classes.index(v) for v in np.array(labels, dtype=object)[lab]]
+    assert head.info["train_accuracy"] == pytest.approx(
+        np.mean(head.logits(x[lab]).argmax(1) == truth))
+    with pytest.raises(ValueError, match="head kind must be one of"):
+        fit_linear_head(x, labels, kind="svm")
 
 
 def test_too_few_classes_is_an_error():
