@@ -131,6 +131,18 @@ def test_choose_prefers_the_template_within_noise_and_says_why():
     assert choose([tmpl], min_detection=0.9)[0] is None
 
 
+def test_an_untestable_template_yields_only_to_a_candidate_above_chance_at_5_percent():
+    """No validation clip carries the template's term: an AND summary at 0.576 (1.6 SE above
+    chance on 73 + 73 clips) does not replace it, one at 0.65 (3.1 SE) does."""
+    untested = _cand("evidence", None, informative=False, n_pos=73, n_neg=73)
+    se = auroc_se(0.5, 73, 73)
+    assert 1.5 < (0.576 - 0.5) / se < 1.96 < (0.65 - 0.5) / se
+    shown, why = choose([untested, _cand("and", 0.576, n_pos=73, n_neg=73)])
+    assert shown is untested and "fit evidence" in why
+    weak_and = _cand("and", 0.65, n_pos=73, n_neg=73)
+    assert choose([untested, weak_and])[0] is weak_and
+
+
 def test_score_candidates_uses_terms_or_caption_similarity():
     X = np.array([[1], [1], [0], [0], [0], [0]], dtype=bool)
     acts = np.array([5.0, 4.0, 0.1, 0.0, -1.0, 0.2])
