@@ -235,6 +235,18 @@ def _activations(ctx: StageContext) -> str:
                                   if k.startswith(artifacts.ACTIVATIONS_DIR)})
 
 
+def _model_files(ctx: StageContext) -> Any:
+    """sha256 of every file a ``model.options`` value names (a fitted head, a class map), so
+    a file edited in place records again; :data:`OMIT` when there is none. ``model.source`` is
+    hashed by its name only (checkpoints are large, Hugging Face ids are not files)."""
+    opts = _plain(ctx.cfg.model.get("options") or {})
+    out = {}
+    for key, value in sorted(opts.items()):
+        if isinstance(value, str) and value and Path(value).expanduser().is_file():
+            out[key] = artifacts.hash_file(Path(value).expanduser())
+    return out or OMIT
+
+
 def _concept_set(ctx: StageContext) -> str:
     from dissect.describe.concepts import concept_file
 
@@ -325,7 +337,7 @@ STAGE_LIST: tuple[Stage, ...] = (
           outputs=(artifacts.CLIPS, artifacts.SKIPS, artifacts.HELDOUT), run=_probe_run),
     Stage("record", needs=("probe",), inputs=_PROBE_AUDIO,
           config={"model": Section("model"), "record": Section("record"),
-                  "audio": Section("audio")},
+                  "audio": Section("audio"), "model_files": _model_files},
           outputs=(artifacts.EXEMPLARS,), run=_record_run),
     Stage("caption", needs=("probe",), inputs=_PROBE_AUDIO,
           config={"caption": Section("caption"), "audio": Section("audio"),

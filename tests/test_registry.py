@@ -386,3 +386,24 @@ def test_stage_sections_and_inputs_are_unchanged(tmp_path, monkeypatch):
     # (default-207913df1a before the explain stage, the synth set from C1 and 600 clips;
     # default-e61c536dfc before probe.holdout)
     assert pipeline.resolve_run_dir(cli.compose(["runs_dir=R"])).name == "default-31d5d51c9c"
+
+
+def test_record_hashes_the_files_model_options_name(tmp_path):
+    """A fitted head edited in place changes the record stage's hash; no such file: the key
+    is left out, so runs without one keep their hash."""
+    from dissect.util import hash_file
+
+    stage = next(s for s in pipeline.STAGE_LIST if s.name == "record")
+    head = tmp_path / "head.safetensors"
+    head.write_bytes(b"one")
+
+    def section(*overrides):
+        cfg = cli.compose([f"run_dir={tmp_path}", *overrides])
+        return stage.section(pipeline.StageContext(cfg, tmp_path))
+
+    assert "model_files" not in section()
+    assert "model_files" not in section(f"+model.options.head={tmp_path / 'missing'}")
+    first = section(f"+model.options.head={head}")
+    assert first["model_files"] == {"head": hash_file(head)}
+    head.write_bytes(b"two")
+    assert section(f"+model.options.head={head}")["model_files"] != first["model_files"]
