@@ -94,7 +94,8 @@ def fit_linear_head(x: np.ndarray, labels: Sequence[str | None], min_clips: int 
                          f"have {dict(counts)}")
     if kind not in HEAD_KINDS:
         raise ValueError(f"head kind must be one of {HEAD_KINDS}, got {kind!r}")
-    labelled = np.array([v in set(classes) for v in labels])
+    known = set(classes)
+    labelled = np.array([v in known for v in labels])
     keep = labelled if kind == "softmax" else np.ones(len(labels), dtype=bool)
     scaler = StandardScaler().fit(x[keep])
     z = scaler.transform(x[keep])

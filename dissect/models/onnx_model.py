@@ -54,6 +54,9 @@ from dissect.models.registry import register
 
 #: Activation ops read as a site's transform when they directly follow its Conv / Linear.
 _ACTIVATIONS = ("Relu", "Clip", "LeakyRelu")
+#: Ops that pass a head's output on unchanged but for shape or quantisation.
+_QUANT_OPS = ("QuantizeLinear", "DequantizeLinear")
+_PASSTHROUGH = (*_QUANT_OPS, "Reshape", "Flatten", "Squeeze", "Identity")
 
 
 def read_class_map(path: str | Path) -> list[str]:
@@ -167,12 +170,9 @@ class OnnxAdapter(Adapter):
         todo = list(model.consumers(paths[0]))
         while todo:  # the shape / quantisation ops between the head and the graph output
             p = todo.pop()
-            mod = model.get_submodule(p)
-            if hasattr(mod, "kind") and model.node_ops[p] in ("QuantizeLinear",
-                                                               "DequantizeLinear"):
-                mod.kind = "off"
-            if model.node_ops[p] in ("QuantizeLinear", "DequantizeLinear", "Reshape",
-                                     "Flatten", "Squeeze", "Identity"):
+            if model.node_ops[p] in _QUANT_OPS:
+                model.get_submodule(p).kind = "off"
+            if model.node_ops[p] in _PASSTHROUGH:
                 todo += model.consumers(p)
         model._modules_in_order = None
 
@@ -207,8 +207,6 @@ class OnnxAdapter(Adapter):
 
     def _is_head(self, model, path: str) -> bool:
         """A Linear whose output reaches a graph output through shape / quantisation ops only."""
-        passthrough = {"QuantizeLinear", "DequantizeLinear", "Reshape", "Flatten", "Squeeze",
-                       "Identity"}
         todo, seen = [path], set()
         while todo:
             p = todo.pop()
@@ -216,7 +214,7 @@ class OnnxAdapter(Adapter):
                 return True
             seen.add(p)
             todo += [c for c in model.consumers(p)
-                     if c not in seen and model.node_ops[c] in passthrough]
+                     if c not in seen and model.node_ops[c] in _PASSTHROUGH]
         return False
 
     def head_layer(self, model: nn.Module) -> str | None:
