@@ -362,16 +362,21 @@ def caption(rec: Recording, captioners: Sequence[str] = ("acoustic", "labels"),
     """Caption every clip with ``captioners``: :class:`Captions` (clip id -> the combined
     caption, ``.terms``: clip id -> the union of the captioners' evidence terms). Failed
     captions are left out and reported on stderr. Clips given as arrays have no labels, so
-    ``labels`` adds nothing."""
+    ``labels`` adds nothing. The captioners first see all of ``rec``'s clips, as in the
+    captions stage (:func:`~dissect.describe.captioners.combine.fit_probe_set`: a numeric label
+    column that is a function of a named one, ESC-50's ``target``, is dropped, with a line on
+    stderr)."""
     from tqdm.auto import tqdm
 
     from dissect.audio import AudioError, load_audio
     from dissect.datasets import Clip
     from dissect.describe.captioners import build_captioner, combine
     from dissect.describe.captioners.base import annotate
+    from dissect.describe.captioners.combine import fit_probe_set
 
     caps = [build_captioner(name, **dict((options or {}).get(name) or {}))
             for name in captioners]
+    fit_probe_set(caps, rec.clips)
     out = Captions(plain={})
     failed = []
     for row in tqdm(rec.clips, desc="caption", unit="clip", disable=not progress,
@@ -403,7 +408,7 @@ class Description:
 
     Attributes:
         text: the shown description (the candidate best on the validation clips, or "no
-            clear concept"; see :mod:`dissect.evaluate.explanations`).
+            clear concept"; see :mod:`dissect.explain.scoring`).
         kind: who made it: ``evidence`` (template) | ``llm`` (checked phrasing) | ``and``
             (AND's summary) | ``closed`` (closed-set label) | ``none``.
         test: its scores on the test clips (``detection`` AUROC, ``correlation``; empty when
@@ -459,7 +464,7 @@ class Descriptions:
 
     def table(self) -> str:
         """``descriptions.csv`` as text (the shown description, its test score, evidence)."""
-        from dissect.stages.explain import explanations_csv
+        from dissect.explain.explainer import explanations_csv
 
         return explanations_csv(self.explanations, self.evidence, self.summaries,
                                 self.concepts, self.captioners)
@@ -516,7 +521,8 @@ def describe(rec: Recording, captions: Mapping[str, str] | None = None, llm: Any
         keywords: extract open-set keywords (spaCy).
         explain_options: other :class:`~dissect.config.DescribeConfig` fields of the explain
             step (``splits``, ``split_seed``, ``min_support``, ``evidence_alpha``,
-            ``detection_quantile``, ``min_detection``, ``sample_top`` ...).
+            ``detection_quantile``, ``confirm_alpha``, ``permutations``,
+            ``min_val_positives``, ``sample_top`` ...).
 
     Returns:
         :class:`Descriptions` (index it with ``(layer, unit)``).
@@ -532,7 +538,7 @@ def describe(rec: Recording, captions: Mapping[str, str] | None = None, llm: Any
         keyword_rows,
         summarize,
     )
-    from dissect.stages.explain import explain
+    from dissect.explain.explainer import explain
 
     methods = list(closed_methods)
     bad = set(methods) - {"db"}
@@ -561,12 +567,18 @@ def describe(rec: Recording, captions: Mapping[str, str] | None = None, llm: Any
     cset = load_concept_set(concept_set)
     closed: dict = {}
     from dissect.describe.embed import default_embedder
+    from dissect.explain.splits import assign_splits, split_keys
 
     embedder = default_embedder()
     if methods:
         db_text = getattr(captions, "plain", None) or captions  # no captioner names
         text = [db_text.get(cid, "") for cid in rec.clip_ids]
-        keep = captioned(text)
+        # the closed-set label is chosen on the fit clips only (as the explain split)
+        cfg0 = DescribeConfig(**{k: v for k, v in dict(explain_options or {}).items()
+                                 if k in ("splits", "split_seed")})
+        fit = assign_splits(rec.clip_ids, tuple(cfg0.splits), cfg0.split_seed,
+                            *split_keys(rec.clips)) == "fit"
+        keep = captioned(text) & fit
         P = db_matrix(embedder.encode([t for t, k in zip(text, keep, strict=True) if k]),
                       embedder.encode(cset.prompts))
         closed = closed_labels(list(rec.layers),
@@ -576,8 +588,9 @@ def describe(rec: Recording, captions: Mapping[str, str] | None = None, llm: Any
     rows = concept_rows(summaries, closed, kw, similarity, cset.name)
     cfg = DescribeConfig(method=method, max_llm_neurons=max_llm_neurons,
                          **dict(explain_options or {}))
+    strata, groups = split_keys(rec.clips)
     out = explain(rec.clip_ids, captions, terms, rec.activations, summaries, rows, cfg, client,
-                  params, embedder=embedder, progress=progress)
+                  params, embedder=embedder, progress=progress, strata=strata, groups=groups)
     return Descriptions(summaries, rows, out.evidence, out.explanations, methods,
                         ["given"] if given else ["acoustic", "labels"])
 

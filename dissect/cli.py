@@ -22,7 +22,7 @@ commands:
   recipes   list the recipes, one line each
   report    rebuild the HTML report of a finished run:      dissect report run_dir=DIR
   evaluate  (re)score a finished run -> scores.json:        dissect evaluate run_dir=DIR
-  prune     forget a concept, keep the rest:                dissect prune run_dir=DIR concept=X
+  prune     Table 4: forget concepts, keep the rest:  dissect prune run_dir=DIR concept=[X,Y=CL]
   hear      HEAR protocol on a HEAR module:    dissect hear module=M tasks_dir=T [out_dir=O]
 
 examples:
@@ -121,22 +121,50 @@ def _rerun_stage(stage: str, overrides: list[str]) -> Path:
     return pipeline.run(cfg)
 
 
+def prune_specs(c) -> list:
+    """The concepts of a PruneConfig as ConceptSpecs: ``concept`` is one NAME[=CLASS,...] or a
+    list of them; ``concepts``, ``target`` and ``terms`` refine a single NAME."""
+    from dissect.prune.table4 import parse_concept
+
+    raw = c.concept
+    items = [raw] if isinstance(raw, str) else list(raw)
+    specs = [parse_concept(str(x)) for x in items]
+    if not specs:
+        raise ValueError("concept=... names no concept")
+    for s in specs:
+        s.terms = list(c.terms)
+    if len(specs) == 1:
+        if c.concepts and not specs[0].classes:
+            specs[0].classes = list(c.concepts)
+        specs[0].target = c.target
+    elif c.target or c.concepts:
+        raise ValueError("target= and concepts= refine a single concept; with several, give "
+                         "each as NAME=CLASS[,CLASS...]")
+    return specs
+
+
 def _prune(overrides: list[str]) -> Path:
-    import json
+    from omegaconf import OmegaConf
 
     from dissect.config import PruneConfig
-    from dissect.prune.unlearn import prune_run
+    from dissect.prune.table4 import prune_table
 
     c = command_config(PruneConfig, overrides)
-    report = prune_run(c.run_dir, c.concept, c.method, terms=list(c.terms),
-                       concepts=list(c.concepts) or None, top_k=c.top_k,
-                       threshold=c.threshold, layers=list(c.layers) or None,
-                       max_neurons=c.max_neurons, target=c.target, holdout=c.holdout,
-                       seed=c.seed, seeds=list(c.seeds), points=c.points,
-                       random_sizes=c.random_sizes)
-    headline = {k: v for k, v in report.items() if isinstance(v, (int, float, str))}
-    print(json.dumps(headline, indent=1)[:2000], file=sys.stderr)
-    return Path(c.run_dir) / "prune"
+    if c.crop is not None and len(c.crop) != 2:
+        raise ValueError(f"crop must be [start_s, seconds], got {list(c.crop)}")
+    table = prune_table(c.run_dir, prune_specs(c), list(c.methods) or [c.method],
+                        top_k=c.top_k, evidence_top_k=c.evidence_top_k, threshold=c.threshold,
+                        layers=list(c.layers) or None, max_neurons=c.max_neurons,
+                        target_label=c.target_label, eval_on=c.eval, holdout=c.holdout,
+                        seed=c.seed, seeds=list(c.seeds), points=c.points, spacing=c.spacing,
+                        max_rest_acc_drop=c.max_rest_acc_drop,
+                        select_fraction=c.select_fraction, split_seed=c.split_seed,
+                        fixed_size=c.fixed_size, bootstrap=c.bootstrap,
+                        bootstrap_seed=c.bootstrap_seed, name=c.name,
+                        crop=tuple(c.crop) if c.crop else None,
+                        model_options=OmegaConf.to_container(c.model_options, resolve=True))
+    print(table["markdown"], file=sys.stderr)
+    return Path(c.run_dir) / "prune" / f"{c.name}.json"
 
 
 def _hear(overrides: list[str]) -> Path:

@@ -201,21 +201,27 @@ class DescribeConfig:
     # evidence, AND's summary and the closed-set label on the validation clips | and: AND's
     # module-B summary, scored the same way.
     method: str = "evidence"
-    # Fractions of clips (by clip-id hash) that fit the evidence, choose the description
-    # (validation) and report its score (test).
+    # Fractions of clips that fit the evidence, choose the description (validation) and report
+    # its score (test): multiples of 1/20. The split is stratified by the clips' label and
+    # keeps a layout's groups (one source recording, speaker, instrument-note) in one split.
     splits: list[float] = field(default_factory=lambda: [0.6, 0.2, 0.2])
-    # Seed of that split and of the exemplar sampler.
+    # Seed of that split, of the permutations and of the exemplar sampler.
     split_seed: int = 0
     # An evidence term needs at least this many fit clips with it and without it.
     min_support: int = 3
     # Benjamini-Hochberg false-discovery rate over each neuron's terms.
     evidence_alpha: float = 0.05
-    # Detection scoring: the top (1 - q) of a split's activations are the positives.
+    # detection_top (reported only): the top (1 - q) of a split's activations are positives.
     detection_quantile: float = 0.9
-    # A best candidate below this validation detection AUROC is "no clear concept" (0: only a
-    # neuron without evidence is; with a few dozen validation clips per pitch or label value a
-    # validation AUROC is too noisy to veto evidence that passed the BH cut on the fit clips).
-    min_detection: float = 0.0
+    # A candidate is shown only when validation confirms it: its correlation's one-sided
+    # permutation p-value is at most confirm_alpha / (the neuron's tested candidates).
+    confirm_alpha: float = 0.05
+    # ... with this many permutations of the validation clips (the p-value's resolution is
+    # 1 / (permutations + 1)).
+    permutations: int = 1000
+    # A candidate is tested only when it names at least this many validation clips; a neuron
+    # none of whose candidates does is "no clear concept" (too few validation positives).
+    min_val_positives: int = 3
     # Exemplar sample per neuron (evidence.jsonl): top, random and bottom fit clips, plus two
     # clips near each of the 0.25 / 0.5 / 0.75 / 0.9 activation quantiles.
     sample_top: int = 20
@@ -241,6 +247,13 @@ class EvaluateConfig:
     k: int = 5
     # ... interpretable when one cluster holds at least tau of them.
     tau: int = 3
+    # Label columns whose values the head's classes are mapped onto for Table 2 on any head
+    # (last_layer.<method>.mapped; exact, normalised, then MiniLM-nearest names). null: every
+    # label column except numeric ones that are a function of a named one (ESC-50's target).
+    head_label_columns: list[str] | None = None
+    # MiniLM cosine at or above which a class with no exact/normalised match maps onto its
+    # nearest label (chosen by hand-judging AudioSet vs ESC-50 pairs: docs/real-audio.md).
+    head_map_threshold: float = 0.70
 
 
 @dataclass
@@ -255,43 +268,73 @@ class ReportConfig:
 
 @dataclass
 class PruneConfig:
-    """`dissect prune run_dir=... concept=...`: forget a concept, keep the rest."""
+    """`dissect prune run_dir=... concept=...`: forget concepts, keep the rest (AND Table 4).
+
+    Every figure is chosen on the select half of the run's held-out clips and reported on the
+    report half with bootstrap intervals (docs/pruning.md); a run without held-out clips is
+    refused unless eval=dissected is asked for."""
 
     # A finished run directory (with summaries.jsonl and concepts.jsonl).
     run_dir: str = "???"
-    # The concept to forget (a phrase; for method=concept a concept-set name).
-    concept: str = "???"
+    # The concept(s) to forget: one, or a list for a table (concept=[hi-hat=Hi-hat,cymbal=Cymbal]).
+    # Each is NAME (searched in descriptions) or NAME=CLASS[,CLASS...] (the closed-set names /
+    # label values that count for method=concept/evidence and whose clips are the targets).
+    concept: Any = "???"
     # keyword (lemma match on descriptions/keywords) | concept (top-k closed-set) | evidence
     # (a term of the shown, checked description; ranked by its effect size) | embedding.
     method: str = "keyword"
+    # Several methods, one row per concept and method (empty: [method]).
+    methods: list[str] = field(default_factory=list)
     # Extra words that also select a neuron (method=keyword).
     terms: list[str] = field(default_factory=list)
-    # method=concept / evidence: the concept-set names or label values that count (empty: the
+    # One concept given as NAME: the concept-set names or label values that count (empty: the
     # concept itself), e.g. [Snare drum].
     concepts: list[str] = field(default_factory=list)
-    # method=concept: how many top closed-set concepts to look at; method=evidence: how many
-    # of the shown description's terms (null: all).
+    # method=concept: how many top closed-set concepts to look at.
     top_k: int | None = 3
+    # method=evidence: how many of the shown description's terms to look at (null: all).
+    evidence_top_k: int | None = None
     # method=embedding: MiniLM cosine threshold between the concept and a description.
     threshold: float = 0.5
     # Layers to prune from (empty: every recorded layer except the head).
     layers: list[str] = field(default_factory=list)
     # Cap on pruned neurons (null: all selected).
     max_neurons: int | None = None
-    # Which evaluation clips carry the concept, e.g. "midi_note>=72" or "family=Brass"
-    # (null: the concept's ground truth through the run's concept set).
+    # One concept given as NAME: which evaluation clips carry it, e.g. "midi_note>=72" or
+    # "family=Brass" (null: the concept's ground truth through the run's concept set).
     target: str | None = None
-    # The evaluation uses the clips the run held out of the dissection (probe.holdout); a run
-    # without them holds out this fraction of its own clips (which its descriptions saw).
+    # NAME=CLASS concepts: the label column compared with the CLASSes (null: any label).
+    target_label: str | None = None
+    # heldout: the clips the run kept out of the dissection (probe.holdout, heldout.jsonl;
+    # refused when there are none) | dissected: a `holdout` fraction of the run's own clips,
+    # which its descriptions saw (labelled so in the output).
+    eval: str = "heldout"
+    # eval=dissected: the fraction of the run's clips evaluated on, and that split's seed.
     holdout: float = 0.3
-    # Seed of the held-out split.
     seed: int = 0
-    # Seeds of the random baseline (same number of neurons).
+    # Seeds of the random baseline (same per-layer counts; each seed gets the same choice).
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2, 3, 4])
-    # Points on the forget/retain curve.
-    points: int = 4
-    # Random baseline at every curve size (all) or only at the best point (best: fewer passes).
-    random_sizes: str = "all"
+    # Candidate prefix sizes: this many, up to the selection's size, halving (geometric) or
+    # evenly spaced (linear).
+    points: int = 6
+    spacing: str = "geometric"
+    # The chosen size keeps the retained classes' accuracy within this fraction on the select
+    # half (0.02 = 2 points; null: no budget); no size within it: nothing is pruned.
+    max_rest_acc_drop: float | None = 0.02
+    # Share of the evaluation clips in the select half, and the split's seed.
+    select_fraction: float = 0.5
+    split_seed: int = 0
+    # Prune exactly this many neurons (fixed in advance: nothing chosen, every clip reports).
+    fixed_size: int | None = None
+    # Bootstrap resamples of the report half for the 95 % intervals, and their seed.
+    bootstrap: int = 1000
+    bootstrap_seed: int = 0
+    # Evaluate on the window [start_s, start_s + seconds] of every clip (null: whole clips).
+    crop: list[float] | None = None
+    # Override the run's adapter options for the evaluation, e.g. model_options.hop_ms=100.
+    model_options: dict[str, Any] = field(default_factory=dict)
+    # The table is written to <run_dir>/prune/<name>.json and .md.
+    name: str = "table4"
 
 
 @dataclass

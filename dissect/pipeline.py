@@ -267,8 +267,8 @@ def _concepts_run(ctx: StageContext):
 
 #: describe.* fields that only the explain stage reads.
 EXPLAIN_FIELDS = ("method", "splits", "split_seed", "min_support", "evidence_alpha",
-                  "detection_quantile", "min_detection", "sample_top", "sample_random",
-                  "sample_bottom")
+                  "detection_quantile", "confirm_alpha", "permutations", "min_val_positives",
+                  "negation_window", "sample_top", "sample_random", "sample_bottom")
 
 
 def _explain_llm(ctx: StageContext) -> Any:
@@ -301,7 +301,9 @@ def _evaluate_run(ctx: StageContext):
     return _summary_of(evaluate_run(
         ctx.run_dir, holdout=e.holdout, seed=e.seed, quantile=e.quantile, method=e.method,
         n_clusters=e.n_clusters, k=e.k, tau=e.tau, concept_set=d.concept_set,
-        similarity=d.similarity))
+        similarity=d.similarity,
+        label_columns=list(e.head_label_columns) if e.head_label_columns else None,
+        map_threshold=e.head_map_threshold))
 
 
 def _summary_of(scores: dict) -> dict:
@@ -355,9 +357,12 @@ STAGE_LIST: tuple[Stage, ...] = (
                   "captions": Output("caption", artifacts.CAPTIONS),
                   "clips": Output("probe", artifacts.CLIPS),
                   "activations": _activations, "concept_set": _concept_set},
-          config={"describe": Section("describe", drop=("k", "max_llm_neurons",
-                                                        "calibration_threshold",
-                                                        *EXPLAIN_FIELDS)),
+          # the closed-set label is chosen on the fit clips: the split is the concepts'
+          # config too; keywords read negation_window
+          config={"describe": Section("describe", drop=(
+              "k", "max_llm_neurons", "calibration_threshold",
+              *(f for f in EXPLAIN_FIELDS
+                if f not in ("splits", "split_seed", "negation_window")))),
                   "captioners": "caption.captioners", "llm": _concepts_llm},
           outputs=(artifacts.CONCEPTS,), run=_concepts_run),
     Stage("explain", needs=("concepts",),

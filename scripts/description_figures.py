@@ -95,7 +95,7 @@ def oracle(run: Path, key: str, sel: dict[tuple[str, int], str]) -> None:
     what a one-label description can reach under each metric."""
     from safetensors.numpy import load_file
 
-    from dissect.evaluate.explanations import assign_splits, score_prediction
+    from dissect.explain.scoring import assign_splits, score_prediction
 
     clips = read_jsonl(run / "clips.jsonl")
     test = assign_splits([c["id"] for c in clips]) == "test"

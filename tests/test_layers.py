@@ -29,7 +29,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("datasets", "models"),
     ("record",),
     ("describe",),
-    ("evaluate", "prune", "ensemble", "hear"),
+    ("evaluate", "explain", "prune", "ensemble", "hear"),
     ("report",),
     ("api", "stages", "pipeline", "cli", "config"),
 ]

@@ -174,7 +174,7 @@ def test_describe_explains_then_scores_like_the_stage(crepe, tmp_path):
     from dissect.describe.captioners import combine
     from dissect.describe.captioners.base import pitch_terms
     from dissect.evaluate.agreement import binarize_top_quantile
-    from dissect.evaluate.explanations import assign_splits
+    from dissect.explain.splits import assign_splits, split_keys
     from dissect.stages.explain import write_explanations
 
     freqs = [110.0, 220.0, 440.0, 880.0] * 15
@@ -197,7 +197,7 @@ def test_describe_explains_then_scores_like_the_stage(crepe, tmp_path):
     assert {e["term"] for e in d.evidence[:3]} == {"pitch=G#4", "pitch=A4", "pitch=A#4"}
     assert "A4" in d.text and "G#4" not in d.text
     # its test score, by hand: the shown candidate's prediction on the test clips
-    split = assign_splits(ids)
+    split = assign_splits(ids, (0.6, 0.2, 0.2), 0, *split_keys(rec.clips))
     own = {rec.exemplars("classifier", unit)[s][i]["clip"] for s in ("top", "bottom")
            for i in range(3)}
     m = np.array([s == "test" and cid not in own for s, cid in zip(split, ids, strict=True)])
@@ -205,7 +205,8 @@ def test_describe_explains_then_scores_like_the_stage(crepe, tmp_path):
     if d.kind == "evidence":
         pred = np.array([float("pitch=A4" in caps.terms[cid]) for cid in np.array(ids)[m]])
         y = binarize_top_quantile(a, 0.9)
-        assert d.test["detection"] == pytest.approx(roc_auc_score(y, pred), abs=1e-4)
+        assert d.test["detection_top"] == pytest.approx(roc_auc_score(y, pred), abs=1e-4)
+        assert d.test["correlation"] == pytest.approx(np.corrcoef(pred, a)[0, 1], abs=1e-4)
     # the stage on the saved directory writes the same rows
     run = rec.save(tmp_path / "run")
     desc.save(run)
@@ -216,6 +217,8 @@ def test_describe_explains_then_scores_like_the_stage(crepe, tmp_path):
     write_explanations(run, DescribeConfig(), LLMConfig(client="rules"),
                        CaptionConfig(captioners=["given"]), progress=False)
     assert artifacts.read_jsonl(run / artifacts.EXPLANATIONS) == mem
-    # without terms there is no evidence: AND's summaries, scored, and said so
+    # without terms nothing can be confirmed: AND's summaries name no caption term, so no
+    # validation clip tests them, and the neurons are "no clear concept"
     plain = dissect.describe(rec, dict(caps), keywords=False)
-    assert {plain["classifier", u].kind for u in (0, unit)} == {"and"}
+    assert {plain["classifier", u].kind for u in (0, unit)} == {"none"}
+    assert {plain["classifier", u].text for u in (0, unit)} == {"no clear concept"}

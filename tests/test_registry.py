@@ -282,7 +282,9 @@ EXPECTED_STAGES = {'probe': {'section': {'probe': {'layout': 'synth',
                                        'top_concepts': 5,
                                        'keywords': True,
                                        'keyword_llm_filter': False,
-                                       'negation_window': 4},
+                                       'negation_window': 4,
+                                       'splits': [0.6, 0.2, 0.2],
+                                       'split_seed': 0},
                           'captioners': ['acoustic', 'labels']},
               'inputs': {'summaries': 'SU',
                          'captions': 'CA',
@@ -297,7 +299,10 @@ EXPECTED_STAGES = {'probe': {'section': {'probe': {'layout': 'synth',
                                       'min_support': 3,
                                       'evidence_alpha': 0.05,
                                       'detection_quantile': 0.9,
-                                      'min_detection': 0.0,
+                                      'confirm_alpha': 0.05,
+                                      'permutations': 1000,
+                                      'min_val_positives': 3,
+                                      'negation_window': 4,
                                       'sample_top': 20,
                                       'sample_random': 10,
                                       'sample_bottom': 10},
@@ -312,13 +317,15 @@ EXPECTED_STAGES = {'probe': {'section': {'probe': {'layout': 'synth',
                                  'seed': 0,
                                  'timeout_s': 60.0,
                                  'max_retries': 3},
-                         'version': 2},
+                         'version': 3},
              'inputs': {'summarize': '74b9025d23428ff0b81ceff919d2f13e656682a4f6f3a1f65b02b5f086fe30e8',
                         'concepts': '95f8e3231e6af395f7889a5bac25944934b4bf45695b06edf3dd5119a645880b',
                         'caption': 'a061b03d17429eba976bde80a78368e1dc6eb64e161dac6e468f8111dadefc0a',
                         'record': '3690de8c51d3833c69a890d13e924886572aff58f02924fa2e0dd0d4d1e1df86'},
              'outputs': ['evidence.jsonl', 'explanations.jsonl', 'descriptions.csv']},
  'evaluate': {'section': {'evaluate': {'holdout': 0.3,
+                                      'head_label_columns': None,
+                                      'head_map_threshold': 0.7,
                                        'seed': 0,
                                        'quantile': 0.9,
                                        'method': 'db',
@@ -384,8 +391,9 @@ def test_stage_sections_and_inputs_are_unchanged(tmp_path, monkeypatch):
     assert got == EXPECTED_STAGES
     # the run-directory hash of the default recipe
     # (default-207913df1a before the explain stage, the synth set from C1 and 600 clips;
-    # default-e61c536dfc before probe.holdout)
-    assert pipeline.resolve_run_dir(cli.compose(["runs_dir=R"])).name == "default-31d5d51c9c"
+    # default-e61c536dfc before probe.holdout; default-31d5d51c9c before the confirmed choice
+    # and the stratified grouped split)
+    assert pipeline.resolve_run_dir(cli.compose(["runs_dir=R"])).name == "default-0948da6170"
 
 
 def test_record_hashes_the_files_model_options_name(tmp_path):

@@ -61,6 +61,8 @@ def load_esc50(root: str | Path, *, folds: list[int] | None = None) -> ProbeSet:
                     "esc10": csv_value(table, ln, r, "esc10", bool),
                     "src_file": r["src_file"],
                     "take": r["take"],
+                    # clips cut from one freesound recording stay in one split
+                    "group": f"src:{r['src_file']}",
                 },
             )
         )

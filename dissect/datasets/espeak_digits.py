@@ -274,6 +274,8 @@ def load_espeak_digits(
                 "combo": spec.combo,
                 "sample_rate": sr,
                 "duration_s": done.records[spec.file_name]["duration_s"],
+                # the label is the digit: one voice's clips stay in one split
+                "group": f"speaker:{spec.voice}",
             },
         )  # fmt: skip
         for spec in specs

@@ -47,7 +47,8 @@ def load_spoken_digit(root: str | Path) -> ProbeSet:
             id=strip_extension(rel),
             path=root / rel,
             labels={"digit": digit, "speaker": speaker},
-            metadata={"index": index},
+            # the label is the digit: one speaker's takes stay in one split
+            metadata={"index": index, "group": f"speaker:{speaker}"},
         )
         keyed.append(((digit, speaker, index, clip.id), clip))
     if bad:

@@ -65,6 +65,8 @@ def load_urbansound8k(root: str | Path, *, folds: list[int] | None = None) -> Pr
                     "fsID": csv_value(table, ln, r, "fsID", int),
                     "start": csv_value(table, ln, r, "start", float),
                     "end": csv_value(table, ln, r, "end", float),
+                    # slices of one freesound recording stay in one split
+                    "group": f"fsID:{r['fsID']}",
                 },
             )
         )

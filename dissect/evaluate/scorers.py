@@ -20,7 +20,14 @@ import numpy as np
 from dissect.evaluate import rundata
 from dissect.evaluate.agreement import layer_agreement
 from dissect.evaluate.detection import detection_scores
-from dissect.evaluate.last_layer import last_layer_accuracy
+from dissect.evaluate.last_layer import (
+    MAP_THRESHOLD,
+    label_vocabulary,
+    last_layer_accuracy,
+    map_names,
+    mapped_accuracy,
+    rank_labels,
+)
 from dissect.evaluate.layer_stats import (
     adjective_stats,
     cluster_clips,
@@ -42,6 +49,10 @@ class ScoreConfig:
     tau: int
     seed: int
     per_neuron: bool
+    #: label columns the head's classes are mapped onto (None: all but the redundant numeric)
+    label_columns: tuple[str, ...] | None = None
+    #: MiniLM cosine of the mapping's embedding rule
+    map_threshold: float = MAP_THRESHOLD
 
 
 @dataclass
@@ -127,9 +138,14 @@ def class_clip_counts(clips: list[dict], class_names: list[str]) -> list[int]:
     return counts
 
 
+def _concept_names(pred: list) -> list[str]:
+    """Names of ranked predictions (names or ``(name, score)`` pairs)."""
+    return [str(p[0] if isinstance(p, (list, tuple)) else p) for p in pred]
+
+
 def claim_text(text: str, kind: str | None = None) -> str:
     """The part of a description that names the neuron's concept: for the evidence template
-    (:func:`~dissect.describe.explain.template`, ``"Snare drum; weaker for measured pitch near
+    (:func:`~dissect.explain.candidates.template`, ``"Snare drum; weaker for measured pitch near
     G1"``) its first term, before the ``"; weaker for"`` part; any other text whole; ``""`` for
     "no clear concept" (kind ``none``), which names nothing."""
     if kind == "none":
@@ -161,7 +177,20 @@ class LastLayer:
     concept" predicts nothing) and for AND's summary (``and_summary``, mapped the same way),
     over all head units and (``supported``) over the units whose class has at least
     :data:`MIN_CLASS_CLIPS` clips in the probe set (a class the set never plays cannot be
-    found from its clips)."""
+    found from its clips).
+
+    ``mapped``: Table 2 for a head whose classes are not the probe set's labels (YAMNet's
+    AudioSet head on ESC-50). Each class is mapped onto the set's label vocabulary
+    (:func:`~dissect.evaluate.last_layer.map_names`: exact name, normalised name, else the
+    MiniLM-nearest label at cosine >= ``config.map_threshold``); a unit is scored when its class
+    maps onto a label with at least :data:`MIN_CLASS_CLIPS` clips, and is right when its
+    prediction, as a probe label, is that label: the shown description's claim and AND's
+    summary ranked over the labels (:func:`~dissect.evaluate.last_layer.rank_labels`), a
+    closed-set method's ranked concepts mapped like the classes (a concept that maps onto no
+    label is a wrong guess in its place). The
+    block states the columns, the threshold, the mapping (with how each class matched) and
+    the denominator. AND's setting (a head fitted on the set's own classes) maps every class
+    exactly, and the blocks above stay as they are."""
 
     name = "last_layer"
 
@@ -195,7 +224,39 @@ class LastLayer:
                 last[m]["supported"] = {"min_clips": MIN_CLASS_CLIPS,
                                         "classes": [class_names[i] for i in keep],
                                         **(sub or {"n_units": 0})}
+            self._mapped(last, data, config, rows, list(class_names))
         return last
+
+    def _mapped(self, last: dict[str, Any], data: RunData, config: ScoreConfig,
+                rows: list[dict], class_names: list[str]) -> None:
+        """Add ``last[method]["mapped"]`` for every method of ``last`` (see the class)."""
+        labels, per_key, columns = label_vocabulary(data.clips, config.label_columns)
+        head = {"columns": columns, "threshold": config.map_threshold, "n_labels": len(labels),
+                "chance_top1": 100.0 / len(labels) if labels else None}
+        if not labels:
+            for m in last:
+                last[m]["mapped"] = {**head, "n_classes": len(class_names), "n_mapped": 0,
+                                     "n_units": 0, "top1": None, "top5": None, "mapping": []}
+            return
+        mapping = map_names(class_names, labels, data.embedder, config.map_threshold)
+        concept_map = dict(zip(data.cset.concepts,
+                               map_names(list(data.cset.concepts), labels, data.embedder,
+                                         config.map_threshold), strict=True))
+        texts = {
+            "description": [claim_text((r.get("shown") or {}).get("text", ""),
+                                       (r.get("shown") or {}).get("kind")) for r in rows],
+            "and_summary": [str(r.get("description") or "") for r in rows]}
+        for m in last:
+            if m in texts:
+                preds = rank_labels(texts[m], labels, data.embedder)
+                k = min(5, len(labels))
+            else:  # a closed-set method: its ranked concepts, each as the label it maps onto
+                # (None where it maps onto none: an unmapped top-1 concept is a wrong top-1)
+                preds = [[(concept_map.get(c) or {}).get("label")
+                          for c in _concept_names(r["closed"].get(m) or [])] for r in rows]
+                k = last[m].get("n_predicted") or 0
+            last[m]["mapped"] = {**head, **mapped_accuracy(preds, class_names, mapping, per_key,
+                                                           MIN_CLASS_CLIPS, k)}
 
 
 @scorer

@@ -3,7 +3,9 @@
 What is computed (see each module for the exact definitions):
 
 * ``last_layer`` (:mod:`~dissect.evaluate.last_layer`): AND Table 2 for the classifier head,
-  per closed-set method found in ``concepts.jsonl``; for CREPE also within one semitone.
+  per closed-set method found in ``concepts.jsonl``; for CREPE also within one semitone; and
+  (``mapped``) over the head units whose class maps onto the probe set's labels, with the
+  mapping (:class:`~dissect.evaluate.scorers.LastLayer`).
 * ``agreement`` (:mod:`~dissect.evaluate.agreement`): per layer, mean Pearson / AUPRC / F1 / IoU
   between each neuron's activation and its top-1 concept's ground truth, on the **held-out**
   clips (:func:`~dissect.evaluate.agreement.holdout_mask`). With ``labels="refit"`` (default)
@@ -31,6 +33,7 @@ import numpy as np
 from dissect import artifacts
 from dissect.evaluate import rundata
 from dissect.evaluate.agreement import ground_truth_matrix, holdout_mask
+from dissect.evaluate.last_layer import MAP_THRESHOLD
 from dissect.evaluate.scorers import SCORERS, RunData, ScoreConfig
 
 
@@ -54,7 +57,9 @@ def evaluate_run(run_dir: str | Path, *, holdout: float = 0.3, seed: int = 0,
                  quantile: float = 0.9, labels: str = "refit", method: str = "db",
                  n_clusters: int = 11, k: int = 5, tau: int = 3, concept_set: str | None = None,
                  similarity: str | None = None, truth_probs=None, embedder=None,
-                 per_neuron: bool = False, write: bool = True) -> dict[str, Any]:
+                 per_neuron: bool = False, write: bool = True,
+                 label_columns: list[str] | None = None,
+                 map_threshold: float | None = None) -> dict[str, Any]:
     """Score a finished run (probe, record with ``dense=true``, caption, summarize, concepts).
 
     Args:
@@ -71,6 +76,11 @@ def evaluate_run(run_dir: str | Path, *, holdout: float = 0.3, seed: int = 0,
         embedder: sentence embedder; default all-MiniLM-L6-v2.
         per_neuron: also store per-neuron metrics.
         write: write ``scores.json`` atomically.
+        label_columns: the label columns whose values the head's classes are mapped onto
+            (``last_layer.<method>.mapped``); None: every label column but the numeric ones
+            that are a function of a named one.
+        map_threshold: MiniLM cosine of that mapping's embedding rule (default
+            :data:`~dissect.evaluate.last_layer.MAP_THRESHOLD`).
 
     Returns:
         The scores dict (also in ``run_dir/scores.json`` when ``write``).
@@ -130,7 +140,10 @@ def evaluate_run(run_dir: str | Path, *, holdout: float = 0.3, seed: int = 0,
                    y_binary=y_binary, embedder=embedder, sim_fn=get_similarity(sim_name),
                    has_caption=has_caption)
     config = ScoreConfig(quantile=quantile, method=method, refit=refit, n_clusters=n_clusters,
-                         k=k, tau=tau, seed=seed, per_neuron=per_neuron)
+                         k=k, tau=tau, seed=seed, per_neuron=per_neuron,
+                         label_columns=tuple(label_columns) if label_columns else None,
+                         map_threshold=MAP_THRESHOLD if map_threshold is None
+                         else float(map_threshold))
     metrics = {name: s(data, config) for name, s in SCORERS.items()}
 
     scores = {

@@ -21,7 +21,14 @@ means (``class_mean``). A per-class table lists every class (``groups``: e.g. no
 Curves: :func:`forget_retain_curve` prunes growing prefixes of a ranked selection;
 :func:`random_band` does the same for random neuron sets of equal size over several seeds and
 reports mean and std per size. :func:`prune_run` runs it all on a finished run directory and
-writes ``prune/<concept>.json`` plus the masks.
+writes ``prune/<concept>.json`` plus the masks; its ``table4`` block is one row of
+:func:`dissect.prune.table4.prune_table` (operating point chosen on the select half of the
+evaluation clips, reported on the report half with bootstrap intervals,
+:mod:`dissect.prune.protocol`).
+
+Evaluation clips are the run's held-out clips (``heldout.jsonl``, ``probe.holdout``), or clips
+given by the caller; a run without held-out clips is refused (:class:`NoHeldOutClips`) unless
+the caller asks for the dissected clips explicitly (``eval_on="dissected"``, labelled so).
 """
 
 from __future__ import annotations
@@ -42,10 +49,22 @@ import torch
 from dissect import artifacts
 from dissect.models.base import PitchHead
 from dissect.prune.ablate import ablated, export_masks, save_masks
+from dissect.prune.protocol import (
+    best_point,
+    clip_group,
+    concept_row,
+    resample_weights,
+    split_halves,
+)
 from dissect.prune.select import Selection, random_like, select_neurons
 from dissect.record.hooks import run_sites
 
 Neuron = tuple[str, int]
+
+__all__ = ["EvalSet", "Evaluator", "NoHeldOutClips", "best_point", "build_evalset",
+           "clip_measures", "evaluation_clips", "forget_retain_curve", "open_run",
+           "pitch_correct", "prune_run", "random_band", "summary_line", "target_predicate",
+           "unlearning_report"]
 
 
 # --------------------------------------------------------------------------- evaluation data
@@ -265,22 +284,6 @@ def forget_retain_curve(evaluator: Evaluator, ranked: Sequence[Neuron], sizes: S
     return out
 
 
-def best_point(curve: Sequence[Mapping[str, Any]], key: str = "class_logit_forget_gap",
-               max_rest_acc_drop: float | None = None) -> Mapping[str, Any] | None:
-    """The curve point with the largest forget gap ``key`` (ties: fewer neurons); None when
-    no point has one.
-
-    ``max_rest_acc_drop`` (a fraction, e.g. 0.02 = 2 points): only points whose retained
-    classes' class-mean accuracy falls by at most this much count ("forget the concept, keep
-    the rest"); None when no point keeps within it.
-    """
-    pts = [p for p in curve if p.get(key) is not None]
-    if max_rest_acc_drop is not None:
-        pts = [p for p in pts if p.get("class_acc_delta_R") is not None
-               and p["class_acc_delta_R"] >= -float(max_rest_acc_drop) - 1e-12]
-    return max(pts, key=lambda p: (p[key], -p["n"])) if pts else None
-
-
 def random_band(evaluator: Evaluator, ranked: Sequence[Neuron], sizes: Sequence[int],
                 before: Mapping[str, np.ndarray], units_per_layer: Mapping[str, int],
                 seeds: Sequence[int], mode: str = "matched") -> dict[str, Any]:
@@ -445,16 +448,174 @@ def default_sizes(n: int, points: int = 4, spacing: str = "linear") -> list[int]
     return sorted({max(1, int(round(n * f))) for f in fracs})
 
 
+class NoHeldOutClips(ValueError):
+    """The run has no held-out clips, and held-out figures were asked for."""
+
+
+def evaluation_clips(run_dir: str | Path, eval_clips: Sequence[Mapping[str, Any]] | None = None,
+                     eval_on: str = "heldout", holdout: float = 0.3, seed: int = 0
+                     ) -> tuple[list[dict[str, Any]], str]:
+    """The clip rows pruning is evaluated on and where they come from.
+
+    Args:
+        run_dir: a finished run.
+        eval_clips: clip rows given by the caller (``source="given"``; e.g. a freshly rendered
+            set); they win over ``eval_on``.
+        eval_on: ``heldout``: the clips the run kept out of the dissection (``heldout.jsonl``,
+            ``source="probe.holdout"``); ``dissected``: a ``holdout`` fraction of the run's own
+            clips (:func:`~dissect.evaluate.agreement.holdout_mask` with ``seed``), which the
+            descriptions saw (``source="dissected"``): asked for by name only, never a fallback.
+
+    Returns:
+        ``(rows, source)``.
+
+    Raises:
+        NoHeldOutClips: ``eval_on="heldout"`` and the run has no ``heldout.jsonl`` or an empty
+            one.
+        ValueError: an unknown ``eval_on``.
+    """
+    from dissect.evaluate import rundata
+    from dissect.evaluate.agreement import holdout_mask
+
+    run_dir = Path(run_dir)
+    if eval_clips is not None:
+        return [dict(c) for c in eval_clips], "given"
+    if eval_on == "heldout":
+        held = rundata.read_heldout(run_dir)
+        if not held:
+            path = run_dir / artifacts.HELDOUT
+            why = f"{path.name} is empty" if path.is_file() else f"no {path.name}"
+            raise NoHeldOutClips(
+                f"{run_dir}: no held-out clips ({why}: the run kept no clips out of the "
+                "dissection, probe.holdout=0), so there is nothing to report held-out pruning "
+                "figures on. Re-run the dissection with probe.holdout=0.3, pass fresh clips "
+                "(eval_clips=...), or ask for figures on the dissected clips by name "
+                "(eval=dissected; the descriptions saw those clips and the output says so).")
+        return held, "probe.holdout"
+    if eval_on == "dissected":
+        clips = rundata.read_clips(run_dir)
+        hold = holdout_mask([c["id"] for c in clips], holdout, seed)
+        return [c for c, h in zip(clips, hold, strict=True) if h], "dissected"
+    raise ValueError(f"eval must be 'heldout' or 'dissected', got {eval_on!r}")
+
+
+@dataclass
+class PruneSetup:
+    """What every pruning entry point needs from a run: the model, its sites and head, the
+    run's neuron rows and the candidate layers (every recorded layer but the head unless
+    given)."""
+
+    run_dir: Path
+    adapter: Any
+    model: Any
+    device: Any
+    sites: dict
+    head: str | None
+    class_names: list[str]
+    rows: list[dict[str, Any]]
+    layers: list[str]
+    model_config: dict[str, Any]
+    loaded: bool
+    model_options: dict[str, Any] | None = None
+
+
+def open_run(run_dir: str | Path, *, layers: Sequence[str] | None = None,
+             model_options: Mapping[str, Any] | None = None, device: str | None = None,
+             model=None, adapter=None) -> PruneSetup:
+    """Load a finished run's model (or use ``model`` and ``adapter``, both or neither) and its
+    neuron rows.
+
+    Raises:
+        ValueError: only one of model/adapter given, or the model has no classifier head with
+            class names.
+    """
+    from dissect.evaluate import rundata
+    from dissect.models import pick_device
+    from dissect.models.load import adapter_from_config
+
+    run_dir = Path(run_dir)
+    cfg = rundata.run_config(run_dir)
+    mcfg = dict(cfg.get("model") or {})
+    if (model is None) != (adapter is None):
+        raise ValueError("give both model and adapter, or neither")
+    loaded = adapter is None
+    if adapter is None:
+        info = rundata.record_info(run_dir)
+        adapter = adapter_from_config(mcfg, options=model_options, default_name=info["adapter"],
+                                      default_source=info.get("source"))
+        dev = pick_device(device or mcfg.get("device"))
+        model = adapter.load(dev)
+    else:
+        dev = pick_device(device) if device else next(model.parameters()).device
+    sites = adapter.sites(model)
+    head = adapter.head_layer(model)
+    class_names = adapter.class_names(model)
+    if not class_names:
+        raise ValueError(f"{adapter.name}: pruning needs a classifier head with class names")
+    rows = rundata.neuron_rows(run_dir)
+    recorded = list(dict.fromkeys(r["layer"] for r in rows))
+    use_layers = list(layers) if layers else [x for x in recorded if x != head]
+    return PruneSetup(run_dir, adapter, model, dev, sites, head, list(class_names), rows,
+                      use_layers, mcfg, loaded, dict(model_options or {}) or None)
+
+
+def protocol_split(es: EvalSet, rows_by_id: Mapping[str, Mapping[str, Any]],
+                   flags: Sequence[np.ndarray], *, select_fraction: float = 0.5,
+                   split_seed: int = 0, fixed_size: int | None = None, n_boot: int = 1000,
+                   boot_seed: int = 0) -> tuple[np.ndarray | None, np.ndarray, list]:
+    """The select/report split of an evaluation set and the bootstrap weights of its report
+    half (:mod:`dissect.prune.protocol`).
+
+    The split's strata: ``(class, target flag of every concept in flags)``; the bootstrap's
+    strata: the target flags only (:func:`~dissect.prune.protocol.resample_weights`); groups
+    (kept whole by both): :func:`clip_group` of each clip's row. With ``fixed_size`` nothing is
+    chosen, so there is no select half (``None``) and every clip reports.
+
+    Returns:
+        ``(select [N] bool | None, weights [n_boot, N], split strata [N])``.
+    """
+    strata = [(es.groups[i], *(bool(f[i]) for f in flags)) for i in range(len(es))]
+    boot = [tuple(bool(f[i]) for f in flags) for i in range(len(es))]
+    groups = [clip_group(rows_by_id.get(cid, {"id": cid})) for cid in es.ids]
+    if fixed_size is not None:
+        select = None
+        rep_strata = boot
+    else:
+        select = split_halves(es.ids, strata, groups, select_fraction, split_seed)
+        rep_strata = [None if s else b for s, b in zip(select, boot, strict=True)]
+    return select, resample_weights(rep_strata, n_boot, boot_seed, groups), strata
+
+
+def check_halves(name: str, in_concept: np.ndarray, select: np.ndarray | None) -> dict[str, int]:
+    """Target / rest clip counts per half; raises ValueError naming the concept when a half
+    has no target or no retained clip (nothing could be chosen or reported there)."""
+    tgt = np.asarray(in_concept, dtype=bool)
+    halves = {"report": ~select if select is not None else np.ones(len(tgt), bool)}
+    if select is not None:
+        halves = {"select": np.asarray(select, bool), **halves}
+    out = {}
+    for half, m in halves.items():
+        out[f"{half}_target"] = int((tgt & m).sum())
+        out[f"{half}_rest"] = int((~tgt & m).sum())
+        if not out[f"{half}_target"] or not out[f"{half}_rest"]:
+            raise ValueError(f"concept {name!r}: the {half} half has {out[f'{half}_target']} "
+                             f"target and {out[f'{half}_rest']} retained clips; both are "
+                             "needed (more evaluation clips, or fixed_size= to report on all)")
+    return out
+
+
 def prune_run(run_dir: str | Path, concept: str, method: str = "keyword", *,
               terms: Sequence[str] = (), concepts: Sequence[str] | None = None,
               closed_method: str = "db", top_k: int | None = 3, threshold: float = 0.5,
               layers: Sequence[str] | None = None, max_neurons: int | None = None,
               target: str | Callable[[Mapping], bool] | None = None,
-              eval_clips: Sequence[Mapping[str, Any]] | None = None, holdout: float = 0.3,
-              seed: int = 0, sizes: Sequence[int] | None = None, points: int = 4,
-              spacing: str = "linear",
+              eval_clips: Sequence[Mapping[str, Any]] | None = None, eval_on: str = "heldout",
+              holdout: float = 0.3, seed: int = 0, sizes: Sequence[int] | None = None,
+              points: int = 4, spacing: str = "linear",
               seeds: Sequence[int] = (0, 1, 2, 3, 4), random_mode: str = "matched",
-              random_sizes: str = "all", max_rest_acc_drop: float | None = None,
+              max_rest_acc_drop: float | None = 0.02, select_fraction: float = 0.5,
+              split_seed: int = 0, fixed_size: int | None = None, bootstrap: int = 1000,
+              bootstrap_seed: int = 0,
               tolerance_cents: float = 50.0, model_options: Mapping[str, Any] | None = None,
               crop: tuple[float, float] | None = None, batch_size: int = 8,
               device: str | None = None, name: str | None = None, write: bool = True,
@@ -472,19 +633,19 @@ def prune_run(run_dir: str | Path, concept: str, method: str = "keyword", *,
         target: which evaluation clips carry the concept: an expression (``"midi_note>=72"``,
             ``"family=Brass"``), a concept-set id, or a callable on clip rows; default: the
             concept's ground truth through the run's concept set.
-        eval_clips: clip rows (``path``, ``concepts``/``labels``) to evaluate on. Default: the
-            clips the run held out of the dissection (``probe.holdout``, ``heldout.jsonl``:
-            no description saw them); for a run without them, a ``holdout`` fraction of its
-            own clips (:func:`~dissect.evaluate.agreement.holdout_mask` with ``seed``), which
-            the descriptions did see (``evaluation.source`` says which).
+        eval_clips, eval_on, holdout, seed: the evaluation clips (:func:`evaluation_clips`):
+            given rows, else the run's held-out clips (refused, :class:`NoHeldOutClips`, when
+            it has none), or with ``eval_on="dissected"`` a ``holdout`` fraction of its own.
         sizes / points / spacing: prefix sizes of the forget/retain curve (default ``points``
-            sizes up to the selection size, :func:`default_sizes`).
+            sizes up to the selection size, :func:`default_sizes`); fixed before any clip is
+            looked at.
         seeds, random_mode: the random baseline (:func:`~dissect.prune.select.random_like`).
-        random_sizes: ``all`` (a random curve at every size) or ``best`` (only at the
-            selection's best point, :func:`best_point`: ``len(seeds)`` passes instead of
-            ``len(seeds) x len(sizes)``).
-        max_rest_acc_drop: the best point (``best`` in the output) only among curve points
-            whose retained-class accuracy falls by at most this fraction (None: any point).
+        max_rest_acc_drop, select_fraction, split_seed, fixed_size, bootstrap,
+            bootstrap_seed: the ``table4`` row's protocol (:func:`protocol_split`,
+            :func:`~dissect.prune.protocol.concept_row`): the size is chosen on the select
+            half (largest class-mean logit forget gap whose retained accuracy falls by at most
+            ``max_rest_acc_drop``, a fraction), and reported with ``bootstrap`` resamples of
+            the report half; the random seeds get the same rule.
         tolerance_cents: pitch accuracy tolerance (``acc``); ``acc_semitone`` uses 100 cents.
         model_options: override the run's adapter options (e.g. ``{"hop_ms": 80}``).
         crop: ``(start_s, seconds)`` window of each evaluation clip.
@@ -493,109 +654,77 @@ def prune_run(run_dir: str | Path, concept: str, method: str = "keyword", *,
         model, adapter: use these instead of loading the run's model (both or neither).
 
     Returns:
-        The report dict (what is written).
-    """
-    from dissect.evaluate import rundata
-    from dissect.evaluate.agreement import holdout_mask
-    from dissect.models import pick_device
-    from dissect.models.load import adapter_from_config
+        The report dict (what is written): ``report`` (all pruned, all evaluation clips),
+        ``curve`` and ``random`` (the whole curve and random band over all evaluation clips:
+        descriptive, nothing is chosen from them) and ``table4`` (the row chosen on the select
+        half and reported on the report half).
 
+    Raises:
+        NoHeldOutClips: no held-out clips and none given.
+        ValueError: no evaluation clip has a class, or a half lacks target or retained clips.
+    """
     run_dir = Path(run_dir)
     log = log or (lambda s: print(s, file=sys.stderr))
     t_start = time.perf_counter()
-    cfg = rundata.run_config(run_dir)
-    mcfg = dict(cfg.get("model") or {})
-    info = rundata.record_info(run_dir)
-    if (model is None) != (adapter is None):
-        raise ValueError("give both model and adapter, or neither")
-    loaded = adapter is None
-    if adapter is None:
-        adapter = adapter_from_config(mcfg, options=model_options, default_name=info["adapter"],
-                                      default_source=info.get("source"))
-        dev = pick_device(device or mcfg.get("device"))
-        model = adapter.load(dev)
-    else:
-        dev = pick_device(device) if device else next(model.parameters()).device
-    sites = adapter.sites(model)
-    head = adapter.head_layer(model)
-    class_names = adapter.class_names(model)
-    if not class_names:
-        raise ValueError(f"{adapter.name}: pruning needs a classifier head with class names")
-
-    rows = rundata.neuron_rows(run_dir)
-    recorded = list(dict.fromkeys(r["layer"] for r in rows))
-    use_layers = list(layers) if layers else [x for x in recorded if x != head]
-    sel: Selection = select_neurons(rows, concept, method, terms=terms, concepts=concepts,
-                                    closed_method=closed_method, top_k=top_k,
-                                    threshold=threshold, layers=use_layers,
+    clips, eval_source = evaluation_clips(run_dir, eval_clips, eval_on, holdout, seed)
+    setup = open_run(run_dir, layers=layers, model_options=model_options, device=device,
+                     model=model, adapter=adapter)
+    model, adapter = setup.model, setup.adapter
+    sel: Selection = select_neurons(setup.rows, concept, method, terms=terms,
+                                    concepts=concepts, closed_method=closed_method,
+                                    top_k=top_k, threshold=threshold, layers=setup.layers,
                                     max_neurons=max_neurons)
     log(f"[prune] {concept!r} ({method}): {len(sel)} neurons {sel.per_layer()}")
 
     predicate = target_predicate(target) if target is not None else \
         _concept_target(run_dir, concept)
-    heldout = rundata.read_heldout(run_dir) if eval_clips is None else []
-    if heldout:
-        eval_clips, eval_source = heldout, "probe.holdout"
-    elif eval_clips is None:
-        clips = rundata.read_clips(run_dir)
-        hold = holdout_mask([c["id"] for c in clips], holdout, seed)
-        eval_clips, eval_source = [c for c, h in zip(clips, hold, strict=True) if h], "holdout"
-    else:
-        eval_source = "given"
-    es, notes = build_evalset(eval_clips, adapter, class_names, predicate, crop,
+    es, notes = build_evalset(clips, adapter, setup.class_names, predicate, crop,
                               adapter.pitch_head(model))
     if not len(es):
-        raise ValueError("no evaluation clip has a true class")
+        raise ValueError(f"{run_dir}: no evaluation clip ({eval_source}) has a true class of "
+                         f"the head")
+    rows_by_id = {str(c["id"]): c for c in clips}
+    select, weights, _ = protocol_split(es, rows_by_id, [es.in_concept],
+                                        select_fraction=select_fraction, split_seed=split_seed,
+                                        fixed_size=fixed_size, n_boot=bootstrap,
+                                        boot_seed=bootstrap_seed)
+    counts = check_halves(concept, es.in_concept, select)
     prob = "sigmoid" if notes["pitch"] else "softmax"
     ev = Evaluator(model, adapter, es, prob=prob, bin_hz=notes["bin_hz"],
                    tolerances_cents=(tolerance_cents, 100.0), batch_size=batch_size,
-                   device=dev, log=log)
+                   device=setup.device, log=log)
     before = ev.measures()
     after = ev.measures(sel.ranked) if len(sel) else before
     report = unlearning_report(before, after, es.in_concept, es.groups)
     sizes = sorted({int(s) for s in sizes if 0 < int(s) <= len(sel)}) if sizes else \
         default_sizes(len(sel), points, spacing)
-    units = {layer: sites[layer].units for layer in use_layers}
-    curve, band, best = [], None, None
+    units = {layer: setup.sites[layer].units for layer in setup.layers}
+    rankings = {int(s): random_like(sel.ranked, units, int(s), random_mode) for s in seeds}
+    curve, band = [], None
     if sizes:
         curve = forget_retain_curve(ev, sel.ranked, sizes, before)
-        if random_sizes not in ("all", "best"):
-            raise ValueError(f"random_sizes must be 'all' or 'best', got {random_sizes!r}")
-        best = best_point(curve, max_rest_acc_drop=max_rest_acc_drop)
-        rsizes = sizes if random_sizes == "all" else ([best["n"]] if best else [])
-        band = random_band(ev, sel.ranked, rsizes, before, units, seeds, random_mode) \
-            if seeds and rsizes else None
+        band = random_band(ev, sel.ranked, sizes, before, units, seeds, random_mode) \
+            if seeds else None
+    row, _ = concept_row(ev.measures, sel.ranked, sizes, rankings, es.in_concept, es.groups,
+                         select, weights, max_rest_acc_drop=max_rest_acc_drop,
+                         fixed_size=fixed_size)
 
-    masks = export_masks(sel.ranked, sites)
+    masks = export_masks(sel.ranked, setup.sites)
     stem = _slug(name or concept)
     out = {
-        "format": 1,
+        "format": 2,
         "concept": concept,
         "selection": {"method": method, "n_neurons": len(sel), "per_layer": sel.per_layer(),
-                      "settings": sel.settings, "candidate_layers": use_layers,
+                      "settings": sel.settings, "candidate_layers": setup.layers,
                       "ranked": [[layer, unit] for layer, unit in sel.ranked]},
-        "evaluation": {"source": eval_source, "n_clips": len(es),
-                       "n_target": int(es.in_concept.sum()),
-                       "n_rest": int((~es.in_concept).sum()),
-                       "dropped_without_class": notes["dropped_without_class"],
-                       "target": target if isinstance(target, str) else
-                       ("callable" if target is not None else f"ground truth of {concept!r}"),
-                       "prob": prob, "pitch": notes["pitch"],
-                       "tolerance_cents": tolerance_cents if notes["pitch"] else None,
-                       "crop": list(crop) if crop else None,
-                       "adapter": {"name": adapter.name, "source": str(adapter.source),
-                                   "hop_ms": getattr(adapter, "hop_ms", None),
-                                   "options_from_run": ({**dict(mcfg.get("options") or {}),
-                                                         **dict(model_options or {})}
-                                                        if loaded else None)},
-                       "holdout": holdout if eval_source == "holdout" else None,
-                       "seed": seed, "clip_ids": es.ids},
+        "evaluation": _evaluation_block(es, notes, eval_source, target, concept, prob,
+                                        tolerance_cents, crop, setup, holdout, seed,
+                                        select, select_fraction, split_seed, bootstrap,
+                                        bootstrap_seed, counts),
         "report": report,
         "curve": curve,
         "random": band,
-        "random_sizes": random_sizes,
-        "best": {"n": best["n"] if best else None, "key": "class_logit_forget_gap",
-                 "max_rest_acc_drop": max_rest_acc_drop},
+        "table4": row,
         "passes": ev.passes,
         "seconds": round(time.perf_counter() - t_start, 1),
     }
@@ -604,6 +733,43 @@ def prune_run(run_dir: str | Path, concept: str, method: str = "keyword", *,
         out["masks"] = [str(pj.relative_to(run_dir)), str(ps.relative_to(run_dir))]
         artifacts.write_json(run_dir / "prune" / f"{stem}.json", _json_safe(out))
     return _json_safe(out)
+
+
+def _evaluation_block(es: EvalSet, notes: Mapping[str, Any], source: str, target: Any,
+                      concept: str, prob: str, tolerance_cents: float,
+                      crop: tuple[float, float] | None, setup: PruneSetup, holdout: float,
+                      seed: int, select: np.ndarray | None, select_fraction: float,
+                      split_seed: int, bootstrap: int, bootstrap_seed: int,
+                      counts: Mapping[str, int] | None = None) -> dict[str, Any]:
+    adapter = setup.adapter
+    return {
+        "source": source, "heldout": source != "dissected", "n_clips": len(es),
+        "n_target": int(es.in_concept.sum()), "n_rest": int((~es.in_concept).sum()),
+        "dropped_without_class": notes["dropped_without_class"],
+        "target": target if isinstance(target, str) else
+        ("callable" if target is not None else f"ground truth of {concept!r}"),
+        "prob": prob, "pitch": notes["pitch"],
+        "tolerance_cents": tolerance_cents if notes["pitch"] else None,
+        "crop": list(crop) if crop else None,
+        "adapter": {"name": adapter.name, "source": str(adapter.source),
+                    "hop_ms": getattr(adapter, "hop_ms", None),
+                    "options_from_run": ({**dict(setup.model_config.get("options") or {}),
+                                          **dict(setup.model_options or {})}
+                                         if setup.loaded else None)},
+        "holdout": holdout if source == "dissected" else None,
+        "seed": seed if source == "dissected" else None,
+        "split": {"select_fraction": select_fraction if select is not None else 0.0,
+                  "seed": split_seed, "n_select": int(select.sum()) if select is not None
+                  else 0, "n_report": int((~select).sum()) if select is not None else len(es),
+                  "stratified_by": "class and target flags", "grouped_by": "clip_group",
+                  **(dict(counts) if counts else {})},
+        "bootstrap": {"resamples": bootstrap, "seed": bootstrap_seed, "level": 0.95,
+                      "resampled": "report clips by near-duplicate group, with replacement, "
+                                   "within the strata of the concepts' target flags"},
+        "clip_ids": es.ids,
+        "select_ids": [c for c, s in zip(es.ids, select, strict=True) if s]
+        if select is not None else [],
+    }
 
 
 def _json_safe(obj: Any) -> Any:

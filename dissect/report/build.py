@@ -33,6 +33,7 @@ from dissect.report.data import Neuron, RunData, load_run
 from dissect.report.html import csv_table, esc, json_file, render_value
 from dissect.report.layers import distributions, interpretable_fractions, term_counts
 from dissect.report.overview import overview_html
+from dissect.report.table2 import mapped_section
 
 AUDIO_DIR = "audio"
 ASSETS_DIR = "assets"
@@ -301,7 +302,7 @@ def _scores_section(run_dir: Path) -> str:
     else:
         if isinstance(data, dict):
             data = {k: v for k, v in data.items() if k != "per_neuron"}
-        body = render_value(data)
+        body = mapped_section(data) + render_value(data)
     return f'<section id="scores"><h2>Scores</h2><p class="note">scores.json</p>{body}</section>'
 
 

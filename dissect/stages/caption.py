@@ -5,6 +5,11 @@ the clip's audio sha256 plus the captioner's name and config hash. When the stag
 captioners, a changed config, new clips), rows whose key still matches are reused and only the
 rest are computed. Finished rows are journalled as they are made, so a killed run resumes where it
 stopped. A captioner that fails on one clip records the error in its row; the run goes on.
+
+Before any clip is captioned, each captioner sees the whole probe set
+(:func:`~dissect.describe.captioners.combine.fit_probe_set`): the label captioner drops numeric
+label columns that are a function of a named one (ESC-50's ``target`` of ``category``), logs
+each with its reason and reports them in the stage info (``dropped_label_columns``).
 """
 
 from __future__ import annotations
@@ -49,8 +54,11 @@ def build_captioners(caption_cfg) -> list:
 
 def write_captions(run_dir: Path, caption_cfg, audio_cfg, progress: bool = True) -> dict[str, Any]:
     """Caption every clip of ``clips.jsonl`` with every configured captioner."""
+    from dissect.describe.captioners.combine import fit_probe_set
+
     clips = artifacts.read_jsonl(run_dir / artifacts.CLIPS)
     captioners = build_captioners(caption_cfg)
+    decided = fit_probe_set(captioners, clips)
     configs = {c.name: c.config() for c in captioners}
     previous: dict[str, dict] = {}
     out_path = run_dir / artifacts.CAPTIONS
@@ -100,4 +108,8 @@ def write_captions(run_dir: Path, caption_cfg, audio_cfg, progress: bool = True)
     journal.discard()
     print(f"[caption] {len(rows)} captions ({reused} reused, {failed} failed) from "
           f"{', '.join(configs)}", file=sys.stderr)
-    return {"captions": len(rows), "reused": reused, "failed": failed, "captioners": configs}
+    out = {"captions": len(rows), "reused": reused, "failed": failed, "captioners": configs}
+    if decided.get("labels"):
+        out["dropped_label_columns"] = {
+            col: f"numeric, a function of {named!r}" for col, named in decided["labels"].items()}
+    return out

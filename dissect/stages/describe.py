@@ -127,6 +127,12 @@ def write_concepts(run_dir: Path, describe_cfg, llm_cfg, caption_cfg) -> dict[st
         CLOSED_METHODS.check(m)  # an unknown method: the error lists the valid ones
     matrices: dict[str, torch.Tensor] = {}
     rows: dict[str, Any] = {}
+    # closed-set labels are chosen on the explain stage's fit clips: never on the clips the
+    # shown description is validated or tested on
+    from dissect.explain.splits import assign_splits, split_keys
+
+    fit = assign_splits([c["id"] for c in clips], tuple(describe_cfg.splits),
+                        describe_cfg.split_seed, *split_keys(clips)) == "fit"
     if "db" in methods or "tab" in methods or "icl" in methods:
         from dissect.describe.embed import default_embedder
 
@@ -134,7 +140,7 @@ def write_concepts(run_dir: Path, describe_cfg, llm_cfg, caption_cfg) -> dict[st
     if "db" in methods:
         caps = captions_by_clip(run_dir, named=False)  # captioner names are no sound words
         text = [caps.get(c["id"], "") for c in clips]
-        rows["db"] = captioned(text)
+        rows["db"] = captioned(text) & fit  # chosen on the fit clips only
         if not rows["db"].any():
             raise ValueError("DB: no clip has a caption (describe.closed_methods=[] skips DB)")
         kept = [t for t, k in zip(text, rows["db"], strict=True) if k]
@@ -142,7 +148,9 @@ def write_concepts(run_dir: Path, describe_cfg, llm_cfg, caption_cfg) -> dict[st
         notes["db"] = (f"DB: captions ({', '.join(caption_cfg.captioners)}) vs concept prompts, "
                        f"{embedder.name}, softmax over concepts")
     if "tab" in methods:
-        matrices["tab"], notes["tab"] = _tab_stand_in(run_dir, clips, cset, embedder)
+        matrices["tab"], notes["tab"] = _tab_stand_in(run_dir, [c for c, f in zip(
+            clips, fit, strict=True) if f], cset, embedder)
+        rows["tab"] = fit
     closed = closed_labels(layers, lambda layer: _dense(run_dir, layer), matrices, cset,
                            describe_cfg.similarity, describe_cfg.top_concepts, rows)
     failures: list[str] = []

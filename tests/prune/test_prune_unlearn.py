@@ -123,6 +123,7 @@ def test_prune_run_end_to_end(tmp_path):
     assert out["curve"][0]["class_logit_delta_R"] == pytest.approx(cm["delta_R"])
     assert out["curve"][0]["class_logit_delta_A"] != pytest.approx(lg["delta_A"])
     assert out["random"]["mean"][0]["class_logit_forget_gap"] is not None
+    assert out["table4"]["report"]["logit_delta_A"]["lo"] is not None
     assert set(out["random"]["per_seed"]) == {"0", "1"}
     # before, the selection (= the curve's only point), 2 random draws of 1 of the 2 fc1 units;
     # measures are memoised per neuron set, so a draw equal to an earlier set costs no pass
@@ -165,20 +166,20 @@ def test_evidence_selection_on_the_runs_held_out_clips(tmp_path):
     artifacts.write_jsonl(run / artifacts.CLIPS, [{"id": "seen", "path": "/nonexistent.wav",
                                                    "labels": {"category": "a"}}])
     out = prune_run(run, "dog", "evidence", target="group=x", seeds=(0, 1), write=False,
-                    random_sizes="best", model=TwoUnitNet(), adapter=TwoUnitAdapter(),
-                    log=lambda s: None)
+                    model=TwoUnitNet(), adapter=TwoUnitAdapter(), log=lambda s: None)
     assert out["selection"]["ranked"] == [["fc1", 0]]
     assert out["evaluation"]["source"] == "probe.holdout"
     assert out["evaluation"]["clip_ids"] == [f"c{i}" for i in range(5)]
     lg = out["report"]["measures"]["logit"]["clip_mean"]
     assert lg["delta_A"] == pytest.approx(-3.0) and lg["delta_R"] == pytest.approx(-1.0)
-    # the random baseline only at the best point: one size, both seeds
+    assert out["evaluation"]["heldout"] is True
     assert [p["n"] for p in out["random"]["mean"]] == [1]
     assert set(out["random"]["per_seed"]) == {"0", "1"}
-    with pytest.raises(ValueError, match="random_sizes"):
-        prune_run(run, "dog", "evidence", target="group=x", seeds=(0,), write=False,
-                  random_sizes="some", model=TwoUnitNet(), adapter=TwoUnitAdapter(),
-                  log=lambda s: None)
+    # the Table 4 row: chosen on the select half, reported on the report half
+    sel_ids = set(out["evaluation"]["select_ids"])
+    assert sel_ids and sel_ids < set(out["evaluation"]["clip_ids"])
+    assert out["table4"]["choice"]["n"] in (0, 1)
+    assert set(out["table4"]["random"]["chosen_n"]) == {"0", "1"}
 
 
 def test_best_point_largest_gap_within_the_retained_accuracy_budget():

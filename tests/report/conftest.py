@@ -28,7 +28,7 @@ def tiny_run(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("report")
     run_dir = root / "run"
-    rc = main(["run", f"run_dir={run_dir}", "probe.synth.n_clips=30",
+    rc = main(["run", f"run_dir={run_dir}", "probe.synth.n_clips=60",
                f"probe.synth.cache_dir={root / 'synth'}", "model.layers=[conv6,classifier]",
                "llm.client=rules", "record.progress=false",
                "stages=[probe,record,caption,summarize,concepts,explain,evaluate]"])

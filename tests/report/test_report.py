@@ -445,8 +445,9 @@ def test_explain_stage_artifacts_and_scores_recompute(tiny_run, hostile_key):
     import csv as _csv
 
     from dissect.describe.captions import terms_by_clip
-    from dissect.describe.explain import term_matrix
-    from dissect.evaluate.explanations import assign_splits, score_prediction, term_prediction
+    from dissect.explain.candidates import term_matrix
+    from dissect.explain.scoring import claim_prediction, score_prediction
+    from dissect.explain.splits import assign_splits, split_keys
     from dissect.record.store import load_activations
 
     ex = artifacts.read_jsonl(tiny_run / artifacts.EXPLANATIONS)
@@ -459,7 +460,7 @@ def test_explain_stage_artifacts_and_scores_recompute(tiny_run, hostile_key):
     pos = {c: i for i, c in enumerate(ids)}
     terms, X = term_matrix(ids, terms_by_clip(tiny_run))
     index = {t.lower(): j for j, t in enumerate(terms)}
-    split = assign_splits(ids, (0.6, 0.2, 0.2), 0)
+    split = assign_splits(ids, (0.6, 0.2, 0.2), 0, *split_keys(clips))
     summaries = {(s["layer"], s["unit"]): s
                  for s in artifacts.read_jsonl(tiny_run / artifacts.SUMMARIES)}
     checked = 0
@@ -471,21 +472,24 @@ def test_explain_stage_artifacts_and_scores_recompute(tiny_run, hostile_key):
             assert r["description"] == "no clear concept" and r["kind"] == "none"
             continue
         assert cand is not None and cand["text"] == r["description"]
-        if cand["terms"] is None or checked >= 20:
+        assert r["status"] == "confirmed" and r["val"]["p"] <= 0.05
+        assert r["val"]["correlation"] > 0
+        if checked >= 20:
             continue
         s = summaries[r["layer"], r["unit"]]
         mask = split == "test"
         mask[[pos[c] for c in s["top_clips"] + s["bottom_clips"]]] = False
         A = load_activations(tiny_run, r["layer"]).numpy()[:, r["unit"]]
-        want = score_prediction(term_prediction(X, index, cand["terms"])[mask], A[mask])
-        assert r["test"] == want
+        want = score_prediction(claim_prediction(X, index, cand["claims"])[mask], A[mask])
+        assert {k: v for k, v in r["test"].items() if k != "p"} == want
         checked += 1
     assert checked > 0
     with open(tiny_run / artifacts.DESCRIPTIONS, newline="") as fh:
         table = list(_csv.DictReader(fh))
     assert [t["description"] for t in table if (t["layer"], int(t["unit"])) != hostile_key] == [
         r["description"] for r in ex if (r["layer"], r["unit"]) != hostile_key]
-    assert {"kind", "test_detection", "evidence", "and_summary"} <= set(table[0])
+    assert {"kind", "status", "why", "test_correlation", "test_detection", "evidence",
+            "and_summary"} <= set(table[0])
 
 
 def test_cards_carry_evidence_and_the_overview_the_score_distribution(report):

@@ -45,10 +45,50 @@ def test_db_embeds_captions_without_captioner_names(tmp_path, monkeypatch):
     monkeypatch.setattr(dissect.describe.embed, "default_embedder", lambda: emb)
     monkeypatch.setattr(stage, "load_activations",
                         lambda run_dir, layer: torch.tensor([[3.0], [1.0], [0.5]]))
-    cfg = DescribeConfig(closed_methods=["db"], keywords=False)
+    # every clip in the fit split (closed-set labels are chosen on fit clips only)
+    cfg = DescribeConfig(closed_methods=["db"], keywords=False, splits=[1.0, 0.0, 0.0])
     stage.write_concepts(run, cfg, LLMConfig(client="rules"), CaptionConfig())
     texts = [f"A loud sound {i}; Labels: audioset Dog{i}" for i in range(3)]
     assert emb.seen[:3] == texts  # the captions first, then the concept prompts
     assert not any("acoustic:" in t or "labels:" in t for t in emb.seen)
     row = artifacts.read_jsonl(run / artifacts.CONCEPTS)[0]
     assert row["closed"]["db"]  # labelled from those texts
+
+
+def test_closed_set_label_ignores_validation_and_test_clips(tmp_path, monkeypatch):
+    """DB sees the captions of the explain stage's fit clips only, and the label follows the
+    fit clips' activations: changing a test clip's activation changes nothing."""
+    import dissect.describe.embed
+    import dissect.stages.describe as stage
+    from dissect.explain.splits import assign_splits, split_keys
+
+    run = tmp_path / "run"
+    n = 40
+    clips = [{"id": f"c{i:02d}", "path": f"/x/c{i}.wav"} for i in range(n)]
+    artifacts.write_jsonl(run / artifacts.CLIPS, clips)
+    artifacts.write_jsonl(run / artifacts.CAPTIONS, [
+        {"clip": f"c{i:02d}", "captioner": "acoustic", "error": None,
+         "text": f"A {'loud' if i % 2 else 'quiet'} sound {i}.", "terms": []}
+        for i in range(n)])
+    artifacts.write_jsonl(run / artifacts.SUMMARIES, [
+        {"layer": "l", "unit": 0, "high": "x", "low": "y", "llm": "rule-based (no LLM)",
+         "top_clips": []}])
+    emb = RecordingEmbedder()
+    monkeypatch.setattr(dissect.describe.embed, "default_embedder", lambda: emb)
+    split = assign_splits([c["id"] for c in clips], (0.6, 0.2, 0.2), 0, *split_keys(clips))
+    acts = torch.arange(n, dtype=torch.float32)[:, None]
+    labels = []
+    for poke in (0.0, 1e6):
+        a = acts.clone()
+        a[int(np.flatnonzero(split == "test")[0]), 0] = poke
+        monkeypatch.setattr(stage, "load_activations", lambda run_dir, layer, a=a: a)
+        emb.seen.clear()
+        stage.write_concepts(run, DescribeConfig(closed_methods=["db"], keywords=False),
+                             LLMConfig(client="rules"), CaptionConfig())
+        fit_caps = {f"A {'loud' if i % 2 else 'quiet'} sound {i}" for i in range(n)
+                    if split[i] == "fit"}
+        seen = set(emb.seen) & {f"A {'loud' if i % 2 else 'quiet'} sound {i}"
+                                for i in range(n)}
+        assert seen == fit_caps
+        labels.append(artifacts.read_jsonl(run / artifacts.CONCEPTS)[0]["closed"]["db"])
+    assert labels[0] == labels[1]

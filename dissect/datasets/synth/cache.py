@@ -118,7 +118,7 @@ def load_synth(
                 path=root / spec.file_name,
                 labels={"kind": spec.kind, "family": concepts["family"]},
                 concepts=concepts,
-                metadata=spec.metadata(sr),
+                metadata={**spec.metadata(sr), **_group(concepts)},
             )
         )
 
@@ -144,3 +144,14 @@ def load_synth(
         write_index(root, index)
 
     return ProbeSet(name="synth", root=root, clips=clips, label_columns=list(LABEL_COLUMNS))
+
+
+def _group(concepts: dict[str, Any]) -> dict[str, str]:
+    """How the explain stage splits a clip (:mod:`dissect.explain.splits`): a note's
+    renderings of one instrument-note stay in one split (``group``) and notes are stratified by
+    their MIDI note (``stratum``: every note in every split); other kinds: none (each clip
+    alone, stratified by its kind)."""
+    if concepts.get("instrument") and concepts.get("midi_note") is not None:
+        return {"group": f"note:{concepts['instrument']}:{concepts['midi_note']}",
+                "stratum": f"midi:{concepts['midi_note']}"}
+    return {}

@@ -2,7 +2,7 @@
 
 A captioner may also give *evidence terms*: short ``attribute=value`` facts about the clip
 (``digit=3``, ``register=low``, ``word=three``, ``tag=Speech``) that
-:mod:`dissect.describe.evidence` tests against each neuron's activations. It does so with an
+:mod:`dissect.explain.evidence` tests against each neuron's activations. It does so with an
 ``annotate(clip, audio) -> Annotation`` method (one pass gives both, so a transcript is decoded
 once); :func:`annotate` falls back to ``caption()`` with no terms for captioners without one.
 """

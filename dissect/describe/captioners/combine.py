@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from dissect.registry import Registry
@@ -79,3 +79,37 @@ def build_captioner(name: str, **kwargs: Any):
         dissect.registry.UnknownNameError: (a ``ValueError``) an unknown name.
     """
     return CAPTIONERS.get(name)(**kwargs)
+
+
+def fit_probe_set(captioners: Sequence[Any], clips: Sequence[Any], log: bool = True
+                  ) -> dict[str, dict[str, str]]:
+    """Give every captioner that has one (``fit_probe_set(clips)``) the whole probe set before
+    any clip is captioned: settings that need all clips, such as the label captioner's
+    redundant label columns (:func:`~dissect.describe.captioners.labels.redundant_label_columns`).
+
+    Args:
+        captioners: built captioners (changed in place).
+        clips: every clip of the probe set (``Clip`` objects or ``clips.jsonl`` rows).
+        log: print one line per dropped column to stderr, with the reason.
+
+    Returns:
+        ``{captioner name: what it decided}`` for the captioners that decided something
+        (labels: ``{dropped column: the named column it is a function of}``).
+    """
+    import sys
+
+    from dissect.describe.captioners.labels import redundancy_reason
+
+    out: dict[str, dict[str, str]] = {}
+    for cap in captioners:
+        fit = getattr(cap, "fit_probe_set", None)
+        if fit is None:
+            continue
+        found = dict(fit(clips) or {})
+        if found:
+            out[cap.name] = found
+            if log:
+                for col, named in found.items():
+                    print(f"[caption] {cap.name}: {redundancy_reason(col, named)}",
+                          file=sys.stderr)
+    return out

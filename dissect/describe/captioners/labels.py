@@ -16,11 +16,20 @@ It needs no audio (``sample_rate`` is None). Three cases:
   ``"No labels."`` when there is nothing to say.
 
 Values: lists are joined with ", ", booleans are "yes"/"no", floats use ``:g``.
+
+**A label that means the same as another is one term.** A numeric label column that is a
+function of a named one over the probe set (ESC-50's ``target``, the class index of
+``category``; UrbanSound8K's ``classID`` of ``class``) says nothing the name does not, and a
+bare number is no description ("crying baby; weaker for target 20"). It is found over the whole
+set by :func:`redundant_label_columns`; :meth:`LabelCaptioner.fit_probe_set` drops such columns
+from the default sentence and from the evidence terms (the captions stage and
+:func:`dissect.caption` call it before captioning and log what was dropped and why).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from dissect.audio import Audio
@@ -105,22 +114,109 @@ def synth_sentence(concepts: dict[str, Any], metadata: dict[str, Any] | None = N
     return f"A synthetic {kind} sound."
 
 
+_INT_RE = re.compile(r"^[+-]?\d+$")
+
+
+def _is_number(v: Any) -> bool:
+    """An integer value: an ``int`` (not a bool), an integral float, or a string of digits."""
+    if isinstance(v, bool):
+        return False
+    if isinstance(v, int):
+        return True
+    if isinstance(v, float):
+        return v == v and float(v).is_integer()
+    return isinstance(v, str) and bool(_INT_RE.match(v.strip()))
+
+
+def _is_name(v: Any) -> bool:
+    """A named value: a string with at least one letter (``"dog"``, ``"crying_baby"``)."""
+    return isinstance(v, str) and any(ch.isalpha() for ch in v)
+
+
+def _labels_of(clip: Any) -> Mapping[str, Any]:
+    if isinstance(clip, Mapping):
+        return clip.get("labels") or {}
+    return getattr(clip, "labels", None) or {}
+
+
+def redundant_label_columns(clips: Sequence[Any]) -> dict[str, str]:
+    """The numeric label columns that are a function of a named label column over ``clips``.
+
+    A column ``n`` is redundant with a column ``c`` when, over the clips that have ``n``:
+
+    * every value of ``n`` is an integer (an ``int``, an integral float, or a string of digits:
+      a class index, not a measurement such as ``0.37``);
+    * every one of those clips has ``c``, and every value of ``c`` is a name (a string with a
+      letter);
+    * each value of ``c`` goes with exactly one value of ``n`` (``n`` is a function of ``c``);
+    * ``c`` has at least two values and one of them is on at least two clips (on a set of one
+      clip per name every column is a function of the name, which says nothing).
+
+    ESC-50's ``target`` is then redundant with ``category``; its ``fold`` (five folds per
+    category) or a spoken digit beside the speaker are not.
+
+    Args:
+        clips: the probe set's clips: :class:`~dissect.datasets.Clip` objects or
+            ``clips.jsonl`` rows (dicts with ``"labels"``); list-valued and missing labels are
+            neither numeric nor named.
+
+    Returns:
+        ``{numeric column: the named column it is a function of}``, in first-seen column
+        order (the first named column in that order when several fit); empty when none.
+    """
+    columns: dict[str, list[tuple[int, Any]]] = {}
+    for i, clip in enumerate(clips):
+        for k, v in _labels_of(clip).items():
+            if v is not None:
+                columns.setdefault(str(k), []).append((i, v))
+    numeric = [k for k, vs in columns.items() if all(_is_number(v) for _, v in vs)]
+    named = [k for k, vs in columns.items() if all(_is_name(v) for _, v in vs)]
+    out: dict[str, str] = {}
+    for n in numeric:
+        n_of = {i: int(float(str(v).strip())) for i, v in columns[n]}
+        for c in named:
+            c_of = dict(columns[c])
+            if not set(n_of) <= set(c_of):
+                continue
+            seen: dict[str, set[int]] = {}
+            count: dict[str, int] = {}
+            for i, nv in n_of.items():
+                seen.setdefault(c_of[i], set()).add(nv)
+                count[c_of[i]] = count.get(c_of[i], 0) + 1
+            if (len(seen) >= 2 and max(count.values()) >= 2
+                    and all(len(vs) == 1 for vs in seen.values())):
+                out[n] = c
+                break
+    return out
+
+
+def redundancy_reason(column: str, named: str) -> str:
+    """Why :func:`redundant_label_columns` dropped ``column``, for the logs."""
+    return (f"label column {column!r} dropped from captions and evidence terms: its values are "
+            f"numbers and each {named!r} goes with one of them (it names the same classes)")
+
+
 class LabelCaptioner:
     """Dataset labels as a sentence (see the module docstring).
 
     Args:
         fields: field names to report for every clip (``"labels.category"``, ``"fold"``...), or
             None for the defaults (kind-specific sentences for synth clips, all labels plus
-            :data:`DEFAULT_METADATA_FIELDS` otherwise).
+            :data:`DEFAULT_METADATA_FIELDS` otherwise). Fields given here are written as given.
+        drop_columns: label columns left out of the default sentence and the evidence terms
+            (``fields=None``); :meth:`fit_probe_set` adds the redundant ones of the set.
     """
 
     name = "labels"
     sample_rate: int | None = None
 
-    def __init__(self, fields: Sequence[str] | None = None):
+    def __init__(self, fields: Sequence[str] | None = None, drop_columns: Sequence[str] = ()):
         if isinstance(fields, str):
             fields = [f.strip() for f in fields.split(",") if f.strip()]
         self.fields = list(fields) if fields is not None else None
+        if isinstance(drop_columns, str):
+            drop_columns = [c.strip() for c in drop_columns.split(",") if c.strip()]
+        self.drop_columns: list[str] = list(dict.fromkeys(str(c) for c in drop_columns))
         for f in self.fields or []:
             section, _, key = f.partition(".")
             if key and section not in _SECTIONS:
@@ -130,11 +226,31 @@ class LabelCaptioner:
                 )
 
     def config(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "version": VERSION,
             "fields": self.fields,
             "default_metadata_fields": list(DEFAULT_METADATA_FIELDS),
         }
+        if self.drop_columns:  # only then: sets with nothing to drop keep their cache keys
+            out["drop_columns"] = sorted(self.drop_columns)
+        return out
+
+    def fit_probe_set(self, clips: Sequence[Any]) -> dict[str, str]:
+        """Set-level settings from the whole probe set: add its redundant label columns
+        (:func:`redundant_label_columns`) to :attr:`drop_columns`.
+
+        Args:
+            clips: every clip of the probe set (``Clip`` objects or ``clips.jsonl`` rows).
+
+        Returns:
+            ``{dropped column: the named column it is a function of}`` (empty when none, or
+            when ``fields`` is given: then exactly those fields are written).
+        """
+        if self.fields is not None:
+            return {}
+        found = redundant_label_columns(clips)
+        self.drop_columns = list(dict.fromkeys([*self.drop_columns, *found]))
+        return found
 
     def _lookup(self, clip: Clip, field: str) -> tuple[str, Any]:
         section, _, key = field.partition(".")
@@ -148,7 +264,8 @@ class LabelCaptioner:
 
     def annotate(self, clip: Clip, audio: Audio | None = None) -> Annotation:
         """The sentence and the labels as terms (:func:`label_terms`)."""
-        return Annotation(self.caption(clip, audio), label_terms(clip, self.fields))
+        return Annotation(self.caption(clip, audio),
+                          label_terms(clip, self.fields, self.drop_columns))
 
     def caption(self, clip: Clip, audio: Audio | None = None) -> str:
         if self.fields is None and "kind" in clip.concepts:
@@ -156,7 +273,7 @@ class LabelCaptioner:
         if self.fields is not None:
             pairs = [self._lookup(clip, f) for f in self.fields]
         else:
-            pairs = list(clip.labels.items())
+            pairs = [(k, v) for k, v in clip.labels.items() if k not in self.drop_columns]
             pairs += [(k, clip.metadata.get(k)) for k in DEFAULT_METADATA_FIELDS]
         items = [f"{k} {_value(v)}" for k, v in pairs if v is not None and _value(v) != ""]
         return f"Labels: {'; '.join(items)}." if items else "No labels."
@@ -177,7 +294,8 @@ def _scalar_terms(key: str, v: Any) -> list[str]:
     return [term(key, text)] if text and len(text) <= MAX_TERM_CHARS else []
 
 
-def label_terms(clip: Clip, fields: Sequence[str] | None = None) -> list[str]:
+def label_terms(clip: Clip, fields: Sequence[str] | None = None,
+                drop_columns: Sequence[str] = ()) -> list[str]:
     """A clip's categorical facts as evidence terms.
 
     Every label (``labels.*``: ``digit=3``, ``speaker=lucas``, ``category=dog``); the concepts
@@ -187,7 +305,9 @@ def label_terms(clip: Clip, fields: Sequence[str] | None = None) -> list[str]:
     :func:`~dissect.describe.captioners.base.pitch_terms`, which replaces the exact ``note``);
     the words of a spoken ``text`` /
     ``word`` concept as ``word=...``. With ``fields`` only those fields. Duplicates are
-    dropped, order kept (terms are matched case-insensitively downstream).
+    dropped, order kept (terms are matched case-insensitively downstream). ``drop_columns``:
+    labels left out when ``fields`` is None (the set's redundant numeric columns,
+    :func:`redundant_label_columns`).
     """
     out: list[str] = []
     if fields is not None:
@@ -201,7 +321,8 @@ def label_terms(clip: Clip, fields: Sequence[str] | None = None) -> list[str]:
                     break
     else:
         for k, v in clip.labels.items():
-            out += _scalar_terms(k, v)
+            if k not in drop_columns:
+                out += _scalar_terms(k, v)
         for k, v in clip.concepts.items():
             if k in ("text", "word") and isinstance(v, str):
                 out += [term("word", w) for w in v.lower().split()]

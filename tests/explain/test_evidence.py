@@ -5,7 +5,7 @@ import pytest
 from scipy.stats import mannwhitneyu
 from sklearn.metrics import roc_auc_score
 
-from dissect.describe.evidence import associate, bh_reject, ranked_evidence
+from dissect.explain.evidence import associate, bh_reject, ranked_evidence
 
 
 def _data(seed=0, N=60, U=7, M=5):

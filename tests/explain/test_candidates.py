@@ -5,10 +5,8 @@ import numpy as np
 import pytest
 
 from dissect.describe.captioners.base import pitch_terms
-from dissect.describe.evidence import Evidence
-from dissect.describe.explain import (
+from dissect.explain.candidates import (
     NO_CLEAR_CONCEPT,
-    check_phrasing,
     clean_phrase,
     pitch_centre,
     render_term,
@@ -16,6 +14,8 @@ from dissect.describe.explain import (
     template,
     term_matrix,
 )
+from dissect.explain.evidence import Evidence
+from dissect.explain.matcher import check_phrasing
 
 
 def ev(term, auroc=0.95, lift=2.0, effect=2.0, support=10):
@@ -52,7 +52,7 @@ def test_pitch_terms_band_and_centre():
     band, est = pitch_centre(bands)  # A#0 (MIDI 22) has no lower neighbour: lift 0 there
     assert band.term == "pitch=A#0"
     assert est == pytest.approx(22 + 0.5 * (0 - 2.8) / (0 - 2 * 2.9 + 2.8))  # equal spacing
-    from dissect.describe.explain import _parabola_peak
+    from dissect.explain.candidates import _parabola_peak
 
     # unequal spacing: y = -(x - 1.3)^2 through x = 0, 1, 3
     assert _parabola_peak([(0, -1.69), (1, -0.09), (3, -2.89)]) == pytest.approx(1.3)
@@ -82,7 +82,7 @@ def test_pitch_terms_band_and_centre():
 
 def test_band_centres_at_the_edge_of_the_range():
     """A set whose lowest note is C1: the B0 band holds only C1 clips, so it measures C1."""
-    from dissect.describe.explain import band_centres
+    from dissect.explain.candidates import band_centres
 
     notes = [24, 24, 25, 26, 26, 26]  # C1, C1, C#1, D1 x3
     clip_terms = {f"c{i}": pitch_terms(440.0 * 2 ** ((m - 69) / 12)) for i, m in
@@ -153,14 +153,14 @@ def test_clean_phrase():
     ("pitch near E4", "pitch=E4", True), ("pitch near E4", "pitch=E", False),
     ("E#4 and e4", "pitch=E4", True), ("sharp D#4", "pitch=D4", False)])
 def test_mentions(text, term, hit):
-    from dissect.describe.explain import mentions
+    from dissect.explain.matcher import mentions
 
     assert mentions(text, term) is hit
 
 
 def test_class_label_terms_read_as_the_class():
-    from dissect.describe.explain import render_term
     from dissect.describe.llm.rules import terms
+    from dissect.explain.candidates import render_term
 
     assert render_term("category=water_drops") == "water drops"
     assert render_term("audioset=Snare drum") == "Snare drum"
@@ -170,8 +170,8 @@ def test_class_label_terms_read_as_the_class():
 
 
 def test_template_does_not_repeat_the_same_class_as_weaker():
-    from dissect.describe.evidence import Evidence
-    from dissect.describe.explain import template
+    from dissect.explain.candidates import template
+    from dissect.explain.evidence import Evidence
 
     def mk(term, auroc):
         return Evidence(term, auroc, effect=1.0, p=1e-4, support=10)

@@ -1,8 +1,9 @@
 """Descriptions built from evidence: the term matrix, plain-word templates, exemplar sampling
 beyond top-k, and the LLM's phrasing of the evidence with a check before it is used.
 
-The evaluation layer (:mod:`dissect.evaluate.explanations`) scores every candidate description
-on held-out clips and picks the one shown; this module only builds candidates.
+:mod:`dissect.explain.matcher` maps a candidate's text onto the terms it names,
+:mod:`dissect.explain.scoring` scores every candidate on held-out clips and
+:mod:`dissect.explain.choice` picks the one shown; this module only builds candidates.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dissect.describe.captioners.base import NOTE_NAMES
-from dissect.describe.evidence import Evidence
+from dissect.explain.evidence import Evidence
 from dissect.util import quantile_linear
 
 # --------------------------------------------------------------------------- terms
@@ -145,7 +146,7 @@ PITCH_SHARE = 0.8
 
 def _midi(name: str) -> int | None:
     m = re.fullmatch(r"([A-Ga-g]#?)(-?\d+)", name.strip())
-    if not m:
+    if not m or m.group(1).upper() not in NOTE_NAMES:
         return None
     return NOTE_NAMES.index(m.group(1).upper()) + 12 * (int(m.group(2)) + 1)
 
@@ -354,70 +355,6 @@ def phrase_prompt(evidence: Sequence[Evidence], captions: Sequence[str], k_terms
             + ("\nCaptions of clips it fires on most:\n" + "\n".join(caps) if caps else "")
             + "\nOne sentence: This neuron responds to")
     return [{"role": "system", "content": _PHRASE_SYSTEM}, {"role": "user", "content": user}]
-
-
-def mentions(text: str, term: str) -> bool:
-    """Does ``text`` name the value of ``term`` (as a whole word; a digit also as its word)?"""
-    attr, value = split_term(term)
-    low = text.lower()
-    forms = {value.lower()}
-    if attr == "digit" and value.isdigit() and int(value) < 10:
-        forms.add(_NUMBER_WORDS[int(value)])
-    return any(re.search(rf"(?<![\w#]){re.escape(f)}(?![\w#])", low) for f in forms if f)
-
-
-#: Values too common in English to count as naming a term (checked for added labels only).
-_COMMON = frozenset(("yes", "no", "low", "high", "middle", "loud", "quiet", "steady", "tonal",
-                     "noisy", "medium", "wide", "narrow", "bright", "dark", "warm", "note",
-                     "tone", "a", "i", "one"))
-
-
-def _names_band(text: str, term: str) -> bool:
-    """A pitch band ``pitch=B0`` means "within a semitone of B0": a text naming B0, A#0 or C1
-    names it."""
-    attr, value = split_term(term)
-    m = _midi(value) if attr in PITCH_ATTRIBUTES else None
-    if m is None:
-        return False
-    names = re.findall(r"(?<![\w#])([A-Ga-g]#?-?\d)(?![\w#])", text)
-    return any(abs((_midi(n) or -99) - m) <= 1 for n in names)
-
-
-def check_phrasing(text: str, evidence: Sequence[Evidence], vocabulary: Sequence[str]
-                   ) -> tuple[bool, str]:
-    """Accept an LLM phrasing only if it names the strongest evidence term (a pitch band: a
-    note within its semitone) and names no term of ``vocabulary`` (every term of the layer)
-    that is not in the neuron's evidence.
-
-    Returns:
-        ``(ok, reason)``; ``reason`` says what was wrong ("" when accepted).
-    """
-    if not text.strip():
-        return False, "empty reply"
-    if not evidence:
-        return False, "no evidence to phrase"
-    if not (mentions(text, evidence[0].term) or _names_band(text, evidence[0].term)):
-        return False, f"drops the top term {evidence[0].term!r}"
-    own = {e.term.lower() for e in evidence}
-    own_values = set()
-    for e in evidence:  # each evidence value and its other spellings (3 <-> "three")
-        attr, value = split_term(e.term)
-        own_values.add(value.lower())
-        if value.isdigit() and int(value) < 10:
-            own_values.add(_NUMBER_WORDS[int(value)])
-        if value.lower() in _NUMBER_WORDS:
-            own_values.add(str(_NUMBER_WORDS.index(value.lower())))
-    for t in vocabulary:
-        attr, value = split_term(t)
-        v = value.lower()
-        if t.lower() in own or v in own_values or v in _COMMON or (len(v) < 2 and not v.isdigit()):
-            continue
-        if attr in ("loudness", "register", "brightness", "tonality", "rhythm", "bandwidth",
-                    "pitched", "kind"):
-            continue  # descriptive words, not labels
-        if mentions(text, t):
-            return False, f"adds {t!r}, which is not in the evidence"
-    return True, ""
 
 
 def clean_phrase(text: str) -> str:

@@ -2,9 +2,9 @@
 
 import numpy as np
 
-from dissect.describe.evidence import Evidence
 from dissect.describe.llm.base import Completion
-from dissect.stages.explain import _phrase
+from dissect.explain.evidence import Evidence
+from dissect.explain.explainer import _phrase
 
 
 class FakeLLM:
