@@ -27,11 +27,12 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from dissect import artifacts
+from dissect.explain.choice import STATUSES
 from dissect.report import shards
 from dissect.report.cards import FIELDS, SHOWN_DIGITS, card_row, round_sig, slug
 from dissect.report.data import Neuron, RunData, load_run
 from dissect.report.html import csv_table, esc, json_file, render_value
-from dissect.report.layers import distributions, interpretable_fractions, term_counts
+from dissect.report.layers import distributions, term_counts
 from dissect.report.overview import overview_html
 from dissect.report.table2 import mapped_section
 
@@ -229,19 +230,31 @@ def _write_shards(run: RunData, cards: list[Neuron], k: int, audio_rel: dict[str
 
 
 def _layer_section(run: RunData, out: Path) -> tuple[str, list[str]]:
-    from dissect.report.plots import distribution_plot, interpretable_plot, layer_terms_plot
+    from dissect.report.plots import distribution_plot, layer_terms_plot
 
     written = []
     parts = ['<section id="layers"><h2>Layers</h2>']
-    fractions, definition = interpretable_fractions(run)
-    if fractions:
-        rel = f"{ASSETS_DIR}/plots/interpretable.png"
-        interpretable_plot(fractions, out / rel, "interpretable fraction per layer")
-        written.append(rel)
-        parts += ["<h3>Interpretable fraction</h3>",
-                  f'<figure class="plot"><img src="{esc(rel)}" alt="interpretable fraction per '
-                  f'layer"><figcaption class="note">Definition: {esc(definition)}.'
-                  "</figcaption></figure>"]
+    # per layer: how many shown descriptions validation confirmed, and why the others are
+    # "no clear concept" (replaces AND's interpretable fraction, 1.0 on every layer of the
+    # default run: it said nothing)
+    counts: dict[str, dict[str, int]] = {}
+    for n in run.neurons:
+        st = (n.explanation or {}).get("status")
+        if st:
+            d = counts.setdefault(n.layer, dict.fromkeys(STATUSES, 0))
+            d[st] = d.get(st, 0) + 1
+    if counts:
+        head = "".join(f"<th>{esc(s.replace('_', ' '))}</th>" for s in STATUSES)
+        body = "".join(f"<tr><td>{esc(layer)}</td>" + "".join(
+            f"<td>{d.get(s, 0)}</td>" for s in STATUSES) + "</tr>" for layer, d in counts.items())
+        parts += ["<h3>Confirmed descriptions per layer</h3>",
+                  f'<table class="status"><tr><th>layer</th>{head}</tr>{body}</table>',
+                  '<p class="note">confirmed: the shown description\'s correlation with the '
+                  "activation beats a permutation test on the validation clips (Bonferroni over "
+                  "the neuron's candidates); unconfirmed: no candidate does; too few positives: "
+                  "no candidate names enough validation clips; no evidence: no caption term "
+                  "passes the Benjamini-Hochberg cut on the fit clips. The last three are "
+                  "shown as \"no clear concept\".</p>"]
     dist = distributions(run.run_dir, run.layers)
     if dist:
         rel = f"{ASSETS_DIR}/plots/distribution.png"

@@ -327,12 +327,15 @@ def test_report_files(report, audio_cards):
             if r[pl["fields"].index("flags")] & FLAG_RICH]
     assert sorted(r["rank"] for r in rich) == list(range(audio_cards))
     assert all(r["overlays"] for r in rich)
-    for plot in ("interpretable.png", "distribution.png", "terms-conv6.png",
+    for plot in ("distribution.png", "terms-conv6.png",
                  "terms-classifier.png"):
         data = (out / "assets" / "plots" / plot).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 1000
     assert (out / "assets" / "report.js").is_file() and (out / "assets" / "report.css").is_file()
-    assert "from scores.json: AND&#x27;s rule" in page
+    assert "<h3>Confirmed descriptions per layer</h3>" in page
+    ex = artifacts.read_jsonl(run.run_dir / artifacts.EXPLANATIONS)
+    n_conf = sum(r["status"] == "confirmed" for r in ex if r["layer"] == "conv6")
+    assert f"<tr><td>conv6</td><td>{n_conf}</td>" in page
     # data/top.js: the rows of the cards open on load, equal to their layer shards' rows
     top_rows = {(pl["layer"], r[0]): r for pl in top["shards"] for r in pl["rows"]}
     assert {key for key in top_rows} == {n.key for n in ordered[:OPEN_CARDS]}

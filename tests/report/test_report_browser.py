@@ -143,7 +143,10 @@ def test_filter_box_filters_rows_and_cards(page, run, hostile_key):
 def test_card_renders_from_shard_on_demand(page, run):
     """The last neuron in card order is not rendered on load; the filter finds it, and its card
     is built from the shard with the artifact's values; a row click opens and closes a card."""
-    last = order_neurons(run.neurons)[-1]
+    keys = [f"{n.layer}:{n.unit}" for n in run.neurons]
+    # the last neuron whose filter text is no other's prefix ("conv6:5" matches conv6:57)
+    last = next(n for n in reversed(order_neurons(run.neurons))
+                if sum(k.startswith(f"{n.layer}:{n.unit}") for k in keys) == 1)
     cid = card_id(last)
     page.evaluate(CLEAR)
     assert page.evaluate(f"document.getElementById({json.dumps(cid)})") is None
