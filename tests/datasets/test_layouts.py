@@ -223,7 +223,8 @@ def test_esc50_rows(esc_tree: Path):
     c = ps[0]
     assert c.path == esc_tree / "audio" / "1-100032-A-0.wav"
     assert c.labels == {"category": "dog", "target": 0}
-    assert c.metadata == {"fold": 1, "esc10": True, "src_file": "100032", "take": "A"}
+    assert c.metadata == {"fold": 1, "esc10": True, "src_file": "100032", "take": "A",
+                          "group": "src:100032"}  # one recording's clips split together
     assert ps[2].labels == {"category": "rooster", "target": 1}
     assert ps[2].metadata["esc10"] is False
     assert ps[1].metadata["src_file"] == "0009"
@@ -294,6 +295,7 @@ def test_urbansound8k(tmp_path: Path, audio_sub: str):
         "fsID": 7383,
         "start": 0.5,
         "end": 4.5,
+        "group": "fsID:7383",
     }
     assert ids(load_urbansound8k(root, folds=[2])) == ["7383-3-0-1"]
     with raises_naming(root / "metadata" / "UrbanSound8K.csv"):
@@ -362,7 +364,7 @@ def test_spoken_digit(tmp_path: Path):
         "recordings/1_theo_10",
     ]
     assert ps[3].labels == {"digit": 1, "speaker": "theo"}
-    assert ps[3].metadata == {"index": 10}
+    assert ps[3].metadata == {"index": 10, "group": "speaker:theo"}
     assert ps[3].path == root / "recordings" / "1_theo_10.wav"
     assert ids(load_spoken_digit(root / "recordings"))[0] == "0_george_1"
 
