@@ -15,8 +15,9 @@ and compare the score of the true explanation with
 
 A metric passes a test when the mean normalised decrease
 ``(score(c_true) - score(c)) / |score(c_true)|`` is at least ``epsilon`` (0.001) at every
-``gamma``. :func:`sanity_test` runs both; ``tests/explain/test_explanation_metrics.py`` checks that the
-metric the shown description is chosen by (correlation) and the reported AUPRC pass, and that
+``gamma``. :func:`sanity_test` runs both; ``tests/explain/test_explanation_metrics.py``
+checks that the metric the shown description is chosen by (correlation) and the reported
+AUPRC pass, and that
 AUROC-style scores (our ``detection``, the inverse AUC) fail as the paper reports.
 """
 
