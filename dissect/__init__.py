@@ -31,6 +31,7 @@ from dissect.api import (
     Descriptions,
     Model,
     Recording,
+    RecordingMismatch,
     ablated,
     caption,
     forward,
@@ -38,6 +39,7 @@ from dissect.api import (
     probe_set,
     run,
 )
+from dissect.artifacts import RunDirRefused
 
 __version__ = "0.1.0"
 
@@ -63,6 +65,8 @@ __all__ = [
     "Descriptions",
     "Model",
     "Recording",
+    "RecordingMismatch",
+    "RunDirRefused",
     "ablated",
     "caption",
     "describe",

@@ -247,48 +247,133 @@ class Recording:
 
     def save(self, run_dir: str | Path) -> Path:
         """Write ``clips.jsonl``, ``stats/``, ``exemplars.jsonl``, ``activations/`` (when dense)
-        and ``recording.json`` into ``run_dir`` (created); returns it."""
+        and ``recording.json`` (with the sha256 of every per-layer file, which :meth:`load`
+        checks) into ``run_dir``; returns it.
+
+        Raises:
+            RunDirRefused: ``run_dir`` is a non-empty directory dissect did not make, a file,
+                the filesystem root or the home directory
+                (:func:`~dissect.artifacts.claim_run_dir`); nothing is written.
+        """
         from dissect.record.store import save_layer, write_exemplars
 
-        run_dir = Path(run_dir)
-        run_dir.mkdir(parents=True, exist_ok=True)
+        run_dir = artifacts.claim_run_dir(run_dir)
+        artifacts.mark_run_dir(run_dir)
         artifacts.write_jsonl(run_dir / artifacts.CLIPS, self.clips)
+        files: dict[str, str] = {}
         for st in self.layers.values():
-            save_layer(run_dir, st, self.reduction)
+            for rel in save_layer(run_dir, st, self.reduction):
+                files[Path(rel).as_posix()] = artifacts.hash_file(run_dir / rel)
         write_exemplars(run_dir, self.layers, self.clip_ids)
         artifacts.write_json(run_dir / RECORDING, {
             "layers": list(self.layers), "reduction": self.reduction, "model": self.model,
-            "head_layer": self.head_layer, "class_names": self.class_names})
+            "head_layer": self.head_layer, "class_names": self.class_names, "files": files})
         return run_dir
 
     @classmethod
     def load(cls, run_dir: str | Path) -> Recording:
-        """A recording saved by :meth:`save` or written by ``dissect run`` (record stage)."""
-        from safetensors.torch import load_file
+        """A recording saved by :meth:`save` or written by ``dissect run`` (record stage).
 
-        from dissect.record.store import activations_path, load_layer, stats_path
+        Nothing in the directory is trusted: every layer name must be a plain name (it becomes
+        a file name); every per-layer file must have the sha256 recorded for it (by the record
+        stage's manifest entry, or by :meth:`save` in ``recording.json``), must hold the layer
+        it is named after, with the unit count the recording lists, and its clip indices and
+        rows must fit the clips of ``clips.jsonl``.
 
+        Raises:
+            FileNotFoundError: no ``recording.json`` and no finished record stage.
+            RecordingMismatch: a file that does not belong to this recording (changed since
+                it was recorded, another layer's, another run's clips); the message names it.
+            ValueError: a layer name that is not a plain name, or an unreadable file.
+        """
         run_dir = Path(run_dir)
         clips = artifacts.read_jsonl(run_dir / artifacts.CLIPS)
+        units: dict[str, Any] = {}
         if (run_dir / RECORDING).is_file():
             meta = json.loads((run_dir / RECORDING).read_text(encoding="utf-8"))
-        else:  # a pipeline run: the record stage's manifest info and config.yaml
-            info = artifacts.Manifest(run_dir).stages.get("record", {}).get("info", {})
-            if not info:
+            hashes = meta.get("files")  # None: saved before hashes were recorded
+        else:  # a pipeline run: the record stage's manifest entry and info
+            entry = artifacts.Manifest(run_dir).stages.get("record") or {}
+            info = entry.get("info") or {}
+            if not info or entry.get("status") != "done":
                 raise FileNotFoundError(f"{run_dir}: no {RECORDING} and no finished record stage")
+            hashes = dict(entry.get("outputs") or {})
+            units = {k: (v or {}).get("units") for k, v in dict(info.get("layers", {})).items()}
             meta = {"layers": list(info.get("layers", {})), "model": {"name": info.get("adapter"),
                     "source": info.get("source")}, "head_layer": info.get("head_layer"),
                     "class_names": info.get("class_names"), "reduction": None}
         layers = {}
         reduction = meta.get("reduction")
         for name in meta["layers"]:
-            st, reduction = load_layer(stats_path(run_dir, name))
-            dense = activations_path(run_dir, name)
-            if dense.is_file():
-                st.dense = load_file(str(dense))["values"]
+            st, reduction = _load_layer_checked(run_dir, name, len(clips), hashes,
+                                                units.get(name))
             layers[name] = st
         return cls(layers, clips, reduction or "mean", dict(meta.get("model") or {}),
                    meta.get("head_layer"), meta.get("class_names"))
+
+
+class RecordingMismatch(ValueError):
+    """A file of a saved recording that does not belong to it: changed since it was recorded
+    (its sha256), another layer's, or recorded over other clips. The message names the file."""
+
+
+def _verified(run_dir: Path, path: Path, hashes: Mapping[str, str] | None) -> Path:
+    """``path`` if its sha256 is the one ``hashes`` (relative path -> sha256) records; None
+    ``hashes`` (a recording saved before hashes were kept) checks nothing."""
+    if hashes is None:
+        return path
+    rel = path.relative_to(run_dir).as_posix()
+    want = hashes.get(rel)
+    if want is None:
+        raise RecordingMismatch(f"{path}: not a file this recording wrote (no sha256 recorded "
+                                f"for {rel})")
+    if artifacts.hash_file(path) != want:
+        raise RecordingMismatch(f"{path}: changed since it was recorded (sha256 differs from "
+                                "the recorded one); record again")
+    return path
+
+
+def _load_layer_checked(run_dir: Path, name: str, n_clips: int,
+                        hashes: Mapping[str, str] | None, units: int | None):
+    """Load layer ``name``'s stats (and dense store, when there is one) of a saved recording,
+    checked against the recorded hashes, the layer name, ``units`` and ``n_clips`` (see
+    :meth:`Recording.load`); returns ``(state, reduction)``."""
+    from dissect.record.store import activations_path, load_layer, read_tensors, stats_path
+
+    path = _verified(run_dir, stats_path(run_dir, name), hashes)
+    st, reduction = load_layer(path)
+    if st.site.name != name:
+        raise RecordingMismatch(f"{path}: holds layer {st.site.name!r}, not {name!r}")
+    U = st.site.units
+    if units is not None and U != int(units):
+        raise RecordingMismatch(f"{path}: {U} units, but the recording lists {units} for "
+                                f"layer {name!r}")
+    for side in ("top", "bottom"):
+        r = getattr(st, side)
+        shapes = {tuple(r.values.shape), tuple(r.index.shape), tuple(r.peak_ms.shape)}
+        if len(shapes) != 1 or r.values.ndim != 2 or r.values.shape[1] != U \
+                or r.values.shape[0] > min(st.k, n_clips):
+            raise RecordingMismatch(f"{path}: {side} clips of shape {sorted(shapes)}, want "
+                                    f"[at most {min(st.k, n_clips)}, {U}]")
+        if r.index.numel() and (int(r.index.min()) < 0 or int(r.index.max()) >= n_clips):
+            raise RecordingMismatch(
+                f"{path}: clip index {int(r.index.max())} out of range for the "
+                f"{n_clips} clips of {artifacts.CLIPS} (recorded over other clips?)")
+    m = st.moments
+    for part in ("count", "mean", "m2", "min", "max"):
+        if tuple(getattr(m, part).shape) != (U,):
+            raise RecordingMismatch(f"{path}: {part} of shape {list(getattr(m, part).shape)}, "
+                                    f"want [{U}]")
+    dense = activations_path(run_dir, name)
+    listed = hashes is None or dense.relative_to(run_dir).as_posix() in hashes
+    if dense.is_file() and listed:  # an unlisted one is not this recording's: not read
+        values = read_tensors(_verified(run_dir, dense, hashes))[0].get("values")
+        if values is None or tuple(values.shape) != (n_clips, U):
+            got = "no 'values'" if values is None else f"shape {list(values.shape)}"
+            raise RecordingMismatch(f"{dense}: {got}, want [{n_clips} clips, {U} units] "
+                                    f"({artifacts.CLIPS} has {n_clips} clips)")
+        st.dense = values
+    return st, reduction
 
 
 RECORDING = "recording.json"
@@ -315,12 +400,17 @@ def record(model: Model, clips: Any, layers: Sequence[str] | None = None, *, k: 
         progress: show a progress bar.
 
     Raises:
+        ConfigValueError: ``k`` or ``batch_size`` below 1, or ``max_seconds`` not above 0
+            (named with the value), before anything runs.
         LayerNameError: an unknown layer (the message lists the valid ones).
         AudioError: a file that cannot be decoded (the message names it).
     """
     from dissect.audio import ClipPolicy
+    from dissect.config import check_fields
     from dissect.record.recorder import record as run_record
 
+    check_fields("record", {"k": k, "batch_size": batch_size}, label="record(): ")
+    check_fields("audio", {"max_seconds": max_seconds}, label="record(): ")
     if reduction not in ("mean", "max"):
         raise ValueError(f"reduction must be 'mean' or 'max', got {reduction!r}")
     c = _as_clips(clips, sample_rate)
@@ -471,9 +561,14 @@ class Descriptions:
 
     def save(self, run_dir: str | Path) -> Path:
         """Write ``summaries.jsonl``, ``concepts.jsonl``, ``evidence.jsonl``,
-        ``explanations.jsonl`` and ``descriptions.csv``."""
-        run_dir = Path(run_dir)
-        run_dir.mkdir(parents=True, exist_ok=True)
+        ``explanations.jsonl`` and ``descriptions.csv``.
+
+        Raises:
+            RunDirRefused: ``run_dir`` is not new, empty or dissect's (as
+                :meth:`Recording.save`); nothing is written.
+        """
+        run_dir = artifacts.claim_run_dir(run_dir)
+        artifacts.mark_run_dir(run_dir)
         artifacts.write_jsonl(run_dir / artifacts.SUMMARIES, self.summaries)
         artifacts.write_jsonl(run_dir / artifacts.CONCEPTS, self.concepts)
         artifacts.write_jsonl(run_dir / artifacts.EVIDENCE, self.evidence)
@@ -526,10 +621,21 @@ def describe(rec: Recording, captions: Mapping[str, str] | None = None, llm: Any
 
     Returns:
         :class:`Descriptions` (index it with ``(layer, unit)``).
+
+    Raises:
+        ConfigValueError: a count or size out of range (``k`` or ``top_concepts`` below 1,
+            ``max_llm_neurons`` below -1, ``max_tokens`` below 1, a bad ``explain_options``
+            value), named with the value, before anything runs.
     """
     import dataclasses
 
-    from dissect.config import DescribeConfig
+    from dissect.config import DescribeConfig, check_fields
+
+    check_fields("describe", {"k": k, "max_llm_neurons": max_llm_neurons,
+                              "top_concepts": top_concepts}, label="describe(): ")
+    check_fields("llm", {"max_tokens": max_tokens, "temperature": temperature},
+                 label="describe(): ")
+    check_fields("describe", dict(explain_options or {}), label="describe(): explain_options.")
     from dissect.describe.concepts import captioned, db_matrix, load_concept_set
     from dissect.describe.llm.base import GenerationParams
     from dissect.describe.neurons import (

@@ -17,6 +17,7 @@ import contextlib
 import json
 import os
 import platform
+import re
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -143,7 +144,7 @@ def package_versions(names: Iterable[str] = TRACKED_PACKAGES) -> dict[str, str]:
 
 
 #: Fields of a manifest stage entry that must be mappings (when present).
-_MAPPING_FIELDS = ("outputs", "input_hashes", "info", "versions")
+_MAPPING_FIELDS = ("outputs", "previous_outputs", "input_hashes", "info", "versions")
 
 
 def _manifest_stages(path: Path, data: Any) -> dict[str, dict[str, Any]]:
@@ -217,6 +218,163 @@ class Manifest:
 
 #: The lock file of a run directory (held while ``dissect run`` works in it).
 LOCK = ".dissect.lock"
+
+
+# --------------------------------------------------------------------------- claiming a directory
+
+
+class RunDirRefused(ValueError):
+    """A directory dissect will not write into (the message names it and says why): the
+    filesystem root, the home directory, a file, or a non-empty directory dissect did not make.
+    """
+
+
+def is_dissect_manifest(path: str | Path) -> bool:
+    """True when ``path`` is a readable ``manifest.json`` in dissect's format (an object with
+    ``format: 1`` and a ``stages`` object), the mark of a directory dissect made."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and data.get("format") == 1 \
+        and isinstance(data.get("stages"), dict)
+
+
+def claim_dir(path: str | Path, is_ours: Callable[[Path], bool], what: str,
+              ignore: Iterable[str] = ()) -> Path:
+    """Check that dissect may write into directory ``path``, and create it (with parents).
+
+    Dissect deletes and overwrites files in the directories it writes, so it writes only into
+    a new or empty directory, or one it recognises as its own (``is_ours``). Nothing is written
+    before the check passes.
+
+    Args:
+        path: the directory.
+        is_ours: ``is_ours(path)`` is True for an existing directory dissect made.
+        what: how the messages call it (``run directory``, ``report directory``).
+        ignore: entry names that do not make a directory non-empty (dissect's lock file).
+
+    Returns:
+        ``path`` (as a :class:`~pathlib.Path`), now an existing directory.
+
+    Raises:
+        RunDirRefused: ``path`` is the filesystem root or the home directory (even when empty:
+            dissect would scatter its files there), an existing file, or a non-empty
+            directory that ``is_ours`` does not recognise. Nothing in it was touched.
+        OSError: it cannot be created (permission denied, a file in the way of a parent).
+    """
+    p = Path(path)
+    resolved = p.resolve()
+    if resolved == Path(resolved.anchor):
+        raise RunDirRefused(f"{p}: refusing to use the filesystem root as a {what}; give a "
+                            "new or empty directory")
+    try:
+        home = Path.home().resolve()
+    except (RuntimeError, KeyError):  # no home directory known
+        home = None
+    if resolved == home:
+        raise RunDirRefused(f"{p}: refusing to use your home directory as a {what}; give a "
+                            "new or empty directory")
+    if p.exists() and not p.is_dir():
+        raise RunDirRefused(f"{p}: exists and is not a directory; give a new or empty "
+                            f"directory as the {what}")
+    if p.is_dir() and not is_ours(p):
+        skip = set(ignore)
+        if any(e.name not in skip for e in p.iterdir()):
+            raise RunDirRefused(f"{p}: not empty and not a {what} dissect made; refusing to "
+                                "write there (its files would be overwritten or deleted); "
+                                "give a new or empty directory")
+    p.mkdir(parents=True, exist_ok=True)
+    return p
+
+
+def claim_run_dir(run_dir: str | Path) -> Path:
+    """:func:`claim_dir` for a run directory: ours when it holds a dissect ``manifest.json``
+    (:func:`is_dissect_manifest`); a directory holding only dissect's lock file counts as
+    empty. Call :func:`mark_run_dir` once it is locked, so the next run recognises it.
+
+    Raises:
+        RunDirRefused: see :func:`claim_dir` (also a ``manifest.json`` that is not dissect's).
+    """
+    return claim_dir(run_dir, lambda p: is_dissect_manifest(p / MANIFEST), "run directory",
+                     ignore=(LOCK,))
+
+
+def mark_run_dir(run_dir: str | Path) -> None:
+    """Write an empty dissect ``manifest.json`` into a claimed ``run_dir`` that has none, so it
+    is recognised as dissect's even if the run stops before its first stage."""
+    if not (Path(run_dir) / MANIFEST).exists():
+        Manifest(run_dir).save()
+
+
+def remove_stale_outputs(run_dir: str | Path, stage: str, keep: Iterable[str],
+                         under: Iterable[str]) -> list[str]:
+    """Delete the files an earlier run of ``stage`` wrote (its manifest ``previous_outputs``,
+    see :func:`run_stage`) under the folders ``under`` that this run did not write (``keep``).
+
+    Only files the manifest lists as dissect's outputs are deleted, so a file a user put into
+    ``stats/`` (say) survives. A listed path that is absolute, climbs out of ``run_dir`` or is
+    not a plain file is left alone.
+
+    Returns:
+        The deleted paths, relative to ``run_dir``.
+    """
+    run_dir = Path(run_dir)
+    entry = Manifest(run_dir).stages.get(stage) or {}
+    keep_set = {Path(k).as_posix() for k in keep}
+    roots = tuple(Path(u).as_posix() for u in under)
+    base = run_dir.resolve()
+    removed = []
+    for rel in entry.get("previous_outputs") or {}:
+        rp = Path(rel)
+        if rp.is_absolute() or ".." in rp.parts or rp.as_posix() in keep_set:
+            continue
+        if not rp.parts or rp.parts[0] not in roots:
+            continue
+        p = run_dir / rp
+        if p.is_symlink() or not p.is_file() or not p.resolve().is_relative_to(base):
+            continue
+        p.unlink()
+        removed.append(rp.as_posix())
+    return removed
+
+
+def safetensors_error(exc: Exception, path: str | Path) -> Exception:
+    """The error to raise for a safetensors failure ``exc`` on ``path``, naming the path (the
+    library's own message does not): an :class:`OSError` with the errno and message of an I/O
+    error it wraps (``IoError(Os { code: 28, ..., message: "No space left on device" })``),
+    else a :class:`ValueError` (a corrupt or foreign file)."""
+    text = str(exc)
+    code = re.search(r"\bcode: (\d+)", text)
+    if code:
+        errno_ = int(code.group(1))
+        msg = re.search(r'message: "([^"]*)"', text)
+        return OSError(errno_, msg.group(1) if msg else os.strerror(errno_), str(path))
+    return ValueError(f"{path}: not a readable safetensors file ({text})")
+
+
+#: Characters of a layer name: letters, digits, ``_``, ``.``, ``-`` and ``:``.
+_LAYER_NAME = re.compile(r"[\w][\w.:-]*")
+
+
+def check_layer_name(layer: str) -> str:
+    """``layer`` if it is a plain layer name (a dotted module name such as
+    ``encoder.layers.3.fc1``: letters, digits, ``_``, ``.``, ``-``, ``:``; no path separator,
+    no ``..``, no NUL), since layer names become file names (``stats/<layer>.safetensors``).
+
+    Raises:
+        ValueError: any other name (e.g. ``../../etc/passwd`` from an edited manifest).
+    """
+    if not isinstance(layer, str) or not _LAYER_NAME.fullmatch(layer) or ".." in layer:
+        raise ValueError(f"{layer!r} is not a plain layer name (letters, digits and _ . - : "
+                         "only; no path separators or '..')")
+    return layer
+
+
+def layer_file(run_dir: str | Path, folder: str, layer: str) -> Path:
+    """``<run_dir>/<folder>/<layer>.safetensors`` for a plain layer name
+    (:func:`check_layer_name`)."""
+    return Path(run_dir) / folder / f"{check_layer_name(layer)}.safetensors"
 
 
 class RunDirBusy(RuntimeError):
@@ -319,6 +477,11 @@ def run_stage(
     previous = manifest.stages.get(name) or {}
     if not force and previous.get("status") == "done" and previous.get("failed_items"):
         log(f"[{name}] {previous['failed_items']} item(s) failed last time: running it again")
+    # the files earlier runs of this stage wrote (kept across failed runs), so the stage may
+    # delete its own stale files and never anyone else's (remove_stale_outputs)
+    carried = {} if previous.get("status") == "done" else \
+        dict(previous.get("previous_outputs") or {})
+    carried.update(previous.get("outputs") or {})
     entry = {
         "status": "running",
         "config_hash": chash,
@@ -327,6 +490,8 @@ def run_stage(
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "versions": package_versions(),
     }
+    if carried:
+        entry["previous_outputs"] = carried
     manifest.stages[name] = entry
     manifest.save()
     t0 = time.perf_counter()
@@ -353,6 +518,7 @@ def run_stage(
         info=info,
     )
     entry.pop("error", None)
+    entry.pop("previous_outputs", None)
     if failed_items:
         entry["failed_items"] = failed_items
     manifest.save()

@@ -25,6 +25,9 @@ commands:
   prune     Table 4: forget concepts, keep the rest:  dissect prune run_dir=DIR concept=[X,Y=CL]
   hear      HEAR protocol on a HEAR module:    dissect hear module=M tasks_dir=T [out_dir=O]
 
+Expected failures print one line and exit with 1 (2: a usage error); set DISSECT_DEBUG=1 to
+see the traceback.
+
 examples:
   dissect run
   dissect run probe.synth.n_clips=100 stages=[probe,record]
@@ -105,10 +108,15 @@ def command_config(schema, overrides: list[str]):
     missing required fields raise naming the field."""
     from omegaconf import OmegaConf
 
+    from dissect.config import HearConfig, PruneConfig, check_fields
+
     cfg = OmegaConf.merge(OmegaConf.structured(schema), OmegaConf.from_dotlist(overrides))
     missing = sorted(OmegaConf.missing_keys(cfg))
     if missing:
         raise ValueError(f"missing required setting(s): {', '.join(m + '=...' for m in missing)}")
+    section = {PruneConfig: "prune", HearConfig: "hear"}.get(schema)
+    if section:  # counts and sizes in range, e.g. points=0 is refused naming the field
+        check_fields(section, cfg)
     return cfg
 
 
@@ -190,14 +198,48 @@ def _hear(overrides: list[str]) -> Path:
 
 def _error_text(exc: BaseException) -> str:
     """The message, with its cause's first line when hydra wraps it ("Error merging override
-    record.k=abc: Value 'abc' of type 'str' could not be converted to Integer")."""
+    record.k=abc: Value 'abc' of type 'str' could not be converted to Integer"), on one line."""
     text = str(exc)
     cause = exc.__cause__
     if cause is not None and str(cause).strip():
         first = str(cause).strip().splitlines()[0]
         if first not in text:
             text = f"{text}: {first}"
-    return text
+    return _one_line(text)
+
+
+def _one_line(text: object) -> str:
+    return " ".join(line.strip() for line in str(text).splitlines() if line.strip())
+
+
+def _failure(exc: Exception) -> tuple[int, str] | None:
+    """``(exit code, one line for stderr)`` of an expected failure, None for a bug (which keeps
+    its traceback). 2: a usage error (bad config, unknown recipe, a missing input); 1: the work
+    failed (the run directory refused, a disk full or not writable, a corrupt file, too many
+    skipped clips). An OSError's line names its path(s) and the system's reason, e.g.
+    ``[Errno 28] No space left on device: 'runs/x/stats/conv1.safetensors'``."""
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+    from safetensors import SafetensorError
+
+    from dissect.artifacts import RunDirRefused
+
+    if isinstance(exc, RunDirRefused):
+        return 1, f"dissect: refused: {_error_text(exc)}"
+    if isinstance(exc, (HydraException, OmegaConfBaseException, ValueError,
+                        FileNotFoundError)):
+        return 2, f"dissect: error: {_error_text(exc)}"
+    if isinstance(exc, OSError):  # disk full, permission denied, a file where a folder goes
+        return 1, f"dissect: failed: {_one_line(exc)}"
+    if isinstance(exc, SafetensorError):  # one that no reader or writer turned into OSError
+        return 1, f"dissect: failed: safetensors: {_one_line(exc)}"
+    if isinstance(exc, RuntimeError):  # e.g. TooManySkipsError: a clear message
+        return 1, f"dissect: failed: {_one_line(exc)}"
+    return None
+
+
+#: Set to 1 to see the full traceback of an expected failure instead of its one line.
+DEBUG_ENV = "DISSECT_DEBUG"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -222,19 +264,16 @@ def main(argv: list[str] | None = None) -> int:
     if cmd not in commands:
         print(f"dissect: unknown command {cmd!r}\n\n{USAGE}", file=sys.stderr)
         return 2
-    from hydra.errors import HydraException
-    from omegaconf.errors import OmegaConfBaseException
-
     from dissect import pipeline
 
     try:
         run_dir = commands[cmd]()
-    except (HydraException, OmegaConfBaseException, ValueError, FileNotFoundError) as exc:
-        print(f"dissect: error: {_error_text(exc)}", file=sys.stderr)
-        return 2
-    except RuntimeError as exc:  # e.g. TooManySkipsError: a clear message, not a traceback
-        print(f"dissect: failed: {exc}", file=sys.stderr)
-        return 1
+    except Exception as exc:
+        failure = _failure(exc)
+        if failure is None or os.environ.get(DEBUG_ENV, "") not in ("", "0"):
+            raise
+        print(failure[1], file=sys.stderr)
+        return failure[0]
     print(run_dir)
     return 0
 

@@ -7,6 +7,9 @@ key is type-checked and every field below is overridable from the command line, 
 
 from __future__ import annotations
 
+import math
+import numbers
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +18,144 @@ from typing import Any
 # importable from here.
 from dissect.datasets.espeak_digits import EspeakDigitsConfig
 from dissect.datasets.synth.plan import SynthConfig
+
+# --------------------------------------------------------------------------- value checks
+
+
+class ConfigValueError(ValueError):
+    """A config field (or API argument) outside its valid range; the message names the field
+    and the value, e.g. ``record.k=0: must be an integer >= 1``."""
+
+
+@dataclass(frozen=True)
+class Range:
+    """The valid values of a numeric field: ``low``/``high`` bounds (None: unbounded), each
+    closed unless ``*_open``; ``integer`` asks for an int; ``none_ok`` allows null."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    integer: bool = False
+    none_ok: bool = False
+
+    def ok(self, value: Any) -> bool:
+        if value is None:
+            return self.none_ok
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            return False
+        if self.integer and not isinstance(value, numbers.Integral):
+            return False
+        if not math.isfinite(value):
+            return False
+        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
+            return False
+        return self.high is None or (value < self.high if self.high_open else value <= self.high)
+
+    def text(self) -> str:
+        kind = "an integer" if self.integer else "a number"
+        if self.low is not None and self.high is not None:
+            lo, hi = "(" if self.low_open else "[", ")" if self.high_open else "]"
+            what = f"{kind} in {lo}{self.low}, {self.high}{hi}"
+        elif self.low is not None:
+            what = f"{kind} {'>' if self.low_open else '>='} {self.low}"
+        elif self.high is not None:
+            what = f"{kind} {'<' if self.high_open else '<='} {self.high}"
+        else:
+            what = f"{kind}"
+        return what + (" or null" if self.none_ok else "")
+
+
+COUNT = Range(1, integer=True)  # how many of something: at least one
+COUNT_OR_NULL = Range(1, integer=True, none_ok=True)
+SOME = Range(0, integer=True)  # zero is a valid answer
+POSITIVE = Range(0, low_open=True)  # a length, rate or time: more than zero
+FRACTION = Range(0, 1)  # [0, 1]
+PROBABILITY = Range(0, 1, low_open=True)  # (0, 1]: alphas, top_p
+QUANTILE = Range(0, 1, low_open=True, high_open=True)  # (0, 1)
+
+#: Config section (dotted path in :class:`RunConfig`) -> field -> its valid values. Checked by
+#: each section's ``__post_init__`` (dataclasses built in Python: the API) and by
+#: :func:`check_run_config` (the composed hydra config of ``dissect run``, which never
+#: instantiates the dataclasses). Counts and sizes must be positive: ``record.k=0`` used to
+#: run to the end with every description "no distinctive terms", ``k=-3`` kept six clips.
+LIMITS: dict[str, dict[str, Range]] = {
+    "audio": {"sample_rate": COUNT, "max_seconds": Range(0, low_open=True, none_ok=True),
+              "window_seconds": POSITIVE, "window_hop_seconds": POSITIVE,
+              "min_seconds": Range(0)},
+    "probe": {"limit": COUNT_OR_NULL, "holdout": Range(0, 1, high_open=True),
+              "max_skip_fraction": FRACTION},
+    "probe.synth": {"n_clips": COUNT, "sample_rate": COUNT, "min_seconds": POSITIVE,
+                    "max_seconds": POSITIVE},
+    "probe.espeak_digits": {"n_clips": COUNT, "sample_rate": COUNT, "pad_s": Range(0)},
+    "record": {"k": COUNT, "batch_size": COUNT, "hist_alpha": QUANTILE,
+               "shards": COUNT_OR_NULL},
+    "llm": {"temperature": Range(0), "max_tokens": COUNT, "top_p": PROBABILITY,
+            "concurrency": COUNT, "timeout_s": POSITIVE, "max_retries": SOME,
+            "max_failed_fraction": FRACTION},
+    "describe": {"k": COUNT, "max_llm_neurons": Range(-1, integer=True), "top_concepts": COUNT,
+                 "negation_window": SOME, "min_support": COUNT, "evidence_alpha": PROBABILITY,
+                 "detection_quantile": QUANTILE, "confirm_alpha": PROBABILITY,
+                 "permutations": COUNT, "min_val_positives": COUNT, "sample_top": SOME,
+                 "sample_random": SOME, "sample_bottom": SOME},
+    "evaluate": {"holdout": FRACTION, "quantile": QUANTILE, "n_clusters": COUNT, "k": COUNT,
+                 "tau": COUNT},
+    "report": {"max_cards": Range(0, integer=True, none_ok=True), "max_audio_cards": SOME},
+    # the commands' own configs (top-level keys: dissect prune points=0)
+    "prune": {"top_k": COUNT_OR_NULL, "evidence_top_k": COUNT_OR_NULL,
+              "max_neurons": Range(0, integer=True, none_ok=True), "points": COUNT,
+              "bootstrap": SOME, "fixed_size": Range(0, integer=True, none_ok=True),
+              "select_fraction": QUANTILE, "holdout": PROBABILITY},
+    "hear": {"grid_points": COUNT, "threads": COUNT_OR_NULL},
+}
+#: Sections whose fields are top-level keys on the command line (their own configs).
+_COMMANDS = ("prune", "hear")
+
+
+def check_fields(section: str, values: Mapping[str, Any] | Any, label: str | None = None
+                 ) -> None:
+    """Check the fields of ``section`` (a :data:`LIMITS` key) that ``values`` holds (a mapping,
+    a dataclass or a DictConfig).
+
+    Args:
+        label: what goes before a field's name in messages (default: the section's dotted
+            path and a dot, nothing for the commands' own configs; the API passes
+            ``"record(): "``).
+
+    Raises:
+        ConfigValueError: the first bad field, e.g. ``record.batch_size=0: must be an integer
+            >= 1``.
+    """
+    if label is None:
+        label = "" if section in _COMMANDS else f"{section}."
+    for name, rng in LIMITS[section].items():
+        if isinstance(values, Mapping):
+            if name not in values:
+                continue
+            value = values[name]
+        elif hasattr(values, name):
+            value = getattr(values, name)
+        else:
+            continue
+        if not rng.ok(value):
+            raise ConfigValueError(f"{label}{name}={value!r}: must be {rng.text()}")
+
+
+def check_run_config(cfg: Any) -> None:
+    """Check every section of a composed run config (:class:`RunConfig` as a DictConfig)
+    against :data:`LIMITS`, before anything runs.
+
+    Raises:
+        ConfigValueError: the first bad field (named with its dotted path and value).
+    """
+    for section in LIMITS:
+        if section in _COMMANDS:
+            continue
+        node = cfg
+        for part in section.split("."):
+            node = getattr(node, part, None) if node is not None else None
+        if node is not None:
+            check_fields(section, node)
 
 
 @dataclass
@@ -35,6 +176,12 @@ class AudioConfig:
     window_hop_seconds: float = 10.0
     # Peak level (dBFS) under which a clip is flagged as digital silence (flagged, never fatal).
     silence_dbfs: float = -80.0
+    # Shortest file kept, in seconds (before any crop); shorter files are recorded skips of
+    # kind "too_short" (a one-sample WAV has no frame to pool). 0 keeps every non-empty file.
+    min_seconds: float = 0.025
+
+    def __post_init__(self) -> None:
+        check_fields("audio", self)
 
 
 @dataclass
@@ -68,6 +215,11 @@ class ProbeConfig:
     synth: SynthConfig = field(default_factory=SynthConfig)
     # Settings of the espeak_digits layout (digits spoken by espeak-ng, rendered and cached).
     espeak_digits: EspeakDigitsConfig = field(default_factory=EspeakDigitsConfig)
+
+    def __post_init__(self) -> None:
+        check_fields("probe", self)
+        check_fields("probe.synth", self.synth)
+        check_fields("probe.espeak_digits", self.espeak_digits)
 
 
 @dataclass
@@ -117,6 +269,9 @@ class RecordConfig:
     # ray: number of shards (null: one per worker).
     shards: int | None = None
 
+    def __post_init__(self) -> None:
+        check_fields("record", self)
+
 
 @dataclass
 class CaptionConfig:
@@ -163,6 +318,9 @@ class LLMConfig:
     # (exit code 1) and writes nothing; below it the failed neurons are marked failed, shown
     # with the rule-based text, and retried on the next run. Not hashed.
     max_failed_fraction: float = 0.1
+
+    def __post_init__(self) -> None:
+        check_fields("llm", self)
 
 
 @dataclass
@@ -228,6 +386,9 @@ class DescribeConfig:
     sample_random: int = 10
     sample_bottom: int = 10
 
+    def __post_init__(self) -> None:
+        check_fields("describe", self)
+
 
 @dataclass
 class EvaluateConfig:
@@ -255,6 +416,9 @@ class EvaluateConfig:
     # nearest label (chosen by hand-judging AudioSet vs ESC-50 pairs: docs/real-audio.md).
     head_map_threshold: float = 0.70
 
+    def __post_init__(self) -> None:
+        check_fields("evaluate", self)
+
 
 @dataclass
 class ReportConfig:
@@ -264,6 +428,9 @@ class ReportConfig:
     max_cards: int | None = None
     # Cards whose exemplar clips get a spectrogram with the activation over time overlaid.
     max_audio_cards: int = 60
+
+    def __post_init__(self) -> None:
+        check_fields("report", self)
 
 
 @dataclass
@@ -336,6 +503,9 @@ class PruneConfig:
     # The table is written to <run_dir>/prune/<name>.json and .md.
     name: str = "table4"
 
+    def __post_init__(self) -> None:
+        check_fields("prune", self)
+
 
 @dataclass
 class HearConfig:
@@ -374,6 +544,9 @@ class HearConfig:
     threads: int | None = None
     # Device of the probe training: cpu | cuda.
     probe_device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        check_fields("hear", self)
 
 
 @dataclass

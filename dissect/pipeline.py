@@ -416,11 +416,17 @@ def validate(cfg: DictConfig) -> None:
     """Check, before any stage runs, the stage names and every registry-backed choice that a
     stage in ``cfg.stages`` uses.
 
+    Also checks every numeric field against its valid range
+    (:func:`dissect.config.check_run_config`: ``record.k`` >= 1, ...).
+
     Raises:
         ValueError: the first bad value, e.g. ``describe.similarity=bogus: unknown similarity
             'bogus'; valid: cos, cos_cubed, ...`` (:class:`~dissect.registry.UnknownNameError`
-            messages list the valid names).
+            messages list the valid names), or ``record.k=0: must be an integer >= 1``.
     """
+    from dissect.config import check_run_config
+
+    check_run_config(cfg)
     unknown = [s for s in list(cfg.stages) + list(cfg.force) if s not in STAGES]
     if unknown:
         raise ValueError(f"unknown stage(s) {unknown}; available: {', '.join(STAGES)}")
@@ -450,14 +456,21 @@ def resolve_run_dir(cfg: DictConfig) -> Path:
 def run(cfg: DictConfig, progress: bool = True) -> Path:
     """Run the configured stages; return the run directory.
 
+    The run directory must be new, empty, or one dissect made (its ``manifest.json``):
+    dissect overwrites and deletes files in it, so any other directory is refused before
+    anything is written (:func:`~dissect.artifacts.claim_run_dir`).
+
     Raises:
-        ValueError: an unknown stage name or registry choice (the message lists the valid ones).
+        ValueError: an unknown stage name or registry choice (the message lists the valid
+            ones), or a bad value (:class:`~dissect.config.ConfigValueError`).
+        RunDirRefused: the run directory is the filesystem root, the home directory, a file,
+            or a non-empty directory dissect did not make.
     """
     validate(cfg)
-    run_dir = resolve_run_dir(cfg)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run_dir = artifacts.claim_run_dir(resolve_run_dir(cfg))
     print(f"run directory: {run_dir}", file=sys.stderr)
     with artifacts.run_lock(run_dir):
+        artifacts.mark_run_dir(run_dir)
         # unresolved: an ${oc.env:...} interpolation (a key, a token) is never written to disk
         artifacts.write_text(run_dir / artifacts.CONFIG, OmegaConf.to_yaml(cfg, resolve=False))
         for stage in STAGE_LIST:  # data-flow order, whatever order the user listed them in

@@ -161,6 +161,54 @@ def read_safetensors_metadata(raw: Mapping[str, str] | None) -> dict[str, str]:
     return raw
 
 
+#: First characters that make a spreadsheet read a cell as a formula (OWASP "CSV Injection").
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def csv_cell(value: Any) -> Any:
+    """``value`` made safe for a spreadsheet (OWASP's CSV-injection rule).
+
+    A text cell that starts with ``= + - @``, a tab or a carriage return is opened by Excel,
+    LibreOffice and Google Sheets as a formula (``=HYPERLINK(...)``, ``-2+3+cmd|' /C calc'!A0``);
+    it gets a leading ``'``, which spreadsheets show as text. A text that parses as a plain
+    number (``-0.5``, ``-inf``) is left alone, as are non-text values. :func:`csv_uncell` undoes
+    it for dissect's own readers. Every CSV dissect writes for people goes through
+    :func:`csv_rows`; the HEAR task files keep heareval's exact format (they are read by
+    heareval, which would not undo the quote).
+    """
+    if isinstance(value, str) and value.startswith(FORMULA_START) and not _is_number(value):
+        return "'" + value
+    return value
+
+
+def csv_uncell(text: str) -> str:
+    """The inverse of :func:`csv_cell` on a cell read back from a dissect CSV."""
+    if text.startswith("'") and text[1:].startswith(FORMULA_START) and not _is_number(text[1:]):
+        return text[1:]
+    return text
+
+
+def csv_text(header: Iterable[str], rows: Iterable[Iterable[Any]]) -> str:
+    """A CSV document (``\\n`` line ends) of ``header`` and ``rows``, every cell through
+    :func:`csv_cell`."""
+    import csv
+    import io
+
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow([csv_cell(h) for h in header])
+    w.writerows([csv_cell(v) for v in row] for row in rows)
+    return buf.getvalue()
+
+
 def hash_config(obj: Any) -> str:
     """sha256 hex of the canonical JSON of a (plain) config mapping."""
     return hashlib.sha256(canonical_json(obj).encode()).hexdigest()

@@ -56,9 +56,9 @@ def bare(adapter, model, clips, batch_size):
     """(wall s, CPU s) of the bare forward pass: prepare + forward, no hooks."""
     t0, c0 = time.perf_counter(), time.process_time()
     with torch.inference_mode():
-        for batch in _batches(enumerate(clips), batch_size, not adapter.padding_safe,
-                              adapter.sample_rate, None):
-            adapter.forward(model, adapter.prepare([s for _, segs, _ in batch for s in segs]))
+        for rows in _batches(enumerate(clips), batch_size, not adapter.padding_safe,
+                             adapter.sample_rate, None):
+            adapter.forward(model, adapter.prepare([r.wave for r in rows]))
     return time.perf_counter() - t0, time.process_time() - c0
 
 

@@ -93,12 +93,17 @@ def selective_by_label(run: Path, key: str, thr: float = 0.85) -> dict[tuple[str
 def oracle(run: Path, key: str, sel: dict[tuple[str, int], str]) -> None:
     """The true label value as the description (a 0/1 prediction), scored on the test split:
     what a one-label description can reach under each metric."""
+    import yaml
     from safetensors.numpy import load_file
 
-    from dissect.explain.scoring import assign_splits, score_prediction
+    from dissect.explain.scoring import score_prediction
+    from dissect.explain.splits import assign_splits, split_keys
 
     clips = read_jsonl(run / "clips.jsonl")
-    test = assign_splits([c["id"] for c in clips]) == "test"
+    desc = (yaml.safe_load((run / "config.yaml").read_text()) or {}).get("describe") or {}
+    # the run's own split (stratified and grouped, as the explain stage made it)
+    test = assign_splits([c["id"] for c in clips], tuple(desc.get("splits", (0.6, 0.2, 0.2))),
+                         int(desc.get("split_seed", 0)), *split_keys(clips)) == "test"
     labels = np.array([str((c.get("labels") or {}).get(key)) for c in clips])[test]
     got = defaultdict(list)
     for f in sorted((run / "activations").glob("*.safetensors")):

@@ -13,6 +13,17 @@ zero frames, broken symlink, symlink loop, a metadata row whose file does not ex
    manifest's timestamps, the log and the lock) equals the reference byte for byte, once the
    run directory's name and the report's stage-timings table are masked (:func:`normalised`).
 
+4. a hostile-input phase (``--hostile``, on by default) on a small folder of its own: a foreign
+   non-empty ``run_dir`` (refused, left byte-identical), ``run_dir=/`` and a file as
+   ``run_dir`` (refused in one line), ``record.k=0`` and ``record.batch_size=-1`` (refused
+   before any work), metadata labels that are spreadsheet formulas (``=HYPERLINK(...)``,
+   ``-2+3+cmd|' /C calc'!A0``, ``@SUM(1)``, ``+1``; no cell of ``descriptions.csv`` may start
+   with ``= + - @`` or a tab/CR), a 100 kB label (cut to 200 characters; the run directory
+   stays small), a one-sample WAV (a ``too_short`` skip), a metadata row reaching outside the
+   root through a symlinked directory (an ``outside_root`` skip), and an embedding cache whose
+   every vector is replaced by NaN under the right keys and a matching checksum (recomputed:
+   the rerun's closed-set labels equal the first run's).
+
 Prints one JSON summary (also ``<out>/fault_summary.json``); exit 1 when a check fails.
 
     .venv/bin/python scripts/fault_test.py --out /tmp/fault [--clips 1000 --broken 100]
@@ -166,6 +177,109 @@ def digest(run_dir: Path) -> dict[str, str]:
             for p in sorted(run_dir.rglob("*")) if p.is_file() and p.name not in IGNORED}
 
 
+FORMULAS = ["=HYPERLINK(\"http://x\",\"y\")", "-2+3+cmd|' /C calc'!A0", "@SUM(1)", "+1",
+            "\tTAB"]
+
+
+def hostile(out: Path) -> dict:
+    """The issue-26 cases on a small folder (25 good clips, five categories) of their own."""
+    root = out / "hostile_folder"
+    outside = out / "outside"
+    res: dict = {}
+    rng = np.random.default_rng(1)
+    if not root.exists():
+        root.mkdir(parents=True)
+        outside.mkdir(exist_ok=True)
+        rows = []
+        for i in range(25):
+            cat, x = good_clip(i, rng)
+            sf.write(root / f"g{i:02d}.wav", x, SR, subtype="PCM_16")
+            label = FORMULAS[i % len(FORMULAS)] if i < 10 else cat
+            if i == 10:
+                label = "L" * 100_000  # a 100 kB label
+            rows.append({"filename": f"g{i:02d}.wav", "category": label})
+        sf.write(root / "one_sample.wav", np.zeros(1, np.float32), SR, subtype="PCM_16")
+        rows.append({"filename": "one_sample.wav", "category": "tiny"})
+        _, x = good_clip(0, rng)
+        sf.write(outside / "secret.wav", x, SR, subtype="PCM_16")
+        os.symlink(outside, root / "linked")
+        rows.append({"filename": "linked/secret.wav", "category": "escape"})
+        with open(root / "metadata.csv", "w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=["filename", "category"])
+            w.writeheader()
+            w.writerows(rows)
+    env = {**os.environ, "DISSECT_CACHE": str(out / "hostile_cache")}
+    base = [str(Path(sys.executable).with_name("dissect")), "run", "probe.layout=folder",
+            f"probe.root={root}", "probe.metadata=metadata.csv", "probe.max_skip_fraction=0.2",
+            "llm=rules", "model.layers=[conv6,classifier]"]
+
+    def run(*extra: str) -> tuple[int, str]:
+        p = subprocess.run([*base, *extra], capture_output=True, text=True, env=env)
+        return p.returncode, p.stdout + p.stderr
+
+    # refusals: nothing may be written
+    foreign = out / "users_dir"
+    foreign.mkdir(exist_ok=True)
+    (foreign / "config.yaml").write_text("mine: true\n")
+    (foreign / "stats").mkdir(exist_ok=True)
+    (foreign / "stats" / "conv6.safetensors").write_bytes(b"my own bytes")
+    before = {str(q): q.read_bytes() for q in foreign.rglob("*") if q.is_file()}
+    rc, text = run(f"run_dir={foreign}")
+    after = {str(q): q.read_bytes() for q in foreign.rglob("*") if q.is_file()}
+    res["foreign_run_dir"] = {"rc": rc, "unchanged": before == after, "line": text.strip()[-200:]}
+    root_files = {n: Path("/", n).exists() for n in ("config.yaml", "manifest.json")}
+    rc, text = run("run_dir=/")
+    res["root_run_dir"] = {"rc": rc, "line": text.strip()[-200:], "wrote_nothing": all(
+        Path("/", n).exists() == was for n, was in root_files.items())}
+    a_file = out / "a_file"
+    a_file.write_text("x")
+    rc, text = run(f"run_dir={a_file}")
+    res["file_run_dir"] = {"rc": rc, "line": text.strip()[-200:],
+                           "one_line": len(text.strip().splitlines()) == 1}
+    for over in ("record.k=0", "record.batch_size=-1"):
+        rc, text = run(f"run_dir={out / 'sizes'}", over)
+        res[over] = {"rc": rc, "line": text.strip()[-200:],
+                     "nothing_written": not (out / "sizes" / "clips.jsonl").exists()}
+    # the hostile run, then a rerun on a poisoned embedding cache
+    first = out / "hostile_run"
+    t0 = time.perf_counter()
+    rc, text = run(f"run_dir={first}")
+    res["hostile_run"] = {"rc": rc, "seconds": round(time.perf_counter() - t0, 1),
+                          "tracebacks": text.count("Traceback"),
+                          "cut_warnings": text.count("TextCutWarning")}
+    if rc == 0:
+        skips = [json.loads(x) for x in open(first / "skips.jsonl")]
+        res["skip_kinds"] = sorted({s.get("kind") for s in skips})
+        with open(first / "descriptions.csv", newline="") as fh:
+            cells = [c for row in csv.reader(fh) for c in row]
+        res["csv_cells"] = len(cells)
+        res["csv_formula_cells"] = sum(1 for c in cells if c[:1] in ("=", "+", "-", "@", "\t",
+                                                                    "\r"))
+        res["run_dir_bytes"] = sum(q.stat().st_size for q in first.rglob("*") if q.is_file())
+        longest = max(len(json.dumps(r.get("labels") or {})) for r in map(
+            json.loads, open(first / "clips.jsonl")))
+        res["longest_labels_json"] = longest
+        from dissect.describe.embed import _shard_checksum
+
+        n_vec = 0
+        for f in (out / "hostile_cache" / "embeddings").rglob("*.npz"):
+            with np.load(f, allow_pickle=False) as z:
+                keys, vecs = z["keys"], z["vecs"]
+            bad = np.full_like(vecs, np.nan)  # with a matching checksum: only the
+            np.savez(f.with_suffix(""), keys=keys, vecs=bad,  # finiteness check catches it
+                     sha256=np.asarray(_shard_checksum(keys, bad)))
+            n_vec += len(keys)
+        res["poisoned_vectors"] = n_vec
+        second = out / "hostile_rerun"
+        rc2, text2 = run(f"run_dir={second}")
+        same = rc2 == 0 and [r.get("closed") for r in map(json.loads, open(
+            first / "concepts.jsonl"))] == [r.get("closed") for r in map(
+                json.loads, open(second / "concepts.jsonl"))]
+        res["poisoned_rerun"] = {"rc": rc2, "closed_labels_equal": same,
+                                 "tracebacks": text2.count("Traceback")}
+    return res
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, required=True)
@@ -174,7 +288,19 @@ def main() -> int:
     ap.add_argument("--kill-at", type=float, default=0.5,
                     help="fraction of the stage's reference duration to wait before SIGKILL")
     ap.add_argument("--extra", nargs="*", default=[], help="more overrides for dissect run")
+    ap.add_argument("--no-hostile", dest="hostile", action="store_false",
+                    help="skip the hostile-input phase")
+    ap.add_argument("--hostile-only", action="store_true",
+                    help="run only the hostile-input phase")
     args = ap.parse_args()
+    if args.hostile_only:
+        args.out.mkdir(parents=True, exist_ok=True)
+        res = hostile(args.out)
+        checks = hostile_checks(res)
+        text = json.dumps({"hostile": res, "checks": checks}, indent=1)
+        (args.out / "fault_summary.json").write_text(text)
+        print(text)
+        return 0 if all(checks.values()) else 1
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
     root = out / "probe_folder"
@@ -239,11 +365,39 @@ def main() -> int:
         "resume exits 0": final_rc == 0,
         "identical artifacts": not differ and len(a) > 0,
     }
+    if args.hostile:
+        summary["hostile"] = hostile(out)
+        checks.update(hostile_checks(summary["hostile"]))
     summary["checks"] = checks
     text = json.dumps(summary, indent=1)
     (out / "fault_summary.json").write_text(text)
     print(text)
     return 0 if all(checks.values()) else 1
+
+
+def hostile_checks(res: dict) -> dict[str, bool]:
+    """Pass/fail of each hostile case of :func:`hostile`."""
+    return {
+        "foreign run_dir refused, left byte-identical": res["foreign_run_dir"]["rc"] == 1
+        and res["foreign_run_dir"]["unchanged"],
+        "run_dir=/ refused, nothing written": res["root_run_dir"]["rc"] == 1
+        and res["root_run_dir"]["wrote_nothing"],
+        "a file as run_dir: one line, exit 1": res["file_run_dir"]["rc"] == 1
+        and res["file_run_dir"]["one_line"],
+        "record.k=0 refused before work": res["record.k=0"]["rc"] != 0
+        and res["record.k=0"]["nothing_written"],
+        "record.batch_size=-1 refused before work": res["record.batch_size=-1"]["rc"] != 0
+        and res["record.batch_size=-1"]["nothing_written"],
+        "hostile run exits 0 without traceback": res["hostile_run"]["rc"] == 0
+        and res["hostile_run"]["tracebacks"] == 0,
+        "too_short and outside_root skips": {"too_short", "outside_root"} <= set(
+            res.get("skip_kinds", [])),
+        "no formula cell in descriptions.csv": res.get("csv_formula_cells", 1) == 0,
+        "100 kB label cut (labels <= 300 chars of JSON)": res.get("longest_labels_json", 10**9)
+        <= 300,
+        "poisoned embedding cache recomputed": res.get("poisoned_vectors", 0) > 0
+        and res.get("poisoned_rerun", {}).get("closed_labels_equal", False),
+    }
 
 
 if __name__ == "__main__":

@@ -4,7 +4,11 @@ and keep every cache (synth renders, LLM responses) in a per-session temporary d
 
 import os
 
+import numpy as np
 import pytest
+import soundfile as sf
+import torch
+from torch import nn
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -22,3 +26,35 @@ def _session_cache(tmp_path_factory):
         yield path
     finally:
         os.environ.pop("DISSECT_CACHE", None)
+
+
+class FrameToy(nn.Module):
+    """``[B, n]`` waveform -> frames of 100 samples -> ``Linear(100, 5)`` -> ``[B, T, 5]``
+    (at 1 kHz a frame is 100 ms, centred at 50 ms); seeded, so every instance is the same."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.proj = nn.Linear(100, 5)
+
+    def forward(self, x):
+        B, n = x.shape
+        return self.proj(x[:, : n - n % 100].reshape(B, -1, 100))
+
+
+@pytest.fixture(scope="session")
+def frame_toy():
+    """The :class:`FrameToy` class (the recorder tests' toy model)."""
+    return FrameToy
+
+
+@pytest.fixture
+def folder(tmp_path):
+    """Two short readable clips, 0.1 s of 440 and 880 Hz (the probe stage takes a second);
+    a test module may define its own ``folder``."""
+    root = tmp_path / "clips"
+    root.mkdir()
+    t = np.arange(1600) / 16000
+    sf.write(root / "a.wav", (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), 16000)
+    sf.write(root / "b.wav", (0.3 * np.sin(2 * np.pi * 880 * t)).astype(np.float32), 16000)
+    return root

@@ -182,3 +182,67 @@ def test_journal_survives_a_kill_and_ignores_a_torn_line(tmp_path):
     assert j2.rows()[-1] == {"clip": "c", "text": "three"} and len(j2.rows()) == 3
     j2.discard()
     assert not path.exists() and artifacts.Journal(path).rows() == []
+
+
+class LayerFiles:
+    """A stage function that writes ``stats/<name>.safetensors`` for each name in ``names``
+    (lists them under ``_outputs``) and then removes its stale ones, as the record stage does;
+    with ``fail`` it raises after writing."""
+
+    def __init__(self, names, fail=False):
+        self.names, self.fail = names, fail
+
+    def __call__(self, run_dir):
+        outs = []
+        for n in self.names:
+            write_text(run_dir / "stats" / f"{n}.safetensors", f"stats of {n}")
+            outs.append(f"stats/{n}.safetensors")
+        if self.fail:
+            raise RuntimeError("killed")
+        artifacts.remove_stale_outputs(run_dir, "record", outs, under=("stats",))
+        return {"_outputs": outs}
+
+
+def record(run, names, fail=False):
+    return run_stage(run, "record", {"layers": names}, {}, [], LayerFiles(names, fail),
+                     log=lambda s: None)
+
+
+def test_stale_removal_deletes_only_what_the_manifest_lists(tmp_path):
+    """A rerun with fewer layers deletes the earlier run's stale files; a file someone else put
+    into stats/, and a manifest entry pointing out of the run directory, are left alone; the
+    list survives a failed run in between."""
+    run = tmp_path / "run"
+    record(run, ["a", "b", "c"])
+    user = {"stats/mine.safetensors": b"user", "stats/sub/deep.safetensors": b"user too"}
+    for rel, data in user.items():
+        (run / rel).parent.mkdir(parents=True, exist_ok=True)
+        (run / rel).write_bytes(data)
+    outside = tmp_path / "outside.safetensors"
+    outside.write_bytes(b"outside")
+    with pytest.raises(RuntimeError):  # a failed run still knows a, b, c were dissect's
+        record(run, ["a"], fail=True)
+    entry = Manifest(run).stages["record"]
+    assert entry["status"] == "failed"
+    assert sorted(entry["previous_outputs"]) == [f"stats/{n}.safetensors" for n in "abc"]
+    m = Manifest(run)  # an edited manifest: a listed path climbing out of the run directory
+    m.stages["record"]["previous_outputs"]["stats/../../outside.safetensors"] = "x"
+    m.save()
+    record(run, ["a"])
+    assert sorted(p.relative_to(run).as_posix() for p in run.rglob("*.safetensors")) == [
+        "stats/a.safetensors", "stats/mine.safetensors", "stats/sub/deep.safetensors"]
+    assert all((run / rel).read_bytes() == data for rel, data in user.items())
+    assert outside.read_bytes() == b"outside"
+    entry = Manifest(run).stages["record"]
+    assert "previous_outputs" not in entry and list(entry["outputs"]) == ["stats/a.safetensors"]
+
+
+def test_layer_names_must_be_plain(tmp_path):
+    """Layer names become file names: dotted module names pass, paths do not."""
+    for ok in ("encoder.layers.3.fc1", "conv6", "blocks.0.attn-out", "sae:conv6", "layer_1"):
+        assert artifacts.layer_file(tmp_path, "stats", ok) == \
+            tmp_path / "stats" / f"{ok}.safetensors"
+    for bad in ("../../../etc/passwd", "a/b", "/etc/passwd", "..", "a..b", "x\0y", "",
+                "a\\b", ".hidden"):
+        with pytest.raises(ValueError, match="not a plain layer name"):
+            artifacts.layer_file(tmp_path, "stats", bad)

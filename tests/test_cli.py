@@ -101,7 +101,7 @@ def test_record_stage_artifacts_and_reruns(tmp_path, folder, capsys):
     (folder / "b" / "broken.wav").unlink()
     run_dir = tmp_path / "run"
     base = ["probe.layout=folder", f"probe.root={folder}", f"run_dir={run_dir}",
-            "record.k=2", "record.progress=false"]
+            "record.k=2", "record.progress=false", "llm=rules"]
     rc, out, err = run_cli(capsys, *base, "record.dense=true")
     assert rc == 0, err
     names = sorted(p.name for p in (run_dir / "stats").iterdir())

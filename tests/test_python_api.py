@@ -101,7 +101,8 @@ def test_recording_save_load_roundtrip(crepe, tones, tmp_path):
     rec = dissect.record(crepe, tones, layers=["conv5"], k=2, sample_rate=SR, progress=False)
     run = rec.save(tmp_path / "run")
     assert sorted(p.name for p in run.iterdir()) == [
-        "activations", "clips.jsonl", "exemplars.jsonl", "recording.json", "stats"]
+        "activations", "clips.jsonl", "exemplars.jsonl", "manifest.json", "recording.json",
+        "stats"]
     assert artifacts.read_jsonl(run / artifacts.EXEMPLARS) == rec.neurons()
     back = dissect.Recording.load(run)
     assert back.clip_ids == rec.clip_ids and back.model["name"] == "crepe"

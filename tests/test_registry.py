@@ -226,7 +226,8 @@ EXPECTED_STAGES = {'probe': {'section': {'probe': {'layout': 'synth',
                                  'crop_anchor': 'start',
                                  'window_seconds': 10.0,
                                  'window_hop_seconds': 10.0,
-                                 'silence_dbfs': -80.0}},
+                                 'silence_dbfs': -80.0,
+                                 'min_seconds': 0.025}},
            'inputs': {'audio_files': 'AF'},
            'outputs': ['clips.jsonl', 'skips.jsonl', 'heldout.jsonl']},
  'record': {'section': {'model': {'name': 'crepe',
@@ -246,7 +247,8 @@ EXPECTED_STAGES = {'probe': {'section': {'probe': {'layout': 'synth',
                                   'crop_anchor': 'start',
                                   'window_seconds': 10.0,
                                   'window_hop_seconds': 10.0,
-                                  'silence_dbfs': -80.0}},
+                                  'silence_dbfs': -80.0,
+                                  'min_seconds': 0.025}},
             'inputs': {'clips': 'C', 'audio_files': 'AF'},
             'outputs': ['exemplars.jsonl']},
  'caption': {'section': {'caption': {'captioners': ['acoustic', 'labels'], 'options': {}},
@@ -256,7 +258,8 @@ EXPECTED_STAGES = {'probe': {'section': {'probe': {'layout': 'synth',
                                    'crop_anchor': 'start',
                                    'window_seconds': 10.0,
                                    'window_hop_seconds': 10.0,
-                                   'silence_dbfs': -80.0},
+                                   'silence_dbfs': -80.0,
+                                   'min_seconds': 0.025},
                          'captioner_versions': {'acoustic': 3, 'labels': 1}},
              'inputs': {'clips': 'C', 'audio_files': 'AF'},
              'outputs': ['captions.jsonl']},
@@ -317,7 +320,7 @@ EXPECTED_STAGES = {'probe': {'section': {'probe': {'layout': 'synth',
                                  'seed': 0,
                                  'timeout_s': 60.0,
                                  'max_retries': 3},
-                         'version': 3},
+                         'version': 4},
              'inputs': {'summarize': '74b9025d23428ff0b81ceff919d2f13e656682a4f6f3a1f65b02b5f086fe30e8',
                         'concepts': '95f8e3231e6af395f7889a5bac25944934b4bf45695b06edf3dd5119a645880b',
                         'caption': 'a061b03d17429eba976bde80a78368e1dc6eb64e161dac6e468f8111dadefc0a',
@@ -392,8 +395,8 @@ def test_stage_sections_and_inputs_are_unchanged(tmp_path, monkeypatch):
     # the run-directory hash of the default recipe
     # (default-207913df1a before the explain stage, the synth set from C1 and 600 clips;
     # default-e61c536dfc before probe.holdout; default-31d5d51c9c before the confirmed choice
-    # and the stratified grouped split)
-    assert pipeline.resolve_run_dir(cli.compose(["runs_dir=R"])).name == "default-0948da6170"
+    # and the stratified grouped split; default-0948da6170 before audio.min_seconds)
+    assert pipeline.resolve_run_dir(cli.compose(["runs_dir=R"])).name == "default-59d1385eb7"
 
 
 def test_record_hashes_the_files_model_options_name(tmp_path):

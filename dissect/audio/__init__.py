@@ -10,6 +10,7 @@ from dissect.audio.errors import (
     AudioFormatError,
     AudioMissingError,
     AudioNonFiniteError,
+    AudioTooShortError,
     AudioUnreadableError,
 )
 from dissect.audio.load import Audio, ClipPolicy, load_audio, supported_extensions
@@ -21,6 +22,7 @@ __all__ = [
     "AudioFormatError",
     "AudioMissingError",
     "AudioNonFiniteError",
+    "AudioTooShortError",
     "AudioUnreadableError",
     "ClipPolicy",
     "load_audio",

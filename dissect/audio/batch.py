@@ -53,16 +53,29 @@ def split_windows(
         and float64 ``[W]`` window start times in seconds.
     """
     L = int(round(window_seconds * sample_rate))
+    starts = window_starts(len(waveform), sample_rate, window_seconds, hop_seconds)
+    windows = np.zeros((len(starts), L), dtype=np.float32)
+    mask = np.zeros((len(starts), L), dtype=bool)
+    for i, start in enumerate(starts):
+        seg = waveform[start : start + L]
+        windows[i, : len(seg)] = seg
+        mask[i, : len(seg)] = True
+    return windows, mask, starts.astype(np.float64) / sample_rate
+
+
+def window_starts(n_samples: int, sample_rate: int, window_seconds: float,
+                  hop_seconds: float) -> np.ndarray:
+    """Start samples (int64 ``[W]``) of the fixed windows of an ``n_samples`` clip: ``i * hop``
+    for ``i < 1 + ceil((n - L) / hop)`` (one window when ``n <= L``), the last one reaching the
+    clip's end. :func:`split_windows` copies them into a padded array; the recorder takes each
+    as a view ``waveform[start : start + L]``, so a long clip's windows never exist all at once.
+
+    Raises:
+        ValueError: a window or hop shorter than one sample.
+    """
+    L = int(round(window_seconds * sample_rate))
     H = int(round(hop_seconds * sample_rate))
     if L <= 0 or H <= 0:
         raise ValueError("window and hop must be at least one sample")
-    n = len(waveform)
-    count = 1 if n <= L else 1 + math.ceil((n - L) / H)
-    windows = np.zeros((count, L), dtype=np.float32)
-    mask = np.zeros((count, L), dtype=bool)
-    for i in range(count):
-        seg = waveform[i * H : i * H + L]
-        windows[i, : len(seg)] = seg
-        mask[i, : len(seg)] = True
-    starts = np.arange(count, dtype=np.float64) * H / sample_rate
-    return windows, mask, starts
+    count = 1 if n_samples <= L else 1 + math.ceil((n_samples - L) / H)
+    return np.arange(count, dtype=np.int64) * H

@@ -16,7 +16,7 @@ class AudioError(Exception):
         path: the offending file.
         problem: a short human-readable description of what is wrong.
         kind: a stable machine-readable tag (``missing``, ``unreadable``, ``empty``,
-            ``non_finite``, ``unsupported_format``), used in ``skips.jsonl``.
+            ``non_finite``, ``unsupported_format``, ``too_short``), used in ``skips.jsonl``.
     """
 
     kind = "audio_error"
@@ -55,3 +55,9 @@ class AudioFormatError(AudioError):
     """The container/codec is not one that soundfile (libsndfile) can read on this machine."""
 
     kind = "unsupported_format"
+
+
+class AudioTooShortError(AudioError):
+    """The file is shorter than the policy's ``min_seconds`` (a probe set skips it)."""
+
+    kind = "too_short"

@@ -12,7 +12,9 @@ Rules (documented here because every model adapter relies on them):
 * **Long clips** (:class:`ClipPolicy`): with ``long_clip="crop"`` a clip longer than
   ``max_seconds`` is cropped to ``max_seconds`` at its start or its centre (only the needed frames
   are read, so a 10-hour file costs no more than ``max_seconds``). With ``long_clip="windows"`` the
-  whole clip is returned and :func:`dissect.audio.batch.split_windows` cuts fixed windows.
+  whole clip is returned (decoded block by block into one mono array, never as a whole
+  multichannel array) and the recorder takes its fixed windows lazily
+  (:func:`dissect.audio.batch.window_starts`), a batch at a time.
 * **Padding** never happens here; batching pads with zeros and returns a valid-length mask
   (:func:`dissect.audio.batch.pad_batch`).
 * **Digital silence** is flagged (``Audio.is_silent``), never fatal: a model still gets the clip,
@@ -60,6 +62,11 @@ _EXTENSION_FORMATS = {
 }
 
 
+#: Frames decoded per block: the file is read and mixed down block by block into one mono
+#: array, so a long multichannel file never exists as a whole ``[n, channels]`` array.
+BLOCK_FRAMES = 1 << 18
+
+
 @lru_cache(maxsize=1)
 def supported_extensions() -> frozenset[str]:
     """File extensions (lower case, no dot) that soundfile can decode on this machine."""
@@ -79,6 +86,11 @@ class ClipPolicy:
         window_seconds: window length for ``"windows"``, in seconds.
         window_hop_seconds: hop between window starts for ``"windows"``, in seconds.
         silence_dbfs: a clip whose peak is below this level (dB re full scale) is flagged silent.
+        min_seconds: shortest file (before any crop) a probe set indexes; shorter ones are
+            skipped as ``too_short`` by :meth:`dissect.datasets.ProbeSet.iter_audio`. The
+            default, 25 ms, is one analysis window of the usual front ends (a 400-sample STFT
+            window at 16 kHz): below it no frame sees a full window of real audio. 0 keeps
+            every non-empty file. :func:`load_audio` itself decodes any non-empty file.
     """
 
     max_seconds: float | None = 10.0
@@ -87,6 +99,7 @@ class ClipPolicy:
     window_seconds: float = 10.0
     window_hop_seconds: float = 10.0
     silence_dbfs: float = -80.0
+    min_seconds: float = 0.025
 
     def __post_init__(self):
         if self.long_clip not in ("crop", "windows"):
@@ -97,6 +110,8 @@ class ClipPolicy:
             raise ValueError(f"max_seconds must be positive or None, got {self.max_seconds}")
         if self.window_seconds <= 0 or self.window_hop_seconds <= 0:
             raise ValueError("window_seconds and window_hop_seconds must be positive")
+        if not self.min_seconds >= 0:
+            raise ValueError(f"min_seconds must be >= 0, got {self.min_seconds}")
 
     @classmethod
     def from_config(cls, audio: Any) -> ClipPolicy:
@@ -155,11 +170,18 @@ class Audio:
 
 
 def level_dbfs(x: np.ndarray) -> tuple[float, float]:
-    """Return ``(peak_dbfs, rms_dbfs)`` of a waveform; ``-inf`` for all-zero input."""
+    """Return ``(peak_dbfs, rms_dbfs)`` of a waveform; ``-inf`` for all-zero input.
+
+    Computed over blocks of :data:`BLOCK_FRAMES` samples (the squares in float64), so a long
+    clip needs no full-length temporary arrays."""
     if x.size == 0:
         return -math.inf, -math.inf
-    peak = float(np.max(np.abs(x)))
-    rms = float(np.sqrt(np.mean(np.square(x, dtype=np.float64))))
+    peak, total = 0.0, 0.0
+    for i in range(0, x.size, BLOCK_FRAMES):
+        block = x[i : i + BLOCK_FRAMES]
+        peak = max(peak, float(np.max(np.abs(block))))
+        total += float(np.sum(np.square(block, dtype=np.float64)))
+    rms = math.sqrt(total / x.size)
     to_db = lambda v: 20.0 * math.log10(v) if v > 0 else -math.inf  # noqa: E731
     return to_db(peak), to_db(rms)
 
@@ -243,20 +265,7 @@ def load_audio(
             cropped = True
             start = 0 if policy.crop_anchor == "start" else (total - keep) // 2
             stop = start + keep
-    try:
-        data, _ = sf.read(str(path), start=start, stop=stop, dtype="float32", always_2d=True)
-    except Exception as exc:
-        raise AudioUnreadableError(path, f"cannot decode samples ({_short(exc)})") from exc
-    if data.shape[0] == 0:
-        raise AudioEmptyError(path, "contains zero samples")
-    finite = np.isfinite(data)
-    if not finite.all():
-        bad = int(data.size - finite.sum())
-        first = int(np.argmin(finite.all(axis=1)))
-        raise AudioNonFiniteError(
-            path, f"{bad} NaN/Inf sample value(s), first at frame {start + first}"
-        )
-    mono = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0].copy()
+    mono, channels = _read_mono(path, start, stop)
     target = int(sample_rate) if sample_rate else src_sr
     wave = resample(mono, src_sr, target)
     peak, rms = level_dbfs(wave)
@@ -265,7 +274,7 @@ def load_audio(
         sample_rate=target,
         path=path,
         source_sample_rate=src_sr,
-        source_channels=int(data.shape[1]),
+        source_channels=channels,
         source_seconds=total / src_sr,
         offset_seconds=start / src_sr,
         cropped=cropped,
@@ -273,6 +282,49 @@ def load_audio(
         rms_dbfs=rms,
         is_silent=peak < policy.silence_dbfs,
     )
+
+
+def _read_mono(path: Path, start: int, stop: int) -> tuple[np.ndarray, int]:
+    """``(mono float32 [n], channels)``: frames ``[start, stop)`` of ``path``, decoded in blocks
+    of :data:`BLOCK_FRAMES` and mixed down (channel mean) into one preallocated array.
+
+    Peak memory is the mono result plus one block (a 1-hour 16 kHz file: 230 MB + 1 MB per
+    channel), where reading it whole held the ``[n, channels]`` array, its finiteness mask and
+    the mono copy at once. (Resampling a file at another rate then holds the source-rate mono
+    array and its resampled copy together.)
+
+    Raises:
+        AudioUnreadableError, AudioEmptyError, AudioNonFiniteError: as :func:`load_audio`.
+    """
+    try:
+        with sf.SoundFile(str(path)) as fh:
+            channels = int(fh.channels)
+            if start:
+                fh.seek(start)
+            mono = np.empty(stop - start, dtype=np.float32)
+            got, bad, first_bad = 0, 0, None
+            for block in fh.blocks(blocksize=BLOCK_FRAMES, frames=stop - start,
+                                   dtype="float32", always_2d=True):
+                n = min(len(block), len(mono) - got)
+                block = block[:n]
+                finite = np.isfinite(block)
+                if not finite.all():
+                    bad += int(block.size - finite.sum())
+                    if first_bad is None:
+                        first_bad = start + got + int(np.argmin(finite.all(axis=1)))
+                if channels > 1:
+                    np.mean(block, axis=1, dtype=np.float32, out=mono[got : got + n])
+                else:
+                    mono[got : got + n] = block[:, 0]
+                got += n
+    except Exception as exc:
+        raise AudioUnreadableError(path, f"cannot decode samples ({_short(exc)})") from exc
+    if got == 0:
+        raise AudioEmptyError(path, "contains zero samples")
+    if bad:
+        raise AudioNonFiniteError(path, f"{bad} NaN/Inf sample value(s), first at frame "
+                                        f"{first_bad}")
+    return mono[:got], channels
 
 
 def _wav_truncated(path: Path) -> str | None:

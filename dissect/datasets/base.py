@@ -7,6 +7,7 @@ Every layout (folder, ESC-50, UrbanSound8K, GTZAN, spoken digits, HEAR task dirs
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -16,6 +17,9 @@ from typing import Any
 import numpy as np
 
 from dissect.audio import Audio, AudioError, ClipPolicy, load_audio
+from dissect.audio.errors import AudioTooShortError
+from dissect.datasets.errors import PathOutsideRootError
+from dissect.limits import cut_labels
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,10 @@ class Clip:
         concepts: ground-truth concepts where known (synth: family, midi_note, f0_hz, ...);
             empty for datasets that only have labels.
         metadata: anything else (fold, split, source row), JSON-serialisable.
+        root: when set, the directory the clip's file must stay inside: :meth:`load` refuses a
+            path whose directory resolves (symlinks followed) outside the resolved root. The
+            folder layout sets it, so a metadata row cannot reach out of the probe root
+            through a symlinked directory inside it. Not written to ``clips.jsonl``.
     """
 
     id: str
@@ -37,9 +45,18 @@ class Clip:
     labels: dict[str, Any] = field(default_factory=dict)
     concepts: dict[str, Any] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
+    root: Path | None = field(default=None, compare=False)
 
     def load(self, sample_rate: int | None = None, policy: ClipPolicy | None = None) -> Audio:
-        """Decode this clip (see :func:`dissect.audio.load_audio`); raises ``AudioError``."""
+        """Decode this clip (see :func:`dissect.audio.load_audio`).
+
+        Raises:
+            PathOutsideRootError: (an ``AudioError``) the file's directory resolves outside
+                :attr:`root`.
+            AudioError: the file cannot be decoded.
+        """
+        if self.root is not None:
+            check_inside_root(self.path, self.root)
         return load_audio(self.path, sample_rate, policy)
 
     def to_record(self) -> dict[str, Any]:
@@ -51,6 +68,22 @@ class Clip:
             "concepts": self.concepts,
             "metadata": self.metadata,
         }
+
+
+def check_inside_root(path: Path, root: Path) -> None:
+    """Raise :class:`PathOutsideRootError` unless ``path``'s directory, with every symlink
+    resolved, is ``root`` (resolved) or below it.
+
+    Only the directory is resolved: a symlinked *file* inside the root is kept, as the folder
+    scan keeps it (:func:`~dissect.datasets.folder.scan_audio_files`), while a symlinked
+    *directory*, which the scan never follows, cannot carry a path out of the root.
+    """
+    real_root = Path(root).resolve()
+    real_dir = Path(path).parent.resolve()
+    if real_dir != real_root and real_root not in real_dir.parents:
+        raise PathOutsideRootError(
+            path, f"its directory resolves to {real_dir}, outside the probe root {real_root} "
+                  "(through a symlinked directory); refused")
 
 
 class DuplicateClipIdError(ValueError):
@@ -74,6 +107,13 @@ class ProbeSet:
     label_columns: list[str] = field(default_factory=list)
 
     def __post_init__(self):
+        # the length limit on label text (dissect.limits): layouts that read a table cut
+        # there and name the row; this catches any other layout's overlong values
+        for i, c in enumerate(self.clips):
+            where = f"{self.name} probe set at {self.root}, clip {c.id!r}"
+            labels, metadata = cut_labels(c.labels, where), cut_labels(c.metadata, where)
+            if labels is not c.labels or metadata is not c.metadata:
+                self.clips[i] = dataclasses.replace(c, labels=labels, metadata=metadata)
         seen: dict[str, Path] = {}
         for c in self.clips:
             if c.id in seen:
@@ -115,14 +155,25 @@ class ProbeSet:
     ) -> Iterator[tuple[Clip, Audio]]:
         """Yield ``(clip, audio)`` for each loadable clip; bad clips go to ``skips``.
 
+        A file shorter than ``policy.min_seconds`` (before any crop) is a skip of kind
+        ``too_short``: a one-sample clip would otherwise be pooled from padding and can top
+        hundreds of neurons.
+
         Raises:
             TooManySkipsError: as soon as the skipped fraction can no longer stay within
                 ``skips.max_fraction`` of the whole set.
         """
         skips.total = len(self.clips)
+        min_seconds = (policy or ClipPolicy()).min_seconds
         for clip in self.clips:
             try:
                 audio = clip.load(sample_rate, policy)
+                if audio.source_seconds < min_seconds:
+                    n = round(audio.source_seconds * audio.source_sample_rate)
+                    raise AudioTooShortError(
+                        clip.path, f"too short: {audio.source_seconds:.4g} s ({n} sample"
+                                   f"{'s' if n != 1 else ''}), less than the minimum "
+                                   f"{min_seconds:g} s (min_seconds)")
             except AudioError as exc:
                 skips.record(clip, exc)
                 skips.check(final=False)

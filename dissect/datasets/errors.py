@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from dissect.audio.errors import AudioError
+
 
 class ProbeSetError(ValueError):
     """A dataset directory does not have the structure its layout expects.
@@ -43,3 +45,11 @@ def require_file(path: str | Path, what: str = "metadata file") -> Path:
     if not path.is_file():
         raise ProbeSetError(path, f"{what} is not a regular file")
     return path
+
+
+class PathOutsideRootError(AudioError):
+    """A clip's file lies outside its probe root once symlinks are resolved (a metadata row
+    that reaches out through a symlinked directory). It is refused like a bad audio file: the
+    probe stage records it in ``skips.jsonl`` (kind ``outside_root``) and goes on."""
+
+    kind = "outside_root"

@@ -17,6 +17,7 @@ from typing import Any
 from dissect.audio import supported_extensions
 from dissect.datasets.base import Clip, ProbeSet
 from dissect.datasets.errors import ProbeSetError, require_dir, require_file
+from dissect.limits import MAX_LABEL_CHARS, cut_labels
 
 
 def scan_audio_files(root: Path, recursive: bool = True) -> list[str]:
@@ -212,7 +213,15 @@ def load_folder(
 
     Files without a metadata row get empty labels. A metadata row naming a file that does not
     exist still becomes a clip (loading it raises ``AudioMissingError``, so the run records it as
-    a skip rather than silently shrinking the probe set).
+    a skip rather than silently shrinking the probe set). A row whose file lies in a directory
+    that resolves outside ``root`` (a symlinked directory inside it) also becomes a clip that
+    the run skips (``PathOutsideRootError``, kind ``outside_root``): every clip carries ``root``
+    (:attr:`Clip.root`). A path with ``..`` or an absolute path outside ``root`` is refused
+    outright (``ProbeSetError``).
+
+    Every value of a row but its path is cut to
+    :data:`~dissect.limits.MAX_LABEL_CHARS` characters (:func:`dissect.limits.cut_text`: a
+    visible marker and a warning naming the table, the row and the clip id).
 
     Raises:
         ProbeSetError: root or metadata file missing; unsupported or malformed table; a requested
@@ -225,7 +234,7 @@ def load_folder(
         known = ", ".join(sorted(supported_extensions()))
         raise ProbeSetError(root, f"no audio files found (extensions searched: {known})")
     if metadata is None:
-        clips = [Clip(id=strip_extension(f), path=root / f) for f in files]
+        clips = [Clip(id=strip_extension(f), path=root / f, root=root) for f in files]
         return ProbeSet("folder", root, clips, [])
 
     table = Path(metadata).expanduser()
@@ -237,11 +246,13 @@ def load_folder(
         raise ProbeSetError(table, f"metadata column(s) {missing} missing (columns: {columns})")
 
     by_path: dict[str, dict[str, Any]] = {}
+    row_of: dict[str, str] = {}
     for where, value, row in rows:
         rel = _relpath(root, value, table, where)
         if rel in by_path:
             raise ProbeSetError(table, f"{where}: second row for {rel!r}")
         by_path[rel] = row
+        row_of[rel] = where
     on_disk = set(files)
     if by_path and not on_disk & by_path.keys():
         example = next(iter(by_path))
@@ -254,7 +265,10 @@ def load_folder(
     clips = []
     for rel in sorted(on_disk | by_path.keys()):
         row = by_path.get(rel, {})
-        labels = {c: row[c] for c in wanted if c in row}
-        meta = {c: v for c, v in row.items() if c not in wanted and c != path_column}
-        clips.append(Clip(id=strip_extension(rel), path=root / rel, labels=labels, metadata=meta))
+        cid = strip_extension(rel)
+        where = f"{table}, {row_of.get(rel)} (clip {cid!r})"
+        labels = cut_labels({c: row[c] for c in wanted if c in row}, where, MAX_LABEL_CHARS)
+        meta = cut_labels({c: v for c, v in row.items() if c not in wanted and c != path_column},
+                          where, MAX_LABEL_CHARS)
+        clips.append(Clip(id=cid, path=root / rel, labels=labels, metadata=meta, root=root))
     return ProbeSet("folder", root, clips, wanted)

@@ -42,6 +42,8 @@ from pathlib import Path
 
 import numpy as np
 
+from dissect.util import csv_text, write_text
+
 PACKAGES = ("sound-theme-freedesktop", "sonic-pi-samples", "lmms-common", "hydrogen-drumkits",
             "gcompris-qt-data")
 AUDIO_EXT = (".wav", ".flac", ".ogg", ".oga")
@@ -301,10 +303,8 @@ def build(out: str | Path, debs: str | Path | None = None, *, max_seconds: float
     if not rows:
         raise FreeSoundsError("no sound could be read from the packages")
     shutil.rmtree(staging, ignore_errors=True)
-    with open(out / "metadata.csv", "w", newline="", encoding="utf-8") as fh:
-        w = csv.DictWriter(fh, fieldnames=METADATA_COLUMNS, lineterminator="\n")
-        w.writeheader()
-        w.writerows(rows)
+    write_text(out / "metadata.csv",
+               csv_text(METADATA_COLUMNS, ([r[k] for k in METADATA_COLUMNS] for r in rows)))
     labelled = [r for r in rows if r["audioset"]]
     summary = {
         "clips": len(rows), "labelled": len(labelled), "unlabelled": len(rows) - len(labelled),

@@ -1,10 +1,17 @@
-"""A run's captions read back from ``captions.jsonl``: one combined caption per clip."""
+"""A run's captions read back from ``captions.jsonl``: one combined caption per clip.
+
+Captions are cut to :data:`~dissect.limits.MAX_CAPTION_CHARS` when they are made
+(:func:`~dissect.describe.captioners.base.annotate`); a ``captions.jsonl`` written before that
+limit (or by hand) is cut again here, per captioner and clip, with a warning naming the file
+and the clip.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from dissect import artifacts
+from dissect.limits import MAX_CAPTION_CHARS, cut_text
 
 
 def captions_by_clip(run_dir: str | Path, named: bool = True) -> dict[str, str]:
@@ -13,10 +20,13 @@ def captions_by_clip(run_dir: str | Path, named: bool = True) -> dict[str, str]:
     the text DB embeds)."""
     from dissect.describe.captioners import combine
 
+    path = Path(run_dir) / artifacts.CAPTIONS
     per_clip: dict[str, dict[str, str]] = {}
-    for r in artifacts.read_jsonl(Path(run_dir) / artifacts.CAPTIONS):
+    for r in artifacts.read_jsonl(path):
         if r.get("error") is None and r.get("text"):
-            per_clip.setdefault(r["clip"], {})[r["captioner"]] = r["text"]
+            where = f"{path}, captioner {r.get('captioner')!r}, clip {r['clip']!r}"
+            text = cut_text(str(r["text"]), MAX_CAPTION_CHARS, where, "caption")
+            per_clip.setdefault(r["clip"], {})[r["captioner"]] = text
     return {clip: combine(caps, named) for clip, caps in per_clip.items()}
 
 

@@ -8,6 +8,7 @@ import hashlib
 import importlib.util
 import io
 import os
+import warnings
 import zipfile
 from collections.abc import Sequence
 from functools import lru_cache
@@ -39,16 +40,35 @@ def _text_key(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def _shard_checksum(keys: np.ndarray, vecs: np.ndarray) -> str:
+    """sha256 hex over a shard's keys (UTF-8, newline-joined) and its float32 vectors' bytes."""
+    h = hashlib.sha256("\n".join(map(str, keys.tolist())).encode("utf-8"))
+    h.update(np.ascontiguousarray(vecs, dtype=np.float32).tobytes())
+    return h.hexdigest()
+
+
+def valid_vectors(vecs: np.ndarray, tol: float = 1e-3) -> np.ndarray:
+    """``[n]`` bool: the rows of ``vecs`` ``[n, dim]`` that are finite with unit L2 norm (within
+    ``tol``), as every vector the embedder stores is."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        finite = np.isfinite(vecs).all(axis=1)
+        norm = np.linalg.norm(np.where(np.isfinite(vecs), vecs, 0.0), axis=1)
+    return finite & (np.abs(norm - 1.0) <= tol)
+
+
 class TextEmbedder:
     """L2-normalised sentence embeddings, each distinct string computed once.
 
     Every string is embedded once per process (an in-memory table keyed by the text) and, with
     ``cache_dir``, once per machine: vectors are kept in ``<cache_dir>/<model>/*.npz`` shards
-    (``keys``: sha256 of the UTF-8 text, ``vecs``: float32 ``[n, dim]``; the text itself is not
-    stored), one shard per :meth:`encode` call that computed something, merged into one when
-    there are more than :data:`MAX_SHARDS`. ``<model>`` is the model's name and a hash of its
-    files' names and sizes, so another checkpoint never reads these vectors. A cached vector is
+    (``keys``: sha256 of the UTF-8 text, ``vecs``: float32 ``[n, dim]``, ``sha256``: the
+    checksum of both; the text itself is not stored), one shard per :meth:`encode` call that
+    computed something, merged into one when there are more than :data:`MAX_SHARDS`.
+    ``<model>`` is the model's name and a hash of its files' names and sizes, so another
+    checkpoint never reads these vectors. A cached vector is
     the float32 the model gave when it was first computed, so a rerun reproduces its numbers.
+    A shard is used only when its shapes, dtype and checksum match, and a vector only when it is
+    finite with unit norm (:func:`valid_vectors`); anything else is a miss and is recomputed.
     At AND's size the describe stages score about 33,000 distinct summary texts, and each stage
     (a child process of its own in ``scripts/bench_scale.py``) would otherwise embed them again.
 
@@ -98,24 +118,40 @@ class TextEmbedder:
             try:
                 with np.load(f, allow_pickle=False) as z:
                     keys, vecs = z["keys"], z["vecs"]
+                    check = str(z["sha256"])
             except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError):
-                continue  # a torn or foreign file is a miss, never an error
-            if vecs.ndim == 2 and vecs.shape == (len(keys), self.dim):
-                self._disk.update(zip(keys.tolist(), vecs.astype(np.float32), strict=True))
-        if len(shards) > MAX_SHARDS:
-            self._write_shard(list(self._disk), "merged")
-            for f in shards:
-                f.unlink(missing_ok=True)
+                continue  # a torn, foreign or pre-checksum file is a miss, never an error
+            if not (vecs.ndim == 2 and vecs.shape == (len(keys), self.dim)
+                    and vecs.dtype == np.float32 and check == _shard_checksum(keys, vecs)):
+                continue
+            ok = valid_vectors(vecs)
+            self._disk.update((k, v) for k, v, good in zip(keys.tolist(), vecs, ok, strict=True)
+                              if good)
+        if len(shards) > MAX_SHARDS and self._write_shard(list(self._disk), "merged"):
+            for f in shards:  # only once the merged shard is safely written
+                try:
+                    f.unlink(missing_ok=True)
+                except OSError as exc:
+                    warnings.warn(f"embedding cache: cannot remove {f}: {exc}", stacklevel=2)
         return self._disk
 
-    def _write_shard(self, keys: list[str], prefix: str = "") -> None:
+    def _write_shard(self, keys: list[str], prefix: str = "") -> bool:
+        """Write one shard of ``keys``; True when written. The cache is optional: a write that
+        fails (a full or read-only disk) only warns, naming the file, and the caller goes on
+        with the vectors it has in memory."""
         if self.cache_dir is None or not keys:
-            return
+            return False
         vecs = np.stack([self._disk[k] for k in keys]).astype(np.float32)
         buf = io.BytesIO()
-        np.savez(buf, keys=np.asarray(keys), vecs=vecs)
-        name = f"{prefix}{hash_config(sorted(keys))[:24]}.npz"
-        write_bytes(self.cache_dir / name, buf.getvalue())
+        keys_arr = np.asarray(keys)
+        np.savez(buf, keys=keys_arr, vecs=vecs, sha256=np.asarray(_shard_checksum(keys_arr, vecs)))
+        path = self.cache_dir / f"{prefix}{hash_config(sorted(keys))[:24]}.npz"
+        try:
+            write_bytes(path, buf.getvalue())
+        except OSError as exc:
+            warnings.warn(f"embedding cache: cannot write {path}: {exc}", stacklevel=2)
+            return False
+        return True
 
     def encode(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
         """Embed ``texts`` -> float32 ``[n, dim]`` with unit L2 norm (zeros for n = 0); the

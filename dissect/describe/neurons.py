@@ -3,7 +3,7 @@
 
 This is what both the Python API (:func:`dissect.describe`) and the ``summarize`` / ``concepts``
 stages run; the stages only read the inputs from the run directory and write the rows as
-``summaries.jsonl``, ``concepts.jsonl`` and ``descriptions.csv``.
+``summaries.jsonl`` and ``concepts.jsonl`` (``descriptions.csv`` is the explain stage's).
 
 Inputs are the exemplar rows of :func:`dissect.record.store.exemplar_rows` (one per neuron:
 ``layer``, ``unit``, ``top``/``bottom`` clips with values) and captions by clip id.
@@ -11,8 +11,6 @@ Inputs are the exemplar rows of :func:`dissect.record.store.exemplar_rows` (one 
 
 from __future__ import annotations
 
-import csv
-import io
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -209,20 +207,3 @@ def concept_rows(summaries: Sequence[Mapping[str, Any]],
             for s, kw in zip(summaries, keywords, strict=True)]
 
 
-def descriptions_csv(summaries: Sequence[Mapping[str, Any]],
-                     concepts: Sequence[Mapping[str, Any]], methods: Sequence[str],
-                     captioners: Sequence[str]) -> str:
-    """The flat ``descriptions.csv`` table (one row per neuron) as text."""
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(["layer", "unit", "description", "top_concepts", "keywords", "llm", "captioners",
-                "low_summary"])
-    for s, c in zip(summaries, concepts, strict=True):
-        top = []
-        for m in methods:
-            top += [f"{m}:{name}={score:.3f}" for name, score in c["closed"].get(m, [])]
-        kws = c["keywords"].get("adjectives", []) + c["keywords"].get("nouns", [])[:3]
-        desc = s.get("calibrated") or s.get("high") or ""
-        w.writerow([s["layer"], s["unit"], desc, "; ".join(top), ", ".join(kws), s["llm"],
-                    "+".join(captioners), s.get("low", "")])
-    return buf.getvalue()

@@ -45,6 +45,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from dissect.util import csv_uncell
+
 FIELDS = ("description", "keywords", "concepts")
 Key = tuple[str, int]
 
@@ -119,7 +121,8 @@ def read_unit_texts(run_dir: str | Path, top_k: int = 1, min_score: float = 0.0
     if (run / "descriptions.csv").exists():
         found = True
         with open(run / "descriptions.csv", encoding="utf-8", newline="") as fh:
-            for row in csv.DictReader(fh):
+            for raw in csv.DictReader(fh):
+                row = {k: csv_uncell(v or "") for k, v in raw.items()}
                 t = slot(row["layer"], row["unit"])
                 t["description"].append(row.get("description") or "")
                 t["keywords"] += [k.strip() for k in (row.get("keywords") or "").split(",")]

@@ -50,14 +50,17 @@ def split_term(t: str) -> tuple[str, str]:
 
 
 # Plain words per attribute (the captioners' attributes); any other attribute reads
-# "<attribute> <value>" with underscores as spaces.
+# "<attribute> <value>" with underscores as spaces. Label columns of the probe set give terms
+# named after the column, so a user column named like a captioner attribute reads as that
+# attribute; the tagger's attribute is ``audioset_tag`` for that reason (a user's ``tag``
+# column reads "tag <value>", never "AudioSet tag").
 _PHRASES = {
     "digit": "spoken digit {v}",
     "word": "the word '{v}'",
     "pitch": "pitch near {v}",
     "f0": "measured pitch near {v}",
     "note": "note {v}",
-    "tag": "AudioSet tag '{v}'",
+    "audioset_tag": "AudioSet tag '{v}'",
     "speaker": "speaker {v}",
     "family": "{v} family",
     "kind": "{v} sounds",

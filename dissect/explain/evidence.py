@@ -1,9 +1,9 @@
 """Evidence: which caption terms go with a neuron's activation, for a whole layer at once.
 
 A *term* is a short ``attribute=value`` fact about a clip (``digit=3``, ``speaker=lucas``,
-``family=brass``, ``note=E4``, ``word=three``, ``register=low``, ``tag=Speech``). With the terms
-as a boolean clip x term matrix ``X [N, M]`` and the pooled activations ``A [N, U]`` of the same
-clips, every (unit, term) pair gets, in a few matrix products:
+``family=brass``, ``note=E4``, ``word=three``, ``register=low``, ``audioset_tag=Speech``).
+With the terms as a boolean clip x term matrix ``X [N, M]`` and the pooled activations
+``A [N, U]`` of the same clips, every (unit, term) pair gets, in a few matrix products:
 
 * ``auroc``: the area under the ROC curve of the activation separating clips with the term from
   clips without it (Mann-Whitney ``U / (n1 n0)``, ties counted half) - 0.5 is chance, 1.0 means

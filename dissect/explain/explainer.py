@@ -19,8 +19,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -52,6 +50,7 @@ from dissect.explain.scoring import (
     score_jobs,
 )
 from dissect.explain.splits import assign_splits
+from dissect.util import csv_text
 
 #: Evidence terms kept per neuron (``evidence.jsonl``; the pitch estimate reads the bands'
 #: lifts from them).
@@ -300,12 +299,14 @@ def _phrase(activations, evidence_of, budget, fit, ids, captions, terms, client,
 
 
 def explanations_csv(ex_rows, ev_rows, summaries, concepts, captioners) -> str:
-    """``descriptions.csv``: one row per neuron with the shown description and its evidence."""
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(["layer", "unit", "description", "kind", "status", "why", "test_correlation",
-                "test_p", "test_auprc", "test_detection", "evidence", "top_concepts", "keywords",
-                "and_summary", "low_summary", "llm", "captioners"])
+    """``descriptions.csv``: one row per neuron with the shown description and its evidence.
+
+    Every cell goes through :func:`dissect.util.csv_cell`, so a label or caption that starts like
+    a formula (``=HYPERLINK(...)``) opens as text in a spreadsheet."""
+    header = ["layer", "unit", "description", "kind", "status", "why", "test_correlation",
+              "test_p", "test_auprc", "test_detection", "evidence", "top_concepts", "keywords",
+              "and_summary", "low_summary", "llm", "captioners"]
+    rows = []
     for x, e, s, c in zip(ex_rows, ev_rows, summaries, concepts, strict=True):
         ev = "; ".join(f"{d['term']} (AUROC {d['auroc']:.2f}, d {d['effect']:.1f})"
                        for d in e["evidence"][:4])
@@ -314,10 +315,10 @@ def explanations_csv(ex_rows, ev_rows, summaries, concepts, captioners) -> str:
         kw = c.get("keywords") or {}
         kws = kw.get("adjectives", []) + kw.get("nouns", [])[:3]
         t = x.get("test") or {}
-        w.writerow([x["layer"], x["unit"], x["description"], x["kind"],
-                    x.get("status", ""), x.get("why", ""),
-                    *("" if t.get(k) is None else t[k]
-                      for k in ("correlation", "p", "auprc", "detection")), ev,
-                    "; ".join(top), ", ".join(kws), s.get("calibrated") or s.get("high") or "",
-                    s.get("low", ""), s["llm"], "+".join(captioners)])
-    return buf.getvalue()
+        rows.append([x["layer"], x["unit"], x["description"], x["kind"],
+                     x.get("status", ""), x.get("why", ""),
+                     *("" if t.get(k) is None else t[k]
+                       for k in ("correlation", "p", "auprc", "detection")), ev,
+                     "; ".join(top), ", ".join(kws), s.get("calibrated") or s.get("high") or "",
+                     s.get("low", ""), s["llm"], "+".join(captioners)])
+    return csv_text(header, rows)

@@ -111,8 +111,9 @@ def split_keys(clips: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[str]
 
     The stratum is ``metadata["stratum"]`` when the layout sets one (a synth note: its MIDI
     note), else the clip's first label value (a list: its first item; no labels: ``""``).
-    The group is ``metadata["group"]`` when the layout sets one, else the audio file's path
-    (windows of one file are one group), else the clip id.
+    The group is ``metadata["group"]`` when the layout sets one, else the clip id (one clip is
+    one audio file, and its windows stay together; the id, unlike the file's absolute path,
+    is the same on every machine, so the split does not depend on where the data lie).
     """
     strata, groups = [], []
     for c in clips:
@@ -123,5 +124,5 @@ def split_keys(clips: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[str]
         meta = c.get("metadata") or {}
         strata.append(str(meta.get("stratum") or first))
         g = meta.get("group")
-        groups.append(str(g) if g not in (None, "") else str(c.get("path") or c.get("id")))
+        groups.append(str(g) if g not in (None, "") else str(c.get("id")))
     return strata, groups

@@ -279,7 +279,10 @@ class EmbeddingModel(nn.Module):
     def timestamp_embeddings(self, audio: torch.Tensor | np.ndarray
                              ) -> tuple[torch.Tensor, torch.Tensor]:
         """HEAR ``get_timestamp_embeddings``: ``(emb [n, T, D] float32, ts [n, T] float32 ms)``
-        on the input's device."""
+        on the input's device (``n = 0``: ``T`` as for one sound of that length)."""
+        n_sounds, n_samples = check_audio(audio)
+        if n_sounds == 0:
+            return empty_timestamp_embeddings(self, n_samples, _device(audio))
         if not self.resample:
             return self._frame_embeddings(audio)
         emb, ts = self._stitched_embeddings(audio)
@@ -397,6 +400,8 @@ class EmbeddingModel(nn.Module):
     def scene_embeddings(self, audio: torch.Tensor | np.ndarray) -> torch.Tensor:
         """HEAR ``get_scene_embeddings``: the mean over time of the model's valid frames
         (before any ``output_hop_ms`` resampling), ``[n, D]`` float32."""
+        if check_audio(audio)[0] == 0:
+            return torch.zeros(0, self.scene_embedding_size, device=_device(audio))
         if self.resample:
             return self._stitched_embeddings(audio)[0].mean(dim=1)
         emb, _ = self._frame_embeddings(audio)
@@ -410,16 +415,64 @@ class EmbeddingModel(nn.Module):
                 f"dim={self.timestamp_embedding_size}, hop_ms={self.hop_ms}")
 
 
+def check_audio(audio: torch.Tensor | np.ndarray) -> tuple[int, int]:
+    """Check HEAR input where it enters: ``(n_sounds, n_samples)`` of ``audio``.
+
+    HEAR feeds float32 samples in [-1, 1], shaped ``[n_sounds, n_samples]``. Any float dtype is
+    accepted (and computed in float32); integer or boolean samples are refused rather than cast,
+    since a cast int16 clip is 32768 times too loud.
+
+    Raises:
+        TypeError: non-float samples (integer PCM, bool, complex, object).
+        ValueError: not 2-D, or a sound with NaN or Inf samples (the message names its batch
+            index).
+    """
+    if torch.is_tensor(audio):
+        is_float, dtype = audio.is_floating_point(), str(audio.dtype).removeprefix("torch.")
+        shape = tuple(audio.shape)
+    else:
+        arr = np.asarray(audio)
+        is_float, dtype, shape = np.issubdtype(arr.dtype, np.floating), str(arr.dtype), arr.shape
+    if not is_float:
+        raise TypeError(f"HEAR audio must be float32 samples in [-1, 1], got dtype {dtype}; "
+                        "scale integer PCM first (e.g. int16 / 32768)")
+    if len(shape) != 2:
+        raise ValueError(f"HEAR audio must be [n_sounds, n_samples], got shape {shape}")
+    finite = (torch.isfinite(audio).all(dim=1).cpu().numpy() if torch.is_tensor(audio)
+              else np.isfinite(arr).all(axis=1))
+    if not finite.all():
+        bad = np.flatnonzero(~finite).tolist()
+        more = f" and {len(bad) - 10} more" if len(bad) > 10 else ""
+        raise ValueError(f"HEAR audio: sound(s) at batch index {bad[:10]}{more} of {shape[0]} "
+                         "contain NaN or Inf samples")
+    return int(shape[0]), int(shape[1])
+
+
 def _as_numpy(audio: torch.Tensor | np.ndarray) -> tuple[np.ndarray, torch.device]:
+    """``audio`` (checked by :func:`check_audio`) as float32 numpy, and its device."""
     if torch.is_tensor(audio):
         device = audio.device
         wave = audio.detach().to("cpu", torch.float32).numpy()
     else:
         device = torch.device("cpu")
         wave = np.asarray(audio, dtype=np.float32)
-    if wave.ndim != 2:
-        raise ValueError(f"HEAR audio must be [n_sounds, n_samples], got shape {wave.shape}")
     return wave, device
+
+
+def _device(audio: torch.Tensor | np.ndarray) -> torch.device:
+    return audio.device if torch.is_tensor(audio) else torch.device("cpu")
+
+
+def empty_timestamp_embeddings(model: Any, n_samples: int, device: torch.device
+                               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """What an empty batch of ``n_samples``-long sounds gives: ``(emb [0, T, D], ts [0, T])``
+    float32, with ``T`` the number of timestamps ``model`` gives a sound of that length (found
+    by running one silent sound; ``T = 0`` for ``n_samples = 0``)."""
+    dim = int(model.timestamp_embedding_size)
+    if n_samples == 0:
+        return (torch.zeros(0, 0, dim, device=device), torch.zeros(0, 0, device=device))
+    emb, ts = model.timestamp_embeddings(torch.zeros(1, n_samples, device=device))
+    return emb[:0].to(device, torch.float32), ts[:0].to(device, torch.float32)
 
 
 # --------------------------------------------------------------------------- HEAR functions
@@ -427,13 +480,30 @@ def get_timestamp_embeddings(audio: torch.Tensor, model: Any
                              ) -> tuple[torch.Tensor, torch.Tensor]:
     """HEAR: ``(embeddings [n_sounds, n_timestamps, D] float32, timestamps [n_sounds,
     n_timestamps] float32, frame centres in ms)`` for an :class:`EmbeddingModel` or an
-    :class:`~dissect.ensemble.model.EnsembleModel`."""
+    :class:`~dissect.ensemble.model.EnsembleModel`.
+
+    An empty batch gives ``[0, T, D]`` and ``[0, T]``, ``T`` as for one sound of that length.
+
+    Raises:
+        TypeError, ValueError: input that breaks the HEAR rules (:func:`check_audio`).
+    """
+    n_sounds, n_samples = check_audio(audio)
     with torch.no_grad():
+        if n_sounds == 0:
+            return empty_timestamp_embeddings(model, n_samples, _device(audio))
         return model.timestamp_embeddings(audio)
 
 
 def get_scene_embeddings(audio: torch.Tensor, model: Any) -> torch.Tensor:
-    """HEAR: ``[n_sounds, scene_embedding_size]`` float32 (mean over time, see the model)."""
+    """HEAR: ``[n_sounds, scene_embedding_size]`` float32 (mean over time, see the model);
+    ``[0, scene_embedding_size]`` for an empty batch.
+
+    Raises:
+        TypeError, ValueError: input that breaks the HEAR rules (:func:`check_audio`).
+    """
+    n_sounds, _ = check_audio(audio)
+    if n_sounds == 0:
+        return torch.zeros(0, int(model.scene_embedding_size), device=_device(audio))
     with torch.no_grad():
         return model.scene_embeddings(audio)
 

@@ -34,8 +34,6 @@ Outputs of :func:`run_hear` in ``out_dir``:
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import sys
 import time
@@ -58,6 +56,7 @@ from dissect.hear.metrics import (
 from dissect.hear.probe import TrainResult, grid_confs, predict, run_seed, targets_from_labels
 from dissect.hear.probe import train_probe as _train_probe
 from dissect.hear.tasks import data_splits, find_tasks, read_task
+from dissect.util import csv_text
 
 CSV_COLUMNS = ["module", "task", "score", "primary", "mean", "std", "n", "n_nan", "over",
                "values"]
@@ -325,16 +324,16 @@ def summarize(
 
 
 def scores_csv(rows: Sequence[Mapping[str, Any]]) -> str:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
-    w.writeheader()
+    """``scores.csv``: one row per module, task and score; cells spreadsheet-safe
+    (:func:`dissect.util.csv_cell`)."""
+    out_rows = []
     for r in rows:
         out = dict(r)
         out["values"] = " ".join("nan" if v is None else f"{v:.6f}" for v in r["values"])
         for k in ("mean", "std"):
             out[k] = "nan" if r[k] is None else f"{r[k]:.6f}"
-        w.writerow({k: out[k] for k in CSV_COLUMNS})
-    return buf.getvalue()
+        out_rows.append([out[k] for k in CSV_COLUMNS])
+    return csv_text(CSV_COLUMNS, out_rows)
 
 
 def format_table(rows: Sequence[Mapping[str, Any]], primary_only: bool = True) -> str:

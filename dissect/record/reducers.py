@@ -17,6 +17,7 @@ independent of the number of clips.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 
 import torch
@@ -45,6 +46,9 @@ class TopK:
     largest: bool = True
 
     def __post_init__(self):
+        if isinstance(self.k, bool) or not isinstance(self.k, numbers.Integral) or self.k < 1:
+            # k=0 kept nothing, and a negative k sliced off the end ([:-3] kept all but 3)
+            raise ValueError(f"TopK: k must be an integer >= 1, got {self.k!r}")
         self.values = torch.empty(0, self.units, dtype=torch.float32)
         self.index = torch.empty(0, self.units, dtype=torch.int64)
         self.peak_ms = torch.empty(0, self.units, dtype=torch.float32)

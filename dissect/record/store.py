@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from dissect import artifacts
@@ -23,11 +23,14 @@ from dissect.util import read_safetensors_metadata, safetensors_metadata
 
 
 def stats_path(run_dir: Path, layer: str) -> Path:
-    return Path(run_dir) / artifacts.STATS_DIR / f"{layer}.safetensors"
+    """``stats/<layer>.safetensors``; a layer name that is not a plain name (a path separator,
+    ``..``) raises ValueError (:func:`~dissect.artifacts.check_layer_name`)."""
+    return artifacts.layer_file(run_dir, artifacts.STATS_DIR, layer)
 
 
 def activations_path(run_dir: Path, layer: str) -> Path:
-    return Path(run_dir) / artifacts.ACTIVATIONS_DIR / f"{layer}.safetensors"
+    """``activations/<layer>.safetensors`` (a plain layer name only, as :func:`stats_path`)."""
+    return artifacts.layer_file(run_dir, artifacts.ACTIVATIONS_DIR, layer)
 
 
 # --------------------------------------------------------------------------- the state codec
@@ -111,23 +114,51 @@ def save_layer(run_dir: Path, state: LayerState, reduction: str) -> list[str]:
                "quantile_levels": q, "quantiles": state.hist.quantiles(q).contiguous()}
     meta = {**state_meta(state), "reduction": reduction}
     out = stats_path(run_dir, s.name)
-    with artifacts.atomic_path(out) as tmp:
-        save_file(tensors, str(tmp), metadata=safetensors_metadata(meta))
+    _save(tensors, out, meta)
     written = [str(out.relative_to(run_dir))]
     if state.dense is not None:
         dp = activations_path(run_dir, s.name)
-        with artifacts.atomic_path(dp) as tmp:
-            save_file({"values": state.dense.contiguous()}, str(tmp),
-                      metadata=safetensors_metadata(meta))
+        _save({"values": state.dense.contiguous()}, dp, meta)
         written.append(str(dp.relative_to(run_dir)))
     return written
 
 
+def _save(tensors: Mapping[str, torch.Tensor], path: Path, meta: Mapping[str, str]) -> None:
+    """Write a safetensors file atomically; a failure (a full disk) raises naming ``path``
+    (:func:`~dissect.artifacts.safetensors_error`), not the library's bare message."""
+    try:
+        with artifacts.atomic_path(path) as tmp:
+            save_file(dict(tensors), str(tmp), metadata=safetensors_metadata(dict(meta)))
+    except SafetensorError as exc:
+        raise artifacts.safetensors_error(exc, path) from exc
+
+
 def load_layer(path: Path) -> tuple[LayerState, str]:
-    """Reload a stats file as a mergeable :class:`LayerState`; returns ``(state, reduction)``."""
-    with safe_open(str(path), framework="pt") as fh:
-        meta = read_safetensors_metadata(fh.metadata())
-    return state_from_tensors(load_file(str(path)), meta), meta["reduction"]
+    """Reload a stats file as a mergeable :class:`LayerState`; returns ``(state, reduction)``.
+
+    Raises:
+        ValueError: not a safetensors file, or one without a stats file's metadata and tensors
+            (the message names the file).
+    """
+    tensors, meta = read_tensors(path)
+    try:
+        return state_from_tensors(tensors, meta), meta["reduction"]
+    except (KeyError, ValueError, TypeError, IndexError, RuntimeError) as exc:
+        raise ValueError(f"{path}: not a stats file of dissect ({type(exc).__name__}: "
+                         f"{exc})") from exc
+
+
+def read_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """``(tensors, metadata)`` of a safetensors file; a corrupt file raises ValueError and an
+    I/O error OSError, both naming ``path``."""
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            meta = read_safetensors_metadata(fh.metadata())
+        return load_file(str(path)), meta
+    except SafetensorError as exc:
+        raise artifacts.safetensors_error(exc, path) from exc
+    except (ValueError, AttributeError) as exc:  # metadata that is not dissect's JSON
+        raise ValueError(f"{path}: unreadable metadata ({exc})") from exc
 
 
 def load_activations(run_dir: Path, layer: str) -> torch.Tensor:

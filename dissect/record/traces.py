@@ -4,7 +4,7 @@ Recording keeps only pooled values and peak times, so an activation trace re-run
 just the clips asked for, through :func:`~dissect.record.hooks.run_sites` (the one framed-forward
 path the recorder uses): frames and the valid-frame mask from the adapter, frame times from
 ``Site.frame_times_ms``. Long clips recorded with ``audio.long_clip=windows`` run window by
-window (:func:`~dissect.record.recorder.segments`), each window's start added to its frame
+window (:func:`~dissect.record.recorder.iter_segments`), each window's start added to its frame
 times, so a trace's mean equals the recorded pooled value and its argmax the recorded peak.
 """
 
@@ -109,7 +109,7 @@ def run_traces(config: Mapping[str, Any], clip_paths: Mapping[str, str],
     """
     from dissect.audio import AudioError, ClipPolicy, load_audio
     from dissect.models.load import load_from_config
-    from dissect.record.recorder import segments as cut
+    from dissect.record.recorder import iter_segments
 
     if not wanted:
         return {}
@@ -123,8 +123,7 @@ def run_traces(config: Mapping[str, Any], clip_paths: Mapping[str, str],
             wave = load_audio(clip_paths[clip], sr, policy).waveform
         except (AudioError, KeyError):
             continue
-        pieces, offsets = cut(wave, sr, windows)
-        segs[clip] = list(zip(pieces, offsets, strict=True))
+        segs[clip] = list(iter_segments(wave, sr, windows))
     return frame_traces(adapter, model, segs, wanted, batch_size=batch_size, progress=progress)
 
 

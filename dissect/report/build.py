@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import shutil
 import sys
 from importlib import resources
 from pathlib import Path
@@ -38,6 +37,10 @@ from dissect.report.table2 import mapped_section
 
 AUDIO_DIR = "audio"
 ASSETS_DIR = "assets"
+#: The files a build wrote (paths relative to the report directory, a JSON list): the next build
+#: deletes only those of them it does not write again, never a file someone else put there;
+#: and a report directory holding it is recognised as one dissect built.
+WRITTEN_LIST = ".dissect-report-files.json"
 STATIC_FILES = ("report.css", "report.js")
 #: Rows of the neuron table whose cards are open on load (and after each filter change).
 OPEN_CARDS = 10
@@ -339,18 +342,38 @@ def _make_readable(out: Path, rels: set[str]) -> None:
             os.chmod(out / rel, 0o666 & ~umask)
 
 
+def _previous_files(out: Path) -> list[str]:
+    """The files the previous build listed in :data:`WRITTEN_LIST` (empty when there is none or
+    it is not a JSON list of strings)."""
+    import json
+
+    try:
+        listed = json.loads((out / WRITTEN_LIST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    return [x for x in listed if isinstance(x, str)] if isinstance(listed, list) else []
+
+
 def _remove_stale(out: Path, keep: set[str]) -> None:
-    """Delete files under audio/, assets/ and data/ that this build did not write."""
-    for sub in (AUDIO_DIR, ASSETS_DIR, shards.SHARD_DIR):
-        d = out / sub
-        if not d.is_dir():
+    """Delete the files under audio/, assets/ and data/ that the previous build wrote (its
+    :data:`WRITTEN_LIST`) and this one did not, and the folders that leaves empty. A file
+    dissect did not write is never deleted; a listed path that is absolute or climbs out of
+    ``out`` is ignored."""
+    roots = {AUDIO_DIR, ASSETS_DIR, shards.SHARD_DIR}
+    base = out.resolve()
+    for rel in _previous_files(out):
+        rp = Path(rel)
+        if rel in keep or rp.is_absolute() or ".." in rp.parts or len(rp.parts) < 2 \
+                or rp.parts[0] not in roots:
             continue
-        for p in sorted(d.rglob("*"), reverse=True):
-            rel = p.relative_to(out).as_posix()
-            if p.is_file() and rel not in keep:
-                p.unlink()
-            elif p.is_dir() and not any(p.iterdir()):
-                shutil.rmtree(p, ignore_errors=True)
+        p = out / rp
+        if p.is_symlink() or not p.is_file() or not p.resolve().is_relative_to(base):
+            continue
+        p.unlink()
+        parent = p.parent
+        while parent != out / rp.parts[0] and parent.is_dir() and not any(parent.iterdir()):
+            parent.rmdir()
+            parent = parent.parent
 
 
 def build_report(run_dir: str | Path, *, out_dir: str | Path | None = None,
@@ -361,8 +384,10 @@ def build_report(run_dir: str | Path, *, out_dir: str | Path | None = None,
 
     Args:
         run_dir: a run directory with at least the probe and record artifacts.
-        out_dir: where the report goes (default ``<run_dir>/report``); files under its
-            ``audio/``, ``assets/`` and ``data/`` that this build did not write are deleted.
+        out_dir: where the report goes (default ``<run_dir>/report``): a new or empty
+            directory, or one a build wrote (:data:`WRITTEN_LIST`). Files under its
+            ``audio/``, ``assets/`` and ``data/`` that the previous build wrote and this one
+            did not are deleted; no other file is.
         max_cards: neurons in the table, with cards (None: all), in card order (LLM-described
             first, then by selectivity).
         max_audio_cards: the first cards whose exemplar clips get a spectrogram with the
@@ -381,10 +406,16 @@ def build_report(run_dir: str | Path, *, out_dir: str | Path | None = None,
 
     Raises:
         MissingArtifactError: a required artifact is missing (the message names it).
+        RunDirRefused: ``out_dir`` is a non-empty directory no build wrote, a file, the
+            filesystem root or the home directory.
     """
     run = load_run(run_dir)
-    out = Path(out_dir) if out_dir is not None else run.run_dir / artifacts.REPORT_DIR
-    out.mkdir(parents=True, exist_ok=True)
+    if out_dir is not None:  # anywhere: refuse a folder of someone else's files
+        out = artifacts.claim_dir(out_dir, lambda p: (p / WRITTEN_LIST).is_file(),
+                                  "report directory")
+    else:  # inside the run directory, which is dissect's
+        out = run.run_dir / artifacts.REPORT_DIR
+        out.mkdir(parents=True, exist_ok=True)
     written: set[str] = set(_copy_static(out))
     k = _shown_k(run)
     ordered = order_neurons(run.neurons)
@@ -406,6 +437,7 @@ def build_report(run_dir: str | Path, *, out_dir: str | Path | None = None,
     _remove_stale(out, written)
     index = out / "index.html"
     artifacts.write_text(index, page)
+    artifacts.write_json(out / WRITTEN_LIST, sorted(written | {"index.html"}))
     _make_readable(out, written | {"index.html"})
     print(f"[report] {index} ({len(cards)} cards in {len(layer_files)} shards, "
           f"{len(audio_rel)} clips, {len(images)} spectrograms)", file=sys.stderr)

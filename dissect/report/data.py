@@ -170,7 +170,7 @@ def load_run(run_dir: str | Path) -> RunData:
 
 def load_stats(run_dir: Path, layer: str) -> dict[str, np.ndarray] | None:
     """Per-unit ``mean``, ``std``, ``quantiles`` [Q, U], ``quantile_levels`` [Q] (or None)."""
-    path = Path(run_dir) / artifacts.STATS_DIR / f"{layer}.safetensors"
+    path = artifacts.layer_file(run_dir, artifacts.STATS_DIR, layer)  # a plain name only
     if not path.is_file():
         return None
     from safetensors import safe_open

@@ -140,14 +140,21 @@ def write_concepts(run_dir: Path, describe_cfg, llm_cfg, caption_cfg) -> dict[st
     if "db" in methods:
         caps = captions_by_clip(run_dir, named=False)  # captioner names are no sound words
         text = [caps.get(c["id"], "") for c in clips]
-        rows["db"] = captioned(text) & fit  # chosen on the fit clips only
-        if not rows["db"].any():
-            raise ValueError("DB: no clip has a caption (describe.closed_methods=[] skips DB)")
-        kept = [t for t, k in zip(text, rows["db"], strict=True) if k]
-        matrices["db"] = db_matrix(embedder.encode(kept), embedder.encode(cset.prompts))
-        notes["db"] = (f"DB: captions ({', '.join(caption_cfg.captioners)}) vs concept prompts, "
-                       f"{embedder.name}, softmax over concepts")
-    if "tab" in methods:
+        keep = captioned(text) & fit  # chosen on the fit clips only
+        if keep.any():
+            rows["db"] = keep
+            kept = [t for t, k in zip(text, keep, strict=True) if k]
+            matrices["db"] = db_matrix(embedder.encode(kept), embedder.encode(cset.prompts))
+            notes["db"] = (f"DB: captions ({', '.join(caption_cfg.captioners)}) vs concept "
+                           f"prompts, {embedder.name}, softmax over concepts")
+        else:  # a recorded skip, not a failed run: DB is one candidate among several
+            notes["db"] = (f"DB skipped: none of the {int(fit.sum())} fit-split clips (of "
+                           f"{len(clips)}) has a caption, so no closed-set label is chosen")
+            print(f"[concepts] {notes['db']}", file=sys.stderr)
+    if "tab" in methods and not fit.any():
+        notes["tab"] = f"TAB skipped: no fit-split clip (of {len(clips)})"
+        print(f"[concepts] {notes['tab']}", file=sys.stderr)
+    elif "tab" in methods:
         matrices["tab"], notes["tab"] = _tab_stand_in(run_dir, [c for c, f in zip(
             clips, fit, strict=True) if f], cset, embedder)
         rows["tab"] = fit

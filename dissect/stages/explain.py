@@ -27,8 +27,8 @@ from dissect.record.store import load_activations
 #: Version of what this stage writes (hashed with its config: a change reruns it). 2: the
 #: concordance detection score, pitch bands at their effective centres, octave partners.
 #: 3: one terms rule for every candidate, permutation-confirmed choice by correlation,
-#: stratified grouped splits.
-VERSION = 3
+#: stratified grouped splits. 4: spreadsheet-safe cells in descriptions.csv.
+VERSION = 4
 
 
 def write_explanations(run_dir: Path, describe_cfg, llm_cfg, caption_cfg,

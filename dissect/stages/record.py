@@ -66,7 +66,10 @@ def record_clips(run_dir: Path, model_cfg, record_cfg, audio_cfg) -> dict[str, A
     outputs = []
     for state in result.layers.values():
         outputs += save_layer(run_dir, state, record_cfg.reduction)
-    _remove_stale(run_dir, outputs)
+    # only the per-layer files an earlier record run wrote (the manifest's list), never a file
+    # someone else put into stats/ or activations/
+    artifacts.remove_stale_outputs(run_dir, "record", outputs,
+                                   under=(artifacts.STATS_DIR, artifacts.ACTIVATIONS_DIR))
     write_exemplars(run_dir, result.layers, [r["id"] for r in rows])
     rate = result.n_clips / max(result.seconds, 1e-9)
     print(f"[record] {result.n_clips} clips, {sum(s.units for s in sites)} neurons in "
@@ -85,13 +88,3 @@ def record_clips(run_dir: Path, model_cfg, record_cfg, audio_cfg) -> dict[str, A
         "class_names": adapter.class_names(model),
     }
 
-
-def _remove_stale(run_dir: Path, keep: list[str]) -> None:
-    """Delete per-layer files of an earlier record run that this run did not write."""
-    keep_set = {str(Path(k)) for k in keep}
-    for sub in (artifacts.STATS_DIR, artifacts.ACTIVATIONS_DIR):
-        d = run_dir / sub
-        if d.is_dir():
-            for p in d.glob("*.safetensors"):
-                if str(p.relative_to(run_dir)) not in keep_set:
-                    p.unlink()

@@ -66,3 +66,53 @@ def test_another_checkpoint_never_reads_these_vectors(tmp_path):
     shutil.copytree(e.path, copy)
     (copy / "extra.txt").write_text("changed")
     assert TextEmbedder(path=copy, cache_dir=tmp_path).cache_dir != e.cache_dir
+
+
+def _rewrite_shard(path, keys, vecs, checksum=None):
+    import io
+
+    buf = io.BytesIO()
+    extra = {} if checksum is False else {
+        "sha256": np.asarray(checksum or embed._shard_checksum(keys, vecs))}
+    np.savez(buf, keys=keys, vecs=vecs, **extra)
+    path.write_bytes(buf.getvalue())
+
+
+@pytest.mark.parametrize("poison", ["nan_with_checksum", "wrong_checksum", "no_checksum",
+                                    "not_unit_norm", "inf"])
+def test_poisoned_shards_are_recomputed_never_used(tmp_path, poison):
+    """A shard with the right keys and shapes but NaN vectors (the issue's case: it passed the
+    shape check and all neurons lost their concepts), a wrong or missing checksum, or vectors
+    that are not unit norm is a miss: the model recomputes the vectors."""
+    e = TextEmbedder(cache_dir=tmp_path)
+    good = e.encode(["a dog barks", "rain"])
+    [shard] = list(e.cache_dir.glob("*.npz"))
+    with np.load(shard) as z:
+        keys, vecs = z["keys"], z["vecs"].copy()
+    bad = vecs.copy()
+    if poison == "nan_with_checksum":
+        bad[0] = np.nan
+        _rewrite_shard(shard, keys, bad)  # a correct checksum of garbage: the norm check
+    elif poison == "inf":
+        bad[1, 0] = np.inf
+        _rewrite_shard(shard, keys, bad)
+    elif poison == "not_unit_norm":
+        bad *= 3.0
+        _rewrite_shard(shard, keys, bad)
+    elif poison == "wrong_checksum":
+        bad[0, 0] += 0.5
+        _rewrite_shard(shard, keys, bad, checksum="0" * 64)
+    else:
+        _rewrite_shard(shard, keys, vecs, checksum=False)
+    e2 = TextEmbedder(cache_dir=tmp_path)
+    got = e2.encode(["a dog barks", "rain"])
+    assert np.isfinite(got).all()
+    assert np.allclose(got, good, atol=1e-5)
+    expected_recomputed = {"nan_with_checksum": 1, "inf": 1}.get(poison, 2)
+    assert e2.computed == expected_recomputed
+
+
+def test_valid_vectors_hand_computed():
+    v = np.array([[1.0, 0.0], [0.6, 0.8], [np.nan, 1.0], [2.0, 0.0], [0.0, 0.0],
+                  [np.inf, 0.0]], dtype=np.float32)
+    assert embed.valid_vectors(v).tolist() == [True, True, False, False, False, False]

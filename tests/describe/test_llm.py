@@ -3,6 +3,7 @@ summariser, and (marked `real`) the packaged SmolLM2 GGUF through transformers."
 
 from __future__ import annotations
 
+import hashlib
 import json
 import pickle
 import threading
@@ -248,15 +249,18 @@ def test_cache_hits_misses_and_failures(server, tmp_path):
     assert good.ok and not good.cached and len(server.requests) == 6
 
 
+class Fake:
+    """An LLM client that answers ``<name>:<last message>`` and counts its calls."""
+
+    def __init__(self, name):
+        self.name, self.calls = name, 0
+
+    def generate(self, chats, params):
+        self.calls += len(chats)
+        return [Completion(f"{self.name}:{c[-1]['content']}", self.name) for c in chats]
+
+
 def test_cache_key_depends_on_llm_name(tmp_path):
-    class Fake:
-        def __init__(self, name):
-            self.name, self.calls = name, 0
-
-        def generate(self, chats, params):
-            self.calls += len(chats)
-            return [Completion(f"{self.name}:{c[-1]['content']}", self.name) for c in chats]
-
     a, b = Fake("llm-a"), Fake("llm-b")
     CachedClient(a, tmp_path).generate([_chat("x")], PARAMS)
     [out] = CachedClient(b, tmp_path).generate([_chat("x")], PARAMS)
@@ -275,6 +279,36 @@ def test_cache_corrupt_file_is_a_miss(tmp_path):
     second = client.generate([chat], PARAMS)[0]
     assert not second.cached and second.text == first.text
     assert json.loads(path.read_text())["text"] == first.text
+
+
+@pytest.mark.parametrize("tamper", ["garbage_text", "empty_text", "other_chat", "other_llm",
+                                    "no_checksum"])
+def test_cache_entry_failing_validation_is_recomputed(tmp_path, tamper):
+    """An entry with the right key but garbage text (the issue's case: used as is and credited
+    to the model), an empty text, another request's chat or LLM, or no checksum is a miss."""
+    client = CachedClient(Fake("llm-a"), tmp_path)
+    [first] = client.generate([_chat("x")], PARAMS)
+    [path] = tmp_path.rglob("*.json")
+    entry = json.loads(path.read_text())
+    assert entry["sha256"] == hashlib.sha256(first.text.encode()).hexdigest()
+    if tamper == "garbage_text":
+        entry["text"] = "\x00garbage"
+    elif tamper == "empty_text":
+        entry["text"] = "  "
+        entry["sha256"] = hashlib.sha256(b"  ").hexdigest()
+    elif tamper == "other_chat":
+        entry["chat"] = _chat("y")
+    elif tamper == "other_llm":
+        entry["llm"] = "llm-b"
+    else:
+        del entry["sha256"]
+    path.write_text(json.dumps(entry))
+    fresh = CachedClient(Fake("llm-a"), tmp_path)
+    [again] = fresh.generate([_chat("x")], PARAMS)
+    assert not again.cached and again.text == first.text and fresh.client.calls == 1
+    assert fresh.misses == 1 and fresh.hits == 0
+    [hit] = CachedClient(Fake("llm-a"), tmp_path).generate([_chat("x")], PARAMS)
+    assert hit.cached and hit.text == first.text  # rewritten valid by the recomputation
 
 
 # --------------------------------------------------------------------------- rule-based

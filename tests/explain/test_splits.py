@@ -45,5 +45,7 @@ def test_split_keys_read_the_layouts_group_and_stratum():
              "metadata": {"group": "src:1"}},
             {"id": "b", "path": "/x/b.wav", "labels": {}, "metadata": {"stratum": "midi:60"}},
             {"id": "c", "path": "/x/long.wav", "labels": {"tags": ["Rain", "Wind"]}}]
-    assert split_keys(rows) == (["dog", "midi:60", "Rain"], ["src:1", "/x/b.wav",
-                                                             "/x/long.wav"])
+    assert split_keys(rows) == (["dog", "midi:60", "Rain"], ["src:1", "b", "c"])
+    # no group: the clip id, so the same data under another root split the same way
+    moved = [{**r, "path": "/elsewhere" + r["path"]} for r in rows]
+    assert split_keys(moved) == split_keys(rows)

@@ -9,21 +9,10 @@ from dissect.models.generic import GenericAdapter
 from dissect.record.recorder import record
 
 
-class Toy(nn.Module):
-    """[B, n] waveform -> frames of 100 samples -> Linear(100, 5) -> [B, T, 5]."""
-
-    def __init__(self):
-        super().__init__()
-        torch.manual_seed(0)
-        self.proj = nn.Linear(100, 5)
-
-    def forward(self, x):
-        B, n = x.shape
-        return self.proj(x[:, : n - n % 100].reshape(B, -1, 100))
-
-
-def toy_adapter(**kw):
-    return GenericAdapter(module=Toy(), layers=["proj"], sample_rate=1000, **kw)
+@pytest.fixture
+def toy_adapter(frame_toy):
+    return lambda **kw: GenericAdapter(module=frame_toy(), layers=["proj"], sample_rate=1000,
+                                       **kw)
 
 
 def brute(model, waves, reduction):
@@ -43,7 +32,7 @@ def brute_topk(v, k, largest):
 
 
 @pytest.mark.parametrize("reduction", ["mean", "max"])
-def test_toy_record_matches_brute_force(reduction):
+def test_toy_record_matches_brute_force(toy_adapter, reduction):
     rng = np.random.default_rng(0)
     # lengths are multiples of 100 samples so the proportional valid-frame rule is exact
     waves = [rng.normal(size=100 * rng.integers(1, 9)).astype(np.float32) for _ in range(57)]
@@ -67,7 +56,7 @@ def test_toy_record_matches_brute_force(reduction):
     assert res.n_clips == 57
 
 
-def test_record_halves_merge_to_one_pass():
+def test_record_halves_merge_to_one_pass(toy_adapter):
     rng = np.random.default_rng(1)
     waves = [rng.normal(size=100 * rng.integers(1, 6)).astype(np.float32) for _ in range(40)]
     adapter = toy_adapter()
@@ -88,7 +77,7 @@ def test_record_halves_merge_to_one_pass():
     torch.testing.assert_close(m.moments.m2, whole.moments.m2)
 
 
-def test_windows_pool_over_all_windows_with_offsets():
+def test_windows_pool_over_all_windows_with_offsets(toy_adapter):
     rng = np.random.default_rng(2)
     long = rng.normal(size=2500).astype(np.float32)  # 2.5 s at 1 kHz
     short = rng.normal(size=700).astype(np.float32)
@@ -107,7 +96,7 @@ def test_windows_pool_over_all_windows_with_offsets():
         assert got[i][1] == pytest.approx(ref_peak[i, 0])
 
 
-def test_equal_length_batching_when_not_padding_safe():
+def test_equal_length_batching_when_not_padding_safe(toy_adapter):
     adapter = toy_adapter(padding_safe=False)
     model = adapter.load()
     sites = adapter.resolve_layers(model, None)  # its dry run is not part of the recording

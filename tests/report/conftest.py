@@ -80,8 +80,9 @@ def write_synthetic_run(run_dir, units, layers=("enc.conv1", "enc.fc2"), n_clips
     """Artifacts of a run written directly (no model): ``units`` neurons per layer, k=5.
 
     Every neuron has a summary, concepts, an explanation and evidence; the clips are short
-    sine WAVs. ``hostile``: the layer names, clip ids, captions, descriptions, LLM names,
-    concepts, keywords, evidence terms and failure messages all carry XSS strings.
+    sine WAVs. ``hostile``: the clip ids, captions, descriptions, LLM names, concepts,
+    keywords, evidence terms and failure messages all carry XSS strings (layer names cannot:
+    a run refuses any but a plain name, ``artifacts.check_layer_name``).
     """
     import numpy as np
     import soundfile as sf
@@ -89,7 +90,6 @@ def write_synthetic_run(run_dir, units, layers=("enc.conv1", "enc.fc2"), n_clips
     rng = np.random.default_rng(seed)
     run_dir.mkdir(parents=True, exist_ok=True)
     h = XSS if hostile else ""
-    layers = [f"{layer}{h}" for layer in layers]
     (run_dir / "clips").mkdir(exist_ok=True)
     clips = []
     for i in range(n_clips):

@@ -1,6 +1,7 @@
 """The static report without a browser: escaping, files, plots, stand-ins, ordering, frames."""
 
 import html
+import json
 import re
 from html.parser import HTMLParser
 from pathlib import Path
@@ -11,7 +12,13 @@ import soundfile as sf
 
 from dissect import artifacts
 from dissect.report import MissingArtifactError, build_report, shards
-from dissect.report.build import OPEN_CARDS, TABLE_COLUMNS, _artifact_section, order_neurons
+from dissect.report.build import (
+    OPEN_CARDS,
+    TABLE_COLUMNS,
+    WRITTEN_LIST,
+    _artifact_section,
+    order_neurons,
+)
 from dissect.report.cards import (
     FIELDS,
     FLAG_LLM,
@@ -348,7 +355,8 @@ def test_report_files(report, audio_cards):
     referenced = set(audio) | set(images) | plots | data | {"assets/report.js",
                                                            "assets/report.css"}
     on_disk = {f.relative_to(out).as_posix() for f in out.rglob("*") if f.is_file()}
-    assert on_disk - referenced == {"index.html"}
+    assert on_disk - referenced == {"index.html", WRITTEN_LIST}  # the list of what it wrote
+    assert sorted(json.loads((out / WRITTEN_LIST).read_text())) == sorted(on_disk - {WRITTEN_LIST})
 
 
 def test_shard_row_equals_artifacts(report, hostile_key):
@@ -417,11 +425,45 @@ def test_build_into_out_dir(tmp_path, synthetic_run):
     assert not (run / artifacts.REPORT_DIR).exists()
     clips, layers, _ = report_data(index.parent)
     assert all(not c["image"] for c in clips) and len(layers) == 2
-    (index.parent / "audio" / "stale.wav").write_bytes(b"x")
+    audio_before = {p.name for p in (index.parent / "audio").iterdir()}
+    (index.parent / "audio" / "mine.wav").write_bytes(b"x")  # not the report's: kept
     build_report(run, out_dir=tmp_path / "elsewhere", max_cards=2, progress=False)
-    assert not (index.parent / "audio" / "stale.wav").exists()
+    assert (index.parent / "audio" / "mine.wav").read_bytes() == b"x"
     clips2, layers2, _ = report_data(index.parent)
     assert sum(len(p["rows"]) for p in layers2.values()) == 2
+    specs = sorted((index.parent / "assets" / "spec").iterdir())
+    assert len(specs) == 12 and all(c["image"] for c in clips2)
+    # without spectrograms again: the previous build's images are stale (its own files), gone
+    build_report(run, out_dir=tmp_path / "elsewhere", max_cards=2, max_audio_cards=0,
+                 progress=False)
+    assert not (index.parent / "assets" / "spec").exists()
+    assert {p.name for p in (index.parent / "audio").iterdir()} == audio_before | {"mine.wav"}
+    assert (index.parent / "audio" / "mine.wav").read_bytes() == b"x"
+
+
+def test_a_report_never_deletes_or_overwrites_a_users_files(tmp_path, synthetic_run):
+    """Stale-file removal deletes only what the previous build listed as its own; a folder of
+    someone else's files is refused as out_dir, untouched."""
+    run = synthetic_run(tmp_path / "run", 3)
+    index = build_report(run, max_audio_cards=0, progress=False)
+    out = index.parent
+    listed = json.loads((out / ".dissect-report-files.json").read_text())
+    assert "index.html" in listed and "assets/report.js" in listed
+    user = {"audio/mine.wav": b"RIFF", "assets/logo.png": b"\x89PNG", "data/notes.txt": b"n",
+            "audio/sub/take.wav": b"RIFF2"}
+    for rel, data in user.items():
+        (out / rel).parent.mkdir(parents=True, exist_ok=True)
+        (out / rel).write_bytes(data)
+    build_report(run, max_cards=1, max_audio_cards=0, progress=False)
+    for rel, data in user.items():
+        assert (out / rel).read_bytes() == data
+    foreign = tmp_path / "my-site"
+    foreign.mkdir()
+    (foreign / "index.html").write_bytes(b"<h1>mine</h1>")
+    with pytest.raises(artifacts.RunDirRefused, match="not empty and not a report directory"):
+        build_report(run, out_dir=foreign, progress=False)
+    assert [p.name for p in foreign.iterdir()] == ["index.html"]
+    assert (foreign / "index.html").read_bytes() == b"<h1>mine</h1>"
 
 
 def test_overlay_traces_match_recorded_peaks(report):

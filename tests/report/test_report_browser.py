@@ -224,11 +224,11 @@ def test_hostile_description_is_text(page, hostile_key, xss):
 
 
 def test_hostile_strings_everywhere_render_as_text(hostile_report, xss):
-    """A run whose layer names, clip ids, captions, descriptions, writers, concepts, keywords,
+    """A run whose clip ids, captions, descriptions, writers, concepts, keywords,
     evidence terms and failure messages all hold XSS: every card shows them as text."""
     b = open_report(hostile_report)
     try:
-        b.type_text("#filter", ">:0")  # "<layer>:<unit>" of unit 0, which has failed LLM calls
+        b.type_text("#filter", ":0")  # "<layer>:<unit>" of unit 0, which has failed LLM calls
         ids = b.evaluate(CARDS)
         assert len(ids) == 2 and all(i.endswith("-0") for i in ids)  # both layers' unit 0
         text = b.evaluate("Array.from(document.querySelectorAll('article.card'))"

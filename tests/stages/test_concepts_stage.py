@@ -92,3 +92,30 @@ def test_closed_set_label_ignores_validation_and_test_clips(tmp_path, monkeypatc
         assert seen == fit_caps
         labels.append(artifacts.read_jsonl(run / artifacts.CONCEPTS)[0]["closed"]["db"])
     assert labels[0] == labels[1]
+
+
+def test_db_without_a_captioned_fit_clip_is_a_recorded_skip(tmp_path, monkeypatch, capsys):
+    """No fit clip (all clips in val/test): DB labels nothing and says why; the run goes on."""
+    import dissect.describe.embed
+    import dissect.stages.describe as stage
+
+    run = tmp_path / "run"
+    artifacts.write_jsonl(run / artifacts.CLIPS, [{"id": "c0", "path": "/x/c0.wav"},
+                                                  {"id": "c1", "path": "/x/c1.wav"}])
+    artifacts.write_jsonl(run / artifacts.CAPTIONS, [
+        {"clip": f"c{i}", "captioner": "acoustic", "error": None, "text": "A sound.",
+         "terms": []} for i in range(2)])
+    artifacts.write_jsonl(run / artifacts.SUMMARIES, [
+        {"layer": "l", "unit": 0, "high": "x", "low": "y", "llm": "rule-based (no LLM)",
+         "top_clips": []}])
+    emb = RecordingEmbedder()
+    monkeypatch.setattr(dissect.describe.embed, "default_embedder", lambda: emb)
+    monkeypatch.setattr(stage, "load_activations",
+                        lambda run_dir, layer: torch.tensor([[3.0], [1.0]]))
+    cfg = DescribeConfig(closed_methods=["db"], keywords=False, splits=[0.0, 0.5, 0.5])
+    info = stage.write_concepts(run, cfg, LLMConfig(client="rules"), CaptionConfig())
+    assert info["method_notes"]["db"] == ("DB skipped: none of the 0 fit-split clips (of 2) "
+                                          "has a caption, so no closed-set label is chosen")
+    assert "[concepts] DB skipped" in capsys.readouterr().err
+    assert emb.seen == []  # nothing embedded
+    assert not artifacts.read_jsonl(run / artifacts.CONCEPTS)[0]["closed"].get("db")

@@ -1,7 +1,7 @@
 """The captioner protocol: one short text per clip, cached per clip and per captioner config.
 
 A captioner may also give *evidence terms*: short ``attribute=value`` facts about the clip
-(``digit=3``, ``register=low``, ``word=three``, ``tag=Speech``) that
+(``digit=3``, ``register=low``, ``word=three``, ``audioset_tag=Speech``) that
 :mod:`dissect.explain.evidence` tests against each neuron's activations. It does so with an
 ``annotate(clip, audio) -> Annotation`` method (one pass gives both, so a transcript is decoded
 once); :func:`annotate` falls back to ``caption()`` with no terms for captioners without one.
@@ -14,6 +14,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from dissect.audio import Audio
 from dissect.datasets import Clip
+from dissect.limits import MAX_CAPTION_CHARS, MAX_LABEL_CHARS, cut_text
 
 
 @runtime_checkable
@@ -55,11 +56,20 @@ def term(attribute: str, value: Any) -> str:
 
 
 def annotate(captioner: Captioner, clip: Clip, audio: Audio | None) -> Annotation:
-    """``captioner.annotate(clip, audio)`` when it has one, else its caption with no terms."""
+    """``captioner.annotate(clip, audio)`` when it has one, else its caption with no terms.
+
+    Every caption is made here, so here the length limit applies: a text longer than
+    :data:`~dissect.limits.MAX_CAPTION_CHARS` is cut with a visible marker and a warning naming
+    the captioner and the clip id, and so is a term longer than
+    :data:`~dissect.limits.MAX_LABEL_CHARS`."""
     fn = getattr(captioner, "annotate", None)
-    if fn is not None:
-        return fn(clip, audio)
-    return Annotation(captioner.caption(clip, audio), [])
+    ann = fn(clip, audio) if fn is not None else Annotation(captioner.caption(clip, audio), [])
+    where = f"captioner {getattr(captioner, 'name', type(captioner).__name__)!r}, clip {clip.id!r}"
+    text = ann.text
+    if isinstance(text, str):
+        text = cut_text(text, MAX_CAPTION_CHARS, where, "caption")
+    return Annotation(text, [cut_text(t, MAX_LABEL_CHARS, where, "term")
+                             if isinstance(t, str) else t for t in ann.terms])
 
 
 NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")

@@ -81,7 +81,11 @@ from dissect.models.yamnet_frontend import (
 from dissect.util import hash_file
 
 #: Bump when a change alters any caption text or score (part of :meth:`YamnetTagger.config`).
-VERSION = 1
+VERSION = 2  # 2: terms audioset_tag=<class> (were tag=<class>, which a user column gives too)
+
+#: Attribute of the tagger's evidence terms (``audioset_tag=Speech``); a label column of the
+#: probe set gives ``<column>=<value>``, so a user column named ``tag`` stays the user's.
+TAG_ATTRIBUTE = "audioset_tag"
 
 # ------------------------------------------------------------------------ quantisation
 def _qparams(graph: OnnxGraph, op: str, tensor: str, side: str) -> tuple[float, int]:
@@ -290,7 +294,11 @@ class YamnetTagger:
         return self.annotate(clip, audio).text
 
     def annotate(self, clip: Clip, audio: Audio | None) -> Annotation:
-        """The caption and the kept tags as ``tag=<AudioSet class>`` terms."""
+        """The caption and the kept tags as ``audioset_tag=<AudioSet class>`` terms.
+
+        The attribute is :data:`TAG_ATTRIBUTE`, not ``tag``: a dataset's own label column may
+        well be named ``tag``, and only the tagger's terms are AudioSet classes (the evidence
+        renders them as "AudioSet tag ..."; :func:`dissect.explain.candidates.render_term`)."""
         if audio is None:
             raise ValueError(f"tagger: clip {clip.id!r} needs audio")
         best = self.top(audio, self.top_k)
@@ -299,4 +307,4 @@ class YamnetTagger:
             name, p = best[0]
             return Annotation(f"No AudioSet tag above {self.min_prob:g} (best: {name}, {p:.2f}).")
         return Annotation("Tagged as: " + ", ".join(f"{n} ({p:.2f})" for n, p in kept) + ".",
-                          [term("tag", n) for n, _ in kept])
+                          [term(TAG_ATTRIBUTE, n) for n, _ in kept])
