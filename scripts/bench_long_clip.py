@@ -15,12 +15,13 @@ model (``model=crepe_tiny``: CREPE tiny, hop 40 ms, every default layer, 632 neu
 Each child reports its own peak RSS (``getrusage(RUSAGE_SELF).ru_maxrss``) after loading the
 model and after recording, the pooled value count and its wall time. The parent prints one
 JSON object with both children and ``ratio_peak`` = peak RSS (long) / peak RSS (short), and
-``ratio_growth`` = the same for the growth over the model-loaded baseline. With streaming
-windows the long clip should cost its decoded waveform (1 h at 16 kHz float32: 230 MB) plus
-one batch of ``batch_size`` windows, not memory proportional to all its windows' activations.
-A 10 s clip fills one row of its batch, the long clip all eight: the batch, not the clip
-length, sets the rest (measured: 1 h 1686 MiB peak, 10 s 886 MiB, model alone 766 MiB; before
-streaming the 1 h clip ran all 360 windows in one batch and was killed at 22 GB).
+``ratio_growth`` = the same for the growth over the model-loaded baseline. Windows stream
+through the batch and a file of 2 minutes or more is read window by window
+(``record_waveform`` -> ``StreamedWave``), so the long clip costs one batch of windows, as a
+full batch of short clips does. Measured (docs/benchmarks.md): batch 8, 1 h 1465 MiB vs 80 s
+(one full batch) 1441 MiB; batch 1, 1 h 897 MiB vs 10 s 886 MiB; before the streamed read the
+1-hour clip also held its 220 MB waveform, and before streaming windows it ran all 360 windows
+in one batch and was killed at 22 GB.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ def child(args) -> None:
     """Record one file in this process; print a JSON line."""
     import torch
 
-    from dissect.audio import ClipPolicy, load_audio
+    from dissect.audio import ClipPolicy, record_waveform
     from dissect.models.load import load_from_config
     from dissect.record.recorder import record
 
@@ -72,17 +73,19 @@ def child(args) -> None:
     policy = ClipPolicy(long_clip="windows", window_seconds=args.window_seconds,
                         window_hop_seconds=args.window_seconds)
     t0 = time.perf_counter()
-    audio = load_audio(args.path, adapter.sample_rate, policy)
+    wave = record_waveform(args.path, adapter.sample_rate, policy)  # as the record stage
+    seconds = len(wave) / adapter.sample_rate
     after_decode = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    res = record(adapter, model, [(0, audio.waveform)], sites, reduction="mean", k=1,
+    res = record(adapter, model, [(0, wave)], sites, reduction="mean", k=1,
                  batch_size=args.batch_size, windows=policy.windows(), dense_rows=1,
                  device=device, progress=False)
     wall = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     dense = torch.cat([st.dense.float() for st in res.layers.values()], dim=1)
     print(json.dumps({
-        "path": str(args.path), "seconds": round(audio.seconds, 3),
-        "windows": int(np.ceil(audio.seconds / args.window_seconds)),
+        "path": str(args.path), "seconds": round(seconds, 3),
+        "streamed": type(wave).__name__ == "StreamedWave",
+        "windows": int(np.ceil(seconds / args.window_seconds)),
         "neurons": int(dense.shape[1]), "finite": bool(torch.isfinite(dense).all()),
         "rss_after_model_mib": round(base, 1), "rss_after_decode_mib": round(after_decode, 1),
         "peak_rss_mib": round(peak, 1), "growth_mib": round(peak - base, 1),

@@ -13,7 +13,14 @@ from dissect.audio.errors import (
     AudioTooShortError,
     AudioUnreadableError,
 )
-from dissect.audio.load import Audio, ClipPolicy, load_audio, supported_extensions
+from dissect.audio.load import (
+    Audio,
+    ClipPolicy,
+    StreamedWave,
+    load_audio,
+    record_waveform,
+    supported_extensions,
+)
 
 __all__ = [
     "Audio",
@@ -25,8 +32,10 @@ __all__ = [
     "AudioTooShortError",
     "AudioUnreadableError",
     "ClipPolicy",
+    "StreamedWave",
     "load_audio",
     "pad_batch",
+    "record_waveform",
     "split_windows",
     "supported_extensions",
 ]

@@ -284,6 +284,97 @@ def load_audio(
     )
 
 
+#: Files at least this long (in seconds) that are cut into windows are read window by window
+#: (:class:`StreamedWave`) by :func:`record_waveform`; shorter ones are decoded whole.
+STREAM_SECONDS = 120.0
+
+
+class StreamedWave:
+    """A long file's mono waveform at ``sample_rate`` Hz, decoded on demand: ``len()`` is its
+    length in samples and ``wave[a:b]`` (step 1) a float32 ``[b - a]`` array read from the file
+    (and resampled) when asked for, so memory holds one window, never the whole file.
+
+    At the file's own rate a slice is the file's frames exactly. At another rate the slice is
+    resampled from the source span it needs plus :attr:`pad` source samples on each side, the
+    span starting on a whole resampling phase period, so each output sample is computed from
+    the same input samples with the same kernel as in the whole-file resample
+    (:func:`resample`; equal up to float rounding, tested).
+
+    Raises (on reading):
+        AudioUnreadableError, AudioNonFiniteError: the file changed since it was opened.
+    """
+
+    dtype = np.dtype(np.float32)
+
+    def __init__(self, path: Path, sample_rate: int, source_rate: int, frames: int):
+        self.path, self.sample_rate = Path(path), int(sample_rate)
+        self.source_rate, self.frames = int(source_rate), int(frames)
+        g = math.gcd(self.source_rate, self.sample_rate)
+        self._o, self._n = self.source_rate // g, self.sample_rate // g
+        # torchaudio's output length: ceil(new * length / orig)
+        self._len = -(-self._n * self.frames // self._o)
+        # 0.1 s of source samples (the sinc kernel spans a few ms), whole phase periods
+        self.pad = -(-int(0.1 * self.source_rate) // self._o) * self._o
+
+    def __len__(self) -> int:
+        return self._len
+
+    @property
+    def shape(self) -> tuple[int]:
+        return (self._len,)
+
+    def __getitem__(self, key: slice) -> np.ndarray:
+        if not isinstance(key, slice) or key.step not in (None, 1):
+            raise TypeError("StreamedWave supports contiguous slices only (wave[a:b])")
+        a, b, _ = key.indices(self._len)
+        if b <= a:
+            return np.zeros(0, dtype=np.float32)
+        if self._o == self._n:  # the file's own rate
+            return _read_mono(self.path, a, b)[0]
+        s = max(0, (a // self._n) * self._o - self.pad)  # a multiple of the period
+        e = min(self.frames, -(-b // self._n) * self._o + self.pad)
+        y = resample(_read_mono(self.path, s, e)[0], self.source_rate, self.sample_rate)
+        off = (s // self._o) * self._n  # output index of the span's first sample
+        return np.ascontiguousarray(y[a - off : b - off])
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        """The whole waveform (decodes everything: only for callers that need it all)."""
+        x = self[0 : self._len]
+        return x if dtype is None else x.astype(dtype, copy=False)
+
+
+def record_waveform(path: str | Path, sample_rate: int, policy: ClipPolicy
+                    ) -> np.ndarray | StreamedWave:
+    """The waveform the recorder reads for one clip: :func:`load_audio`'s, or, for a file of
+    at least :data:`STREAM_SECONDS` under ``long_clip="windows"``, a :class:`StreamedWave`
+    after one streaming pass that checks every sample decodes and is finite (so the
+    recorder's window reads do not fail midway). A 1-hour 16 kHz file then costs one window
+    instead of its 230 MB waveform.
+
+    Raises:
+        AudioError: as :func:`load_audio` (missing, unreadable, empty, non-finite, too short).
+    """
+    path = Path(path)
+    if policy.long_clip != "windows":
+        return load_audio(path, sample_rate, policy).waveform
+    _check_file(path)
+    try:
+        info = sf.info(str(path))
+    except Exception as exc:
+        raise AudioUnreadableError(path, f"cannot decode ({_short(exc)})") from exc
+    if info.frames <= 0 or info.samplerate <= 0 or info.frames < STREAM_SECONDS * info.samplerate:
+        return load_audio(path, sample_rate, policy).waveform
+    short = _wav_truncated(path)
+    if short is not None:
+        raise AudioUnreadableError(path, short)
+    src_sr, total = int(info.samplerate), int(info.frames)
+    if total < policy.min_seconds * src_sr:
+        return load_audio(path, sample_rate, policy).waveform  # raises the too-short error
+    for a in range(0, total, BLOCK_FRAMES):  # the check pass: one block in memory at a time
+        _read_mono(path, a, min(total, a + BLOCK_FRAMES))
+    return StreamedWave(path, int(sample_rate) if sample_rate else src_sr, src_sr, total)
+
+
 def _read_mono(path: Path, start: int, stop: int) -> tuple[np.ndarray, int]:
     """``(mono float32 [n], channels)``: frames ``[start, stop)`` of ``path``, decoded in blocks
     of :data:`BLOCK_FRAMES` and mixed down (channel mean) into one preallocated array.

@@ -18,8 +18,9 @@ With fewer groups than folds it falls back to a hash of each group's key.
 
 Each clip's stratum and group come from its ``clips.jsonl`` row (:func:`split_keys`): the group
 is the layout's ``metadata["group"]`` (ESC-50 ``src_file``, UrbanSound8K ``fsID``, a synth
-instrument-note, a speaker of a digits set) or else the audio file (the windows of one file are
-one group); the stratum is the clip's first label value.
+instrument-note, a speaker of a digits set) or else the clip id (one clip is one audio file, so
+its windows are one group; never the absolute path, which differs between machines); the
+stratum is the clip's first label value.
 """
 
 from __future__ import annotations

@@ -126,10 +126,11 @@ def split_halves(clip_ids: Sequence[str], strata: Sequence[Hashable] | None = No
 
 def clip_group(row: Mapping[str, Any]) -> str:
     """The near-duplicate group of a clip row: ``metadata["group"]`` when the layout sets one
-    (ESC-50 source recording, a speaker, a synth instrument-note), else the audio file (the
-    windows of one file), else the clip id (the rule of :mod:`dissect.explain.splits`)."""
+    (ESC-50 source recording, a speaker, a synth instrument-note), else the clip id (one
+    audio file; the rule of :mod:`dissect.explain.splits`). Never the file's absolute path:
+    the halves would then depend on where the data lie."""
     g = (row.get("metadata") or {}).get("group")
-    return str(g) if g not in (None, "") else str(row.get("path") or row.get("id"))
+    return str(g) if g not in (None, "") else str(row.get("id"))
 
 
 # --------------------------------------------------------------------------- the bootstrap

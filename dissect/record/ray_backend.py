@@ -206,7 +206,7 @@ def record_shard(spec: dict[str, Any], rows: Sequence[Mapping[str, Any]],
     ``hi``/``key`` and the ``device`` and ``threads`` to use; ``rows`` are the shard's rows of
     ``clips.jsonl``. Returns the bytes of the shard's safetensors file.
     """
-    from dissect.audio import AudioError, ClipPolicy, load_audio
+    from dissect.audio import AudioError, ClipPolicy, record_waveform
     from dissect.record.recorder import record
 
     if spec.get("threads"):
@@ -222,7 +222,7 @@ def record_shard(spec: dict[str, Any], rows: Sequence[Mapping[str, Any]],
         for j, row in enumerate(rows):
             try:
                 if clip_loader is None:
-                    wave = load_audio(row["path"], sr, policy).waveform
+                    wave = record_waveform(row["path"], sr, policy)
                 else:
                     wave = clip_loader(lo + j, row, sr)
             except AudioError as exc:
@@ -338,7 +338,7 @@ def record_ray(
         cpus_per_task: CPUs (and torch threads) per CPU task.
         max_retries: Ray retries of a task whose worker died.
         clip_loader: optional ``(clip_index, row, sample_rate) -> waveform`` used instead of
-            :func:`dissect.audio.load_audio` (must be picklable; it runs on the workers).
+            :func:`dissect.audio.record_waveform` (must be picklable; it runs on the workers).
         progress: one log line per shard on stderr.
 
     Returns:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from dissect import artifacts
-from dissect.audio import AudioError, ClipPolicy, load_audio
+from dissect.audio import AudioError, ClipPolicy, record_waveform
 from dissect.models.load import load_from_config
 from dissect.record.recorder import record
 from dissect.record.store import save_layer, summary, write_exemplars
@@ -34,11 +34,12 @@ def record_clips(run_dir: Path, model_cfg, record_cfg, audio_cfg) -> dict[str, A
     def clips():
         for i, row in enumerate(rows):
             try:
-                audio = load_audio(row["path"], adapter.sample_rate, policy)
+                # a long windowed file is read window by window (bounded memory)
+                wave = record_waveform(row["path"], adapter.sample_rate, policy)
             except AudioError as exc:  # changed on disk since the probe stage
                 failed.append({"id": row["id"], "error": str(exc)})
                 continue
-            yield i, audio.waveform
+            yield i, wave
 
     if record_cfg.backend == "ray":
         from dissect.record.ray_backend import record_ray

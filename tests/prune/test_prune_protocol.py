@@ -8,6 +8,7 @@ import pytest
 
 from dissect.prune.protocol import (
     choose_size,
+    clip_group,
     concept_row,
     delta_stats,
     forget_ratio,
@@ -269,3 +270,17 @@ def test_forget_ratio_and_interval_edge_cases():
     iv = interval(np.array([1.0, np.inf, np.inf, np.nan]))
     assert iv["hi"] == math.inf and iv["undefined"] == 0.25
     assert interval(np.array([np.nan]))["lo"] is None
+
+
+def test_clip_group_is_the_layout_group_else_the_id_never_the_path():
+    rows = [{"id": "a/x", "path": "/data/a/x.wav", "metadata": {"group": "src:7"}},
+            {"id": "a/y", "path": "/data/a/y.wav", "metadata": {}},
+            {"id": "b", "path": "/data/b.wav"}]
+    assert [clip_group(r) for r in rows] == ["src:7", "a/y", "b"]
+    moved = [{**r, "path": "/elsewhere" + r["path"]} for r in rows]
+    ids = [r["id"] for r in rows] * 4
+    ids = [f"{c}#{i}" for i, c in enumerate(ids)]
+    strata = [i % 2 for i in range(len(ids))]
+    groups = [clip_group(rows[i % 3]) for i in range(len(ids))]
+    moved_groups = [clip_group(moved[i % 3]) for i in range(len(ids))]
+    assert (split_halves(ids, strata, groups) == split_halves(ids, strata, moved_groups)).all()
