@@ -77,18 +77,22 @@ class Model:
                 f"site={self.adapter.site_kind!r}, {len(self.sites())} layers, {self.device})")
 
 
-def load(model: str | nn.Module, source: str | None = None, *, site: str = "ffn",
+def load(model: str | nn.Module, source: str | None = None, *, site: str | None = None,
          device: str = "auto", **options: Any) -> Model:
     """Load a model to dissect.
 
     Args:
-        model: an adapter name (``crepe``, ``whisper``, ``hubert``, ... see
+        model: a checkpoint bundle name (``crepe_tiny``, ``whisper_tiny``, ``yamnet``,
+            ``ast_esc50``, ... the ``model=<name>`` entries of ``dissect run``, see
+            :func:`dissect.models.bundles.bundles`: its adapter, weights, site and options),
+            an adapter name (``crepe``, ``whisper``, ``hubert``, ... see
             :func:`dissect.models.available`) or any ``nn.Module`` (wrapped by the ``generic``
             adapter: pass ``layers=[...]``, ``preprocess=``, ``sample_rate=`` as options).
         source: weights (Hugging Face id, local path, or an adapter-specific name such as
-            CREPE's ``tiny``); None uses the adapter's default.
+            CREPE's ``tiny``); None uses the bundle's, else the adapter's default.
         site: which output of a transformer block is a neuron (``ffn``, ``ffn_pre``,
-            ``attention``, ``block``; ``and`` for ast / beats: AND's every-Linear preset).
+            ``attention``, ``block``; ``and`` for ast / beats: AND's every-Linear preset);
+            None: the bundle's, else ``ffn``.
         device: ``auto`` (cuda when available), ``cpu``, ``cuda``, ...
         options: adapter options (e.g. ``hop_ms=20`` for CREPE).
 
@@ -97,13 +101,18 @@ def load(model: str | nn.Module, source: str | None = None, *, site: str = "ffn"
         WeightsUnavailableError: weights that cannot be found (the message says how to pass
             a local path).
     """
+    from dissect.models.bundles import BUNDLES
     from dissect.models.load import load_from_config
 
     if isinstance(model, nn.Module):
         cfg = {"name": "generic", "source": source, "site": "module",
                "options": {"module": model, **options}}
+    elif model in BUNDLES:  # a checkpoint name: its adapter, weights, site and options
+        b = BUNDLES.get(model)
+        cfg = {"name": b.adapter, "source": b.source if source is None else source,
+               "site": site or b.site, "options": {**dict(b.options), **options}}
     else:
-        cfg = {"name": model, "source": source, "site": site, "options": options}
+        cfg = {"name": model, "source": source, "site": site or "ffn", "options": options}
     adapter, module, dev = load_from_config(cfg, device=device)
     return Model(adapter, module, dev)
 
@@ -206,6 +215,13 @@ class Recording:
     @property
     def clip_ids(self) -> list[str]:
         return [c["id"] for c in self.clips]
+
+    def __repr__(self) -> str:
+        units = sum(int(st.site.units) for st in self.layers.values())
+        name = self.model.get("name", "?") if self.model else "?"
+        return (f"Recording({name!r}: {len(self.clips)} clips, {units} neurons in "
+                f"{len(self.layers)} layer(s) [{', '.join(list(self.layers)[:4])}"
+                f"{', ...' if len(self.layers) > 4 else ''}], reduction={self.reduction!r})")
 
     def neurons(self) -> list[dict[str, Any]]:
         """One row per neuron, as in ``exemplars.jsonl`` (top/bottom clips, mean, std)."""
@@ -537,20 +553,74 @@ class Descriptions:
     methods: list[str]
     captioners: list[str]
 
+    @staticmethod
+    def _one(s: Mapping[str, Any], c: Mapping[str, Any], e: Mapping[str, Any],
+             x: Mapping[str, Any]) -> Description:
+        return Description(s["layer"], int(s["unit"]), x["description"], x["kind"],
+                           dict(x.get("test") or {}), list(e["evidence"]),
+                           s.get("calibrated") or s.get("high") or "", s.get("low", ""),
+                           s["llm"], dict(c["closed"]), dict(c["keywords"]))
+
+    def _rows(self):
+        return zip(self.summaries, self.concepts, self.evidence, self.explanations, strict=True)
+
     def __getitem__(self, key: Neuron) -> Description:
+        """The description of neuron ``(layer, unit)``.
+
+        Raises:
+            KeyError: no such neuron (or a key that is not a ``(layer, unit)`` pair).
+        """
+        if not (isinstance(key, tuple) and len(key) == 2):
+            raise KeyError(f"index descriptions by (layer, unit), got {key!r}")
         layer, unit = key
-        for s, c, e, x in zip(self.summaries, self.concepts, self.evidence, self.explanations,
-                              strict=True):
+        for s, c, e, x in self._rows():
             if s["layer"] == layer and s["unit"] == int(unit):
-                return Description(layer, int(unit), x["description"], x["kind"],
-                                   dict(x.get("test") or {}), list(e["evidence"]),
-                                   s.get("calibrated") or s.get("high") or "",
-                                   s.get("low", ""), s["llm"], dict(c["closed"]),
-                                   dict(c["keywords"]))
+                return self._one(s, c, e, x)
         raise KeyError(f"no description of neuron {key!r}")
+
+    def __iter__(self) -> Iterator[Description]:
+        """Every neuron's :class:`Description`, in recording order."""
+        return (self._one(*r) for r in self._rows())
+
+    def __contains__(self, key: object) -> bool:
+        return key in set(self.keys())
+
+    def keys(self) -> list[Neuron]:
+        """``(layer, unit)`` of every neuron, in recording order."""
+        return [(s["layer"], int(s["unit"])) for s in self.summaries]
+
+    def items(self) -> Iterator[tuple[Neuron, Description]]:
+        return (((d.layer, d.unit), d) for d in self)
 
     def __len__(self) -> int:
         return len(self.summaries)
+
+    def __repr__(self) -> str:
+        layers = list(dict.fromkeys(s["layer"] for s in self.summaries))
+        shown = sum(not x.get("no_clear_concept") for x in self.explanations)
+        return (f"Descriptions({len(self)} neurons in {len(layers)} layer(s), {shown} with a "
+                f"confirmed description, methods={self.methods})")
+
+    def to_pandas(self):
+        """One row per neuron (a ``pandas.DataFrame``): ``layer``, ``unit``, ``description``,
+        ``kind``, ``status``, the shown description's test ``correlation``/``detection``/
+        ``auprc``, the top evidence term and AND's summary."""
+        try:
+            import pandas as pd
+        except ImportError:
+            raise ImportError("Descriptions.to_pandas() needs pandas (pip install pandas); "
+                              ".table() gives the same rows as CSV text") from None
+        rows = []
+        for d, x in zip(self, self.explanations, strict=True):
+            top = d.evidence[0] if d.evidence else {}
+            rows.append({"layer": d.layer, "unit": d.unit, "description": d.text,
+                         "kind": d.kind, "status": x.get("status"),
+                         "test_correlation": d.test.get("correlation"),
+                         "test_detection": d.test.get("detection"),
+                         "test_auprc": d.test.get("auprc"),
+                         "top_term": top.get("term"), "top_term_auroc": top.get("auroc"),
+                         "and_summary": d.summary})
+        return pd.DataFrame(rows)
 
     def table(self) -> str:
         """``descriptions.csv`` as text (the shown description, its test score, evidence)."""

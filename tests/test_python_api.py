@@ -223,3 +223,43 @@ def test_describe_explains_then_scores_like_the_stage(crepe, tmp_path):
     plain = dissect.describe(rec, dict(caps), keywords=False)
     assert {plain["classifier", u].kind for u in (0, unit)} == {"none"}
     assert {plain["classifier", u].text for u in (0, unit)} == {"no clear concept"}
+
+
+def test_load_takes_bundle_names_like_dissect_run():
+    """``dissect.load("crepe_tiny")`` is ``model=crepe_tiny``: the bundle's adapter, weights and
+    options; explicit arguments win; an unknown name still lists the registered ones."""
+    from dissect.models.bundles import BUNDLES
+
+    m = dissect.load("crepe_tiny", device="cpu")
+    b = BUNDLES.get("crepe_tiny")
+    assert (m.name, m.adapter.source, m.adapter.hop_ms) == ("crepe", "tiny", 40) == (
+        b.adapter, b.source, dict(b.options)["hop_ms"])
+    m2 = dissect.load("crepe_tiny", device="cpu", hop_ms=20)
+    assert m2.adapter.hop_ms == 20
+    with pytest.raises(KeyError, match="crepe"):
+        dissect.load("no_such_model")
+
+
+def test_descriptions_iterate_like_a_mapping_and_reprs_are_short(crepe):
+    freqs = [110.0, 220.0, 440.0, 880.0] * 5
+    waves = _tones(freqs)
+    rec = dissect.record(crepe, waves, layers=["conv6"], k=2, sample_rate=SR, progress=False)
+    caps = {cid: f"a sine tone at {f:g} Hz" for cid, f in zip(rec.clip_ids, freqs, strict=True)}
+    desc = dissect.describe(rec, caps, keywords=False)
+    items = list(desc)  # used to raise TypeError (integer keys)
+    assert len(items) == len(desc) == 64
+    assert [(d.layer, d.unit) for d in items] == desc.keys() == [("conv6", u) for u in range(64)]
+    assert ("conv6", 3) in desc and ("conv6", 64) not in desc
+    assert dict(desc.items())["conv6", 7].text == desc["conv6", 7].text
+    with pytest.raises(KeyError, match="by \\(layer, unit\\)"):
+        desc[0]
+    df = desc.to_pandas()
+    assert list(df["unit"]) == list(range(64)) and set(df["layer"]) == {"conv6"}
+    assert list(df["description"]) == [d.text for d in items]
+    assert list(df["status"]) == [x["status"] for x in desc.explanations]
+    r = repr(rec)
+    assert r == "Recording('crepe': 20 clips, 64 neurons in 1 layer(s) [conv6], reduction='mean')"
+    shown = sum(not x["no_clear_concept"] for x in desc.explanations)
+    assert repr(desc) == (f"Descriptions(64 neurons in 1 layer(s), {shown} with a confirmed "
+                          f"description, methods={desc.methods})")
+    assert "tensor" not in r and len(repr(desc)) < 200
