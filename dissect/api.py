@@ -122,17 +122,31 @@ def probe_set(layout: str = "synth", root: str | Path | None = None, *, limit: i
               progress: bool = True, **options: Any):
     """A probe set (:class:`~dissect.datasets.ProbeSet`) by layout, as ``probe.*`` would.
 
-    ``options`` are the layout's ``probe.*`` fields (``folds=``, ``metadata=``, ...); for
-    ``synth`` they are the ``probe.synth.*`` fields (``n_clips=``, ``seed=``, ...).
+    ``options`` are the ``probe.*`` fields (``folds=``, ``metadata=``, ``holdout=``, ...) and,
+    for the generated layouts, their own section's fields: ``probe.synth.*`` for ``synth``
+    (``n_clips=``, ``seed=``, ...), ``probe.espeak_digits.*`` for ``espeak_digits``
+    (``n_clips=``, ``voices=``, ...).
+
+    Raises:
+        TypeError: an option that is neither a ``probe`` field nor one of the layout's own.
     """
-    from dissect.config import ProbeConfig, SynthConfig
+    from dataclasses import fields as dc_fields
+
+    from dissect.config import EspeakDigitsConfig, ProbeConfig, SynthConfig
     from dissect.datasets import build_probe_set
 
-    if layout == "synth":
-        cfg = ProbeConfig(layout="synth", limit=limit, synth=SynthConfig(**options))
-    else:
-        cfg = ProbeConfig(layout=layout, root=str(root) if root else None, limit=limit,
-                          **options)
+    nested = {"synth": SynthConfig, "espeak_digits": EspeakDigitsConfig}
+    top = {f.name for f in dc_fields(ProbeConfig)} - set(nested)
+    own_cls = nested.get(layout)
+    own = {f.name for f in dc_fields(own_cls)} if own_cls else set()
+    unknown = sorted(set(options) - top - own)
+    if unknown:
+        raise TypeError(f"probe_set({layout!r}): unknown option(s) {unknown}; probe fields: "
+                        f"{sorted(top)}" + (f"; {layout} fields: {sorted(own)}" if own else ""))
+    kw = {k: v for k, v in options.items() if k in top and k not in own}
+    if own_cls is not None:
+        kw[layout] = own_cls(**{k: v for k, v in options.items() if k in own})
+    cfg = ProbeConfig(layout=layout, root=str(root) if root else None, limit=limit, **kw)
     return build_probe_set(cfg, progress=progress)
 
 

@@ -263,3 +263,26 @@ def test_descriptions_iterate_like_a_mapping_and_reprs_are_short(crepe):
     assert repr(desc) == (f"Descriptions(64 neurons in 1 layer(s), {shown} with a confirmed "
                           f"description, methods={desc.methods})")
     assert "tensor" not in r and len(repr(desc)) < 200
+
+
+def test_probe_set_takes_every_layouts_options(monkeypatch):
+    """``probe_set("espeak_digits", n_clips=20)`` used to be a TypeError: options go to the
+    layout's own section or to ``probe``; an unknown one names both lists."""
+    import dissect.datasets
+
+    seen = []
+    monkeypatch.setattr(dissect.datasets, "build_probe_set",
+                        lambda cfg, progress=True: seen.append(cfg) or cfg)
+    cfg = dissect.probe_set("espeak_digits", n_clips=20, voices=["en-us"], holdout=0.25)
+    assert (cfg.espeak_digits.n_clips, cfg.espeak_digits.voices, cfg.holdout) == (
+        20, ["en-us"], 0.25)
+    cfg = dissect.probe_set("synth", n_clips=7, seed=3, limit=5)
+    assert (cfg.synth.n_clips, cfg.synth.seed, cfg.limit, cfg.layout) == (7, 3, 5, "synth")
+    cfg = dissect.probe_set("folder", "/data", metadata="meta.csv", label_columns=["tag"])
+    assert (cfg.root, cfg.metadata, cfg.label_columns) == ("/data", "meta.csv", ["tag"])
+    with pytest.raises(TypeError, match=r"unknown option\(s\) \['n_clip'\].*espeak_digits "
+                                        r"fields: \[.*'n_clips'"):
+        dissect.probe_set("espeak_digits", n_clip=20)
+    with pytest.raises(TypeError, match=r"\['n_clips'\]"):
+        dissect.probe_set("folder", "/data", n_clips=3)  # a synth field, not a folder one
+    assert len(seen) == 3
