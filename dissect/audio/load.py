@@ -246,17 +246,7 @@ def load_audio(
     """
     path = Path(path)
     policy = policy or ClipPolicy()
-    _check_file(path)
-    try:
-        info = sf.info(str(path))
-    except Exception as exc:  # libsndfile raises LibsndfileError/RuntimeError with its own text
-        raise AudioUnreadableError(path, f"cannot decode ({_short(exc)})") from exc
-    if info.frames <= 0 or info.samplerate <= 0:
-        raise AudioEmptyError(path, "contains zero samples")
-    short = _wav_truncated(path)
-    if short is not None:
-        raise AudioUnreadableError(path, short)
-    src_sr, total = int(info.samplerate), int(info.frames)
+    src_sr, total = _open_info(path)
 
     start, stop, cropped = 0, total, False
     if policy.long_clip == "crop" and policy.max_seconds is not None:
@@ -357,22 +347,33 @@ def record_waveform(path: str | Path, sample_rate: int, policy: ClipPolicy
     path = Path(path)
     if policy.long_clip != "windows":
         return load_audio(path, sample_rate, policy).waveform
-    _check_file(path)
-    try:
-        info = sf.info(str(path))
-    except Exception as exc:
-        raise AudioUnreadableError(path, f"cannot decode ({_short(exc)})") from exc
-    if info.frames <= 0 or info.samplerate <= 0 or info.frames < STREAM_SECONDS * info.samplerate:
+    src_sr, total = _open_info(path)
+    if total < max(STREAM_SECONDS, policy.min_seconds) * src_sr:
         return load_audio(path, sample_rate, policy).waveform
-    short = _wav_truncated(path)
-    if short is not None:
-        raise AudioUnreadableError(path, short)
-    src_sr, total = int(info.samplerate), int(info.frames)
-    if total < policy.min_seconds * src_sr:
-        return load_audio(path, sample_rate, policy).waveform  # raises the too-short error
     for a in range(0, total, BLOCK_FRAMES):  # the check pass: one block in memory at a time
         _read_mono(path, a, min(total, a + BLOCK_FRAMES))
     return StreamedWave(path, int(sample_rate) if sample_rate else src_sr, src_sr, total)
+
+
+def _open_info(path: Path) -> tuple[int, int]:
+    """``(sample rate Hz, frames)`` of ``path`` after the checks every decode starts with.
+
+    Raises:
+        AudioMissingError, AudioFormatError: no such file, or an unreadable extension.
+        AudioUnreadableError: a header libsndfile cannot read, or a truncated WAV.
+        AudioEmptyError: zero frames.
+    """
+    _check_file(path)
+    try:
+        info = sf.info(str(path))
+    except Exception as exc:  # libsndfile raises LibsndfileError/RuntimeError with its own text
+        raise AudioUnreadableError(path, f"cannot decode ({_short(exc)})") from exc
+    if info.frames <= 0 or info.samplerate <= 0:
+        raise AudioEmptyError(path, "contains zero samples")
+    short = _wav_truncated(path)
+    if short is not None:
+        raise AudioUnreadableError(path, short)
+    return int(info.samplerate), int(info.frames)
 
 
 def _read_mono(path: Path, start: int, stop: int) -> tuple[np.ndarray, int]:
