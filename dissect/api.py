@@ -15,7 +15,7 @@
 
 Everything here runs the same library code as ``dissect run``: the pipeline's stages are thin
 wrappers that read the run directory, call these functions' building blocks
-(:func:`dissect.record.record`, :mod:`dissect.describe.neurons`) and save the artifacts. So a
+(:func:`dissect.recording.record`, :mod:`dissect.description.neurons`) and save the artifacts. So a
 :class:`Recording` saved with :meth:`Recording.save` is a run directory the CLI's later stages
 (``dissect report``, ``dissect evaluate``, ``dissect prune``) can read.
 """
@@ -210,7 +210,7 @@ class Recording:
     """Every neuron of some layers over some clips, in memory.
 
     Attributes:
-        layers: layer name -> :class:`~dissect.record.LayerState` (top/bottom-k, moments,
+        layers: layer name -> :class:`~dissect.recording.LayerState` (top/bottom-k, moments,
             histogram, and the dense ``[clips, U]`` store when recorded with ``dense=True``).
         clips: one row per clip (``id``, ``path``, ``labels``, ``concepts``), row ``i`` =
             clip index ``i`` of the states.
@@ -239,7 +239,7 @@ class Recording:
 
     def neurons(self) -> list[dict[str, Any]]:
         """One row per neuron, as in ``exemplars.jsonl`` (top/bottom clips, mean, std)."""
-        from dissect.record.store import exemplar_rows
+        from dissect.recording.store import exemplar_rows
 
         return list(exemplar_rows(self.layers, self.clip_ids))
 
@@ -251,7 +251,7 @@ class Recording:
         st = self.layers[layer]
         if not 0 <= int(unit) < st.site.units:
             raise IndexError(f"{layer}: unit {unit} out of range 0..{st.site.units - 1}")
-        from dissect.record.store import exemplar_rows
+        from dissect.recording.store import exemplar_rows
 
         row = next(r for r in exemplar_rows({layer: st}, self.clip_ids) if r["unit"] == unit)
         return {k: row[k] for k in ("top", "bottom", "mean", "std")}
@@ -260,7 +260,7 @@ class Recording:
     def stats(self) -> dict[str, dict[str, np.ndarray]]:
         """layer -> per-unit ``mean``, ``std``, ``min``, ``max`` ``[U]`` and ``quantiles``
         ``[U, levels]`` at ``quantile_levels``."""
-        from dissect.record.recorder import QUANTILE_LEVELS
+        from dissect.recording.recorder import QUANTILE_LEVELS
 
         q = torch.tensor(QUANTILE_LEVELS, dtype=torch.float64)
         return {name: {"mean": st.moments.mean.numpy(), "std": st.moments.std.numpy(),
@@ -285,7 +285,7 @@ class Recording:
                 the filesystem root or the home directory
                 (:func:`~dissect.artifacts.claim_run_dir`); nothing is written.
         """
-        from dissect.record.store import save_layer, write_exemplars
+        from dissect.recording.store import save_layer, write_exemplars
 
         run_dir = artifacts.claim_run_dir(run_dir)
         artifacts.mark_run_dir(run_dir)
@@ -368,7 +368,7 @@ def _load_layer_checked(run_dir: Path, name: str, n_clips: int,
     """Load layer ``name``'s stats (and dense store, when there is one) of a saved recording,
     checked against the recorded hashes, the layer name, ``units`` and ``n_clips`` (see
     :meth:`Recording.load`); returns ``(state, reduction)``."""
-    from dissect.record.store import activations_path, load_layer, read_tensors, stats_path
+    from dissect.recording.store import activations_path, load_layer, read_tensors, stats_path
 
     path = _verified(run_dir, stats_path(run_dir, name), hashes)
     st, reduction = load_layer(path)
@@ -437,7 +437,7 @@ def record(model: Model, clips: Any, layers: Sequence[str] | None = None, *, k: 
     """
     from dissect.audio import ClipPolicy
     from dissect.config import check_fields
-    from dissect.record.recorder import record as run_record
+    from dissect.recording.recorder import record as run_record
 
     check_fields("record", {"k": k, "batch_size": batch_size}, label="record(): ")
     check_fields("audio", {"max_seconds": max_seconds}, label="record(): ")
@@ -483,16 +483,16 @@ def caption(rec: Recording, captioners: Sequence[str] = ("acoustic", "labels"),
     caption, ``.terms``: clip id -> the union of the captioners' evidence terms). Failed
     captions are left out and reported on stderr. Clips given as arrays have no labels, so
     ``labels`` adds nothing. The captioners first see all of ``rec``'s clips, as in the
-    captions stage (:func:`~dissect.describe.captioners.combine.fit_probe_set`: a numeric label
+    captions stage (:func:`~dissect.description.captioners.combine.fit_probe_set`: a numeric label
     column that is a function of a named one, ESC-50's ``target``, is dropped, with a line on
     stderr)."""
     from tqdm.auto import tqdm
 
     from dissect.audio import AudioError, load_audio
     from dissect.datasets import Clip
-    from dissect.describe.captioners import build_captioner, combine
-    from dissect.describe.captioners.base import annotate
-    from dissect.describe.captioners.combine import fit_probe_set
+    from dissect.description.captioners import build_captioner, combine
+    from dissect.description.captioners.base import annotate
+    from dissect.description.captioners.combine import fit_probe_set
 
     caps = [build_captioner(name, **dict((options or {}).get(name) or {}))
             for name in captioners]
@@ -665,7 +665,7 @@ def _llm_client(llm: Any, cache_dir: str | None):
     if not isinstance(llm, str):
         return llm  # a client object (anything with .name and .generate)
     from dissect.config import LLMConfig
-    from dissect.stages.describe import build_llm
+    from dissect.description.llm import build_llm
 
     return build_llm(LLMConfig(client=llm, cache_dir=cache_dir))
 
@@ -720,9 +720,9 @@ def describe(rec: Recording, captions: Mapping[str, str] | None = None, llm: Any
     check_fields("llm", {"max_tokens": max_tokens, "temperature": temperature},
                  label="describe(): ")
     check_fields("describe", dict(explain_options or {}), label="describe(): explain_options.")
-    from dissect.describe.concepts import captioned, db_matrix, load_concept_set
-    from dissect.describe.llm.base import GenerationParams
-    from dissect.describe.neurons import (
+    from dissect.description.concepts import captioned, db_matrix, load_concept_set
+    from dissect.description.llm.base import GenerationParams
+    from dissect.description.neurons import (
         closed_labels,
         concept_rows,
         keyword_rows,
@@ -756,7 +756,7 @@ def describe(rec: Recording, captions: Mapping[str, str] | None = None, llm: Any
                              head_layer=rec.head_layer)
     cset = load_concept_set(concept_set)
     closed: dict = {}
-    from dissect.describe.embed import default_embedder
+    from dissect.description.embed import default_embedder
     from dissect.explain.splits import assign_splits, split_keys
 
     embedder = default_embedder()
@@ -788,10 +788,10 @@ def describe(rec: Recording, captions: Mapping[str, str] | None = None, llm: Any
 def evaluate(rec: Recording, desc: Descriptions, captions: Mapping[str, str], **options: Any
              ) -> dict[str, Any]:
     """The scores of ``dissect evaluate`` (``scores.json``) for an in-memory recording and its
-    descriptions. ``options`` go to :func:`dissect.evaluate.scores.evaluate_run` (``holdout``,
+    descriptions. ``options`` go to :func:`dissect.evaluation.scores.evaluate_run` (``holdout``,
     ``quantile``, ``method``, ...). The scorers read run-directory files, so the inputs are
     written to a temporary directory that is removed afterwards."""
-    from dissect.evaluate.scores import evaluate_run
+    from dissect.evaluation.scores import evaluate_run
 
     with tempfile.TemporaryDirectory(prefix="dissect-eval-") as tmp:
         run = rec.save(tmp)
@@ -808,7 +808,7 @@ def ablated(model: Model, neurons: Iterable[Neuron] | Mapping[str, Iterable[int]
             ) -> Iterator[dict[str, list[int]]]:
     """Zero ``neurons`` (``(layer, unit)`` pairs or ``{layer: units}``) inside the block; the
     model is untouched afterwards (reversible hooks). Yields ``{layer: units}``."""
-    from dissect.prune.ablate import ablated as _ablated
+    from dissect.pruning.ablate import ablated as _ablated
 
     with _ablated(model.module, model.adapter, neurons) as groups:
         yield groups
@@ -817,9 +817,9 @@ def ablated(model: Model, neurons: Iterable[Neuron] | Mapping[str, Iterable[int]
 def prune(model: Model, neurons: Iterable[Neuron] | Mapping[str, Iterable[int]]
           ) -> dict[str, np.ndarray]:
     """Zero ``neurons`` permanently by editing weights (in place); returns the masks
-    ``{layer: bool [U]}`` (True = pruned), which :func:`dissect.prune.ablate.save_masks`
+    ``{layer: bool [U]}`` (True = pruned), which :func:`dissect.pruning.ablate.save_masks`
     writes."""
-    from dissect.prune.ablate import apply_masks, export_masks
+    from dissect.pruning.ablate import apply_masks, export_masks
 
     masks = export_masks(neurons, model.sites())
     apply_masks(model.module, model.adapter, masks)
@@ -832,7 +832,7 @@ def forward(model: Model, clips: Any, layers: Sequence[str] = (), *,
     (frames of padding are zero). Runs through the same hooks as recording, so it sees any
     active :func:`ablated`."""
     from dissect.audio import ClipPolicy
-    from dissect.record.hooks import run_sites
+    from dissect.recording.hooks import run_sites
 
     c = _as_clips(clips, sample_rate)
     waves = [c.waveform(i, model.sample_rate, ClipPolicy()) for i in range(len(c.rows))]
@@ -849,6 +849,6 @@ def run(recipe: str = "default", overrides: Sequence[str] = (), progress: bool =
     """``dissect run recipe=<recipe> <overrides...>``: the whole pipeline into a run
     directory (returned)."""
     from dissect import pipeline
-    from dissect.cli import compose
+    from dissect.config import compose
 
     return pipeline.run(compose([f"recipe={recipe}", *overrides]), progress=progress)

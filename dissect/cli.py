@@ -15,6 +15,8 @@ import os
 import sys
 from pathlib import Path
 
+from dissect.config import compose, list_recipes, recipes_dir  # noqa: F401  (recipes_dir: the API)
+
 USAGE = """usage: dissect COMMAND [recipe=NAME] [key=value ...]
 
 commands:
@@ -34,54 +36,6 @@ examples:
   dissect run model=whisper_tiny llm=rules
   dissect run recipe=ast_esc50 probe.root=/data/ESC-50-master
 """
-
-
-def recipes_dir() -> Path:
-    """Where recipes live: $DISSECT_RECIPES, the installed copy, or the source tree's recipes/."""
-    env = os.environ.get("DISSECT_RECIPES")
-    candidates = [Path(env)] if env else []
-    here = Path(__file__).resolve().parent
-    candidates += [here / "_recipes", here.parent / "recipes"]
-    for c in candidates:
-        if c.is_dir():
-            return c
-    looked = [str(c) for c in candidates]
-    raise FileNotFoundError(f"no recipes directory found (looked in {looked})")
-
-
-def compose(overrides: list[str]):
-    """Compose the run config from ``recipe=NAME`` (default ``default``) and overrides."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-
-    from dissect.config import register_configs
-
-    recipe = "default"
-    rest = []
-    for o in overrides:
-        if o.startswith("recipe="):
-            recipe = o.split("=", 1)[1]
-        else:
-            rest.append(o)
-    rdir = recipes_dir()
-    if not (rdir / f"{recipe}.yaml").is_file():
-        names = sorted(p.stem for p in rdir.glob("*.yaml"))
-        raise ValueError(f"unknown recipe {recipe!r}; available in {rdir}: {', '.join(names)}")
-    register_configs()
-    with initialize_config_dir(config_dir=str(rdir), version_base="1.3"):
-        cfg = hydra_compose(config_name=recipe, overrides=rest)
-    cfg.recipe = recipe
-    return cfg
-
-
-def list_recipes() -> list[tuple[str, str]]:
-    """``(name, first comment line)`` of every top-level recipe, sorted by name."""
-    out = []
-    for p in sorted(recipes_dir().glob("*.yaml")):
-        first = next((ln[1:].strip() for ln in p.read_text(encoding="utf-8").splitlines()
-                      if ln.startswith("#")), "")
-        out.append((p.stem, first))
-    return out
 
 
 def load_run_config(overrides: list[str]):
@@ -132,7 +86,7 @@ def _rerun_stage(stage: str, overrides: list[str]) -> Path:
 def prune_specs(c) -> list:
     """The concepts of a PruneConfig as ConceptSpecs: ``concept`` is one NAME[=CLASS,...] or a
     list of them; ``concepts``, ``target`` and ``terms`` refine a single NAME."""
-    from dissect.prune.table4 import parse_concept
+    from dissect.pruning.table4 import parse_concept
 
     raw = c.concept
     items = [raw] if isinstance(raw, str) else list(raw)
@@ -155,7 +109,7 @@ def _prune(overrides: list[str]) -> Path:
     from omegaconf import OmegaConf
 
     from dissect.config import PruneConfig
-    from dissect.prune.table4 import prune_table
+    from dissect.pruning.table4 import prune_table
 
     c = command_config(PruneConfig, overrides)
     if c.crop is not None and len(c.crop) != 2:

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 # Defined beside the probe set it configures (lower layers use it without importing this
@@ -336,7 +338,7 @@ class DescribeConfig:
     # Calibration: drop top-summary sentences whose MiniLM cosine to a bottom-summary sentence
     # exceeds this. AND's code used 0.5, which with all-MiniLM-L6-v2 drops nearly every sentence
     # (contrasts on one template score ~0.8); 0.85 removes paraphrases and keeps most contrasts
-    # (see dissect.describe.summarize.DEFAULT_THRESHOLD).
+    # (see dissect.description.summarize.DEFAULT_THRESHOLD).
     calibration_threshold: float = 0.85
     # Concept set for closed-set labels: a name in data/concepts/ or a path to a .txt file.
     concept_set: str = "synth"
@@ -596,3 +598,52 @@ def register_configs() -> None:
     store.store(name="dissect_schema", node=RunConfig)
     for name, bundle in BUNDLES.items():
         store.store(group="model", name=name, node=config_node(bundle))
+
+
+# --------------------------------------------------------------------------- composing
+
+
+def recipes_dir() -> Path:
+    """Where recipes live: $DISSECT_RECIPES, the installed copy, or the source tree's recipes/."""
+    env = os.environ.get("DISSECT_RECIPES")
+    candidates = [Path(env)] if env else []
+    here = Path(__file__).resolve().parent
+    candidates += [here / "_recipes", here.parent / "recipes"]
+    for c in candidates:
+        if c.is_dir():
+            return c
+    looked = [str(c) for c in candidates]
+    raise FileNotFoundError(f"no recipes directory found (looked in {looked})")
+
+
+def compose(overrides: list[str]):
+    """Compose the run config from ``recipe=NAME`` (default ``default``) and overrides."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    recipe = "default"
+    rest = []
+    for o in overrides:
+        if o.startswith("recipe="):
+            recipe = o.split("=", 1)[1]
+        else:
+            rest.append(o)
+    rdir = recipes_dir()
+    if not (rdir / f"{recipe}.yaml").is_file():
+        names = sorted(p.stem for p in rdir.glob("*.yaml"))
+        raise ValueError(f"unknown recipe {recipe!r}; available in {rdir}: {', '.join(names)}")
+    register_configs()
+    with initialize_config_dir(config_dir=str(rdir), version_base="1.3"):
+        cfg = hydra_compose(config_name=recipe, overrides=rest)
+    cfg.recipe = recipe
+    return cfg
+
+
+def list_recipes() -> list[tuple[str, str]]:
+    """``(name, first comment line)`` of every top-level recipe, sorted by name."""
+    out = []
+    for p in sorted(recipes_dir().glob("*.yaml")):
+        first = next((ln[1:].strip() for ln in p.read_text(encoding="utf-8").splitlines()
+                      if ln.startswith("#")), "")
+        out.append((p.stem, first))
+    return out

@@ -10,8 +10,8 @@ warning that says where it came from:
   table, its row and the clip id), and any clip of any layout still over it when its
   :class:`~dissect.datasets.ProbeSet` is built (the warning names the set's root and the clip);
 * a caption is cut to :data:`MAX_CAPTION_CHARS` by
-  :func:`dissect.describe.captioners.base.annotate`, where every caption is made, and again when
-  captions are read back (:mod:`dissect.describe.captions`).
+  :func:`dissect.description.captioners.base.annotate`, where every caption is made, and again when
+  captions are read back (:mod:`dissect.description.captions`).
 
 The limits are generous for what these texts are: a label is a class name or a short tag (the
 label captioner already treats anything over 40 characters as free text, not a term), a

@@ -193,7 +193,7 @@ def _captioner_versions(ctx: StageContext) -> dict[str, int]:
     out = {}
     for name in ctx.cfg.caption.captioners:
         try:
-            mod = importlib.import_module(f"dissect.describe.captioners.{name}")
+            mod = importlib.import_module(f"dissect.description.captioners.{name}")
         except ImportError:  # not a built-in captioner module: the config decides
             continue
         out[str(name)] = int(getattr(mod, "VERSION", 0))
@@ -208,9 +208,9 @@ def _caption_run(ctx: StageContext):
 
 def resolved_llm(cfg: DictConfig) -> dict:
     """The llm section as hashed: ``auto`` resolved (installing SmolLM2 later must rerun) as
-    ``auto:<kind>`` by :func:`dissect.describe.llm.resolve_kind`, and fields that do not change
+    ``auto:<kind>`` by :func:`dissect.description.llm.resolve_kind`, and fields that do not change
     outputs (cache_dir, concurrency) left out."""
-    from dissect.describe.llm import resolve_kind
+    from dissect.description.llm import resolve_kind
 
     llm = Section("llm", drop=("cache_dir", "concurrency")).value(cfg)
     if llm["client"] == "auto":
@@ -248,7 +248,7 @@ def _model_files(ctx: StageContext) -> Any:
 
 
 def _concept_set(ctx: StageContext) -> str:
-    from dissect.describe.concepts import concept_file
+    from dissect.description.concepts import concept_file
 
     return artifacts.hash_file(concept_file(ctx.cfg.describe.concept_set))
 
@@ -295,7 +295,7 @@ def _stage_outputs(*stages: str) -> Callable[[StageContext], dict[str, str]]:
 
 
 def _evaluate_run(ctx: StageContext):
-    from dissect.evaluate.scores import evaluate_run
+    from dissect.evaluation.scores import evaluate_run
 
     e, d = ctx.cfg.evaluate, ctx.cfg.describe
     return _summary_of(evaluate_run(
@@ -393,10 +393,10 @@ STAGES: dict[str, Stage] = {s.name: s for s in STAGE_LIST}
 def _choices(cfg: DictConfig) -> list[tuple[str, str, Any, Any]]:
     """``(stage, config key, value, registry)`` of every registry-backed config choice."""
     from dissect.datasets import PROBE_LAYOUTS
-    from dissect.describe.captioners.combine import CAPTIONERS
-    from dissect.describe.concepts import CLOSED_METHODS
-    from dissect.describe.llm import LLM_CLIENTS
-    from dissect.describe.similarity import SIMILARITIES
+    from dissect.description.captioners.combine import CAPTIONERS
+    from dissect.description.concepts import CLOSED_METHODS
+    from dissect.description.llm import LLM_CLIENTS
+    from dissect.description.similarity import SIMILARITIES
     from dissect.models.registry import ADAPTERS
 
     out = [("probe", "probe.layout", cfg.probe.layout, PROBE_LAYOUTS),

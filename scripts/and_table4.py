@@ -1,5 +1,5 @@
 """AND Table 4 (concept-specific pruning) on a finished run: a thin wrapper of
-:func:`dissect.prune.table4.prune_table`, which ``dissect prune`` runs too.
+:func:`dissect.pruning.table4.prune_table`, which ``dissect prune`` runs too.
 
 The same table from the CLI::
 
@@ -53,7 +53,7 @@ def main(argv=None) -> int:
     ap.add_argument("--name", default="table4")
     args = ap.parse_args(argv)
 
-    from dissect.prune.table4 import prune_table
+    from dissect.pruning.table4 import prune_table
 
     try:
         out = prune_table(args.run_dir, args.concept, args.methods.split(","),

@@ -4,10 +4,10 @@ Usage:
     python scripts/bench_concepts.py --clips 200 800 --concept-set esc50
 
 For each N in ``--clips``, the same N deterministic clips (harmonic tones + noise) are recorded
-with CREPE tiny, every default layer, with the dense store on (:func:`dissect.record.record`,
+with CREPE tiny, every default layer, with the dense store on (:func:`dissect.recording.record`,
 in this process, ``--threads`` torch threads). Then every unit of every layer is scored against
 the concept set (ESC-50: 50 concepts) with each similarity function of
-:mod:`dissect.describe.similarity` through :func:`dissect.describe.concepts.label_neurons`
+:mod:`dissect.description.similarity` through :func:`dissect.description.concepts.label_neurons`
 (similarity matrix + top-5 concepts per unit), as the concepts stage does, on the dense
 activations converted to float32. The clip-by-concept matrix ``P [N, 50]`` is a seeded
 row-softmax (a DB-like matrix): the scoring cost does not depend on its values, and building the
@@ -31,10 +31,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_record import make_clips  # noqa: E402
 
-from dissect.describe.concepts import label_neurons, load_concept_set  # noqa: E402
-from dissect.describe.similarity import SIMILARITIES  # noqa: E402
+from dissect.description.concepts import label_neurons, load_concept_set  # noqa: E402
+from dissect.description.similarity import SIMILARITIES  # noqa: E402
 from dissect.models import get_adapter  # noqa: E402
-from dissect.record.recorder import record  # noqa: E402
+from dissect.recording.recorder import record  # noqa: E402
 
 
 def one_size(n: int, args, adapter, model, sites, cset) -> dict:

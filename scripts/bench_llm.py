@@ -10,12 +10,12 @@ latency (``--latency-ms``) with a short summary-like text. Running it in its own
 the server's threads from competing with the client for this interpreter's GIL.
 
 *rate*: for each concurrency level, ``--calls`` distinct chats go through
-:class:`~dissect.describe.llm.http.OpenAIHTTPClient` ``generate`` (a) with no cache, (b) through
-:class:`~dissect.describe.llm.cache.CachedClient` into an empty cache directory (all misses:
+:class:`~dissect.description.llm.http.OpenAIHTTPClient` ``generate`` (a) with no cache, (b) through
+:class:`~dissect.description.llm.cache.CachedClient` into an empty cache directory (all misses:
 server + cache writes) and (c) the same chats again (all hits: served from disk). Calls per
 second are ``calls / wall time``; ``ideal`` is ``concurrency / latency``.
 
-*describe*: the cost per neuron of :func:`dissect.describe.summarize.summarize_neurons` (two
+*describe*: the cost per neuron of :func:`dissect.description.summarize.summarize_neurons` (two
 chats per neuron: top and bottom clips, then MiniLM calibration) for local SmolLM2-135M-Instruct
 (packaged GGUF, a handful of neurons) and the HTTP client against the local server; and of the
 rule-based summariser as the describe stage runs it (``describe_contrast`` both ways, no
@@ -109,7 +109,7 @@ class TestServer:
 
 
 def rate(args) -> dict:
-    from dissect.describe.llm import CachedClient, GenerationParams, OpenAIHTTPClient
+    from dissect.description.llm import CachedClient, GenerationParams, OpenAIHTTPClient
 
     params = GenerationParams(max_tokens=48)
     server = TestServer(args.latency_ms)
@@ -206,7 +206,7 @@ class Timed:
 def measure_rules(n: int, captions: dict[str, str]) -> dict:
     """The rule-based summariser as the describe stage runs it: ``describe_contrast`` of the
     top vs bottom captions and back (no LLM, no calibration: contrastive by construction)."""
-    from dissect.describe.llm import RuleBasedClient, describe_contrast
+    from dissect.description.llm import RuleBasedClient, describe_contrast
 
     neurons = fake_neurons(n, len(captions))
     t0 = time.perf_counter()
@@ -226,9 +226,9 @@ def measure_rules(n: int, captions: dict[str, str]) -> dict:
 
 
 def describe(args) -> dict:
-    from dissect.describe.embed import default_embedder
-    from dissect.describe.llm import GenerationParams, OpenAIHTTPClient, TransformersClient
-    from dissect.describe.summarize import summarize_neurons
+    from dissect.description.embed import default_embedder
+    from dissect.description.llm import GenerationParams, OpenAIHTTPClient, TransformersClient
+    from dissect.description.summarize import summarize_neurons
 
     captions = fake_captions(200)
     params = GenerationParams(max_tokens=args.max_tokens)

@@ -8,7 +8,7 @@ Usage (6.5 minutes measured on 2 cores shared with another job; the 1-hour clip 
 Two synthetic mono 16 kHz WAV files (PCM_16; a slow sine sweep plus noise, written block by
 block) are recorded, each in its own fresh subprocess, the way the ``record`` stage does it:
 :func:`dissect.audio.load_audio` with ``ClipPolicy(long_clip="windows")`` (10 s windows, 10 s
-hop: the ``audio`` defaults), then :func:`dissect.record.recorder.record` with the default
+hop: the ``audio`` defaults), then :func:`dissect.recording.recorder.record` with the default
 model (``model=crepe_tiny``: CREPE tiny, hop 40 ms, every default layer, 632 neurons),
 ``record.batch_size`` 8, mean pooling, ``record.dense`` on (one row).
 
@@ -62,7 +62,7 @@ def child(args) -> None:
 
     from dissect.audio import ClipPolicy, record_waveform
     from dissect.models.load import load_from_config
-    from dissect.record.recorder import record
+    from dissect.recording.recorder import record
 
     torch.set_num_threads(args.threads)
     cfg = {"name": "crepe", "source": "tiny", "site": "ffn",

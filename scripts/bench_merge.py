@@ -7,7 +7,7 @@ Usage:
 
 It reads the run's ``stats/`` (every layer's reducer state: top/bottom-k, moments, the log
 histogram) and, for the dense store, ``activations/``; builds one shard exactly as a Ray task
-does (:func:`dissect.record.ray_backend` layout: ``state_tensors(..., prefix="L<j>/",
+does (:func:`dissect.recording.ray_backend` layout: ``state_tensors(..., prefix="L<j>/",
 dense=True)`` plus metadata, one safetensors blob), with ``--shard-clips`` dense rows (default:
 the run's clips; 0 = a run without the dense store); writes it ``--shards`` times under
 ``--out`` (fsync'd), then folds them with the driver's own ``load_shard`` + ``LayerState.merge``
@@ -58,8 +58,8 @@ def main(argv: list[str] | None = None) -> dict:
     from safetensors.torch import save as save_bytes
 
     from dissect import artifacts
-    from dissect.record.ray_backend import SHARD_FORMAT, load_shard
-    from dissect.record.store import load_layer, state_meta, state_tensors
+    from dissect.recording.ray_backend import SHARD_FORMAT, load_shard
+    from dissect.recording.store import load_layer, state_meta, state_tensors
     from dissect.util import safetensors_metadata
 
     run = args.run_dir

@@ -4,11 +4,11 @@ Usage:
     python scripts/bench_ray.py --clips 160 --seconds 1.0 --repeats 3
 
 The same clips (deterministic harmonic tones + noise, written once as wav files) are recorded
-with CREPE tiny (every default layer) by :func:`dissect.record.ray_backend.record_ray` on a local
+with CREPE tiny (every default layer) by :func:`dissect.recording.ray_backend.record_ray` on a local
 ``ray.init(num_cpus=2)``, with the same shard plan (``--shards``) run by 1 worker and by 2
 workers (one CPU and one torch thread each), alternating 1/2/1/2... ``--repeats`` times, each
 run into a fresh shard directory (nothing is reused). For reference the single-process
-:func:`dissect.record.record` runs the same clips in this process with 1 torch thread (same
+:func:`dissect.recording.record` runs the same clips in this process with 1 torch thread (same
 file loading). A warm-up run first starts both worker processes and loads the model there
 (workers keep it between tasks), so the timings exclude Ray's start-up and the model load.
 
@@ -39,8 +39,8 @@ from bench_record import iter_clips  # noqa: E402
 
 from dissect.audio import load_audio  # noqa: E402
 from dissect.models import get_adapter  # noqa: E402
-from dissect.record.ray_backend import import_ray, record_ray  # noqa: E402
-from dissect.record.recorder import record  # noqa: E402
+from dissect.recording.ray_backend import import_ray, record_ray  # noqa: E402
+from dissect.recording.recorder import record  # noqa: E402
 
 
 def write_clips(d: Path, n: int, seconds: float, sr: int = 16000) -> list[dict]:

@@ -6,7 +6,7 @@ Usage:
     python scripts/bench_record.py memory --model crepe --source tiny --clips 200 2000
 
 *overhead*: the same clips and batches run (a) through ``adapter.prepare`` + ``adapter.forward``
-with no hooks and (b) through :func:`dissect.record.record` with every unit of every default
+with no hooks and (b) through :func:`dissect.recording.record` with every unit of every default
 layer hooked. Runs alternate a/b/a/b... ``--repeats`` times; the ratio of the medians is
 reported. *memory*: each configuration runs in a fresh subprocess and reports its peak RSS
 (``ru_maxrss``) after the model is loaded and after recording, streaming vs an AND-style dense
@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from dissect.models import get_adapter
-from dissect.record.recorder import _batches, record
+from dissect.recording.recorder import _batches, record
 
 
 def iter_clips(n: int, sr: int, seconds: float, seed: int = 0):
@@ -102,8 +102,8 @@ def memory_child(args) -> None:
     clips = iter_clips(n, adapter.sample_rate, args.seconds)  # streamed
     if args.dense:  # AND-style: every pooled value of every clip kept in memory
         dense = {s.name: torch.zeros(n, s.units) for s in sites}
-        from dissect.record.hooks import hooks
-        from dissect.record.pooling import pool
+        from dissect.recording.hooks import hooks
+        from dissect.recording.pooling import pool
 
         cur = {}
 

@@ -259,7 +259,7 @@ def hostile(out: Path) -> dict:
         longest = max(len(json.dumps(r.get("labels") or {})) for r in map(
             json.loads, open(first / "clips.jsonl")))
         res["longest_labels_json"] = longest
-        from dissect.describe.embed import _shard_checksum
+        from dissect.description.embed import _shard_checksum
 
         n_vec = 0
         for f in (out / "hostile_cache" / "embeddings").rglob("*.npz"):

@@ -1,11 +1,11 @@
 """Map a head's class names onto a probe set's labels and measure the embedding rule.
 
-Prints what :func:`dissect.evaluate.last_layer.map_names` makes of YAMNet's 521 AudioSet classes
+Prints what :func:`dissect.evaluation.last_layer.map_names` makes of YAMNet's 521 AudioSet classes
 against a label vocabulary (ESC-50's 50 categories by default, or the free sounds' categories),
 every embedding match with its MiniLM cosine down to ``--floor``, and, for AudioSet -> ESC-50,
 the precision of the embedding matches per cosine band against a hand judgement
 (:data:`WRONG_ESC50`: the matches judged wrong; every other listed match was judged right).
-That measurement is where :data:`~dissect.evaluate.last_layer.MAP_THRESHOLD` comes from.
+That measurement is where :data:`~dissect.evaluation.last_layer.MAP_THRESHOLD` comes from.
 
     .venv/bin/python scripts/head_label_mapping.py                   # AudioSet -> ESC-50
     .venv/bin/python scripts/head_label_mapping.py --labels free_sounds
@@ -32,7 +32,7 @@ BANDS = (0.85, 0.80, 0.75, 0.70, 0.65)
 
 
 def _labels(name: str) -> list[str]:
-    from dissect.describe.concepts import load_concept_set
+    from dissect.description.concepts import load_concept_set
 
     if name == "free_sounds":
         root = Path(__file__).resolve().parents[1] / "data" / "free_sounds.csv"
@@ -49,9 +49,9 @@ def main() -> None:
     ap.add_argument("--floor", type=float, default=0.65, help="lowest cosine listed")
     args = ap.parse_args()
 
-    from dissect.describe.concepts import load_concept_set
-    from dissect.describe.embed import default_embedder
-    from dissect.evaluate.last_layer import MAP_THRESHOLD, map_names
+    from dissect.description.concepts import load_concept_set
+    from dissect.description.embed import default_embedder
+    from dissect.evaluation.last_layer import MAP_THRESHOLD, map_names
 
     classes = list(load_concept_set(args.classes).concepts)
     labels = _labels(args.labels)

@@ -7,7 +7,7 @@ Steps (all offline, CPU):
    llm.client=rules record.progress=false`` (skipped when RUN already has ``concepts.jsonl``).
 2. Held-out evaluation clips: a second synth set rendered with another seed (``--eval-seed``),
    never seen by the run; only clips with a true f0 (notes, tones, harmonic complexes).
-3. For each experiment, :func:`dissect.prune.prune_run` selects the conv neurons, prunes them
+3. For each experiment, :func:`dissect.pruning.prune_run` selects the conv neurons, prunes them
    with forward hooks, and evaluates pitch accuracy (argmax bin within 50 cents of the true f0,
    from frame-averaged logits) on target vs other clips, along a forget/retain curve, against
    a random baseline of equal size and per-layer counts over ``--seeds`` seeds. Results go to
@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from dissect import artifacts
     from dissect.models import get_adapter
-    from dissect.prune import prune_run
+    from dissect.pruning import prune_run
 
     torch.set_num_threads(args.threads)
     run_dir = Path(args.run_dir)
@@ -210,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[experiment] {name}: {out['passes']} passes, "
               f"{time.perf_counter() - t0:.0f} s", file=sys.stderr)
     if not args.no_scores:
-        from dissect.evaluate import evaluate_run
+        from dissect.evaluation import evaluate_run
 
         summaries.append(summarize_scores(evaluate_run(run_dir)))
         print(summaries[-1], flush=True)

@@ -14,7 +14,7 @@ import json
 import sys
 from pathlib import Path
 
-from dissect.record.traces import run_traces
+from dissect.recording.traces import run_traces
 from dissect.report import build_report
 from dissect.report.browser import Chromium, find_chromium
 

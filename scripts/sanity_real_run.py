@@ -18,12 +18,12 @@ import numpy as np
 import yaml
 
 from dissect import artifacts
-from dissect.describe.captions import terms_by_clip
+from dissect.description.captions import terms_by_clip
 from dissect.explain.candidates import term_matrix
 from dissect.explain.metrics import METRICS
 from dissect.explain.scoring import claim_prediction
 from dissect.explain.splits import assign_splits, split_keys
-from dissect.record.store import load_activations
+from dissect.recording.store import load_activations
 
 
 def main() -> None:

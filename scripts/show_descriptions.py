@@ -43,7 +43,7 @@ def main(argv=None) -> int:
     ap.add_argument("--min-support", type=int, default=15)
     ap.add_argument("--layers", nargs="*", default=None)
     args = ap.parse_args(argv)
-    from dissect.evaluate.rundata import shown_descriptions
+    from dissect.evaluation.rundata import shown_descriptions
 
     path = Path(args.run_dir) / "explanations.jsonl"
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

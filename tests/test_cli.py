@@ -134,8 +134,8 @@ def test_record_stage_artifacts_and_reruns(tmp_path, folder, capsys):
 
 
 def test_every_recipe_composes_and_is_listed(capsys):
-    from dissect.cli import compose, list_recipes, recipes_dir
-    from dissect.describe.concepts import load_concept_set
+    from dissect.config import compose, list_recipes, recipes_dir
+    from dissect.description.concepts import load_concept_set
     from dissect.models import available
 
     names = [n for n, _ in list_recipes()]

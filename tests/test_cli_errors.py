@@ -39,7 +39,7 @@ def test_a_full_disk_is_one_line_naming_the_file(tmp_path, folder, capsys, monke
 def test_a_full_disk_in_safetensors_names_the_stats_file(tmp_path, folder, capsys,
                                                          monkeypatch):
     """safetensors reports a full disk without the file; the stats writer names it."""
-    from dissect.record import store
+    from dissect.recording import store
 
     def save_file(*args, **kwargs):
         raise SafetensorError('Error while serializing: IoError(Os { code: 28, kind: '

@@ -155,12 +155,15 @@ def test_ablated_is_reversible_and_prune_is_permanent(tones):
     torch.testing.assert_close(pruned["logits"], during["logits"])
 
 
-def test_subpackages_are_callable_api_functions():
-    import dissect.record.store as store
+def test_api_names_are_plain_functions_and_subpackages_have_their_own_names():
+    import inspect
 
-    assert callable(dissect.record) and dissect.record.recorder.record is not None
-    assert store.exemplar_rows is not None
-    assert dissect.describe.__call__.__doc__ == dissect.api.describe.__doc__
+    import dissect.recording.store as store
+
+    for name in ("record", "describe", "evaluate", "prune"):
+        fn = getattr(dissect, name)
+        assert inspect.isfunction(fn) and fn is getattr(dissect.api, name)
+    assert store.exemplar_rows is not None and not callable(dissect.recording)
     with pytest.raises(KeyError, match="crepe"):
         dissect.load("no-such-model")
 
@@ -172,9 +175,9 @@ def test_describe_explains_then_scores_like_the_stage(crepe, tmp_path):
     from sklearn.metrics import roc_auc_score
 
     from dissect.config import CaptionConfig, DescribeConfig, LLMConfig
-    from dissect.describe.captioners import combine
-    from dissect.describe.captioners.base import pitch_terms
-    from dissect.evaluate.agreement import binarize_top_quantile
+    from dissect.description.captioners import combine
+    from dissect.description.captioners.base import pitch_terms
+    from dissect.evaluation.agreement import binarize_top_quantile
     from dissect.explain.splits import assign_splits, split_keys
     from dissect.stages.explain import write_explanations
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from dissect import artifacts, cli, pipeline
+from dissect import artifacts, cli, config, pipeline
 from dissect.registry import DuplicateNameError, Registry, UnknownNameError
 
 # --------------------------------------------------------------------------- Registry
@@ -92,7 +92,7 @@ def test_model_adapter_duplicate_is_refused():
                           "hear"),
 ])
 def test_bad_registry_choice_fails_before_any_stage(tmp_path, override, message):
-    cfg = cli.compose([override, f"runs_dir={tmp_path}"])
+    cfg = config.compose([override, f"runs_dir={tmp_path}"])
     with pytest.raises(ValueError) as info:
         pipeline.run(cfg, progress=False)
     assert str(info.value) == message
@@ -102,7 +102,7 @@ def test_bad_registry_choice_fails_before_any_stage(tmp_path, override, message)
 def test_bad_model_adapter_lists_the_adapters(tmp_path):
     from dissect.models.registry import ADAPTERS
 
-    cfg = cli.compose(["model.name=nope", f"runs_dir={tmp_path}"])
+    cfg = config.compose(["model.name=nope", f"runs_dir={tmp_path}"])
     with pytest.raises(ValueError) as info:
         pipeline.validate(cfg)
     assert str(info.value) == ("model.name=nope: unknown model adapter 'nope'; valid: "
@@ -110,7 +110,7 @@ def test_bad_model_adapter_lists_the_adapters(tmp_path):
 
 
 def test_choices_of_stages_not_run_are_not_checked(tmp_path):
-    pipeline.validate(cli.compose(["describe.similarity=bogus", "stages=[probe,record]"]))
+    pipeline.validate(config.compose(["describe.similarity=bogus", "stages=[probe,record]"]))
 
 
 # --------------------------------------------------------------------------- bundles, recipes
@@ -149,7 +149,7 @@ def test_every_recipe_composes_to_the_same_model_section():
     assert names == sorted(k for k in EXPECTED_MODELS if "+" not in k)
     for key, (adapter, source, options) in EXPECTED_MODELS.items():
         recipe, _, entry = key.partition("+")
-        cfg = cli.compose([f"recipe={recipe}"] + ([entry] if entry else []))
+        cfg = config.compose([f"recipe={recipe}"] + ([entry] if entry else []))
         site = "conv" if adapter == "yamnet" else "ffn"
         assert dict(cfg.model) == {"name": adapter, "source": source, "site": site,
                                    "layers": [], "device": "auto", "options": options}, key
@@ -374,7 +374,7 @@ def _fake_manifest(run_dir):
 
 def test_stage_sections_and_inputs_are_unchanged(tmp_path, monkeypatch):
     import dissect.datasets
-    import dissect.describe.llm.local
+    import dissect.description.llm.local
     import dissect.stages.probe
 
     def no_smollm2():
@@ -388,15 +388,15 @@ def test_stage_sections_and_inputs_are_unchanged(tmp_path, monkeypatch):
     monkeypatch.setattr(artifacts, "run_stage", fake_run_stage)
     monkeypatch.setattr(dissect.datasets, "build_probe_set", lambda cfg, progress=True: None)
     monkeypatch.setattr(dissect.stages.probe, "input_hashes", lambda p: {"audio_files": "AF"})
-    monkeypatch.setattr(dissect.describe.llm.local, "smollm2_gguf_path", no_smollm2)
+    monkeypatch.setattr(dissect.description.llm.local, "smollm2_gguf_path", no_smollm2)
     _fake_manifest(tmp_path)
-    pipeline.run(cli.compose([f"run_dir={tmp_path}"]), progress=False)
+    pipeline.run(config.compose([f"run_dir={tmp_path}"]), progress=False)
     assert got == EXPECTED_STAGES
     # the run-directory hash of the default recipe
     # (default-207913df1a before the explain stage, the synth set from C1 and 600 clips;
     # default-e61c536dfc before probe.holdout; default-31d5d51c9c before the confirmed choice
     # and the stratified grouped split; default-0948da6170 before audio.min_seconds)
-    assert pipeline.resolve_run_dir(cli.compose(["runs_dir=R"])).name == "default-59d1385eb7"
+    assert pipeline.resolve_run_dir(config.compose(["runs_dir=R"])).name == "default-59d1385eb7"
 
 
 def test_record_hashes_the_files_model_options_name(tmp_path):
@@ -409,7 +409,7 @@ def test_record_hashes_the_files_model_options_name(tmp_path):
     head.write_bytes(b"one")
 
     def section(*overrides):
-        cfg = cli.compose([f"run_dir={tmp_path}", *overrides])
+        cfg = config.compose([f"run_dir={tmp_path}", *overrides])
         return stage.section(pipeline.StageContext(cfg, tmp_path))
 
     assert "model_files" not in section()

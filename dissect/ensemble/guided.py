@@ -185,7 +185,7 @@ def term_similarity(texts: Mapping[Key, Mapping[str, Sequence[str]]], terms: Seq
     if not texts:
         return np.zeros((0, len(terms)), dtype=np.float32)
     if embedder is None:
-        from dissect.describe.embed import default_embedder
+        from dissect.description.embed import default_embedder
 
         embedder = default_embedder()
     docs = []

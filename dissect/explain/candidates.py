@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dissect.describe.captioners.base import NOTE_NAMES
+from dissect.description.captioners.base import NOTE_NAMES
 from dissect.explain.evidence import Evidence
 from dissect.util import quantile_linear
 

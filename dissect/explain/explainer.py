@@ -26,9 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from dissect.describe.llm.base import GenerationParams
-from dissect.describe.neurons import RULES_NAME
-from dissect.evaluate.detection import unit_rows
+from dissect.description.llm.base import GenerationParams
+from dissect.description.neurons import RULES_NAME
+from dissect.evaluation.detection import unit_rows
 from dissect.explain.candidates import (
     NO_CLEAR_CONCEPT,
     band_centres,
@@ -138,7 +138,7 @@ def explain(ids: Sequence[str], captions: Mapping[str, str],
         print(f"[explain] {why}", file=sys.stderr)
         return _unscored(summaries, why)
     if embedder is None:
-        from dissect.describe.embed import default_embedder
+        from dissect.description.embed import default_embedder
 
         embedder = default_embedder()
     C = unit_rows(embedder.encode([captions.get(cid, "") for cid in ids]))

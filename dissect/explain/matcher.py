@@ -15,7 +15,7 @@ A text names a term when
   ``water_drops`` also as "water drops"), unless the value is an everyday word
   (:data:`COMMON`: "low", "note", "one" ...: a label ``kind=note`` is not named by "note");
 
-and no negation ("no", "not", "without", ..., :data:`~dissect.describe.keywords.NEGATIONS`)
+and no negation ("no", "not", "without", ..., :data:`~dissect.description.keywords.NEGATIONS`)
 stands among the ``negation_window`` words before the mention in its clause. Terms named at the
 same place (``pitch=E4`` and ``f0=E4`` by "E4"; ``digit=3`` and ``word=three`` by "three") are
 one *claim*: a clip matches the claim when it carries any of them.
@@ -27,7 +27,7 @@ import re
 from collections.abc import Sequence
 from functools import lru_cache
 
-from dissect.describe.keywords import NEGATION_WINDOW, NEGATIONS
+from dissect.description.keywords import NEGATION_WINDOW, NEGATIONS
 from dissect.explain.candidates import (
     _NUMBER_WORDS,
     PITCH_ATTRIBUTES,

@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from dissect.evaluate.detection import detection_auroc, midranks
+from dissect.evaluation.detection import detection_auroc, midranks
 
 
 @dataclass
@@ -321,7 +321,7 @@ def paired_se(P: np.ndarray, a: np.ndarray) -> np.ndarray:
 
 def _masked_midranks(A: np.ndarray, W: np.ndarray) -> np.ndarray:
     """1-based midranks of each column of ``A [n, B]`` among its rows ``W`` (ties: the mean
-    rank, as :func:`~dissect.evaluate.detection.midranks`); other rows get 0."""
+    rank, as :func:`~dissect.evaluation.detection.midranks`); other rows get 0."""
     n, B = A.shape
     key = np.where(W, A, np.inf)
     order = np.argsort(key, axis=0, kind="stable")
@@ -355,7 +355,7 @@ def score_columns(P: np.ndarray, A: np.ndarray, W: np.ndarray, quantile: float =
     a graded column (a caption-similarity candidate) is scored by :func:`score_prediction`
     itself (Kendall's tau-b). The quantile threshold of ``detection_top`` is numpy's linear
     quantile over each column's rows, bit for bit, with
-    :func:`~dissect.evaluate.agreement.binarize_top_quantile`'s tie rule.
+    :func:`~dissect.evaluation.agreement.binarize_top_quantile`'s tie rule.
     """
     P = np.asarray(P, dtype=np.float64)
     A = np.asarray(A, dtype=np.float64)

@@ -58,7 +58,7 @@ from dissect.ensemble.align import align_to_grid
 from dissect.ensemble.ops import fusion as fuse_states
 from dissect.ensemble.ops import match_dim
 from dissect.models.base import Adapter, Site
-from dissect.record.hooks import model_device, run_sites
+from dissect.recording.hooks import model_device, run_sites
 
 HEAR_SAMPLE_RATES = (16000, 22050, 32000, 44100, 48000)
 MAX_HOP_MS = 50.0

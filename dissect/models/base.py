@@ -4,7 +4,7 @@ An adapter declares its name, sample rate, how to load weights (Hugging Face id 
 its preprocessing, its recordable *sites* (module outputs whose channels are neurons), the default
 layers, how to find the valid frames of each site, and its classifier head with class names.
 
-The recorder (:mod:`dissect.record`) only talks to this protocol. Shapes used throughout:
+The recorder (:mod:`dissect.recording`) only talks to this protocol. Shapes used throughout:
 ``B`` clips per batch, ``T`` frames of a site, ``U`` units (neurons) of a site.
 """
 

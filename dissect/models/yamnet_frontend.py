@@ -1,6 +1,6 @@
 """YAMNet's front end in numpy / scipy: log-mel patches ``[N, 1, 96, 64]`` of a mono 16 kHz
 waveform (:func:`log_mel_patches`; the settings are described in
-:mod:`dissect.describe.captioners.tagger`). Shared by the ``yamnet`` adapter and the tagger.
+:mod:`dissect.description.captioners.tagger`). Shared by the ``yamnet`` adapter and the tagger.
 """
 
 from __future__ import annotations

@@ -52,7 +52,7 @@ TABLE_COLUMNS = (("rank", "#"), ("layer", "layer"), ("unit", "unit"), ("desc", "
                  ("det", "test AUROC"), ("corr", "test corr."), ("concept", "top concept"))
 
 class TraceFn(Protocol):
-    """Per-frame activations for the report (see :func:`dissect.record.traces.run_traces`)."""
+    """Per-frame activations for the report (see :func:`dissect.recording.traces.run_traces`)."""
 
     def __call__(self, config: dict, clip_paths: dict[str, str],
                  wanted: dict[str, dict[str, set[int]]], *, progress: bool = True) -> dict: ...
@@ -398,7 +398,7 @@ def build_report(run_dir: str | Path, *, out_dir: str | Path | None = None,
         progress: show progress bars.
         traces: ``traces(config, clip_paths, wanted, progress=) -> {clip: {layer: trace}}``,
             per-frame activations of the wanted units (the report itself never runs a model;
-            the report stage passes :func:`dissect.record.traces.run_traces`). None: the
+            the report stage passes :func:`dissect.recording.traces.run_traces`). None: the
             spectrograms mark the recorded peak time only.
 
     Returns:

@@ -66,7 +66,7 @@ def interpretable_fractions(run: RunData) -> tuple[dict[str, float], str]:
     """``(layer -> fraction, definition text)``, from the first source that works:
 
     1. ``scores.json`` (the evaluate stage): ``layers[<layer>].interpretable_fraction``;
-    2. AND's rule computed here with :mod:`dissect.evaluate.layer_stats` (caption sentences
+    2. AND's rule computed here with :mod:`dissect.evaluation.layer_stats` (caption sentences
        clustered by seeded KMeans, a cluster holding 3 of the top-5 clips);
     3. the label-agreement fallback :func:`label_fraction` (no embedder or sklearn needed).
     """
@@ -87,7 +87,7 @@ def interpretable_fractions(run: RunData) -> tuple[dict[str, float], str]:
     texts: dict[str, list[str]] = {c: list(t.values()) for c, t in run.captions.items()}
     if texts:
         try:
-            from dissect.evaluate.layer_stats import cluster_clips, interpretable_fraction
+            from dissect.evaluation.layer_stats import cluster_clips, interpretable_fraction
 
             clusters = cluster_clips(texts, n_clusters=AND_CLUSTERS, seed=0)
             tops = {layer: [[t["clip"] for t in (n.exemplar.get("top") or [])]

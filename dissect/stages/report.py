@@ -1,14 +1,14 @@
 """Stage ``report``: the static HTML report, with activation overlays from the run's model.
 
 The report layer only renders artifacts; re-running the model for the per-frame overlays is the
-record layer's :func:`~dissect.record.traces.run_traces`, passed in here.
+record layer's :func:`~dissect.recording.traces.run_traces`, passed in here.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from dissect.record.traces import run_traces
+from dissect.recording.traces import run_traces
 from dissect.report import build_report
 
 

@@ -85,7 +85,7 @@ def test_record_waveform_streams_only_long_windowed_files(tmp_path, monkeypatch)
 def test_recording_a_streamed_clip_equals_recording_the_decoded_one(tmp_path, monkeypatch,
                                                                    frame_toy):
     from dissect.models.generic import GenericAdapter
-    from dissect.record.recorder import record
+    from dissect.recording.recorder import record
 
     monkeypatch.setattr(load_mod, "STREAM_SECONDS", 1.0)
     rng = np.random.default_rng(2)

@@ -4,7 +4,7 @@ the check of the LLM's phrasing."""
 import numpy as np
 import pytest
 
-from dissect.describe.captioners.base import pitch_terms
+from dissect.description.captioners.base import pitch_terms
 from dissect.explain.candidates import (
     NO_CLEAR_CONCEPT,
     clean_phrase,
@@ -159,7 +159,7 @@ def test_mentions(text, term, hit):
 
 
 def test_class_label_terms_read_as_the_class():
-    from dissect.describe.llm.rules import terms
+    from dissect.description.llm.rules import terms
     from dissect.explain.candidates import render_term
 
     assert render_term("category=water_drops") == "water drops"

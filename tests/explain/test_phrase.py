@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from dissect.describe.llm.base import Completion
+from dissect.description.llm.base import Completion
 from dissect.explain.evidence import Evidence
 from dissect.explain.explainer import _phrase
 

@@ -9,9 +9,9 @@ import numpy as np
 
 from dissect.audio import Audio
 from dissect.datasets import Clip
-from dissect.describe.captioners.base import annotate
-from dissect.describe.captioners.labels import LabelCaptioner
-from dissect.describe.captioners.tagger import TAG_ATTRIBUTE, VERSION, YamnetTagger
+from dissect.description.captioners.base import annotate
+from dissect.description.captioners.labels import LabelCaptioner
+from dissect.description.captioners.tagger import TAG_ATTRIBUTE, VERSION, YamnetTagger
 from dissect.explain.candidates import render_term
 
 

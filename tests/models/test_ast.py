@@ -10,8 +10,8 @@ import transformers
 from dissect.models.ast import ASTAdapter, patch_grid
 from dissect.models.base import LayerNameError, WeightsUnavailableError, unwrap
 from dissect.models.registry import _REGISTRY, get_adapter
-from dissect.record.hooks import hooks, run_sites
-from dissect.record.pooling import pool
+from dissect.recording.hooks import hooks, run_sites
+from dissect.recording.pooling import pool
 
 HIDDEN, FFN, LAYERS = 32, 48, 2
 LABELS = ["dog", "rain", "church_bells"]

@@ -18,8 +18,8 @@ from dissect.models.beats_net import (
     fbank,
     load_beats_checkpoint,
 )
-from dissect.record.hooks import hooks, run_sites
-from dissect.record.pooling import pool
+from dissect.recording.hooks import hooks, run_sites
+from dissect.recording.pooling import pool
 
 SR = 16000
 

@@ -10,8 +10,8 @@ import transformers
 from dissect.models.base import LayerNameError, WeightsUnavailableError, unwrap
 from dissect.models.clap import ClapAdapter, hf_to_laion, laion_to_hf, unwindow
 from dissect.models.registry import _REGISTRY
-from dissect.record.hooks import hooks
-from dissect.record.pooling import pool
+from dissect.recording.hooks import hooks
+from dissect.recording.pooling import pool
 
 # 16 mel bins, spec 64 -> freq_ratio 4; 1 s at 48 kHz -> 101 mel frames, interpolated to 256
 # columns folded into a 64 x 64 image (4 time chunks of 64 columns); patch stride 4 -> 16 x 16

@@ -187,7 +187,7 @@ def test_node_paths_drop_the_op_segment_and_stay_unique():
 # ------------------------------------------------------------------------------ adapters
 def test_onnx_adapter_records_conv_channels_after_their_activation(tmp_path):
     from dissect.models.registry import get_adapter
-    from dissect.record.hooks import run_sites
+    from dissect.recording.hooks import run_sites
 
     rng = np.random.default_rng(2)
     w = rng.normal(0, 0.5, (4, 1, 9)).astype(np.float32)
@@ -284,7 +284,7 @@ def test_yamnet_matches_onnxruntime_on_the_same_patches(yamnet):
 
 def test_yamnet_sites_frames_and_batching(yamnet):
     from dissect.models.yamnet_frontend import log_mel_patches
-    from dissect.record.hooks import run_sites
+    from dissect.recording.hooks import run_sites
 
     ad, net = yamnet
     sites = ad.sites(net)

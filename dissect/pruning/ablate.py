@@ -1,0 +1,234 @@
+"""Zero neurons: reversibly through forward hooks, or permanently by editing weights.
+
+A neuron is ``(layer, unit)`` where ``layer`` names one of the adapter's sites
+(:meth:`~dissect.models.base.Adapter.sites`). Ablation zeroes channel ``unit`` of the output of
+the site's hooked module (``Site.module``):
+
+* ``conv`` sites (CREPE ``conv{i}_BN``, output ``[N, C, H, W]``): channel dim 1;
+* every other kind (transformer ``[B, T, U]``, heads ``[B, U]``): the last dim.
+
+For ``ffn`` sites the hooked module is the FFN's first Linear and the recorded neuron is
+``act(fc1(x))``. Zeroing ``fc1``'s unit zeroes the neuron exactly when ``act(0) = 0`` (GELU,
+ReLU, SiLU: yes); :func:`ablated` and :func:`apply_masks` check ``site.transform`` on zeros and
+raise ``NotImplementedError`` otherwise.
+
+:func:`apply_masks` gives the same outputs as hook ablation by editing the hooked module:
+
+* ``BatchNorm1d/2d/3d`` (CREPE): weight and bias of the channel set to 0, so the BN output is
+  ``0 * x_hat + 0 = 0`` for any finite input, in eval and train mode;
+* ``Linear`` (transformer fc1 / attention out-proj / heads): the weight row and bias set to 0;
+* ``Conv1d/2d/3d``: the output channel's filter and bias set to 0.
+
+Any other hooked module type raises ``NotImplementedError`` (e.g. a whole transformer block,
+whose output is a residual sum that no weight row controls).
+
+Masks are ``{layer: bool [U]}`` (True = pruned), saved as JSON (lists of unit indices per layer,
+plus unit counts) and as safetensors (one uint8 tensor per layer).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from dissect import artifacts
+from dissect.models.base import Site, unwrap
+from dissect.recording.hooks import hooks
+
+Neuron = tuple[str, int]
+
+
+def group_neurons(neurons: Iterable[Neuron] | Mapping[str, Iterable[int]]
+                  ) -> dict[str, list[int]]:
+    """``{layer: sorted unique units}`` from ``(layer, unit)`` pairs or a layer -> units map."""
+    out: dict[str, set[int]] = {}
+    if isinstance(neurons, Mapping):
+        for layer, units in neurons.items():
+            u = np.asarray(units)
+            idx = np.flatnonzero(u) if u.dtype == bool else u.astype(int).ravel()
+            out.setdefault(str(layer), set()).update(int(i) for i in idx)
+    else:
+        for layer, unit in neurons:
+            out.setdefault(str(layer), set()).add(int(unit))
+    return {k: sorted(v) for k, v in out.items() if v}
+
+
+def channel_dim(site: Site) -> int:
+    """Dimension of the hooked output that indexes units: 1 for conv sites, else -1."""
+    return 1 if site.kind == "conv" else -1
+
+
+def _check_sites(sites: Mapping[str, Site], groups: Mapping[str, list[int]]) -> None:
+    for layer, units in groups.items():
+        if layer not in sites:
+            raise KeyError(f"unknown layer {layer!r}; sites: {', '.join(sites)}")
+        bad = [u for u in units if not 0 <= u < sites[layer].units]
+        if bad:
+            raise IndexError(f"{layer}: units {bad[:5]} out of range 0..{sites[layer].units - 1}")
+        _check_transform(sites[layer])
+
+
+def _check_transform(site: Site) -> None:
+    """Zeroing the hooked output must zero the recorded neuron: ``transform(0) == 0``."""
+    if site.transform is None:
+        return
+    shapes = [(2, site.units), (1, 1, site.units), (1, 14, site.units), (1, 1214, site.units)]
+    for shape in shapes:
+        try:
+            with torch.no_grad():
+                y = site.transform(torch.zeros(shape))
+        except Exception:  # a transform that needs another shape
+            continue
+        y = y[0] if isinstance(y, (tuple, list)) else y
+        if torch.is_tensor(y) and bool((y == 0).all()):
+            return
+        raise NotImplementedError(
+            f"{site.name}: the site's activation maps 0 to a non-zero value, so zeroing the "
+            f"hooked module {site.module!r} does not zero the neuron")
+    raise NotImplementedError(f"{site.name}: cannot check that the site's activation maps 0 to 0")
+
+
+def _zero_channels(x: torch.Tensor, dim: int, units: torch.Tensor) -> torch.Tensor:
+    idx = units.to(x.device)
+    return x.index_fill(dim if dim >= 0 else x.dim() + dim, idx, 0)
+
+
+@contextlib.contextmanager
+def ablated(model: nn.Module, adapter, neurons: Iterable[Neuron] | Mapping[str, Iterable[int]]
+            ) -> Iterator[dict[str, list[int]]]:
+    """Zero the given neurons while the block runs; the model is untouched afterwards.
+
+    Hooks (:func:`dissect.recording.hooks.hooks`, the one hook path) replace each hooked module's
+    output by a copy with the units zeroed (the original tensor is never modified in place).
+    The hooks are removed on exit, also when the block raises. Yields the ``{layer: units}``
+    actually ablated.
+
+    Raises:
+        KeyError / IndexError: unknown layer or unit (nothing is hooked then).
+        NotImplementedError: a site whose activation does not map 0 to 0.
+    """
+    sites = adapter.sites(model)
+    groups = group_neurons(neurons)
+    _check_sites(sites, groups)
+    plan = {layer: (channel_dim(sites[layer]), torch.tensor(units, dtype=torch.long))
+            for layer, units in groups.items()}
+
+    def zero(output, *, site: str) -> torch.Tensor:
+        dim, idx = plan[site]
+        return _zero_channels(unwrap(output), dim, idx)
+
+    with hooks(model, {layer: sites[layer].module for layer in groups}, zero):
+        yield groups
+
+
+# --------------------------------------------------------------------------- masks
+
+
+def export_masks(neurons: Iterable[Neuron] | Mapping[str, Iterable[int]],
+                 sites: Mapping[str, Site]) -> dict[str, np.ndarray]:
+    """``{layer: bool [U]}`` (True = pruned) for the layers that have pruned units."""
+    groups = group_neurons(neurons)
+    out = {}
+    for layer, units in groups.items():
+        if layer not in sites:
+            raise KeyError(f"unknown layer {layer!r}; sites: {', '.join(sites)}")
+        m = np.zeros(sites[layer].units, dtype=bool)
+        m[units] = True
+        out[layer] = m
+    return out
+
+
+def masks_to_json(masks: Mapping[str, np.ndarray]) -> dict[str, Any]:
+    """JSON form: ``{"format": 1, "layers": {layer: {"units": U, "pruned": [indices]}}}``."""
+    return {"format": 1, "layers": {
+        layer: {"units": int(len(m)), "pruned": [int(i) for i in np.flatnonzero(m)]}
+        for layer, m in masks.items()}}
+
+
+def masks_from_json(obj: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    out = {}
+    for layer, d in obj["layers"].items():
+        m = np.zeros(int(d["units"]), dtype=bool)
+        m[list(d["pruned"])] = True
+        out[layer] = m
+    return out
+
+
+def save_masks(masks: Mapping[str, np.ndarray], path: str | Path) -> tuple[Path, Path]:
+    """Write ``<path>.json`` and ``<path>.safetensors`` atomically; return both paths.
+
+    ``path`` is a stem: ``prune/brass.masks`` -> ``prune/brass.masks.json`` and
+    ``prune/brass.masks.safetensors`` (a ``.json``/``.safetensors`` suffix is dropped first).
+    """
+    from safetensors.numpy import save_file
+
+    base = Path(path)
+    if base.suffix in (".json", ".safetensors"):
+        base = base.with_suffix("")
+    pj, ps = base.parent / f"{base.name}.json", base.parent / f"{base.name}.safetensors"
+    artifacts.write_json(pj, masks_to_json(masks))
+    with artifacts.atomic_path(ps) as tmp:
+        save_file({k: np.ascontiguousarray(v.astype(np.uint8)) for k, v in masks.items()},
+                  str(tmp), metadata={"format": "1", "meaning": "1 = unit pruned"})
+    return pj, ps
+
+
+def load_masks(path: str | Path) -> dict[str, np.ndarray]:
+    """Read masks from a ``.json`` or ``.safetensors`` file written by :func:`save_masks`."""
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        from safetensors.numpy import load_file
+
+        return {k: v.astype(bool) for k, v in load_file(str(path)).items()}
+    return masks_from_json(json.loads(path.read_text(encoding="utf-8")))
+
+
+_BN = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+_CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+
+
+@torch.no_grad()
+def apply_masks(model: nn.Module, adapter, masks: Mapping[str, Any]) -> nn.Module:
+    """Permanently zero the masked units by editing weights (in place; returns ``model``).
+
+    See the module docstring for the module types handled; the outputs equal those of
+    :func:`ablated` with the same neurons.
+
+    Raises:
+        NotImplementedError: the site's hooked module is of another type, or its activation
+            does not map 0 to 0 (checked before anything is edited).
+    """
+    sites = adapter.sites(model)
+    groups = group_neurons(masks)
+    _check_sites(sites, groups)
+    plan = []
+    for layer, units in groups.items():
+        site = sites[layer]
+        module = model.get_submodule(site.module)
+        if isinstance(module, _BN):
+            if not module.affine:
+                raise NotImplementedError(f"{layer}: BatchNorm without affine parameters")
+        elif isinstance(module, nn.Linear):
+            if channel_dim(site) != -1:
+                raise NotImplementedError(f"{layer}: Linear module at a conv site")
+        elif isinstance(module, _CONV):
+            if channel_dim(site) != 1:
+                raise NotImplementedError(f"{layer}: conv module at a non-conv site")
+        else:
+            raise NotImplementedError(
+                f"{layer}: cannot zero units of a {type(module).__name__} ({site.module}) by "
+                "editing weights; use ablated() (hooks) instead")
+        plan.append((module, torch.tensor(units, dtype=torch.long)))
+    for module, idx in plan:
+        idx = idx.to(module.weight.device)
+        module.weight.index_fill_(0, idx, 0.0)
+        if module.bias is not None:
+            module.bias.index_fill_(0, idx, 0.0)
+    return model

