@@ -661,66 +661,57 @@ class Descriptions:
         return run_dir
 
 
-def _llm_client(llm: Any, cache_dir: str | None):
-    if not isinstance(llm, str):
-        return llm  # a client object (anything with .name and .generate)
-    from dissect.config import LLMConfig
-    from dissect.description.llm import build_llm
-
-    return build_llm(LLMConfig(client=llm, cache_dir=cache_dir))
-
-
-def describe(rec: Recording, captions: Mapping[str, str] | None = None, llm: Any = "rules", *,
-             terms: Mapping[str, Sequence[str]] | None = None, method: str = "evidence",
-             k: int = 5, max_llm_neurons: int = 40, calibration_threshold: float = 0.85,
-             concept_set: str = "synth", closed_methods: Sequence[str] = ("db",),
-             similarity: str = "cos_cubed", top_concepts: int = 5, keywords: bool = True,
-             temperature: float = 0.0, seed: int = 0, max_tokens: int = 48,
-             llm_cache_dir: str | None = None, explain_options: Mapping[str, Any] | None = None,
-             progress: bool = False) -> Descriptions:
+def describe(rec: Recording, captions: Mapping[str, str] | None = None, llm: Any = None, *,
+             config: Any = None, terms: Mapping[str, Sequence[str]] | None = None,
+             method: str | None = None, k: int | None = None, keywords: bool | None = None,
+             concept_set: str | None = None, progress: bool = False) -> Descriptions:
     """Describe every recorded neuron, in memory: AND's modules B, A, C, then explain-then-score
     (the evidence terms, the candidate descriptions, each scored on held-out clips; the shown
     text is the best on the validation clips, with its test score), as ``dissect run`` does.
 
     Args:
         rec: from :func:`record` (``dense=True``: every clip's pooled value is needed).
-        captions: clip id -> caption; None captions the clips with the acoustic and label
+        captions: clip id -> caption; None captions the clips with ``config.caption``'s
             captioners (:func:`caption`).
         llm: ``rules`` (the rule-based contrastive summariser, no LLM), ``auto``,
-            ``transformers`` (SmolLM2 offline), or a client object.
+            ``transformers`` (SmolLM2 offline), ``openai``, or a client object (anything with
+            ``.name`` and ``.generate``); None: ``config.llm`` (rules by default).
+        config: a :class:`~dissect.config.DescribeConfig` (the ``summarize``, ``concepts``,
+            ``explain``, ``llm`` and ``caption`` sections of ``dissect run``; each field is
+            documented by ``dissect config <section>``). None: the defaults.
         terms: clip id -> evidence terms; default ``captions.terms`` (a :class:`Captions`).
             Without any, there is no evidence, and AND's summaries are shown (``method=and``,
             said on stderr), still scored on the held-out clips.
-        method: ``evidence`` (the best candidate on validation) | ``and`` (AND's summary).
-        k: captions per neuron summarised from its top (and bottom) clips.
-        max_llm_neurons: neurons summarised by the LLM (the rest by rules), and, separately,
-            neurons whose evidence the LLM phrases.
-        concept_set / closed_methods / similarity / top_concepts: closed-set labels
-            (``db`` needs ``rec`` recorded with ``dense=True``).
-        keywords: extract open-set keywords (spaCy).
-        explain_options: other :class:`~dissect.config.DescribeConfig` fields of the explain
-            step (``splits``, ``split_seed``, ``min_support``, ``evidence_alpha``,
-            ``detection_quantile``, ``confirm_alpha``, ``permutations``,
-            ``min_val_positives``, ``sample_top`` ...).
+        method / k / keywords / concept_set: shortcuts for ``config.explain.method``
+            (``evidence`` | ``and``), ``config.summarize.k``, ``config.concepts.keywords``
+            and ``config.concepts.concept_set``.
 
     Returns:
-        :class:`Descriptions` (index it with ``(layer, unit)``).
+        :class:`Descriptions` (index it with ``(layer, unit)``, iterate it, ``.to_pandas()``).
 
     Raises:
-        ConfigValueError: a count or size out of range (``k`` or ``top_concepts`` below 1,
-            ``max_llm_neurons`` below -1, ``max_tokens`` below 1, a bad ``explain_options``
-            value), named with the value, before anything runs.
+        ConfigValueError: a field out of range or not one of its choices (named with the
+            value), before anything runs.
+        ValueError: a closed-set method other than ``db`` (it needs a run directory).
     """
     import dataclasses
 
     from dissect.config import DescribeConfig, check_fields
 
-    check_fields("describe", {"k": k, "max_llm_neurons": max_llm_neurons,
-                              "top_concepts": top_concepts}, label="describe(): ")
-    check_fields("llm", {"max_tokens": max_tokens, "temperature": temperature},
-                 label="describe(): ")
-    check_fields("describe", dict(explain_options or {}), label="describe(): explain_options.")
+    cfg = config if config is not None else DescribeConfig()
+    if not isinstance(cfg, DescribeConfig):
+        raise TypeError(f"describe(): config must be a DescribeConfig, got {type(cfg).__name__}")
+    short = {"explain": {"method": method}, "summarize": {"k": k},
+             "concepts": {"keywords": keywords, "concept_set": concept_set}}
+    for section, values in short.items():
+        given = {key: v for key, v in values.items() if v is not None}
+        check_fields(section, given, label="describe(): ")
+        sub = dataclasses.replace(getattr(cfg, section), **given)
+        cfg = dataclasses.replace(cfg, **{section: sub})
+    if isinstance(llm, str):
+        cfg = dataclasses.replace(cfg, llm=dataclasses.replace(cfg.llm, client=llm))
     from dissect.description.concepts import captioned, db_matrix, load_concept_set
+    from dissect.description.llm import build_llm
     from dissect.description.llm.base import GenerationParams
     from dissect.description.neurons import (
         closed_labels,
@@ -730,59 +721,53 @@ def describe(rec: Recording, captions: Mapping[str, str] | None = None, llm: Any
     )
     from dissect.explain.explainer import explain
 
-    methods = list(closed_methods)
+    s, c, x = cfg.summarize, cfg.concepts, cfg.explain
+    methods = list(c.closed_methods)
     bad = set(methods) - {"db"}
     if bad:
         raise ValueError(f"describe(): closed_methods {sorted(bad)} need a run directory "
                          "(use dissect.run); in memory: db")
-    if method not in ("evidence", "and"):
-        raise ValueError(f"describe(): method must be 'evidence' or 'and', got {method!r}")
-    fields = {f.name for f in dataclasses.fields(DescribeConfig)}
-    unknown = set(explain_options or {}) - fields
-    if unknown:
-        raise ValueError(f"describe(): unknown explain_options {sorted(unknown)}; valid: "
-                         f"{sorted(fields)}")
     given = captions is not None
-    captions = captions if given else caption(rec, progress=progress)
+    captions = captions if given else caption(rec, cfg.caption.captioners, cfg.caption.options,
+                                              progress=progress)
     terms = dict(terms if terms is not None else getattr(captions, "terms", {}) or {})
-    if method == "evidence" and not any(terms.values()):
+    if x.method == "evidence" and not any(terms.values()):
         print("[describe] no evidence terms (captions without .terms and no terms=): AND's "
               "summaries are shown (method=and), scored on the held-out clips", file=sys.stderr)
-        method = "and"
-    client = _llm_client(llm, llm_cache_dir)
-    params = GenerationParams(temperature=temperature, max_tokens=max_tokens, seed=seed)
-    summaries, _ = summarize(rec.neurons(), captions, client, params, k=k,
-                             threshold=calibration_threshold, max_llm_neurons=max_llm_neurons,
-                             head_layer=rec.head_layer)
-    cset = load_concept_set(concept_set)
+        x = dataclasses.replace(x, method="and")
+    client = llm if llm is not None and not isinstance(llm, str) else build_llm(cfg.llm)
+    params = GenerationParams(temperature=cfg.llm.temperature, max_tokens=cfg.llm.max_tokens,
+                              top_p=cfg.llm.top_p, seed=cfg.llm.seed)
+    summaries, _ = summarize(rec.neurons(), captions, client, params, k=s.k,
+                             threshold=s.calibration_threshold,
+                             max_llm_neurons=s.max_llm_neurons, head_layer=rec.head_layer)
+    cset = load_concept_set(c.concept_set)
     closed: dict = {}
     from dissect.description.embed import default_embedder
     from dissect.explain.splits import assign_splits, split_keys
 
     embedder = default_embedder()
+    strata, groups = split_keys(rec.clips)
     if methods:
         db_text = getattr(captions, "plain", None) or captions  # no captioner names
         text = [db_text.get(cid, "") for cid in rec.clip_ids]
         # the closed-set label is chosen on the fit clips only (as the explain split)
-        cfg0 = DescribeConfig(**{k: v for k, v in dict(explain_options or {}).items()
-                                 if k in ("splits", "split_seed")})
-        fit = assign_splits(rec.clip_ids, tuple(cfg0.splits), cfg0.split_seed,
-                            *split_keys(rec.clips)) == "fit"
+        fit = assign_splits(rec.clip_ids, tuple(x.splits), x.split_seed, strata,
+                            groups) == "fit"
         keep = captioned(text) & fit
-        P = db_matrix(embedder.encode([t for t, k in zip(text, keep, strict=True) if k]),
+        P = db_matrix(embedder.encode([t for t, k_ in zip(text, keep, strict=True) if k_]),
                       embedder.encode(cset.prompts))
         closed = closed_labels(list(rec.layers),
                                lambda layer: torch.as_tensor(rec.activations(layer)),
-                               {"db": P}, cset, similarity, top_concepts, {"db": keep})
-    kw = keyword_rows(summaries) if keywords else [{} for _ in summaries]
-    rows = concept_rows(summaries, closed, kw, similarity, cset.name)
-    cfg = DescribeConfig(method=method, max_llm_neurons=max_llm_neurons,
-                         **dict(explain_options or {}))
-    strata, groups = split_keys(rec.clips)
-    out = explain(rec.clip_ids, captions, terms, rec.activations, summaries, rows, cfg, client,
-                  params, embedder=embedder, progress=progress, strata=strata, groups=groups)
+                               {"db": P}, cset, c.similarity, c.top_concepts, {"db": keep})
+    kw = keyword_rows(summaries, None, c.negation_window) if c.keywords \
+        else [{} for _ in summaries]
+    rows = concept_rows(summaries, closed, kw, c.similarity, cset.name)
+    out = explain(rec.clip_ids, captions, terms, rec.activations, summaries, rows, x, client,
+                  params, embedder=embedder, progress=progress, strata=strata, groups=groups,
+                  max_llm_neurons=s.max_llm_neurons, negation_window=c.negation_window)
     return Descriptions(summaries, rows, out.evidence, out.explanations, methods,
-                        ["given"] if given else ["acoustic", "labels"])
+                        ["given"] if given else list(cfg.caption.captioners))
 
 
 def evaluate(rec: Recording, desc: Descriptions, captions: Mapping[str, str], **options: Any

@@ -129,6 +129,18 @@ class Journal:
             self.path.unlink()
 
 
+def config_setting(config: Mapping[str, Any], section: str, key: str, default: Any = None
+                   ) -> Any:
+    """``config[section][key]`` of a run's ``config.yaml`` (read as a plain mapping), else
+    ``default``. Runs written before the describe section was split into ``summarize``,
+    ``concepts`` and ``explain`` keep those fields under ``describe``: read there too."""
+    for name in (section, "describe"):
+        value = (config.get(name) or {}).get(key)
+        if value is not None:
+            return value
+    return default
+
+
 def package_versions(names: Iterable[str] = TRACKED_PACKAGES) -> dict[str, str]:
     """Installed versions of ``names`` (``"not installed"`` when absent), plus Python's."""
     out = {"python": platform.python_version()}

@@ -26,6 +26,10 @@ commands:
   evaluate  (re)score a finished run -> scores.json:        dissect evaluate run_dir=DIR
   prune     Table 4: forget concepts, keep the rest:  dissect prune run_dir=DIR concept=[X,Y=CL]
   hear      HEAR protocol on a HEAR module:    dissect hear module=M tasks_dir=T [out_dir=O]
+  config    every config section, or each field of some: dissect config [SECTION ...]
+
+`dissect COMMAND --help` prints the fields COMMAND reads (run: every section of a run), each
+with its meaning, type, default and valid values.
 
 Expected failures print one line and exit with 1 (2: a usage error); set DISSECT_DEBUG=1 to
 see the traceback.
@@ -192,6 +196,40 @@ def _failure(exc: Exception) -> tuple[int, str] | None:
     return None
 
 
+#: The config sections each command reads (``dissect COMMAND --help``).
+COMMAND_SECTIONS = {"run": None, "report": ("report",), "evaluate": ("evaluate",),
+                    "prune": ("prune",), "hear": ("hear",)}
+
+
+def _config_help(cmd: str, names: list[str]) -> int:
+    """``dissect config [SECTION ...]`` and ``dissect COMMAND --help [SECTION ...]``: each
+    field's meaning, type, default and valid values (from the config classes themselves)."""
+    from dissect.config import section_help, sections
+    from dissect.fields import summary
+
+    known = sections()
+    if cmd == "config" and not names:
+        width = max(map(len, known))
+        print("config sections (dissect config SECTION prints its fields):")
+        for name, cls in known.items():
+            print(f"  {name:<{width}}  {summary(cls)}")
+        return 0
+    if cmd != "config" and cmd not in COMMAND_SECTIONS:
+        print(f"dissect: unknown command {cmd!r}\n\n{USAGE}", file=sys.stderr)
+        return 2
+    if not names:
+        names = list(COMMAND_SECTIONS[cmd] or [n for n in known if n not in ("prune", "hear")])
+        if cmd == "run":
+            print("usage: dissect run [recipe=NAME] [SECTION.FIELD=VALUE ...]\n")
+    for i, name in enumerate(names):
+        try:
+            print(("\n" if i else "") + section_help(name))
+        except KeyError as exc:
+            print(f"dissect: error: {exc.args[0]}", file=sys.stderr)
+            return 2
+    return 0
+
+
 #: Set to 1 to see the full traceback of an expected failure instead of its one line.
 DEBUG_ENV = "DISSECT_DEBUG"
 
@@ -202,6 +240,8 @@ def main(argv: list[str] | None = None) -> int:
         print(USAGE)
         return 0 if argv else 2
     cmd, rest = argv[0], argv[1:]
+    if cmd == "config" or (rest and rest[0] in ("-h", "--help")):
+        return _config_help(cmd, rest if cmd == "config" else rest[1:])
     if cmd == "recipes":
         rows = list_recipes()
         width = max(len(n) for n, _ in rows)

@@ -2,10 +2,10 @@
 
 Every stage is declared as data (:class:`Stage`): the stages it needs, what it reads (upstream
 outputs, input hashes, or a function of the run), which config sections and fields enter its
-hash (:data:`NOT_HASHED` fields are left out everywhere), what it writes, and the function that
-does the work. :meth:`Stage.__call__` derives the input hashes and the hashed config section from
-the declaration and hands them to :func:`dissect.artifacts.run_stage`, which skips a stage whose
-hashes and outputs are unchanged.
+hash (fields declared ``option(hashed=False)`` are left out everywhere), what it writes, and the
+function that does the work. :meth:`Stage.__call__` derives the input hashes and the hashed config
+section from the declaration and hands them to :func:`dissect.artifacts.run_stage`, which skips a
+stage whose hashes and outputs are unchanged.
 """
 
 from __future__ import annotations
@@ -23,13 +23,21 @@ from dissect import artifacts
 
 # Config keys that choose *what to run* or *where*, not what the results are: they do not enter
 # the run-directory hash nor any stage's hash, so `stages=[probe]` now and the full pipeline
-# later share a directory. Top-level keys, then section -> fields.
+# later share a directory. Fields inside sections say so themselves (``option(hashed=False)``).
 _NOT_HASHED = ("runs_dir", "run_dir", "stages", "force")
-#: Fields of a section that change how or where a stage runs, not its results.
-NOT_HASHED: Mapping[str, tuple[str, ...]] = {
-    "record": ("progress", "backend", "ray_address", "shards"),
-    "llm": ("max_failed_fraction",),
-}
+
+
+def hashed_value(path: str, value: Any) -> Any:
+    """The plain value of config section ``path`` (a dotted section of
+    :func:`dissect.config.sections`) with only its hashed fields, nested sections likewise."""
+    from dissect.config import sections
+    from dissect.fields import hashed
+
+    known = sections()
+    if path not in known or not isinstance(value, dict):
+        return value
+    keep = set(hashed(known[path]))
+    return {k: hashed_value(f"{path}.{k}", v) for k, v in value.items() if k in keep}
 
 
 # --------------------------------------------------------------------------- declarations
@@ -68,18 +76,17 @@ class InputOf:
 
 @dataclass(frozen=True)
 class Section:
-    """A config value: the whole section ``name`` (resolved), less ``drop`` and its
-    :data:`NOT_HASHED` fields."""
+    """A config value: the whole section ``name`` (resolved), with the fields its config class
+    declares as hashed (:func:`dissect.fields.option`), nested sections likewise."""
 
     name: str
-    drop: tuple[str, ...] = ()
 
     def value(self, cfg: DictConfig) -> dict[str, Any]:
-        drop = self.drop + NOT_HASHED.get(self.name, ())
-        return {k: v for k, v in _plain(cfg[self.name]).items() if k not in drop}
+        return hashed_value(self.name, _plain(OmegaConf.select(cfg, self.name,
+                                                               throw_on_missing=True)))
 
 
-#: A config value: a dotted config path (``"describe.k"``), a :class:`Section`, or a function of
+#: A config value: a dotted config path (``"summarize.k"``), a :class:`Section`, or a function of
 #: the context (returning :data:`OMIT` leaves the key out).
 ConfigValue = str | Section | Callable[[StageContext], Any]
 #: An input: an :class:`Output`, an :class:`InputOf`, or a function of the context.
@@ -209,10 +216,10 @@ def _caption_run(ctx: StageContext):
 def resolved_llm(cfg: DictConfig) -> dict:
     """The llm section as hashed: ``auto`` resolved (installing SmolLM2 later must rerun) as
     ``auto:<kind>`` by :func:`dissect.description.llm.resolve_kind`, and fields that do not change
-    outputs (cache_dir, concurrency) left out."""
+    outputs (cache_dir, concurrency, ...) left out."""
     from dissect.description.llm import resolve_kind
 
-    llm = Section("llm", drop=("cache_dir", "concurrency")).value(cfg)
+    llm = Section("llm").value(cfg)
     if llm["client"] == "auto":
         llm["client"] = "auto:" + resolve_kind("auto")
     return llm
@@ -226,7 +233,7 @@ def _summarize_run(ctx: StageContext):
     from dissect.stages.describe import write_summaries
 
     cfg = ctx.cfg
-    return write_summaries(ctx.run_dir, cfg.describe, cfg.llm, _head_layer(ctx))
+    return write_summaries(ctx.run_dir, cfg.summarize, cfg.llm, _head_layer(ctx))
 
 
 def _activations(ctx: StageContext) -> str:
@@ -250,29 +257,23 @@ def _model_files(ctx: StageContext) -> Any:
 def _concept_set(ctx: StageContext) -> str:
     from dissect.description.concepts import concept_file
 
-    return artifacts.hash_file(concept_file(ctx.cfg.describe.concept_set))
+    return artifacts.hash_file(concept_file(ctx.cfg.concepts.concept_set))
 
 
 def _concepts_llm(ctx: StageContext) -> Any:
-    d = ctx.cfg.describe
-    return resolved_llm(ctx.cfg) if "icl" in d.closed_methods or d.keyword_llm_filter else OMIT
+    c = ctx.cfg.concepts
+    return resolved_llm(ctx.cfg) if "icl" in c.closed_methods or c.keyword_llm_filter else OMIT
 
 
 def _concepts_run(ctx: StageContext):
     from dissect.stages.describe import write_concepts
 
     cfg = ctx.cfg
-    return write_concepts(ctx.run_dir, cfg.describe, cfg.llm, cfg.caption)
-
-
-#: describe.* fields that only the explain stage reads.
-EXPLAIN_FIELDS = ("method", "splits", "split_seed", "min_support", "evidence_alpha",
-                  "detection_quantile", "confirm_alpha", "permutations", "min_val_positives",
-                  "negation_window", "sample_top", "sample_random", "sample_bottom")
+    return write_concepts(ctx.run_dir, cfg.concepts, cfg.explain, cfg.llm, cfg.caption)
 
 
 def _explain_llm(ctx: StageContext) -> Any:
-    return resolved_llm(ctx.cfg) if ctx.cfg.describe.method == "evidence" else OMIT
+    return resolved_llm(ctx.cfg) if ctx.cfg.explain.method == "evidence" else OMIT
 
 
 def _explain_version() -> int:
@@ -285,7 +286,9 @@ def _explain_run(ctx: StageContext):
     from dissect.stages.explain import write_explanations
 
     cfg = ctx.cfg
-    return write_explanations(ctx.run_dir, cfg.describe, cfg.llm, cfg.caption, ctx.progress)
+    return write_explanations(ctx.run_dir, cfg.explain, cfg.llm, cfg.caption, ctx.progress,
+                              max_llm_neurons=int(cfg.summarize.max_llm_neurons),
+                              negation_window=int(cfg.concepts.negation_window))
 
 
 def _stage_outputs(*stages: str) -> Callable[[StageContext], dict[str, str]]:
@@ -297,7 +300,7 @@ def _stage_outputs(*stages: str) -> Callable[[StageContext], dict[str, str]]:
 def _evaluate_run(ctx: StageContext):
     from dissect.evaluation.scores import evaluate_run
 
-    e, d = ctx.cfg.evaluate, ctx.cfg.describe
+    e, d = ctx.cfg.evaluate, ctx.cfg.concepts
     return _summary_of(evaluate_run(
         ctx.run_dir, holdout=e.holdout, seed=e.seed, quantile=e.quantile, method=e.method,
         n_clusters=e.n_clusters, k=e.k, tau=e.tau, concept_set=d.concept_set,
@@ -348,35 +351,32 @@ STAGE_LIST: tuple[Stage, ...] = (
     Stage("summarize", needs=("record", "caption"),
           inputs={"exemplars": Output("record", artifacts.EXEMPLARS),
                   "captions": Output("caption", artifacts.CAPTIONS)},
-          config={"k": "describe.k", "max_llm_neurons": "describe.max_llm_neurons",
-                  "calibration_threshold": "describe.calibration_threshold",
-                  "head_layer": _head_layer, "llm": lambda ctx: resolved_llm(ctx.cfg)},
+          config={"summarize": Section("summarize"), "head_layer": _head_layer,
+                  "llm": lambda ctx: resolved_llm(ctx.cfg)},
           outputs=(artifacts.SUMMARIES,), run=_summarize_run),
     Stage("concepts", needs=("summarize",),
           inputs={"summaries": Output("summarize", artifacts.SUMMARIES),
                   "captions": Output("caption", artifacts.CAPTIONS),
                   "clips": Output("probe", artifacts.CLIPS),
                   "activations": _activations, "concept_set": _concept_set},
-          # the closed-set label is chosen on the fit clips: the split is the concepts'
-          # config too; keywords read negation_window
-          config={"describe": Section("describe", drop=(
-              "k", "max_llm_neurons", "calibration_threshold",
-              *(f for f in EXPLAIN_FIELDS
-                if f not in ("splits", "split_seed", "negation_window")))),
-                  "captioners": "caption.captioners", "llm": _concepts_llm},
+          # the closed-set label is chosen on the fit clips of the explain split
+          config={"concepts": Section("concepts"), "splits": "explain.splits",
+                  "split_seed": "explain.split_seed", "captioners": "caption.captioners",
+                  "llm": _concepts_llm},
           outputs=(artifacts.CONCEPTS,), run=_concepts_run),
     Stage("explain", needs=("concepts",),
           inputs=_stage_outputs("summarize", "concepts", "caption", "record"),
-          config={"describe": lambda ctx: {k: _plain(ctx.cfg.describe[k])
-                                           for k in ("max_llm_neurons", *EXPLAIN_FIELDS)},
+          config={"explain": Section("explain"),
+                  "max_llm_neurons": "summarize.max_llm_neurons",
+                  "negation_window": "concepts.negation_window",
                   "captioners": "caption.captioners", "llm": _explain_llm,
                   "version": lambda ctx: _explain_version()},
           outputs=(artifacts.EVIDENCE, artifacts.EXPLANATIONS, artifacts.DESCRIPTIONS),
           run=_explain_run),
     Stage("evaluate", needs=("explain",),
           inputs=_stage_outputs("summarize", "concepts", "caption", "record", "explain"),
-          config={"evaluate": Section("evaluate"), "concept_set": "describe.concept_set",
-                  "similarity": "describe.similarity"},
+          config={"evaluate": Section("evaluate"), "concept_set": "concepts.concept_set",
+                  "similarity": "concepts.similarity"},
           outputs=(artifacts.SCORES,), run=_evaluate_run),
     Stage("report", needs=("record",), inputs=_report_inputs,
           config={"report": Section("report")},
@@ -404,9 +404,9 @@ def _choices(cfg: DictConfig) -> list[tuple[str, str, Any, Any]]:
     out += [("caption", "caption.captioners", c, CAPTIONERS) for c in cfg.caption.captioners]
     if cfg.llm.client != "auto":
         out += [(s, "llm.client", cfg.llm.client, LLM_CLIENTS) for s in ("summarize", "concepts")]
-    out += [("concepts", "describe.closed_methods", m, CLOSED_METHODS)
-            for m in cfg.describe.closed_methods]
-    out += [(s, "describe.similarity", cfg.describe.similarity, SIMILARITIES)
+    out += [("concepts", "concepts.closed_methods", m, CLOSED_METHODS)
+            for m in cfg.concepts.closed_methods]
+    out += [(s, "concepts.similarity", cfg.concepts.similarity, SIMILARITIES)
             for s in ("concepts", "evaluate")]
     out += [("evaluate", "evaluate.method", cfg.evaluate.method, CLOSED_METHODS)]
     return out
@@ -420,7 +420,7 @@ def validate(cfg: DictConfig) -> None:
     (:func:`dissect.config.check_run_config`: ``record.k`` >= 1, ...).
 
     Raises:
-        ValueError: the first bad value, e.g. ``describe.similarity=bogus: unknown similarity
+        ValueError: the first bad value, e.g. ``concepts.similarity=bogus: unknown similarity
             'bogus'; valid: cos, cos_cubed, ...`` (:class:`~dissect.registry.UnknownNameError`
             messages list the valid names), or ``record.k=0: must be an integer >= 1``.
     """
@@ -447,9 +447,7 @@ def resolve_run_dir(cfg: DictConfig) -> Path:
     plain = OmegaConf.to_container(cfg, resolve=True)
     for k in _NOT_HASHED:
         plain.pop(k, None)
-    for outer, inner in NOT_HASHED.items():
-        for k in inner:
-            plain.get(outer, {}).pop(k, None)
+    plain = {k: hashed_value(k, v) for k, v in plain.items()}
     return artifacts.run_dir_for(cfg.runs_dir, cfg.recipe, plain)
 
 

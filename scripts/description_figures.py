@@ -96,14 +96,17 @@ def oracle(run: Path, key: str, sel: dict[tuple[str, int], str]) -> None:
     import yaml
     from safetensors.numpy import load_file
 
+    from dissect.artifacts import config_setting
     from dissect.explain.scoring import score_prediction
     from dissect.explain.splits import assign_splits, split_keys
 
     clips = read_jsonl(run / "clips.jsonl")
-    desc = (yaml.safe_load((run / "config.yaml").read_text()) or {}).get("describe") or {}
+    cfg = yaml.safe_load((run / "config.yaml").read_text()) or {}
+    splits = config_setting(cfg, "explain", "splits", (0.6, 0.2, 0.2))
+    seed = int(config_setting(cfg, "explain", "split_seed", 0))
     # the run's own split (stratified and grouped, as the explain stage made it)
-    test = assign_splits([c["id"] for c in clips], tuple(desc.get("splits", (0.6, 0.2, 0.2))),
-                         int(desc.get("split_seed", 0)), *split_keys(clips)) == "test"
+    test = assign_splits([c["id"] for c in clips], tuple(splits), seed,
+                         *split_keys(clips)) == "test"
     labels = np.array([str((c.get("labels") or {}).get(key)) for c in clips])[test]
     got = defaultdict(list)
     for f in sorted((run / "activations").glob("*.safetensors")):

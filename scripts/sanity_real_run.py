@@ -33,12 +33,12 @@ def main() -> None:
     args = ap.parse_args()
     run = Path(args.run_dir)
     cfg = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8")) or {}
-    d = cfg.get("describe") or {}
+    d = {k: artifacts.config_setting(cfg, "explain", k) for k in ("splits", "split_seed")}
     clips = artifacts.read_jsonl(run / artifacts.CLIPS)
     ids = [c["id"] for c in clips]
     terms, X = term_matrix(ids, terms_by_clip(run))
     index = {t.lower(): j for j, t in enumerate(terms)}
-    split = assign_splits(ids, tuple(d.get("splits", (0.6, 0.2, 0.2))), d.get("split_seed", 0),
+    split = assign_splits(ids, tuple(d["splits"] or (0.6, 0.2, 0.2)), d["split_seed"] or 0,
                           *split_keys(clips))
     test = split == "test"
     rng = np.random.default_rng(args.seed)

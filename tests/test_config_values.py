@@ -10,10 +10,11 @@ from dissect import pipeline
 from dissect.cli import compose, main
 from dissect.config import (
     ConfigValueError,
-    DescribeConfig,
+    ExplainConfig,
     ProbeConfig,
     PruneConfig,
     RecordConfig,
+    SummarizeConfig,
     SynthConfig,
     check_run_config,
 )
@@ -24,9 +25,9 @@ from dissect.config import (
     ("record.k=-3", "record.k=-3: must be an integer >= 1"),
     ("record.batch_size=0", "record.batch_size=0: must be an integer >= 1"),
     ("record.batch_size=-1", "record.batch_size=-1: must be an integer >= 1"),
-    ("describe.k=0", "describe.k=0: must be an integer >= 1"),
-    ("describe.permutations=0", "describe.permutations=0: must be an integer >= 1"),
-    ("describe.max_llm_neurons=-2", "describe.max_llm_neurons=-2: must be an integer >= -1"),
+    ("summarize.k=0", "summarize.k=0: must be an integer >= 1"),
+    ("explain.permutations=0", "explain.permutations=0: must be an integer >= 1"),
+    ("summarize.max_llm_neurons=-2", "summarize.max_llm_neurons=-2: must be an integer >= -1"),
     ("probe.synth.n_clips=0", "probe.synth.n_clips=0: must be an integer >= 1"),
     ("llm.max_tokens=0", "llm.max_tokens=0: must be an integer >= 1"),
     ("llm.concurrency=-4", "llm.concurrency=-4: must be an integer >= 1"),
@@ -43,8 +44,8 @@ def test_run_refuses_bad_sizes_before_anything_runs(tmp_path, capsys, override, 
 
 
 def test_valid_edge_values_pass():
-    cfg = compose(["llm=rules", "record.k=1", "record.batch_size=1", "describe.k=1",
-                   "describe.max_llm_neurons=-1", "describe.sample_random=0",
+    cfg = compose(["llm=rules", "record.k=1", "record.batch_size=1", "summarize.k=1",
+                   "summarize.max_llm_neurons=-1", "explain.sample_random=0",
                    "probe.holdout=0", "report.max_cards=0", "audio.max_seconds=null"])
     check_run_config(cfg)
     pipeline.validate(cfg)
@@ -55,10 +56,10 @@ def test_dataclasses_refuse_bad_sizes():
         RecordConfig(k=0)
     with pytest.raises(ConfigValueError, match=r"^record\.batch_size=-1: "):
         RecordConfig(batch_size=-1)
-    with pytest.raises(ConfigValueError, match=r"^describe\.permutations=0: "):
-        DescribeConfig(permutations=0)
-    with pytest.raises(ConfigValueError, match=r"^describe\.k=2\.5: must be an integer"):
-        DescribeConfig(k=2.5)
+    with pytest.raises(ConfigValueError, match=r"^explain\.permutations=0: "):
+        ExplainConfig(permutations=0)
+    with pytest.raises(ConfigValueError, match=r"^summarize\.k=2\.5: must be an integer"):
+        SummarizeConfig(k=2.5)
     with pytest.raises(ConfigValueError, match=r"^probe\.synth\.n_clips=0: "):
         ProbeConfig(synth=SynthConfig(n_clips=0))
     with pytest.raises(ConfigValueError, match=r"^points=0: must be an integer >= 1$"):
@@ -83,39 +84,28 @@ def waves():
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"k": 0}, "record(): k=0: must be an integer >= 1"),
-    ({"k": -3}, "record(): k=-3: must be an integer >= 1"),
-    ({"batch_size": 0}, "record(): batch_size=0: must be an integer >= 1"),
-    ({"batch_size": -1}, "record(): batch_size=-1: must be an integer >= 1"),
-    ({"max_seconds": 0}, "record(): max_seconds=0: must be a number > 0 or null"),
-])
-def test_api_record_refuses_bad_sizes(toy, waves, kwargs, message):
-    with pytest.raises(ConfigValueError) as info:
-        dissect.record(toy, waves, sample_rate=1000, progress=False, **kwargs)
-    assert str(info.value) == message
-
-
-def test_api_record_keeps_k_clips(toy, waves):
-    rec = dissect.record(toy, waves, sample_rate=1000, k=3, batch_size=1, progress=False)
-    ex = rec.exemplars("proj", 0)
-    assert len(ex["top"]) == 3 and len(ex["bottom"]) == 3
-
-
-@pytest.mark.parametrize("kwargs, message", [
     ({"k": 0}, "describe(): k=0: must be an integer >= 1"),
-    ({"top_concepts": 0}, "describe(): top_concepts=0: must be an integer >= 1"),
-    ({"max_llm_neurons": -5}, "describe(): max_llm_neurons=-5: must be an integer >= -1"),
-    ({"max_tokens": 0}, "describe(): max_tokens=0: must be an integer >= 1"),
-    ({"explain_options": {"permutations": 0}},
-     "describe(): explain_options.permutations=0: must be an integer >= 1"),
+    ({"method": "best"}, "describe(): method='best': must be one of 'evidence', 'and'"),
+    ({"summarize": {"max_llm_neurons": -5}},
+     "summarize.max_llm_neurons=-5: must be an integer >= -1"),
+    ({"concepts": {"top_concepts": 0}}, "concepts.top_concepts=0: must be an integer >= 1"),
+    ({"llm": {"max_tokens": 0}}, "llm.max_tokens=0: must be an integer >= 1"),
+    ({"explain": {"permutations": 0}}, "explain.permutations=0: must be an integer >= 1"),
 ])
-def test_api_describe_refuses_bad_sizes_before_any_work(toy, waves, kwargs, message):
+def test_api_describe_refuses_bad_values_before_any_work(toy, waves, kwargs, message):
+    """Shortcuts are checked by describe(); a config section refuses a bad value when it is
+    built, so no LLM call can happen either way."""
+    from dissect import config as C
+
     rec = dissect.record(toy, waves, sample_rate=1000, k=2, progress=False)
     calls = []
-
+    classes = {"summarize": C.SummarizeConfig, "concepts": C.ConceptsConfig,
+               "llm": C.LLMConfig, "explain": C.ExplainConfig}
     with pytest.raises(ConfigValueError) as info:
-        dissect.describe(rec, captions={c: "a sound" for c in rec.clip_ids},
-                         llm=_Spy(calls), **kwargs)
+        sections = {k: classes[k](**v) for k, v in kwargs.items() if k in classes}
+        short = {k: v for k, v in kwargs.items() if k not in classes}
+        dissect.describe(rec, captions={c: "a sound" for c in rec.clip_ids}, llm=_Spy(calls),
+                         config=C.DescribeConfig(**sections), **short)
     assert str(info.value) == message and calls == []
 
 

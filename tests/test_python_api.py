@@ -174,7 +174,7 @@ def test_describe_explains_then_scores_like_the_stage(crepe, tmp_path):
     detection AUROC recomputed from the activations and the split."""
     from sklearn.metrics import roc_auc_score
 
-    from dissect.config import CaptionConfig, DescribeConfig, LLMConfig
+    from dissect.config import CaptionConfig, ExplainConfig, LLMConfig
     from dissect.description.captioners import combine
     from dissect.description.captioners.base import pitch_terms
     from dissect.evaluation.agreement import binarize_top_quantile
@@ -218,7 +218,7 @@ def test_describe_explains_then_scores_like_the_stage(crepe, tmp_path):
         {"clip": c, "captioner": "given", "key": c, "text": t.removeprefix("given: "),
          "terms": caps.terms[c], "error": None} for c, t in caps.items()])
     mem = artifacts.read_jsonl(run / artifacts.EXPLANATIONS)
-    write_explanations(run, DescribeConfig(), LLMConfig(client="rules"),
+    write_explanations(run, ExplainConfig(), LLMConfig(client="rules"),
                        CaptionConfig(captioners=["given"]), progress=False)
     assert artifacts.read_jsonl(run / artifacts.EXPLANATIONS) == mem
     # without terms nothing can be confirmed: AND's summaries name no caption term, so no

@@ -76,14 +76,14 @@ def test_model_adapter_duplicate_is_refused():
 
 
 @pytest.mark.parametrize("override, message", [
-    ("describe.similarity=bogus", "describe.similarity=bogus: unknown similarity 'bogus'; "
+    ("concepts.similarity=bogus", "concepts.similarity=bogus: unknown similarity 'bogus'; "
                                   "valid: cos, cos_cubed, wpmi, soft_wpmi, rank_reorder"),
     ("llm.client=nope", "llm.client=nope: unknown LLM client kind 'nope'; "
                         "valid: auto, openai, transformers, rules"),
     ("caption.captioners=[acoustic,nope]", "caption.captioners=nope: unknown captioner 'nope'; "
                                            "valid: acoustic, labels, tagger, transcript, "
                                            "audio_llm"),
-    ("describe.closed_methods=[db,nope]", "describe.closed_methods=nope: unknown closed-set "
+    ("concepts.closed_methods=[db,nope]", "concepts.closed_methods=nope: unknown closed-set "
                                           "method 'nope'; valid: db, tab, icl"),
     ("evaluate.method=nope", "evaluate.method=nope: unknown closed-set method 'nope'; "
                              "valid: db, tab, icl"),
@@ -110,7 +110,7 @@ def test_bad_model_adapter_lists_the_adapters(tmp_path):
 
 
 def test_choices_of_stages_not_run_are_not_checked(tmp_path):
-    pipeline.validate(config.compose(["describe.similarity=bogus", "stages=[probe,record]"]))
+    pipeline.validate(config.compose(["concepts.similarity=bogus", "stages=[probe,record]"]))
 
 
 # --------------------------------------------------------------------------- bundles, recipes
@@ -196,8 +196,7 @@ EXPECTED_STAGES = {'probe': {'section': {'probe': {'layout': 'synth',
                                            'sample_rate': 16000,
                                            'min_seconds': 1.0,
                                            'max_seconds': 2.0,
-                                           'speech': True,
-                                           'cache_dir': None},
+                                           'speech': True},
                                  'espeak_digits': {'seed': 0,
                                                    'n_clips': 600,
                                                    'sample_rate': 16000,
@@ -218,16 +217,15 @@ EXPECTED_STAGES = {'probe': {'section': {'probe': {'layout': 'synth',
                                                    'peak_dbfs': -3.0,
                                                    'trim_dbfs': -45.0,
                                                    'pad_s': 0.05,
-                                                   'real_voice': False,
-                                                   'cache_dir': None}},
-                       'audio': {'sample_rate': 16000,
-                                 'max_seconds': 10.0,
+                                                   'real_voice': False}},
+                       'audio': {'max_seconds': 10.0,
                                  'long_clip': 'crop',
                                  'crop_anchor': 'start',
                                  'window_seconds': 10.0,
                                  'window_hop_seconds': 10.0,
                                  'silence_dbfs': -80.0,
-                                 'min_seconds': 0.025}},
+                                 'min_seconds': 0.025,
+                                 'sample_rate': 16000}},
            'inputs': {'audio_files': 'AF'},
            'outputs': ['clips.jsonl', 'skips.jsonl', 'heldout.jsonl']},
  'record': {'section': {'model': {'name': 'crepe',
@@ -241,31 +239,31 @@ EXPECTED_STAGES = {'probe': {'section': {'probe': {'layout': 'synth',
                                    'batch_size': 8,
                                    'dense': True,
                                    'hist_alpha': 0.02},
-                        'audio': {'sample_rate': 16000,
-                                  'max_seconds': 10.0,
+                        'audio': {'max_seconds': 10.0,
                                   'long_clip': 'crop',
                                   'crop_anchor': 'start',
                                   'window_seconds': 10.0,
                                   'window_hop_seconds': 10.0,
                                   'silence_dbfs': -80.0,
-                                  'min_seconds': 0.025}},
+                                  'min_seconds': 0.025,
+                                  'sample_rate': 16000}},
             'inputs': {'clips': 'C', 'audio_files': 'AF'},
             'outputs': ['exemplars.jsonl']},
  'caption': {'section': {'caption': {'captioners': ['acoustic', 'labels'], 'options': {}},
-                         'audio': {'sample_rate': 16000,
-                                   'max_seconds': 10.0,
+                         'audio': {'max_seconds': 10.0,
                                    'long_clip': 'crop',
                                    'crop_anchor': 'start',
                                    'window_seconds': 10.0,
                                    'window_hop_seconds': 10.0,
                                    'silence_dbfs': -80.0,
-                                   'min_seconds': 0.025},
+                                   'min_seconds': 0.025,
+                                   'sample_rate': 16000},
                          'captioner_versions': {'acoustic': 3, 'labels': 1}},
              'inputs': {'clips': 'C', 'audio_files': 'AF'},
              'outputs': ['captions.jsonl']},
- 'summarize': {'section': {'k': 5,
-                           'max_llm_neurons': 40,
-                           'calibration_threshold': 0.85,
+ 'summarize': {'section': {'summarize': {'k': 5,
+                                         'max_llm_neurons': 40,
+                                         'calibration_threshold': 0.85},
                            'head_layer': 'classifier',
                            'llm': {'client': 'auto:rules',
                                    'model': None,
@@ -279,15 +277,15 @@ EXPECTED_STAGES = {'probe': {'section': {'probe': {'layout': 'synth',
                                    'max_retries': 3}},
                'inputs': {'exemplars': 'E', 'captions': 'CA'},
                'outputs': ['summaries.jsonl']},
- 'concepts': {'section': {'describe': {'concept_set': 'synth',
+ 'concepts': {'section': {'concepts': {'concept_set': 'synth',
                                        'closed_methods': ['db'],
                                        'similarity': 'cos_cubed',
                                        'top_concepts': 5,
                                        'keywords': True,
                                        'keyword_llm_filter': False,
-                                       'negation_window': 4,
-                                       'splits': [0.6, 0.2, 0.2],
-                                       'split_seed': 0},
+                                       'negation_window': 4},
+                          'splits': [0.6, 0.2, 0.2],
+                          'split_seed': 0,
                           'captioners': ['acoustic', 'labels']},
               'inputs': {'summaries': 'SU',
                          'captions': 'CA',
@@ -295,20 +293,20 @@ EXPECTED_STAGES = {'probe': {'section': {'probe': {'layout': 'synth',
                          'activations': '9f207bc28f71d3b7b7cd6510dee43bae277b9716c1ff8f0ab98e42f53616d37e',
                          'concept_set': '7c5ac50152bacc912736f38321565798e3d68c74e1547d82b3b33eeb95994167'},
               'outputs': ['concepts.jsonl']},
- 'explain': {'section': {'describe': {'max_llm_neurons': 40,
-                                      'method': 'evidence',
-                                      'splits': [0.6, 0.2, 0.2],
-                                      'split_seed': 0,
-                                      'min_support': 3,
-                                      'evidence_alpha': 0.05,
-                                      'detection_quantile': 0.9,
-                                      'confirm_alpha': 0.05,
-                                      'permutations': 1000,
-                                      'min_val_positives': 3,
-                                      'negation_window': 4,
-                                      'sample_top': 20,
-                                      'sample_random': 10,
-                                      'sample_bottom': 10},
+ 'explain': {'section': {'explain': {'method': 'evidence',
+                                     'splits': [0.6, 0.2, 0.2],
+                                     'split_seed': 0,
+                                     'min_support': 3,
+                                     'evidence_alpha': 0.05,
+                                     'detection_quantile': 0.9,
+                                     'confirm_alpha': 0.05,
+                                     'permutations': 1000,
+                                     'min_val_positives': 3,
+                                     'sample_top': 20,
+                                     'sample_random': 10,
+                                     'sample_bottom': 10},
+                         'max_llm_neurons': 40,
+                         'negation_window': 4,
                          'captioners': ['acoustic', 'labels'],
                          'llm': {'client': 'auto:rules',
                                  'model': None,
@@ -327,14 +325,14 @@ EXPECTED_STAGES = {'probe': {'section': {'probe': {'layout': 'synth',
                         'record': '3690de8c51d3833c69a890d13e924886572aff58f02924fa2e0dd0d4d1e1df86'},
              'outputs': ['evidence.jsonl', 'explanations.jsonl', 'descriptions.csv']},
  'evaluate': {'section': {'evaluate': {'holdout': 0.3,
-                                      'head_label_columns': None,
-                                      'head_map_threshold': 0.7,
                                        'seed': 0,
                                        'quantile': 0.9,
                                        'method': 'db',
                                        'n_clusters': 11,
                                        'k': 5,
-                                       'tau': 3},
+                                       'tau': 3,
+                                       'head_label_columns': None,
+                                       'head_map_threshold': 0.7},
                           'concept_set': 'synth',
                           'similarity': 'cos_cubed'},
               'inputs': {'summarize': '74b9025d23428ff0b81ceff919d2f13e656682a4f6f3a1f65b02b5f086fe30e8',
@@ -352,6 +350,8 @@ EXPECTED_STAGES = {'probe': {'section': {'probe': {'layout': 'synth',
                        'record': '3690de8c51d3833c69a890d13e924886572aff58f02924fa2e0dd0d4d1e1df86',
                        'summarize': '74b9025d23428ff0b81ceff919d2f13e656682a4f6f3a1f65b02b5f086fe30e8'},
             'outputs': ['report/index.html']}}
+
+
 def _fake_manifest(run_dir):
     stages = {
         "probe": {"status": "done", "input_hashes": {"audio_files": "AF"},
@@ -395,8 +395,10 @@ def test_stage_sections_and_inputs_are_unchanged(tmp_path, monkeypatch):
     # the run-directory hash of the default recipe
     # (default-207913df1a before the explain stage, the synth set from C1 and 600 clips;
     # default-e61c536dfc before probe.holdout; default-31d5d51c9c before the confirmed choice
-    # and the stratified grouped split; default-0948da6170 before audio.min_seconds)
-    assert pipeline.resolve_run_dir(config.compose(["runs_dir=R"])).name == "default-59d1385eb7"
+    # and the stratified grouped split; default-0948da6170 before audio.min_seconds;
+    # default-59d1385eb7 before the describe section was split into summarize / concepts /
+    # explain and fields said which of them change results: option(hashed=False))
+    assert pipeline.resolve_run_dir(config.compose(["runs_dir=R"])).name == "default-d6dd3e6d5c"
 
 
 def test_record_hashes_the_files_model_options_name(tmp_path):

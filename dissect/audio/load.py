@@ -41,6 +41,7 @@ from dissect.audio.errors import (
     AudioNonFiniteError,
     AudioUnreadableError,
 )
+from dissect.fields import POSITIVE, Range, check, option
 
 # File extension -> libsndfile major format name (as in ``soundfile.available_formats()``).
 _EXTENSION_FORMATS = {
@@ -74,44 +75,36 @@ def supported_extensions() -> frozenset[str]:
     return frozenset(ext for ext, fmt in _EXTENSION_FORMATS.items() if fmt in formats)
 
 
-@dataclass(frozen=True)
+@dataclass
 class ClipPolicy:
-    """How clips are cut before they reach a model.
+    """How clips are decoded and cut before they reach a model (the ``audio`` section of a run
+    config, :data:`dissect.config.AudioConfig`)."""
 
-    Attributes:
-        max_seconds: longest clip kept whole, in seconds; ``None`` keeps every clip whole.
-        long_clip: ``"crop"`` (keep one ``max_seconds`` excerpt) or ``"windows"`` (keep all audio;
-            cut fixed windows later with :func:`~dissect.audio.batch.split_windows`).
-        crop_anchor: ``"start"`` or ``"center"``: where the crop excerpt sits in a long clip.
-        window_seconds: window length for ``"windows"``, in seconds.
-        window_hop_seconds: hop between window starts for ``"windows"``, in seconds.
-        silence_dbfs: a clip whose peak is below this level (dB re full scale) is flagged silent.
-        min_seconds: shortest file (before any crop) a probe set indexes; shorter ones are
-            skipped as ``too_short`` by :meth:`dissect.datasets.ProbeSet.iter_audio`. The
-            default, 25 ms, is one analysis window of the usual front ends (a 400-sample STFT
-            window at 16 kHz): below it no frame sees a full window of real audio. 0 keeps
-            every non-empty file. :func:`load_audio` itself decodes any non-empty file.
-    """
-
-    max_seconds: float | None = 10.0
-    long_clip: str = "crop"
-    crop_anchor: str = "start"
-    window_seconds: float = 10.0
-    window_hop_seconds: float = 10.0
+    max_seconds: float | None = option(10.0, Range(0, low_open=True, none_ok=True))
+    """Longest clip kept whole, in seconds; null keeps every clip whole."""
+    long_clip: str = option("crop", ("crop", "windows"))
+    """Policy for clips longer than max_seconds: crop (keep one max_seconds excerpt) or windows
+    (keep all audio, cut into fixed windows, :func:`~dissect.audio.batch.split_windows`)."""
+    crop_anchor: str = option("start", ("start", "center"))
+    """Where the crop excerpt sits in a long clip."""
+    window_seconds: float = option(10.0, POSITIVE)
+    """Window length in seconds for long_clip=windows."""
+    window_hop_seconds: float = option(10.0, POSITIVE)
+    """Hop between window starts in seconds for long_clip=windows."""
     silence_dbfs: float = -80.0
-    min_seconds: float = 0.025
+    """Peak level (dB re full scale) under which a clip is flagged as digital silence (flagged,
+    never fatal)."""
+    min_seconds: float = option(0.025, Range(0))
+    """Shortest file kept, in seconds (before any crop); shorter files are recorded skips of
+    kind too_short (a probe set's iter_audio). The default, 25 ms, is one analysis window of the
+    usual front ends (a 400-sample STFT window at 16 kHz): below it no frame sees a full window
+    of real audio. 0 keeps every non-empty file. load_audio itself decodes any non-empty file."""
+    sample_rate: int = option(16000, Range(1, integer=True))
+    """Rate in Hz at which the probe stage decodes each clip to check it (length, silence); the
+    record and caption stages decode at their model's or captioner's own rate."""
 
-    def __post_init__(self):
-        if self.long_clip not in ("crop", "windows"):
-            raise ValueError(f"long_clip must be 'crop' or 'windows', got {self.long_clip!r}")
-        if self.crop_anchor not in ("start", "center"):
-            raise ValueError(f"crop_anchor must be 'start' or 'center', got {self.crop_anchor!r}")
-        if self.max_seconds is not None and self.max_seconds <= 0:
-            raise ValueError(f"max_seconds must be positive or None, got {self.max_seconds}")
-        if self.window_seconds <= 0 or self.window_hop_seconds <= 0:
-            raise ValueError("window_seconds and window_hop_seconds must be positive")
-        if not self.min_seconds >= 0:
-            raise ValueError(f"min_seconds must be >= 0, got {self.min_seconds}")
+    def __post_init__(self) -> None:
+        check(type(self), self, "audio.")
 
     @classmethod
     def from_config(cls, audio: Any) -> ClipPolicy:

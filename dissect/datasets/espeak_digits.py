@@ -34,6 +34,7 @@ import numpy as np
 from dissect.datasets.base import Clip, ProbeSet
 from dissect.datasets.espeak import INSTALL_HINT, espeak_version, find_espeak, read_mono, speak
 from dissect.datasets.render_cache import render_missing, write_index
+from dissect.fields import COUNT, Range, check, option
 from dissect.util import cache_root, hash_config, wav_bytes
 
 WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
@@ -59,28 +60,38 @@ LABEL_COLUMNS = ["digit", "speaker"]
 class EspeakDigitsConfig:
     """The `espeak_digits` probe set: digits zero..nine spoken by espeak-ng voices, cached."""
 
-    # Seed of the (voice, speed, pitch) combinations.
     seed: int = 0
-    # Number of clips: ten digits per combination (600 = 60 combinations).
-    n_clips: int = 600
-    # Output sample rate in Hz (mono float WAV).
-    sample_rate: int = 16000
-    # espeak-ng voices (`espeak-ng --voices=en`), optionally with a variant: en-us+f3, en+klatt.
+    """Seed of the (voice, speed, pitch) combinations."""
+    n_clips: int = option(600, COUNT)
+    """Number of clips: ten digits per combination (600 = 60 combinations)."""
+    sample_rate: int = option(16000, COUNT)
+    """Output sample rate in Hz (mono float WAV)."""
     voices: list[str] = field(default_factory=lambda: list(DEFAULT_VOICES))
-    # Speaking rates (espeak-ng -s, words per minute) to draw from.
+    """espeak-ng voices (`espeak-ng --voices=en`), optionally with a variant: en-us+f3,
+    en+klatt.
+    """
     speeds_wpm: list[int] = field(default_factory=lambda: list(DEFAULT_SPEEDS_WPM))
-    # Pitches (espeak-ng -p, 0..99) to draw from.
+    """Speaking rates (espeak-ng -s, words per minute) to draw from."""
     pitches: list[int] = field(default_factory=lambda: list(DEFAULT_PITCHES))
-    # Each clip is peak-normalised to this level (dBFS) ...
+    """Pitches (espeak-ng -p, 0..99) to draw from."""
     peak_dbfs: float = -3.0
-    # ... then trimmed at both ends where |x| stays below this level (dBFS) ...
+    """Each clip is peak-normalised to this level (dBFS) ..."""
     trim_dbfs: float = -45.0
-    # ... and padded with this much silence (seconds) at each end.
-    pad_s: float = 0.05
-    # Also add the recorded digit prompts of Debian's asterisk-core-sounds-en-wav (when installed).
+    """After normalising, each clip is trimmed at both ends where |x| stays below this level
+    (dBFS)."""
+    pad_s: float = option(0.05, Range(0))
+    """After trimming, each clip is padded with this much silence (seconds) at each end."""
     real_voice: bool = False
-    # Cache directory; null means $DISSECT_CACHE/espeak_digits or ~/.cache/dissect/espeak_digits.
-    cache_dir: str | None = None
+    """Also add the recorded digit prompts of Debian's asterisk-core-sounds-en-wav (when
+    installed).
+    """
+    cache_dir: str | None = option(None, hashed=False)
+    """Cache directory; null means $DISSECT_CACHE/espeak_digits or
+    ~/.cache/dissect/espeak_digits.
+    """
+
+    def __post_init__(self) -> None:
+        check(type(self), self, "probe.espeak_digits.")
 
 
 class EspeakMissingError(RuntimeError):

@@ -50,7 +50,7 @@ from dissect.description.llm.base import Chat
 from dissect.description.similarity import get_similarity, top_concepts
 from dissect.registry import Registry
 
-#: Closed-set methods (``describe.closed_methods``, ``evaluate.method``): how the clip x concept
+#: Closed-set methods (``concepts.closed_methods``, ``evaluate.method``): how the clip x concept
 #: matrix is built, by name -> what it compares.
 CLOSED_METHODS: Registry[str] = Registry("closed-set method")
 CLOSED_METHODS.add("db", "captions vs concept prompts (sentence embeddings)")

@@ -90,7 +90,7 @@ NEGATIONS: frozenset[str] = frozenset(
 _KNOWN_ADJ = ACOUSTIC_LEXICON | NOT_ACOUSTIC
 
 #: Default negation window: how many preceding tokens (same sentence) are checked. AND's module C
-#: looks 4 tokens back; ``describe.negation_window`` sets it for a run.
+#: looks 4 tokens back; ``concepts.negation_window`` sets it for a run.
 NEGATION_WINDOW = 4
 
 _ACOUSTIC_SYSTEM = "You answer questions about words with a single word: yes or no."

@@ -279,7 +279,7 @@ def rank_reorder(
     return out
 
 
-#: Similarity functions by name (``describe.similarity``): ``fn(U, P) -> [n, C]``.
+#: Similarity functions by name (``concepts.similarity``): ``fn(U, P) -> [n, C]``.
 SIMILARITIES: Registry[Callable[..., torch.Tensor]] = Registry("similarity")
 for _fn in (cos, cos_cubed, wpmi, soft_wpmi, rank_reorder):
     SIMILARITIES.add(_fn.__name__, _fn)

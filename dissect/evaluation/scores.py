@@ -92,9 +92,10 @@ def evaluate_run(run_dir: str | Path, *, holdout: float = 0.3, seed: int = 0,
     if labels not in ("refit", "run"):
         raise ValueError(f"labels must be 'refit' or 'run', got {labels!r}")
     cfg = rundata.run_config(run_dir)
-    dcfg = cfg.get("describe", {}) or {}
-    cset = load_concept_set(concept_set or dcfg.get("concept_set") or "synth")
-    sim_name = similarity or dcfg.get("similarity") or "cos_cubed"
+    cset = load_concept_set(concept_set or artifacts.config_setting(cfg, "concepts",
+                                                                    "concept_set", "synth"))
+    sim_name = similarity or artifacts.config_setting(cfg, "concepts", "similarity",
+                                                      "cos_cubed")
     if embedder is None:
         from dissect.description.embed import default_embedder
 

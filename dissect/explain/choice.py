@@ -53,7 +53,7 @@ def choose(candidates: Sequence[Candidate], method: str = "evidence", has_eviden
             (None: 0, any higher correlation displaces).
     """
     if method not in ("evidence", "and"):
-        raise ValueError(f"describe.method must be 'evidence' or 'and', got {method!r}")
+        raise ValueError(f"explain.method must be 'evidence' or 'and', got {method!r}")
     if method == "and":
         pool = [c for c in candidates if c.kind == "and" and c.text]
         if not pool:

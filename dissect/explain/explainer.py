@@ -99,10 +99,10 @@ def _status_counts(ex_rows) -> dict[str, dict[str, int]]:
 def explain(ids: Sequence[str], captions: Mapping[str, str],
             clip_terms: Mapping[str, Sequence[str]],
             activations: Callable[[str], np.ndarray], summaries: Sequence[Mapping[str, Any]],
-            concepts: Sequence[Mapping[str, Any]], describe_cfg, client=None,
+            concepts: Sequence[Mapping[str, Any]], cfg, client=None,
             params: GenerationParams | None = None, embedder=None, progress: bool = True,
-            strata: Sequence[str] | None = None, groups: Sequence[str] | None = None
-            ) -> Explained:
+            strata: Sequence[str] | None = None, groups: Sequence[str] | None = None, *,
+            max_llm_neurons: int = 40, negation_window: int = 4) -> Explained:
     """Evidence, candidates, scores and the shown description of every neuron, in memory.
 
     Args:
@@ -112,11 +112,15 @@ def explain(ids: Sequence[str], captions: Mapping[str, str],
         activations: layer -> pooled activations ``[N, U]`` of every clip.
         summaries / concepts: AND's module-B rows and the closed-set rows, one per neuron,
             in the same order (``summaries.jsonl`` / ``concepts.jsonl``).
-        describe_cfg: a :class:`~dissect.config.DescribeConfig`.
+        cfg: the ``explain`` section (:class:`~dissect.config.ExplainConfig`).
         client: the LLM client for the phrasing candidates (None or the rule-based one: none).
         embedder: ``encode(texts) -> [n, d]``; default all-MiniLM-L6-v2.
         strata / groups: ``[N]`` per clip, for the stratified grouped split
             (:func:`~dissect.explain.splits.split_keys` of the clip rows; None: by clip).
+        max_llm_neurons: neurons whose evidence the LLM phrases (``summarize.max_llm_neurons``;
+            -1: no cap).
+        negation_window: words before a mention in which a negation cancels it
+            (``concepts.negation_window``).
     """
     from tqdm.auto import tqdm
 
@@ -124,7 +128,7 @@ def explain(ids: Sequence[str], captions: Mapping[str, str],
     pos = {cid: i for i, cid in enumerate(ids)}
     terms, X = term_matrix(ids, clip_terms)
     term_index = {t.lower(): j for j, t in enumerate(terms)}
-    split = assign_splits(ids, tuple(describe_cfg.splits), describe_cfg.split_seed,
+    split = assign_splits(ids, tuple(cfg.splits), cfg.split_seed,
                           strata, groups)
     fit = split == "fit"
     split_mask = {name: split == name for name in ("val", "test")}
@@ -133,7 +137,7 @@ def explain(ids: Sequence[str], captions: Mapping[str, str],
     n_val, n_test = int((split == "val").sum()), int((split == "test").sum())
     if fit.sum() < MIN_FIT or n_val < MIN_HELD or n_test < MIN_HELD:
         why = (f"{len(ids)} clips are too few for the fit/val/test split "
-               f"{list(describe_cfg.splits)} (fit {int(fit.sum())}, val {n_val}, test "
+               f"{list(cfg.splits)} (fit {int(fit.sum())}, val {n_val}, test "
                f"{n_test}; need {MIN_FIT}/{MIN_HELD}/{MIN_HELD}): nothing can be confirmed")
         print(f"[explain] {why}", file=sys.stderr)
         return _unscored(summaries, why)
@@ -142,10 +146,10 @@ def explain(ids: Sequence[str], captions: Mapping[str, str],
 
         embedder = default_embedder()
     C = unit_rows(embedder.encode([captions.get(cid, "") for cid in ids]))
-    use_llm = (describe_cfg.method == "evidence" and client is not None
+    use_llm = (cfg.method == "evidence" and client is not None
                and client.name != RULES_NAME)
     params = params or GenerationParams()
-    window = int(getattr(describe_cfg, "negation_window", 4))
+    window = int(negation_window)
     layers = list(dict.fromkeys(s["layer"] for s in summaries))
     by_key = {(s["layer"], s["unit"]): (s, c) for s, c in zip(summaries, concepts, strict=True)}
     ev_rows, ex_rows = [], []
@@ -156,12 +160,12 @@ def explain(ids: Sequence[str], captions: Mapping[str, str],
     for layer in tqdm(layers, desc="evidence", unit="layer", disable=not progress,
                       file=sys.stderr):
         A = np.asarray(activations(layer), dtype=np.float64)
-        assoc = associate(A[fit], X[fit], describe_cfg.min_support)
-        evidence_of[layer] = ranked_evidence(assoc, terms, describe_cfg.evidence_alpha,
+        assoc = associate(A[fit], X[fit], cfg.min_support)
+        evidence_of[layer] = ranked_evidence(assoc, terms, cfg.evidence_alpha,
                                              top=EVIDENCE_TOP)
     phrased_of: dict[tuple[str, int], tuple[str, bool, str]] = {}
     if use_llm:
-        phrased_of = _phrase(activations, evidence_of, describe_cfg.max_llm_neurons, fit, ids,
+        phrased_of = _phrase(activations, evidence_of, max_llm_neurons, fit, ids,
                              captions, terms, client, params)
     val = split == "val"
     for layer in tqdm(layers, desc="explain", unit="layer", disable=not progress,
@@ -205,10 +209,10 @@ def explain(ids: Sequence[str], captions: Mapping[str, str],
                 if x.text:
                     x.claims = claims_of[x.text]
                     jobs.append(ScoreJob(x, u, own, col[x.text]))
-        score_jobs(jobs, A, split_mask, PT, "", describe_cfg.detection_quantile)
-        score_jobs(jobs, A, split_mask, PC, "_caption", describe_cfg.detection_quantile)
+        score_jobs(jobs, A, split_mask, PT, "", cfg.detection_quantile)
+        score_jobs(jobs, A, split_mask, PC, "_caption", cfg.detection_quantile)
         for u, ev, cands, own in built:
-            _confirm(cands, A[:, u], own, split_mask, col, PT, describe_cfg)
+            _confirm(cands, A[:, u], own, split_mask, col, PT, cfg)
             rows_val = np.flatnonzero(val & ~own)
             a_val = A[rows_val, u]
 
@@ -216,13 +220,13 @@ def explain(ids: Sequence[str], captions: Mapping[str, str],
                 P2 = PT[np.ix_(rows_val, [col[c1.text], col[c2.text]])]
                 return float(paired_se(P2, a_val)[0, 1])
 
-            shown, status, why = choose(cands, describe_cfg.method, bool(ev),
-                                        describe_cfg.confirm_alpha,
-                                        describe_cfg.min_val_positives, se)
-            sample = sample_exemplars(A[:, u], n_top=describe_cfg.sample_top,
-                                      n_random=describe_cfg.sample_random,
-                                      n_bottom=describe_cfg.sample_bottom,
-                                      seed=describe_cfg.split_seed,
+            shown, status, why = choose(cands, cfg.method, bool(ev),
+                                        cfg.confirm_alpha,
+                                        cfg.min_val_positives, se)
+            sample = sample_exemplars(A[:, u], n_top=cfg.sample_top,
+                                      n_random=cfg.sample_random,
+                                      n_bottom=cfg.sample_bottom,
+                                      seed=cfg.split_seed,
                                       exclude=not_fit)
             ev_rows.append({"layer": layer, "unit": u, "evidence": [e.to_dict() for e in ev],
                             "sample": {k: [ids[i] for i in v]
@@ -256,7 +260,7 @@ def explain(ids: Sequence[str], captions: Mapping[str, str],
 
 def _confirm(cands: Sequence[Candidate], a: np.ndarray, own: np.ndarray,
              split_mask: Mapping[str, np.ndarray], col: Mapping[str, int], PT: np.ndarray,
-             describe_cfg) -> None:
+             cfg) -> None:
     """Add ``p`` (one-sided permutation p-value of the correlation, terms rule) to every
     scored candidate's ``val`` and ``test`` scores, one neuron's candidates at once (the same
     permutations for all of them)."""
@@ -266,7 +270,7 @@ def _confirm(cands: Sequence[Candidate], a: np.ndarray, own: np.ndarray,
     for name, base in split_mask.items():
         rows = np.flatnonzero(base & ~own)
         P = PT[np.ix_(rows, [col[x.text] for x in scored])]
-        ps = permutation_p(P, a[rows], describe_cfg.permutations, describe_cfg.split_seed)
+        ps = permutation_p(P, a[rows], cfg.permutations, cfg.split_seed)
         for x, p in zip(scored, ps, strict=True):
             if name in x.scores:
                 x.scores[name]["p"] = None if np.isnan(p) else round(float(p), 5)

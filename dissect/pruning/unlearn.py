@@ -356,7 +356,7 @@ def _concept_target(run_dir: Path, concept: str) -> Callable[[Mapping], bool]:
     from dissect.evaluation.agreement import clip_has_concept
 
     cfg = rundata.run_config(run_dir)
-    cset = load_concept_set((cfg.get("describe") or {}).get("concept_set") or "synth")
+    cset = load_concept_set(artifacts.config_setting(cfg, "concepts", "concept_set", "synth"))
     try:
         i = cset.index(concept)
     except KeyError:

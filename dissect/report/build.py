@@ -82,7 +82,7 @@ def _shown_k(run: RunData) -> int:
     for n in run.neurons:
         if n.summary.get("top_clips"):
             return len(n.summary["top_clips"])
-    return int((run.config.get("describe") or {}).get("k") or 5)
+    return int(artifacts.config_setting(run.config, "summarize", "k", 5))
 
 
 def _caption(run: RunData, clip: str) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from dissect import artifacts
 from dissect.report.data import RULES_NAME, RunData
 from dissect.report.html import esc, kv_table, table
 
@@ -42,8 +43,8 @@ def stand_ins(run: RunData) -> list[str]:
             out.append(f"{name} ({kind}, {counts[name]} neurons) stands in for {AND_LLM}.")
     rules = counts.get(RULES_NAME, 0)
     if rules and llms:
-        cap = run.config.get("describe", {}).get("max_llm_neurons")
-        cap_txt = f" (describe.max_llm_neurons={cap})" if cap is not None else ""
+        cap = artifacts.config_setting(run.config, "summarize", "max_llm_neurons")
+        cap_txt = f" (summarize.max_llm_neurons={cap})" if cap is not None else ""
         out.append(f"Rule-based contrastive summaries for the {rules} neurons beyond the LLM "
                    f"cap{cap_txt}: template text, not LLM output.")
     elif rules:

@@ -2,7 +2,7 @@
 modules B, A and C on top of the recorded exemplars and the captions (the shown descriptions,
 ``descriptions.csv``, come from the ``explain`` stage).
 
-LLM calls are capped (``describe.max_llm_neurons``): the chosen neurons are summarised by the
+LLM calls are capped (``summarize.max_llm_neurons``): the chosen neurons are summarised by the
 configured LLM, every other neuron by the rule-based contrastive summariser, and every row names
 the writer. LLM replies are cached on disk per (client, model, prompt, params), so a killed run
 resumes without repeating finished calls.
@@ -38,7 +38,7 @@ def _params(llm_cfg) -> GenerationParams:
                             top_p=llm_cfg.top_p, seed=llm_cfg.seed)
 
 
-def write_summaries(run_dir: Path, describe_cfg, llm_cfg, head_layer: str | None
+def write_summaries(run_dir: Path, summarize_cfg, llm_cfg, head_layer: str | None
                     ) -> dict[str, Any]:
     """Summarise every neuron of ``exemplars.jsonl``; write ``summaries.jsonl``.
 
@@ -50,8 +50,8 @@ def write_summaries(run_dir: Path, describe_cfg, llm_cfg, head_layer: str | None
     client = build_llm(llm_cfg)
     rows, info = summarize(artifacts.read_jsonl(run_dir / artifacts.EXEMPLARS),
                            captions_by_clip(run_dir), client, _params(llm_cfg),
-                           k=describe_cfg.k, threshold=describe_cfg.calibration_threshold,
-                           max_llm_neurons=describe_cfg.max_llm_neurons, head_layer=head_layer)
+                           k=summarize_cfg.k, threshold=summarize_cfg.calibration_threshold,
+                           max_llm_neurons=summarize_cfg.max_llm_neurons, head_layer=head_layer)
     failures = [failure_text(r) for r in rows if r.get("failed")]
     check_failures("summarize", client.name, failures, info["llm_neurons"],
                    llm_cfg.max_failed_fraction, "LLM neurons")
@@ -67,20 +67,22 @@ def _dense(run_dir: Path, layer: str) -> torch.Tensor:
         return load_activations(run_dir, layer)
     except FileNotFoundError as exc:
         raise FileNotFoundError(f"{exc} (closed-set concepts need every clip's activation; or "
-                                "set describe.closed_methods=[])") from None
+                                "set concepts.closed_methods=[])") from None
 
 
-def write_concepts(run_dir: Path, describe_cfg, llm_cfg, caption_cfg) -> dict[str, Any]:
-    """Closed-set concepts (DB / TAB stand-in / ICL) and keywords -> ``concepts.jsonl``,
-    and the flat ``descriptions.csv``."""
+def write_concepts(run_dir: Path, concepts_cfg, explain_cfg, llm_cfg, caption_cfg
+                   ) -> dict[str, Any]:
+    """Closed-set concepts (DB / TAB stand-in / ICL) and keywords -> ``concepts.jsonl``. The
+    closed-set label is chosen on the fit clips of ``explain_cfg.splits`` /
+    ``explain_cfg.split_seed``."""
     from dissect.description.concepts import captioned, db_matrix, load_concept_set
 
     summaries = artifacts.read_jsonl(run_dir / artifacts.SUMMARIES)
     clips = artifacts.read_jsonl(run_dir / artifacts.CLIPS)
-    cset = load_concept_set(describe_cfg.concept_set)
+    cset = load_concept_set(concepts_cfg.concept_set)
     layers = list(dict.fromkeys(s["layer"] for s in summaries))
     notes: dict[str, str] = {}
-    methods = list(describe_cfg.closed_methods)
+    methods = list(concepts_cfg.closed_methods)
     from dissect.description.concepts import CLOSED_METHODS
 
     for m in methods:
@@ -91,8 +93,8 @@ def write_concepts(run_dir: Path, describe_cfg, llm_cfg, caption_cfg) -> dict[st
     # shown description is validated or tested on
     from dissect.explain.splits import assign_splits, split_keys
 
-    fit = assign_splits([c["id"] for c in clips], tuple(describe_cfg.splits),
-                        describe_cfg.split_seed, *split_keys(clips)) == "fit"
+    fit = assign_splits([c["id"] for c in clips], tuple(explain_cfg.splits),
+                        explain_cfg.split_seed, *split_keys(clips)) == "fit"
     if "db" in methods or "tab" in methods or "icl" in methods:
         from dissect.description.embed import default_embedder
 
@@ -119,7 +121,7 @@ def write_concepts(run_dir: Path, describe_cfg, llm_cfg, caption_cfg) -> dict[st
             clips, fit, strict=True) if f], cset, embedder)
         rows["tab"] = fit
     closed = closed_labels(layers, lambda layer: _dense(run_dir, layer), matrices, cset,
-                           describe_cfg.similarity, describe_cfg.top_concepts, rows)
+                           concepts_cfg.similarity, concepts_cfg.top_concepts, rows)
     failures: list[str] = []
     if "icl" in methods:
         todo = [x for x in summaries if x["llm"] != RULES_NAME and x.get("calibrated")]
@@ -130,12 +132,12 @@ def write_concepts(run_dir: Path, describe_cfg, llm_cfg, caption_cfg) -> dict[st
                            llm_cfg.max_failed_fraction, "ICL calls")
         notes["icl"] = "ICL: the LLM picks from the concept list given the calibrated summary"
 
-    if describe_cfg.keywords:
-        client = build_llm(llm_cfg) if describe_cfg.keyword_llm_filter else None
-        kw_rows = keyword_rows(summaries, client, describe_cfg.negation_window)
+    if concepts_cfg.keywords:
+        client = build_llm(llm_cfg) if concepts_cfg.keyword_llm_filter else None
+        kw_rows = keyword_rows(summaries, client, concepts_cfg.negation_window)
     else:
         kw_rows = [{} for _ in summaries]
-    rows = concept_rows(summaries, closed, kw_rows, describe_cfg.similarity, cset.name)
+    rows = concept_rows(summaries, closed, kw_rows, concepts_cfg.similarity, cset.name)
     artifacts.write_jsonl(run_dir / artifacts.CONCEPTS, rows)
     return {"neurons": len(rows), "methods": methods, "concept_set": cset.name,
             "method_notes": notes, "llm_failed": len(failures),

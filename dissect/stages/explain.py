@@ -31,22 +31,26 @@ from dissect.recording.store import load_activations
 VERSION = 4
 
 
-def write_explanations(run_dir: Path, describe_cfg, llm_cfg, caption_cfg,
-                       progress: bool = True) -> dict[str, Any]:
-    """The stage: :func:`explain` over a run directory's artifacts, written back to it."""
+def write_explanations(run_dir: Path, explain_cfg, llm_cfg, caption_cfg, progress: bool = True,
+                       *, max_llm_neurons: int = 40, negation_window: int = 4
+                       ) -> dict[str, Any]:
+    """The stage: :func:`explain` over a run directory's artifacts, written back to it.
+    ``max_llm_neurons`` (``summarize.max_llm_neurons``) caps the neurons whose evidence the LLM
+    phrases; ``negation_window`` (``concepts.negation_window``) is the matcher's."""
     from dissect.description.llm import build_llm
 
     clips = artifacts.read_jsonl(run_dir / artifacts.CLIPS)
     summaries = artifacts.read_jsonl(run_dir / artifacts.SUMMARIES)
     concepts = artifacts.read_jsonl(run_dir / artifacts.CONCEPTS)
-    client = build_llm(llm_cfg) if describe_cfg.method == "evidence" else None
+    client = build_llm(llm_cfg) if explain_cfg.method == "evidence" else None
     params = GenerationParams(temperature=llm_cfg.temperature, max_tokens=llm_cfg.max_tokens,
                               top_p=llm_cfg.top_p, seed=llm_cfg.seed)
     strata, groups = split_keys(clips)
     out = explain([c["id"] for c in clips], captions_by_clip(run_dir), terms_by_clip(run_dir),
                   lambda layer: load_activations(run_dir, layer).numpy(), summaries, concepts,
-                  describe_cfg, client, params, progress=progress, strata=strata,
-                  groups=groups)
+                  explain_cfg, client, params, progress=progress, strata=strata,
+                  groups=groups, max_llm_neurons=max_llm_neurons,
+                  negation_window=negation_window)
     failures = out.info.pop("llm_failures", [])
     check_failures("explain", getattr(client, "name", ""), failures,
                    out.info.get("llm_phrasings", 0),

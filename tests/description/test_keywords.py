@@ -163,12 +163,12 @@ def test_load_nlp_missing_package_message(monkeypatch):
 
 @pytest.mark.real
 def test_default_negation_window_is_ands_four_tokens(nlp):
-    from dissect.config import DescribeConfig
+    from dissect.config import ConceptsConfig
     from dissect.description.keywords import NEGATION_WINDOW
     from dissect.description.neurons import keyword_rows
 
     text = "The sound is not at all very loud."  # "not" is 4 tokens before "loud"
-    assert NEGATION_WINDOW == 4 == DescribeConfig().negation_window
+    assert NEGATION_WINDOW == 4 == ConceptsConfig().negation_window
     assert extract_terms(text, nlp).adjectives == []
     assert extract_terms(text, nlp, window=3).adjectives == ["loud"]
     rows = [{"calibrated": text, "llm": "x"}]

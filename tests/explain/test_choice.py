@@ -47,7 +47,7 @@ def test_paired_se_decides_displacement_and_order_breaks_ties():
 def test_explain_never_shows_a_description_validation_does_not_confirm():
     """End to end on a toy layer: unit 0 fires on a label, unit 1 is noise, unit 2 fires on a
     label its validation clips barely carry."""
-    from dissect.config import DescribeConfig
+    from dissect.config import ExplainConfig
     from dissect.explain.explainer import explain
 
     rng = np.random.default_rng(0)
@@ -68,7 +68,7 @@ def test_explain_never_shows_a_description_validation_does_not_confirm():
 
     summ = [{"layer": "l", "unit": u, "calibrated": "noise", "llm": "rules"} for u in range(3)]
     conc = [{"closed": {}} for _ in range(3)]
-    out = explain(ids, caps, terms, lambda layer: A, summ, conc, DescribeConfig(),
+    out = explain(ids, caps, terms, lambda layer: A, summ, conc, ExplainConfig(),
                   embedder=Emb(), progress=False, strata=[str(x) for x in lab])
     rows = {r["unit"]: r for r in out.explanations}
     assert rows[0]["status"] == CONFIRMED and rows[0]["description"] == "l1"

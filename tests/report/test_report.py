@@ -181,7 +181,7 @@ def test_stand_ins_named(tmp_path):
     joined = "\n".join(lines)
     assert f"{smol} (a local LLM, 40 neurons) stands in for" in joined
     assert "Llama-2-13B" in joined
-    assert "592 neurons beyond the LLM cap (describe.max_llm_neurons=40)" in joined
+    assert "592 neurons beyond the LLM cap (summarize.max_llm_neurons=40)" in joined
     assert "instead of an audio LLM such as SALMONN" in joined
     assert tab in joined and "YAMNet" in joined
     assert "all-MiniLM-L6-v2 instead of CLIP" in joined

@@ -4,7 +4,7 @@ import numpy as np
 import torch
 
 from dissect import artifacts
-from dissect.config import CaptionConfig, DescribeConfig, LLMConfig
+from dissect.config import CaptionConfig, ConceptsConfig, ExplainConfig, LLMConfig
 
 
 class RecordingEmbedder:
@@ -46,8 +46,9 @@ def test_db_embeds_captions_without_captioner_names(tmp_path, monkeypatch):
     monkeypatch.setattr(stage, "load_activations",
                         lambda run_dir, layer: torch.tensor([[3.0], [1.0], [0.5]]))
     # every clip in the fit split (closed-set labels are chosen on fit clips only)
-    cfg = DescribeConfig(closed_methods=["db"], keywords=False, splits=[1.0, 0.0, 0.0])
-    stage.write_concepts(run, cfg, LLMConfig(client="rules"), CaptionConfig())
+    cfg = ConceptsConfig(closed_methods=["db"], keywords=False)
+    stage.write_concepts(run, cfg, ExplainConfig(splits=[1.0, 0.0, 0.0]), LLMConfig(client="rules"),
+                         CaptionConfig())
     texts = [f"A loud sound {i}; Labels: audioset Dog{i}" for i in range(3)]
     assert emb.seen[:3] == texts  # the captions first, then the concept prompts
     assert not any("acoustic:" in t or "labels:" in t for t in emb.seen)
@@ -83,7 +84,8 @@ def test_closed_set_label_ignores_validation_and_test_clips(tmp_path, monkeypatc
         a[int(np.flatnonzero(split == "test")[0]), 0] = poke
         monkeypatch.setattr(stage, "load_activations", lambda run_dir, layer, a=a: a)
         emb.seen.clear()
-        stage.write_concepts(run, DescribeConfig(closed_methods=["db"], keywords=False),
+        stage.write_concepts(run, ConceptsConfig(closed_methods=["db"], keywords=False),
+                             ExplainConfig(),
                              LLMConfig(client="rules"), CaptionConfig())
         fit_caps = {f"A {'loud' if i % 2 else 'quiet'} sound {i}" for i in range(n)
                     if split[i] == "fit"}
@@ -112,8 +114,9 @@ def test_db_without_a_captioned_fit_clip_is_a_recorded_skip(tmp_path, monkeypatc
     monkeypatch.setattr(dissect.description.embed, "default_embedder", lambda: emb)
     monkeypatch.setattr(stage, "load_activations",
                         lambda run_dir, layer: torch.tensor([[3.0], [1.0]]))
-    cfg = DescribeConfig(closed_methods=["db"], keywords=False, splits=[0.0, 0.5, 0.5])
-    info = stage.write_concepts(run, cfg, LLMConfig(client="rules"), CaptionConfig())
+    cfg = ConceptsConfig(closed_methods=["db"], keywords=False)
+    info = stage.write_concepts(run, cfg, ExplainConfig(splits=[0.0, 0.5, 0.5]),
+                                LLMConfig(client="rules"), CaptionConfig())
     assert info["method_notes"]["db"] == ("DB skipped: none of the 0 fit-split clips (of 2) "
                                           "has a caption, so no closed-set label is chosen")
     assert "[concepts] DB skipped" in capsys.readouterr().err

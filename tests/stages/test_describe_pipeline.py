@@ -27,7 +27,7 @@ def test_crepe_output_neurons_recover_their_pitch(tmp_path, capsys):
     run_dir = tmp_path / "run"
     rc = main(["run", f"run_dir={run_dir}", f"probe.synth.cache_dir={tmp_path / 'synth'}",
                "probe.synth.n_clips=160", "model.layers=[classifier]", "llm.client=rules",
-               "record.progress=false", "describe.keywords=true",
+               "record.progress=false", "concepts.keywords=true",
                "stages=[probe,record,caption,summarize,concepts,explain]"])
     out, err = capsys.readouterr()
     assert rc == 0, err
@@ -117,7 +117,7 @@ def test_llm_cap_names_the_writer_and_keeps_the_key_out_of_files(tmp_path, capsy
                "probe.synth.n_clips=40", "model.layers=[conv6,classifier]", "llm.client=openai",
                f"llm.base_url={srv.url}", "llm.model=test-model",
                "llm.api_key_env=DISSECT_TEST_KEY", f"llm.cache_dir={tmp_path / 'llmcache'}",
-               "describe.max_llm_neurons=6", "record.progress=false"])
+               "summarize.max_llm_neurons=6", "record.progress=false"])
     err = capsys.readouterr().err
     srv.httpd.shutdown()
     assert rc == 0, err
@@ -146,7 +146,7 @@ def test_failed_llm_calls_are_counted_marked_and_retried(tmp_path, capsys):
     base = ["run", f"run_dir={run_dir}", f"probe.synth.cache_dir={tmp_path / 'synth'}",
             "probe.synth.n_clips=40", "model.layers=[classifier]", "llm.client=openai",
             f"llm.base_url={srv.url}", "llm.model=m", f"llm.cache_dir={tmp_path / 'llm'}",
-            "llm.max_retries=0", "describe.max_llm_neurons=10", "record.progress=false",
+            "llm.max_retries=0", "summarize.max_llm_neurons=10", "record.progress=false",
             "stages=[probe,record,caption,summarize]",
             # one request at a time: which request the server refuses is then fixed. With 4 in
             # flight it may be a chat another neuron shares, whose answer the cache then holds.

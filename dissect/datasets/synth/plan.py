@@ -15,25 +15,36 @@ from typing import Any
 
 import numpy as np
 
+from dissect.fields import COUNT, POSITIVE, check, option
+
 
 @dataclass
 class SynthConfig:
     """The embedded `synth` probe set: rendered deterministically, offline, then cached."""
 
-    # Seed of every random choice (instrument, note, velocity, durations, noise).
     seed: int = 0
-    # Total number of clips (split over notes, tones, noise, clicks, chirps, silence, speech).
-    n_clips: int = 600
-    # Rendering sample rate in Hz.
-    sample_rate: int = 16000
-    # Shortest clip duration in seconds.
-    min_seconds: float = 1.0
-    # Longest clip duration in seconds.
-    max_seconds: float = 2.0
-    # Include espeak-ng speech clips when espeak-ng is installed (skipped with one log line if not).
+    """Seed of every random choice (instrument, note, velocity, durations, noise)."""
+    n_clips: int = option(600, COUNT)
+    """Total number of clips (split over notes, tones, noise, clicks, chirps, silence,
+    speech).
+    """
+    sample_rate: int = option(16000, COUNT)
+    """Rendering sample rate in Hz."""
+    min_seconds: float = option(1.0, POSITIVE)
+    """Shortest clip duration in seconds."""
+    max_seconds: float = option(2.0, POSITIVE)
+    """Longest clip duration in seconds."""
     speech: bool = True
-    # Cache directory for rendered clips; null means $DISSECT_CACHE/synth or ~/.cache/dissect/synth.
-    cache_dir: str | None = None
+    """Include espeak-ng speech clips when espeak-ng is installed (skipped with one log line
+    if not).
+    """
+    cache_dir: str | None = option(None, hashed=False)
+    """Cache directory for rendered clips; null means $DISSECT_CACHE/synth or
+    ~/.cache/dissect/synth.
+    """
+
+    def __post_init__(self) -> None:
+        check(type(self), self, "probe.synth.")
 
 
 # Bump whenever a change to this module changes any rendered sample or clip id.
