@@ -11,6 +11,7 @@ Configs are composed by hydra from ``recipes/<NAME>.yaml`` on top of the structu
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -26,6 +27,14 @@ commands:
   evaluate  (re)score a finished run -> scores.json:        dissect evaluate run_dir=DIR
   prune     Table 4: forget concepts, keep the rest:  dissect prune run_dir=DIR concept=[X,Y=CL]
   hear      HEAR protocol on a HEAR module:    dissect hear module=M tasks_dir=T [out_dir=O]
+  fit-head  fit a linear head on a folder probe set's classes (ONNX classifiers); prints the
+            head file (FILE, and FILE.json with the fit's figures):
+              dissect fit-head out=FILE [model=yamnet source=null root=data/free_sounds
+                metadata=metadata.csv label_column=audioset holdout=0.3 holdout_seed=0
+                min_clips=5 C=1.0 kind=ovr|softmax]
+  show-descriptions  a markdown table of shown descriptions, per layer the neuron with the best
+            test AUROC whose first term has min_support fit clips:
+              dissect show-descriptions run_dir=DIR [n=10 min_support=15 layers=[A,B]]
   config    every config section, or each field of some: dissect config [SECTION ...]
 
 `dissect COMMAND --help` prints the fields COMMAND reads (run: every section of a run), each
@@ -66,15 +75,14 @@ def command_config(schema, overrides: list[str]):
     missing required fields raise naming the field."""
     from omegaconf import OmegaConf
 
-    from dissect.config import HearConfig, PruneConfig, check_fields
+    from dissect.fields import check
 
     cfg = OmegaConf.merge(OmegaConf.structured(schema), OmegaConf.from_dotlist(overrides))
     missing = sorted(OmegaConf.missing_keys(cfg))
     if missing:
         raise ValueError(f"missing required setting(s): {', '.join(m + '=...' for m in missing)}")
-    section = {PruneConfig: "prune", HearConfig: "hear"}.get(schema)
-    if section:  # counts and sizes in range, e.g. points=0 is refused naming the field
-        check_fields(section, cfg)
+    if dataclasses.is_dataclass(schema):  # valid values, e.g. points=0 is refused naming it
+        check(schema, cfg)
     return cfg
 
 
@@ -154,6 +162,29 @@ def _hear(overrides: list[str]) -> Path:
     return Path(c.out_dir)
 
 
+def _fit_head(overrides: list[str]) -> Path:
+    from omegaconf import OmegaConf
+
+    from dissect.recording.head_fit import FitHeadConfig, fit_probe_head
+
+    c = OmegaConf.to_object(command_config(FitHeadConfig, overrides))
+    head, out = fit_probe_head(c)
+    i = head.info
+    print(f"[fit-head] {c.kind}: {len(head.classes)} classes, {i['clips']} clips, train "
+          f"accuracy {i['train_accuracy']:.3f}, held-out accuracy {i['heldout_accuracy']:.3f} "
+          f"on {i['heldout_clips']} clips -> {out}", file=sys.stderr)
+    return out
+
+
+def _show_descriptions(overrides: list[str]) -> None:
+    from omegaconf import OmegaConf
+
+    from dissect.report.shown import ShowDescriptionsConfig, shown_descriptions_table
+
+    print(shown_descriptions_table(
+        OmegaConf.to_object(command_config(ShowDescriptionsConfig, overrides))))
+
+
 def _error_text(exc: BaseException) -> str:
     """The message, with its cause's first line when hydra wraps it ("Error merging override
     record.k=abc: Value 'abc' of type 'str' could not be converted to Integer"), on one line."""
@@ -198,7 +229,8 @@ def _failure(exc: Exception) -> tuple[int, str] | None:
 
 #: The config sections each command reads (``dissect COMMAND --help``).
 COMMAND_SECTIONS = {"run": None, "report": ("report",), "evaluate": ("evaluate",),
-                    "prune": ("prune",), "hear": ("hear",)}
+                    "prune": ("prune",), "hear": ("hear",), "fit-head": ("fit_head",),
+                    "show-descriptions": ("show_descriptions",)}
 
 
 def _config_help(cmd: str, names: list[str]) -> int:
@@ -218,7 +250,8 @@ def _config_help(cmd: str, names: list[str]) -> int:
         print(f"dissect: unknown command {cmd!r}\n\n{USAGE}", file=sys.stderr)
         return 2
     if not names:
-        names = list(COMMAND_SECTIONS[cmd] or [n for n in known if n not in ("prune", "hear")])
+        commands = {s for v in COMMAND_SECTIONS.values() for s in v or ()} - {"report", "evaluate"}
+        names = list(COMMAND_SECTIONS[cmd] or [n for n in known if n not in commands])
         if cmd == "run":
             print("usage: dissect run [recipe=NAME] [SECTION.FIELD=VALUE ...]\n")
     for i, name in enumerate(names):
@@ -254,6 +287,8 @@ def main(argv: list[str] | None = None) -> int:
         "evaluate": lambda: _rerun_stage("evaluate", rest),
         "prune": lambda: _prune(rest),
         "hear": lambda: _hear(rest),
+        "fit-head": lambda: _fit_head(rest),
+        "show-descriptions": lambda: _show_descriptions(rest),
     }
     if cmd not in commands:
         print(f"dissect: unknown command {cmd!r}\n\n{USAGE}", file=sys.stderr)
@@ -268,7 +303,8 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(failure[1], file=sys.stderr)
         return failure[0]
-    print(run_dir)
+    if run_dir is not None:  # show-descriptions prints its table instead
+        print(run_dir)
     return 0
 
 

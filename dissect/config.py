@@ -577,7 +577,7 @@ class RunConfig:
 def sections() -> dict[str, type]:
     """Dotted section path -> its config class: every section of a run (:class:`RunConfig`,
     nested ones such as ``probe.synth`` included) and the commands' own configs (``prune``,
-    ``hear``)."""
+    ``hear``, ``fit_head``, ``show_descriptions``)."""
     out: dict[str, type] = {}
 
     def walk(prefix: str, cls: type) -> None:
@@ -590,12 +590,16 @@ def sections() -> dict[str, type]:
                 walk(path + ".", sub)
 
     walk("", RunConfig)
-    out.update({"prune": PruneConfig, "hear": HearConfig})
+    from dissect.recording.head_fit import FitHeadConfig
+    from dissect.report.shown import ShowDescriptionsConfig
+
+    out.update({"prune": PruneConfig, "hear": HearConfig, "fit_head": FitHeadConfig,
+                "show_descriptions": ShowDescriptionsConfig})
     return out
 
 
 #: Sections whose fields are top-level keys on the command line (their own configs).
-_COMMANDS = ("prune", "hear")
+_COMMANDS = ("prune", "hear", "fit_head", "show_descriptions")
 
 
 def check_fields(section: str, values: Mapping[str, Any] | Any, label: str | None = None
@@ -675,7 +679,8 @@ def section_help(section: str) -> str:
     known = sections()
     if section not in known:
         raise KeyError(f"unknown config section {section!r}; sections: {', '.join(known)}")
-    return help_text(section, known[section])
+    return help_text(section, known[section],
+                     prefix="" if section in _COMMANDS else f"{section}.")
 
 
 def register_configs() -> None:

@@ -220,14 +220,16 @@ def summary(cls: type) -> str:
     return " ".join(first.split())
 
 
-def help_text(section: str, cls: type, width: int = 96) -> str:
+def help_text(section: str, cls: type, width: int = 96, prefix: str | None = None) -> str:
     """The help of config section ``section`` (its dotted path) as text: the class docstring's
     first paragraph, then each field as ``section.name: type = default`` with its meaning and
-    valid values."""
+    valid values. ``prefix`` goes before each field name (default ``section.``; a command's own
+    settings are top-level keys: ``""``)."""
+    prefix = f"{section}." if prefix is None else prefix
     out = textwrap.wrap(f"{section}: {summary(cls)}", width) + [""]
     for row in help_rows(cls):
         default = "null" if row["default"] is None else repr(row["default"])
-        out.append(f"  {section}.{row['name']}: {row['type']} = {default}")
+        out.append(f"  {prefix}{row['name']}: {row['type']} = {default}")
         extra = []
         if row["valid"]:
             extra.append(f"[{row['valid']}]")

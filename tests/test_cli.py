@@ -93,7 +93,9 @@ def test_bad_config_is_a_clear_error(tmp_path, capsys, args, message):
 
 def test_help(capsys):
     assert main(["--help"]) == 0
-    assert "dissect run" in capsys.readouterr().out
+    usage = capsys.readouterr().out
+    assert "dissect run" in usage and "dissect fit-head out=FILE" in usage
+    assert "dissect show-descriptions run_dir=DIR" in usage
     assert main(["frobnicate"]) == 2
 
 
@@ -101,7 +103,7 @@ def test_record_stage_artifacts_and_reruns(tmp_path, folder, capsys):
     (folder / "b" / "broken.wav").unlink()
     run_dir = tmp_path / "run"
     base = ["probe.layout=folder", f"probe.root={folder}", f"run_dir={run_dir}",
-            "record.k=2", "record.progress=false", "llm=rules"]
+            "record.k=2", "summarize.k=2", "record.progress=false", "llm=rules"]
     rc, out, err = run_cli(capsys, *base, "record.dense=true")
     assert rc == 0, err
     names = sorted(p.name for p in (run_dir / "stats").iterdir())
@@ -286,3 +288,50 @@ def test_probe_holdout_keeps_clips_out_of_the_run(tmp_path, folder, capsys):
     assert set(r0) == {"id", "path", "labels", "concepts", "metadata", "sha256"}
     assert r0["sha256"] == hashlib.sha256(Path(r0["path"]).read_bytes()).hexdigest()
     assert f"{len(want_held)} held out" in err
+
+
+def test_show_descriptions_prints_the_table(tmp_path, capsys):
+    run = tmp_path / "run"
+    artifacts.write_jsonl(run / artifacts.EXPLANATIONS, [
+        {"layer": f"l{i}", "unit": 3, "description": f"sound {i}", "kind": "template",
+         "candidates": [{"kind": "template", "text": f"sound {i}", "terms": ["label=x"]}],
+         "test": {"detection": 0.75, "n_pos": 2, "n_neg": 5}} for i in range(3)])
+    artifacts.write_jsonl(run / artifacts.EVIDENCE, [
+        {"layer": f"l{i}", "unit": 3, "evidence": [{"term": "label=x", "support": 7}]}
+        for i in range(3)])
+    assert main(["show-descriptions", f"run_dir={run}", "min_support=7", "layers=[l0,l2]"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[2:] == ["| l0 | 3 | sound 0 | template | 0.75 | 7 | 7 |",
+                       "| l2 | 3 | sound 2 | template | 0.75 | 7 | 7 |"]  # the table only
+    assert main(["show-descriptions", f"run_dir={run}", "min_support=8", "n=2"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 2  # no neuron has 8 clips: header only
+    assert main(["show-descriptions", f"run_dir={tmp_path}"]) == 2
+    assert "explanations.jsonl: not found" in capsys.readouterr().err
+
+
+def test_fit_head_passes_its_settings(tmp_path, capsys, monkeypatch):
+    from dissect.models.head import LinearHead
+    from dissect.recording import head_fit
+
+    seen = []
+
+    def fake(cfg):
+        seen.append(cfg)
+        info = {"clips": 9, "train_accuracy": 1.0, "heldout_accuracy": 0.5, "heldout_clips": 4}
+        return LinearHead(np.zeros((2, 3)), np.zeros(2), ["a", "b"], info), Path(cfg.out)
+
+    monkeypatch.setattr(head_fit, "fit_probe_head", fake)
+    out = tmp_path / "head.safetensors"
+    assert main(["fit-head", f"out={out}", "root=clips", "min_clips=3", "C=0.5",
+                 "kind=softmax"]) == 0
+    std = capsys.readouterr()
+    assert std.out.strip() == str(out)
+    assert "softmax: 2 classes, 9 clips" in std.err and "held-out accuracy 0.500 on 4" in std.err
+    c = seen[0]
+    assert isinstance(c, head_fit.FitHeadConfig)
+    assert (c.root, c.min_clips, c.C, c.kind, c.model, c.holdout) == ("clips", 3, 0.5, "softmax",
+                                                                      "yamnet", 0.3)
+    assert main(["fit-head", "root=clips"]) == 2
+    assert "missing required setting(s): out=..." in capsys.readouterr().err
+    assert main(["fit-head", f"out={out}", "kind=svm"]) == 2
+    assert "kind='svm': must be one of" in capsys.readouterr().err

@@ -70,7 +70,7 @@ class TextEmbedder:
     A shard is used only when its shapes, dtype and checksum match, and a vector only when it is
     finite with unit norm (:func:`valid_vectors`); anything else is a miss and is recomputed.
     At AND's size the describe stages score about 33,000 distinct summary texts, and each stage
-    (a child process of its own in ``scripts/bench_scale.py``) would otherwise embed them again.
+    (a child process of its own in ``benchmarks/bench_scale.py``) would otherwise embed them again.
 
     Args:
         path: a sentence-transformers model directory; default: the packaged all-MiniLM-L6-v2.

@@ -135,7 +135,7 @@ def last_layer_accuracy(labels_per_neuron: Sequence[Sequence[Any]], class_names:
 #: MiniLM (all-MiniLM-L6-v2) cosine at or above which a head class with no exact or normalised
 #: match is mapped onto its nearest probe label. Chosen on YAMNet's 521 AudioSet classes against
 #: ESC-50's 50 categories, every embedding match judged by hand
-#: (``scripts/head_label_mapping.py``; ``docs/real-audio.md``, "Table 2 for any head"): of the
+#: (``benchmarks/head_label_mapping.py``; ``docs/real-audio.md``, "Table 2 for any head"): of the
 #: embedding matches :func:`map_names` makes, 19 of the 23 at cosine >= 0.70 are right (83 %;
 #: wrong: Alarm, Clicking, Keyboard (musical), Mouse; 7 of 7 in [0.70, 0.75)) but only 5 of the
 #: 12 in [0.65, 0.70) (42 %): precision falls off below 0.70. (All-MiniLM-L6-v2 on names of

@@ -246,11 +246,3 @@ def pick_device(requested: str | None = None) -> torch.device:
     if requested and requested != "auto":
         return torch.device(requested)
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def module_by_name(model: nn.Module, dotted: str) -> nn.Module:
-    """``model.get_submodule`` with an error that names the missing module."""
-    try:
-        return model.get_submodule(dotted)
-    except AttributeError as exc:
-        raise LayerNameError(f"model has no module {dotted!r}") from exc

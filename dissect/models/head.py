@@ -147,7 +147,7 @@ def load_head(path: str | os.PathLike) -> LinearHead:
 
     path = Path(path).expanduser()
     if not path.is_file():
-        raise FileNotFoundError(f"head file not found: {path} (scripts/fit_head.py writes one)")
+        raise FileNotFoundError(f"head file not found: {path} (dissect fit-head writes one)")
     try:
         with safe_open(str(path), framework="numpy") as f:
             meta = f.metadata() or {}

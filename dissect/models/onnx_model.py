@@ -23,7 +23,7 @@ adapter does) and only clips of equal length share a batch (``padding_safe`` Fal
 generic graph's padding behaviour is unknown. ``class_map``: a CSV with a ``display_name``
 column or a text file with one name per line, in output order. ``head``: a linear head file
 (:mod:`dissect.models.head`) that replaces the graph's classifier Linear, e.g. one fitted on
-the probe set's classes (``scripts/fit_head.py``), as AND's classifiers were fine-tuned on theirs.
+the probe set's classes (``dissect fit-head``), as AND's classifiers were fine-tuned on theirs.
 
 ``yamnet``: YAMNet's own front end (:mod:`dissect.models.yamnet_frontend`: 64-band log-mel,
 0.96 s patches every 0.48 s); each patch is one frame (centre ``475 + 480 i`` ms), a conv

@@ -90,11 +90,6 @@ def _as_list(x: str | Sequence[str]) -> list[str]:
 # --------------------------------------------------------------------------- keyword
 
 
-def lemma_tokens(doc) -> list[tuple[str, str]]:
-    """``(lemma, text)`` of every non-punctuation, non-space token, lowercased."""
-    return [(t.lemma_.lower(), t.text.lower()) for t in doc if not (t.is_punct or t.is_space)]
-
-
 def _words(doc) -> list[tuple[frozenset[str], Any]]:
     """``(forms, token)`` of every non-punctuation, non-space token: its lowercased lemma and
     surface text (the tagger's part of speech decides the lemma: "drops" is "drop" as a noun

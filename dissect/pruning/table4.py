@@ -2,7 +2,7 @@
 concept, keep the rest, against a random baseline given the same choice.
 
 :func:`prune_table` is what ``dissect prune`` runs (one concept is a table of one row) and what
-``scripts/and_table4.py`` wraps. For every concept and method it selects the concept's neurons
+``benchmarks/and_table4.py`` wraps. For every concept and method it selects the concept's neurons
 from the run's descriptions (:func:`~dissect.pruning.select.select_neurons`), and then follows
 the protocol of :mod:`dissect.pruning.protocol` on the run's held-out clips (refused when the run
 has none, :class:`~dissect.pruning.unlearn.NoHeldOutClips`):

@@ -178,9 +178,3 @@ def _description_scores(run: RunData) -> list[str]:
             "</p>",
             table(["layer", "neurons", "no clear concept", "shown", "scored", "mean AUROC",
                    "q25", "median", "q75"], rows)]
-
-
-def overview_facts(run: RunData) -> dict[str, Any]:
-    """A small JSON-able summary (for tests and logs)."""
-    return {"neurons": len(run.neurons), "layers": run.layers, "clips": len(run.clips),
-            "llms": dict(llm_counts(run)), "stand_ins": stand_ins(run)}

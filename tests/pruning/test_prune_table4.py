@@ -15,7 +15,7 @@ from dissect import artifacts
 from dissect.pruning import NoHeldOutClips, prune_run, prune_table
 from dissect.pruning.table4 import ConceptSpec, parse_concept
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "and_table4.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "and_table4.py"
 
 
 def make_run(tmp_path, heldout: bool | None = True, n: int = 24):

@@ -15,7 +15,7 @@ Steps (all offline, CPU):
 
 Usage::
 
-    python scripts/prune_crepe_high_pitch.py --run-dir runs/crepe-full-synth180
+    python benchmarks/prune_crepe_high_pitch.py --run-dir runs/crepe-full-synth180
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Benchmark the Ray recording backend: speed-up with 2 workers vs 1 on this machine.
 
 Usage:
-    python scripts/bench_ray.py --clips 160 --seconds 1.0 --repeats 3
+    python benchmarks/bench_ray.py --clips 160 --seconds 1.0 --repeats 3
 
 The same clips (deterministic harmonic tones + noise, written once as wav files) are recorded
 with CREPE tiny (every default layer) by :func:`dissect.recording.ray_backend.record_ray` on a local

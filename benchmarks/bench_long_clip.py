@@ -1,9 +1,9 @@
 """Benchmark peak memory of recording one long clip with ``audio.long_clip=windows``.
 
 Usage (6.5 minutes measured on 2 cores shared with another job; the 1-hour clip dominates):
-    python scripts/bench_long_clip.py
-    python scripts/bench_long_clip.py --long-seconds 3600 --short-seconds 10 --threads 2
-    python scripts/bench_long_clip.py --long-seconds 60 --short-seconds 2   # a quick check
+    python benchmarks/bench_long_clip.py
+    python benchmarks/bench_long_clip.py --long-seconds 3600 --short-seconds 10 --threads 2
+    python benchmarks/bench_long_clip.py --long-seconds 60 --short-seconds 2   # a quick check
 
 Two synthetic mono 16 kHz WAV files (PCM_16; a slow sine sweep plus noise, written block by
 block) are recorded, each in its own fresh subprocess, the way the ``record`` stage does it:
@@ -129,7 +129,7 @@ def main() -> None:
             print(json.dumps({name: rows[name]}), file=sys.stderr)
     s, lg = rows["short"], rows["long"]
     print(json.dumps({
-        "command": "python scripts/bench_long_clip.py " + " ".join(sys.argv[1:]),
+        "command": "python benchmarks/bench_long_clip.py " + " ".join(sys.argv[1:]),
         "model": f"crepe tiny, hop {args.hop_ms:g} ms", "batch_size": args.batch_size,
         "window_seconds": args.window_seconds, "short": s, "long": lg,
         "ratio_peak": round(lg["peak_rss_mib"] / s["peak_rss_mib"], 3),

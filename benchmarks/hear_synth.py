@@ -8,7 +8,7 @@ cache, hear-eval-kit's probe, "fast" grid, 8 grid points, 5 folds) for each HEAR
 writes ``<out>/table.md`` and ``<out>/scores.csv`` (all modules; ``--standardize``: the
 ``-standardized`` variants). Offline; CPU is enough.
 
-    python scripts/hear_synth.py --out runs/hear_synth
+    python benchmarks/hear_synth.py --out runs/hear_synth
 
 Re-running reuses the synth render cache and every module's embedding cache (hash-checked), so
 only the probes are trained again.

@@ -1,8 +1,8 @@
 """Benchmark the LLM stage: HTTP calls per second vs concurrency, and the cost per neuron.
 
 Usage:
-    python scripts/bench_llm.py rate --latency-ms 50 --calls 96 --levels 1 2 4 8 16
-    python scripts/bench_llm.py describe --neurons 64 --smollm-neurons 4
+    python benchmarks/bench_llm.py rate --latency-ms 50 --calls 96 --levels 1 2 4 8 16
+    python benchmarks/bench_llm.py describe --neurons 64 --smollm-neurons 4
 
 Both modes start a local OpenAI-compatible test server in a subprocess (``serve`` mode, on
 127.0.0.1, a free port) that answers every ``POST /v1/chat/completions`` after a fixed simulated

@@ -1,7 +1,7 @@
 """Benchmark closed-set scoring against recording: all units of a model vs a 50-concept set.
 
 Usage:
-    python scripts/bench_concepts.py --clips 200 800 --concept-set esc50
+    python benchmarks/bench_concepts.py --clips 200 800 --concept-set esc50
 
 For each N in ``--clips``, the same N deterministic clips (harmonic tones + noise) are recorded
 with CREPE tiny, every default layer, with the dense store on (:func:`dissect.recording.record`,

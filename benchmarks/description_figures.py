@@ -1,6 +1,6 @@
 """Figures of docs/descriptions.md from a finished run directory.
 
-    python scripts/description_figures.py RUN_DIR [--label digit] [--examples 5]
+    python benchmarks/description_figures.py RUN_DIR [--label digit] [--examples 5]
 
 Prints, for the run's shown descriptions (``explanations.jsonl``):
 

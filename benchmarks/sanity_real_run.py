@@ -2,7 +2,7 @@
 vector on the test clips (the clips its claims match) against one with a random half of its
 clips removed (missing labels) and one with as many random other clips added (extra labels).
 
-    .venv/bin/python scripts/sanity_real_run.py RUN_DIR [--seed 0]
+    .venv/bin/python benchmarks/sanity_real_run.py RUN_DIR [--seed 0]
 
 Prints, per metric, the share of neurons whose score falls under each test and the median
 normalised decrease. The activations are the neuron's real pooled values, so unlike the

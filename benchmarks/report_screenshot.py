@@ -1,6 +1,6 @@
 """Screenshot a run's HTML report in headless Chromium (for docs/report.png).
 
-    python scripts/report_screenshot.py RUN_DIR [--out docs/report.png] [--section neurons]
+    python benchmarks/report_screenshot.py RUN_DIR [--out docs/report.png] [--section neurons]
         [--rebuild] [--max-audio-cards 12] [--width 1400] [--height 1300]
 
 Builds ``RUN_DIR/report/index.html`` first when it is missing (or with ``--rebuild``). Needs a

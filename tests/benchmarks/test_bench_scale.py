@@ -1,4 +1,4 @@
-"""scripts/bench_scale.py on a tiny random AST: every stage measured for every N, the ``and``
+"""benchmarks/bench_scale.py on a tiny random AST: every stage measured for every N, the ``and``
 neuron count, finite growth exponents, and artifact sizes that are the files' real sizes."""
 
 from __future__ import annotations
@@ -30,12 +30,12 @@ def test_bench_scale_tiny(tmp_path):
     out = tmp_path / "bench"
     argv = ["--tiny", "--clips", "4", "8", "--neuron-fractions", "0.5", "1", "--out", str(out),
             "--stages", "report", "probe", "record"]  # run in pipeline order whatever given
-    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_scale.py"), *argv],
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_scale.py"), *argv],
                           capture_output=True, text=True, cwd=ROOT, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     res = json.loads((out / "bench_scale.json").read_text())
     md = (out / "bench_scale.md").read_text()
-    assert md.startswith("Command: `python scripts/bench_scale.py --tiny --clips 4 8")
+    assert md.startswith("Command: `python benchmarks/bench_scale.py --tiny --clips 4 8")
     assert md in proc.stdout and "| record |" in md and "| report/index.html |" in md
 
     assert res["stages"] == STAGES
@@ -78,7 +78,7 @@ def test_bench_scale_tiny(tmp_path):
 
     # the shard benchmark on the N=8 run: one Ray shard blob of this run's layers
     merge_out = tmp_path / "merge"
-    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_merge.py"),
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_merge.py"),
                            "--run-dir", runs[1]["run_dir"], "--shards", "3", "--repeats", "1",
                            "--out", str(merge_out)], capture_output=True, text=True, cwd=ROOT,
                           timeout=600)

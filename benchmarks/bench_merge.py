@@ -2,8 +2,8 @@
 time to serialise, write, read and fold one shard, for the projection in docs/scaling.md.
 
 Usage:
-    python scripts/bench_merge.py --run-dir runs/bench_rec/runs/clips-200 --shards 4
-    python scripts/bench_merge.py --run-dir runs/bench_rec/runs/clips-200 --shard-clips 200
+    python benchmarks/bench_merge.py --run-dir runs/bench_rec/runs/clips-200 --shards 4
+    python benchmarks/bench_merge.py --run-dir runs/bench_rec/runs/clips-200 --shard-clips 200
 
 It reads the run's ``stats/`` (every layer's reducer state: top/bottom-k, moments, the log
 histogram) and, for the dense store, ``activations/``; builds one shard exactly as a Ray task

@@ -23,7 +23,7 @@ Every unit subset is read from one cached embedding of *all* units
 (:meth:`dissect.hear.embed.EmbeddedTask.select`): the scene embedding of a subset is exactly those
 columns, so only the probes are retrained per variant.
 
-    python scripts/hear_guided.py --crepe-run runs/default-XXXX \\
+    python benchmarks/hear_guided.py --crepe-run runs/default-XXXX \\
         --whisper-run runs/whisper_tiny_synth-XXXX --out runs/hear_guided
 
 Writes ``<out>/table.md``, ``<out>/scores.csv`` and ``<out>/selection.json`` (the units of every

@@ -26,7 +26,7 @@ zero frames, broken symlink, symlink loop, a metadata row whose file does not ex
 
 Prints one JSON summary (also ``<out>/fault_summary.json``); exit 1 when a check fails.
 
-    .venv/bin/python scripts/fault_test.py --out /tmp/fault [--clips 1000 --broken 100]
+    .venv/bin/python benchmarks/fault_test.py --out /tmp/fault [--clips 1000 --broken 100]
 """
 
 from __future__ import annotations

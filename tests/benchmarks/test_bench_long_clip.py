@@ -1,4 +1,4 @@
-"""scripts/bench_long_clip.py on short clips: the synthetic sweep is what it says, both
+"""benchmarks/bench_long_clip.py on short clips: the synthetic sweep is what it says, both
 children record every CREPE tiny neuron, and the reported ratios are computed from the rows."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pytest
 import soundfile as sf
 
 ROOT = Path(__file__).resolve().parents[2]
-write_clip = runpy.run_path(str(ROOT / "scripts" / "bench_long_clip.py"))["write_clip"]
+write_clip = runpy.run_path(str(ROOT / "benchmarks" / "bench_long_clip.py"))["write_clip"]
 
 
 def test_sweep_clip_length_and_pitch(tmp_path):
@@ -33,7 +33,7 @@ def test_sweep_clip_length_and_pitch(tmp_path):
 @pytest.mark.real
 def test_bench_long_clip_runs_and_reports_ratios(tmp_path):
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "bench_long_clip.py"), "--long-seconds", "25",
+        [sys.executable, str(ROOT / "benchmarks" / "bench_long_clip.py"), "--long-seconds", "25",
          "--short-seconds", "3", "--batch-size", "2", "--hop-ms", "100", "--threads", "1",
          "--workdir", str(tmp_path)],
         capture_output=True, text=True, cwd=ROOT, timeout=600)

@@ -9,7 +9,7 @@ The same table from the CLI::
 
 and from this script::
 
-    .venv/bin/python scripts/and_table4.py runs/yamnet_head --max-neurons 256 \\
+    .venv/bin/python benchmarks/and_table4.py runs/yamnet_head --max-neurons 256 \\
         --concept "snare drum=Snare drum" --concept "hi-hat=Hi-hat" --concept "cymbal=Cymbal"
 
 The pruning size and the retained-accuracy budget are chosen on the select half of the run's

@@ -1,7 +1,7 @@
 """YAMNet parity: the converted torch module (dissect.models.onnx_net) vs onnxruntime on the
 same int8 input patches, over the clips of a folder probe set (default: data/free_sounds).
 
-    .venv/bin/python scripts/yamnet_parity.py [--root data/free_sounds] [--clips 200]
+    .venv/bin/python benchmarks/yamnet_parity.py [--root data/free_sounds] [--clips 200]
 
 Reports, against onnxruntime with graph optimisations off (the QDQ operators as written) and on
 (its fused integer kernels): the share of identical class scores, the max abs difference in

@@ -1,9 +1,9 @@
 """Benchmark dissect at AND's size: every stage of `dissect run` vs clips and vs neurons.
 
 Usage:
-    python scripts/bench_scale.py --out runs/bench_scale                  # N = 200 500 2000
-    python scripts/bench_scale.py --out runs/bench_scale --clips 200 500 --browser
-    python scripts/bench_scale.py --tiny --clips 4 8 --neuron-fractions 0.5 1 --out /tmp/bs
+    python benchmarks/bench_scale.py --out runs/bench_scale                  # N = 200 500 2000
+    python benchmarks/bench_scale.py --out runs/bench_scale --clips 200 500 --browser
+    python benchmarks/bench_scale.py --tiny --clips 4 8 --neuron-fractions 0.5 1 --out /tmp/bs
 
 The model is a full-size, randomly initialised AST (``transformers.ASTConfig()`` defaults: 12
 blocks, hidden 768, FFN 3072, 1024 fbank frames) with a 50-class head, saved once (seeded) with
@@ -480,7 +480,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.setup_child:
         print(json.dumps(setup(args.setup_child, args.tiny, args.seed)))
         return {}
-    command = shlex.join(["python", "scripts/bench_scale.py",
+    command = shlex.join(["python", "benchmarks/bench_scale.py",
                           *(sys.argv[1:] if argv is None else argv)])
     out = Path(args.out).resolve()
     args.out = str(out)
