@@ -25,7 +25,8 @@ PKG = ROOT / "dissect"
 # Lowest first. A module may import its own layer's packages (without a package-level cycle)
 # and any lower layer's, never a higher one's.
 LAYERS: list[tuple[str, ...]] = [
-    ("", "util", "fields", "limits", "artifacts", "registry"),  # "" is dissect/__init__.py itself
+    # "" is dissect/__init__.py itself
+    ("", "util", "fields", "limits", "artifacts", "rows", "registry"),
     ("audio",),
     ("datasets", "models"),
     ("recording",),

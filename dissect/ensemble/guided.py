@@ -45,6 +45,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from dissect.rows import and_summary
 from dissect.util import csv_uncell
 
 FIELDS = ("description", "keywords", "concepts")
@@ -141,7 +142,7 @@ def read_unit_texts(run_dir: str | Path, top_k: int = 1, min_score: float = 0.0
         for row in _read_jsonl(run / "summaries.jsonl"):
             t = slot(row["layer"], row["unit"])
             if not any(t["description"]):
-                t["description"].append(row.get("calibrated") or row.get("high") or "")
+                t["description"].append(and_summary(row))
     if not found:
         raise FileNotFoundError(f"{run}: no descriptions.csv, concepts.jsonl or summaries.jsonl "
                                 "(run the describe stages first)")

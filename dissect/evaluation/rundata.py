@@ -10,24 +10,12 @@ from typing import Any
 import numpy as np
 
 from dissect import artifacts
-
-#: Marks the start of the "least to" part of a rule-based description.
-_LEAST = "; least to:"
+from dissect.rows import read_rows, summary_concept
 
 
 def description_text(summary: Mapping[str, Any]) -> str:
-    """The text a neuron's description says it responds to.
-
-    The calibrated summary (else the raw high summary). Rule-based summaries read "Responds most
-    to sounds described as: X; least to: Y"; only the "most" part is kept, so that words of the
-    least-activating clips never count as the neuron's concept.
-    """
-    text = str(summary.get("calibrated") or summary.get("high") or "")
-    if _LEAST in text:
-        text = text.split(_LEAST, 1)[0]
-    elif str(summary.get("llm", "")).startswith("rule") and ";" in text:
-        text = text.split(";", 1)[0]
-    return text.strip()
+    """What AND's summary says the neuron responds to (:func:`dissect.rows.summary_concept`)."""
+    return summary_concept(summary)
 
 
 def read_clips(run_dir: str | Path) -> list[dict[str, Any]]:
@@ -76,64 +64,13 @@ def combined_captions(run_dir: str | Path, named: bool = True) -> dict[str, str]
 
 
 def neuron_rows(run_dir: str | Path) -> list[dict[str, Any]]:
-    """One record per neuron, in ``summaries.jsonl`` order.
-
-    Keys: ``layer``, ``unit``, ``description`` (:func:`description_text`), ``llm``,
-    ``keywords`` (dict of lists, may be empty), ``closed`` (``{method: [[concept, score], ...]}``),
-    ``top_clips`` (the exemplar clip ids, best first; from ``exemplars.jsonl``), ``shown``
-    (the checked description the report shows, from ``explanations.jsonl``: ``{"text", "kind",
-    "terms": [{"term", "auroc", "effect", "p", "support"}, ...]}`` with the shown candidate's
-    terms in its order and their evidence statistics from ``evidence.jsonl``; None when the
-    explain stage has not run or the neuron has no row).
-    """
-    run_dir = Path(run_dir)
-    summaries = artifacts.read_jsonl(run_dir / artifacts.SUMMARIES)
-    concepts: dict[tuple[str, int], dict] = {}
-    if (run_dir / artifacts.CONCEPTS).is_file():
-        concepts = {(r["layer"], r["unit"]): r
-                    for r in artifacts.read_jsonl(run_dir / artifacts.CONCEPTS)}
-    tops: dict[tuple[str, int], list[str]] = {}
-    if (run_dir / artifacts.EXEMPLARS).is_file():
-        tops = {(r["layer"], r["unit"]): [e["clip"] for e in r.get("top", [])]
-                for r in artifacts.read_jsonl(run_dir / artifacts.EXEMPLARS)}
-    shown = shown_descriptions(run_dir)
-    rows = []
-    for s in summaries:
-        key = (s["layer"], int(s["unit"]))
-        c = concepts.get(key, {})
-        rows.append({
-            "layer": key[0], "unit": key[1], "description": description_text(s),
-            "llm": s.get("llm", ""), "keywords": dict(c.get("keywords") or {}),
-            "closed": dict(c.get("closed") or {}),
-            "top_clips": tops.get(key) or list(s.get("top_clips") or []),
-            "shown": shown.get(key),
-        })
-    return rows
-
-
-def shown_descriptions(run_dir: str | Path) -> dict[tuple[str, int], dict[str, Any]]:
-    """Per neuron, the shown description with its terms' evidence (``neuron_rows``'s
-    ``shown``); empty when the explain stage has not run."""
-    ex_path = Path(run_dir) / artifacts.EXPLANATIONS
-    if not ex_path.is_file():
-        return {}
-    stats: dict[tuple[str, int], dict[str, dict]] = {}
-    if (Path(run_dir) / artifacts.EVIDENCE).is_file():
-        stats = {(r["layer"], int(r["unit"])): {e["term"]: e for e in r.get("evidence") or []}
-                 for r in artifacts.read_jsonl(Path(run_dir) / artifacts.EVIDENCE)}
-    out = {}
-    for r in artifacts.read_jsonl(ex_path):
-        key = (r["layer"], int(r["unit"]))
-        cand = next((c for c in r.get("candidates") or []
-                     if c.get("kind") == r.get("kind") and c.get("text") == r.get("description")),
-                    None)
-        ev = stats.get(key, {})
-        terms = [{"term": t, **{k: ev[t].get(k) for k in ("auroc", "effect", "p", "support")
-                                if t in ev}}
-                 for t in (cand or {}).get("terms") or []]
-        out[key] = {"text": str(r.get("description") or ""), "kind": r.get("kind"),
-                    "terms": terms}
-    return out
+    """One plain record per summarised neuron (:meth:`dissect.rows.NeuronRow.record`), in
+    ``summaries.jsonl`` order: ``layer``, ``unit``, ``description`` (:func:`description_text`),
+    ``llm``, ``keywords`` (dict of lists, may be empty), ``closed`` (``{method: [[concept,
+    score], ...]}``), ``top_clips`` (the exemplar clip ids, best first), ``shown`` (the checked
+    description the report shows: ``{"text", "kind", "terms": [{"term", "auroc", "effect", "p",
+    "support"}, ...]}``; None when the explain stage has not run or the neuron has no row)."""
+    return [r.record() for r in read_rows(run_dir) if r.sources["summary"]]
 
 
 def record_info(run_dir: str | Path) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """Scorers: one registered class per top-level metric of ``scores.json``.
 
 A :class:`Scorer` has a ``name`` (its key in ``scores.json``) and is called as
-``scorer(data, config) -> dict`` with the run's :class:`RunData` (clips, neurons, captions,
+``scorer(data, config) -> dict`` with the run's :class:`ScoringData` (clips, neurons, captions,
 concept matrix, ground truth, activations) and the :class:`ScoreConfig`.
 :func:`~dissect.evaluation.scores.evaluate_run` calls every scorer of :data:`SCORERS` in
 registration order, so a new metric is one class decorated with :func:`scorer`.
@@ -56,7 +56,7 @@ class ScoreConfig:
 
 
 @dataclass
-class RunData:
+class ScoringData:
     """What the scorers read, loaded once per evaluation."""
 
     run_dir: Any
@@ -98,7 +98,7 @@ class Scorer(Protocol):
 
     name: str
 
-    def __call__(self, data: RunData, config: ScoreConfig) -> dict[str, Any]: ...
+    def __call__(self, data: ScoringData, config: ScoreConfig) -> dict[str, Any]: ...
 
 
 SCORERS: Registry[Scorer] = Registry("scorer")
@@ -194,7 +194,7 @@ class LastLayer:
 
     name = "last_layer"
 
-    def __call__(self, data: RunData, config: ScoreConfig) -> dict[str, Any]:
+    def __call__(self, data: ScoringData, config: ScoreConfig) -> dict[str, Any]:
         info = rundata.record_info(data.run_dir)
         head, class_names = info.get("head_layer"), info.get("class_names")
         last: dict[str, Any] = {}
@@ -227,7 +227,7 @@ class LastLayer:
             self._mapped(last, data, config, rows, list(class_names))
         return last
 
-    def _mapped(self, last: dict[str, Any], data: RunData, config: ScoreConfig,
+    def _mapped(self, last: dict[str, Any], data: ScoringData, config: ScoreConfig,
                 rows: list[dict], class_names: list[str]) -> None:
         """Add ``last[method]["mapped"]`` for every method of ``last`` (see the class)."""
         labels, per_key, columns = label_vocabulary(data.clips, config.label_columns)
@@ -265,7 +265,7 @@ class Agreement:
 
     name = "agreement"
 
-    def _top1(self, data: RunData, config: ScoreConfig, U, lrows) -> list[int | None]:
+    def _top1(self, data: ScoringData, config: ScoreConfig, U, lrows) -> list[int | None]:
         if config.refit and data.fit.any():
             return [int(i) for i in np.asarray(data.sim_fn(U[data.fit],
                                                            data.P[data.fit])).argmax(axis=1)]
@@ -278,7 +278,7 @@ class Agreement:
                 top1.append(None)
         return top1
 
-    def __call__(self, data: RunData, config: ScoreConfig) -> dict[str, Any]:
+    def __call__(self, data: ScoringData, config: ScoreConfig) -> dict[str, Any]:
         out: dict[str, Any] = {}
         hold, cset = data.hold, data.cset
         for layer, lrows in data.by_layer.items():
@@ -307,7 +307,7 @@ class Detection:
 
     name = "detection"
 
-    def __call__(self, data: RunData, config: ScoreConfig) -> dict[str, Any]:
+    def __call__(self, data: ScoringData, config: ScoreConfig) -> dict[str, Any]:
         out: dict[str, Any] = {}
         hold = data.hold
         for layer, lrows in data.by_layer.items():
@@ -331,7 +331,7 @@ class Layers:
 
     name = "layers"
 
-    def __call__(self, data: RunData, config: ScoreConfig) -> dict[str, Any]:
+    def __call__(self, data: ScoringData, config: ScoreConfig) -> dict[str, Any]:
         k, n_clusters, seed = config.k, config.n_clusters, config.seed
         clip_texts = rundata.caption_parts(data.run_dir)
         clusters = cluster_clips(clip_texts, data.embedder, n_clusters, seed) if clip_texts else {}
@@ -373,7 +373,7 @@ class Explanations:
     name = "explanations"
     SELECTIVE_AUROC = 0.85
 
-    def __call__(self, data: RunData, config: ScoreConfig) -> dict[str, Any]:
+    def __call__(self, data: ScoringData, config: ScoreConfig) -> dict[str, Any]:
         from dissect import artifacts
 
         ex_path = data.run_dir / artifacts.EXPLANATIONS

@@ -34,7 +34,7 @@ from dissect import artifacts
 from dissect.evaluation import rundata
 from dissect.evaluation.agreement import ground_truth_matrix, holdout_mask
 from dissect.evaluation.last_layer import MAP_THRESHOLD
-from dissect.evaluation.scorers import SCORERS, RunData, ScoreConfig
+from dissect.evaluation.scorers import SCORERS, ScoreConfig, ScoringData
 
 
 def _clean(obj: Any) -> Any:
@@ -136,7 +136,7 @@ def evaluate_run(run_dir: str | Path, *, holdout: float = 0.3, seed: int = 0,
             truth = None
 
     refit = labels == "refit" and method == "db"
-    data = RunData(run_dir=run_dir, clips=clips, ids=ids, hold=hold, fit=fit, by_layer=by_layer,
+    data = ScoringData(run_dir=run_dir, clips=clips, ids=ids, hold=hold, fit=fit, by_layer=by_layer,
                    rows=rows, cset=cset, cap_emb=cap_emb, P=P, Y=Y, known=known, truth=truth,
                    y_binary=y_binary, embedder=embedder, sim_fn=get_similarity(sim_name),
                    has_caption=has_caption)

@@ -50,6 +50,7 @@ from dissect.explain.scoring import (
     score_jobs,
 )
 from dissect.explain.splits import assign_splits
+from dissect.rows import and_summary
 from dissect.util import csv_text
 
 #: Evidence terms kept per neuron (``evidence.jsonl``; the pitch estimate reads the bands'
@@ -80,7 +81,7 @@ def _unscored(summaries, why: str) -> Explained:
     ex_rows = [{"layer": s["layer"], "unit": s["unit"], "description": NO_CLEAR_CONCEPT,
                 "kind": "none", "status": TOO_FEW, "why": why, "no_clear_concept": True,
                 "test": {}, "val": {},
-                "candidates": [Candidate("and", s.get("calibrated") or s.get("high") or ""
+                "candidates": [Candidate("and", and_summary(s)
                                          ).to_dict()]} for s in summaries]
     return Explained(ev_rows, ex_rows, {"neurons": len(ex_rows), "unscored": why,
                                         "status": _status_counts(ex_rows)})
@@ -185,7 +186,7 @@ def explain(ids: Sequence[str], captions: Mapping[str, str],
                 n_rejected += not ok
                 cands.append(Candidate("llm", text,
                                        note="accepted" if ok else f"rejected: {why}"))
-            cands.append(Candidate("and", s.get("calibrated") or s.get("high") or ""))
+            cands.append(Candidate("and", and_summary(s)))
             db = (c.get("closed") or {}).get("db") or []
             if db:
                 cands.append(Candidate("closed", str(db[0][0])))
@@ -323,6 +324,6 @@ def explanations_csv(ex_rows, ev_rows, summaries, concepts, captioners) -> str:
                      x.get("status", ""), x.get("why", ""),
                      *("" if t.get(k) is None else t[k]
                        for k in ("correlation", "p", "auprc", "detection")), ev,
-                     "; ".join(top), ", ".join(kws), s.get("calibrated") or s.get("high") or "",
+                     "; ".join(top), ", ".join(kws), and_summary(s),
                      s.get("low", ""), s["llm"], "+".join(captioners)])
     return csv_text(header, rows)

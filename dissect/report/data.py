@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from dissect import artifacts
+from dissect.rows import NeuronRow, neuron_row, read_rows
 
 REQUIRED = (artifacts.CONFIG, artifacts.MANIFEST, artifacts.CLIPS, artifacts.EXEMPLARS)
 
@@ -31,7 +32,9 @@ Key = tuple[str, int]
 
 @dataclass
 class Neuron:
-    """Everything the report shows about one ``(layer, unit)``."""
+    """Everything the report shows about one ``(layer, unit)``: its :class:`~dissect.rows.
+    NeuronRow` (the shown description, scores, evidence, AND's summary) and the artifact rows
+    the cards render (exemplars, summary, concepts, explanation)."""
 
     layer: str
     unit: int
@@ -40,6 +43,14 @@ class Neuron:
     concepts: dict[str, Any] = field(default_factory=dict)
     explanation: dict[str, Any] = field(default_factory=dict)  # explanations.jsonl row
     evidence: list[dict[str, Any]] = field(default_factory=list)  # evidence.jsonl terms
+    row: NeuronRow | None = None
+
+    @classmethod
+    def of(cls, row: NeuronRow) -> Neuron:
+        src = row.sources
+        return cls(row.layer, row.unit, dict(src.get("exemplar") or {}),
+                   dict(src.get("summary") or {}), dict(src.get("concepts") or {}),
+                   dict(src.get("explanation") or {}), list(row.evidence), row)
 
     @property
     def key(self) -> Key:
@@ -71,10 +82,11 @@ class Neuron:
 
     @property
     def description(self) -> str:
-        """The shown description (explain stage), else AND's calibrated summary."""
-        if self.explanation:
-            return str(self.explanation.get("description") or "")
-        return str(self.summary.get("calibrated") or self.summary.get("high") or "")
+        """The shown description (explain stage), else AND's summary
+        (:attr:`dissect.rows.NeuronRow.text`)."""
+        row = self.row or neuron_row(self.layer, self.unit, self.summary, self.concepts,
+                                     {"evidence": self.evidence}, self.explanation)
+        return row.text
 
     @property
     def no_clear_concept(self) -> bool:
@@ -146,23 +158,11 @@ def load_run(run_dir: str | Path) -> RunData:
     config = load_config(run_dir / artifacts.CONFIG)
     manifest = json.loads((run_dir / artifacts.MANIFEST).read_text(encoding="utf-8"))
     clips = {c["id"]: c for c in artifacts.read_jsonl(run_dir / artifacts.CLIPS)}
-    summaries = {(s["layer"], int(s["unit"])): s
-                 for s in _read_optional_jsonl(run_dir / artifacts.SUMMARIES)}
-    concepts = {(c["layer"], int(c["unit"])): c
-                for c in _read_optional_jsonl(run_dir / artifacts.CONCEPTS)}
     captions: dict[str, dict[str, str]] = {}
     for c in _read_optional_jsonl(run_dir / artifacts.CAPTIONS):
         if c.get("text"):
             captions.setdefault(c["clip"], {})[str(c.get("captioner", ""))] = str(c["text"])
-    explanations = {(x["layer"], int(x["unit"])): x
-                    for x in _read_optional_jsonl(run_dir / artifacts.EXPLANATIONS)}
-    evidence = {(x["layer"], int(x["unit"])): list(x.get("evidence") or [])
-                for x in _read_optional_jsonl(run_dir / artifacts.EVIDENCE)}
-    neurons = []
-    for e in artifacts.read_jsonl(run_dir / artifacts.EXEMPLARS):
-        key = (e["layer"], int(e["unit"]))
-        neurons.append(Neuron(key[0], key[1], e, summaries.get(key, {}), concepts.get(key, {}),
-                              explanations.get(key, {}), evidence.get(key, [])))
+    neurons = [Neuron.of(r) for r in read_rows(run_dir)]  # in exemplars.jsonl order
     layers = list(dict.fromkeys(n.layer for n in neurons))
     skips = _read_optional_jsonl(run_dir / artifacts.SKIPS)
     return RunData(run_dir, config, manifest, clips, neurons, captions, skips, layers)

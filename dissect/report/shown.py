@@ -15,10 +15,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from dissect import artifacts
 from dissect.fields import COUNT, SOME, check, option
+from dissect.rows import NeuronRow, read_rows
 
 
 @dataclass
@@ -38,23 +38,21 @@ class ShowDescriptionsConfig:
         check(type(self), self)
 
 
-def first_term_support(row: dict[str, Any], shown: dict) -> int:
+def first_term_support(row: NeuronRow) -> int:
     """Fit clips carrying the shown description's first term (0 without terms)."""
-    terms = (shown.get((row["layer"], int(row["unit"]))) or {}).get("terms") or []
-    return int(terms[0].get("support") or 0) if terms else 0
+    return int(row.shown_terms[0].get("support") or 0) if row.shown_terms else 0
 
 
-def pick_shown(rows: list[dict[str, Any]], layers: Sequence[str], min_support: int,
-               shown: dict) -> list[dict[str, Any]]:
-    """One explanation row per layer: max test detection with first-term support >=
-    ``min_support``; ties by unit. A layer without such a row is left out."""
+def pick_shown(rows: Sequence[NeuronRow], layers: Sequence[str], min_support: int
+               ) -> list[NeuronRow]:
+    """One row per layer: max test detection with first-term support >= ``min_support``;
+    ties by unit. A layer without such a row is left out."""
     out = []
     for layer in layers:
-        ok = [r for r in rows if r["layer"] == layer and r.get("kind") != "none"
-              and first_term_support(r, shown) >= min_support
-              and (r.get("test") or {}).get("detection") is not None]
+        ok = [r for r in rows if r.layer == layer and r.kind != "none"
+              and first_term_support(r) >= min_support and r.test.get("detection") is not None]
         if ok:
-            out.append(max(ok, key=lambda r: (r["test"]["detection"], -int(r["unit"]))))
+            out.append(max(ok, key=lambda r: (r.test["detection"], -r.unit)))
     return out
 
 
@@ -72,24 +70,20 @@ def shown_descriptions_table(cfg: ShowDescriptionsConfig) -> str:
         FileNotFoundError: no explanations.jsonl (the explain stage has not run).
         ValueError: it holds no neuron.
     """
-    from dissect.evaluation.rundata import shown_descriptions
-
     path = Path(cfg.run_dir) / artifacts.EXPLANATIONS
     if not path.is_file():
         raise FileNotFoundError(f"{path}: not found (run the explain stage first)")
-    rows = artifacts.read_jsonl(path)
+    rows = [r for r in read_rows(cfg.run_dir) if r.explained]
     if not rows:
         raise ValueError(f"{path}: no neurons")
-    shown = shown_descriptions(cfg.run_dir)  # the shown terms with their evidence
-    layers = list(cfg.layers) or spaced_layers(list(dict.fromkeys(r["layer"] for r in rows)),
-                                               cfg.n)
+    layers = list(cfg.layers) or spaced_layers(list(dict.fromkeys(r.layer for r in rows)), cfg.n)
     lines = ["| layer | unit | description | kind | test AUROC | test clips "
              "| fit clips with its first term |",
              "|---|---|---|---|---|---|---|"]
-    for r in pick_shown(rows, layers, cfg.min_support, shown):
-        t = r["test"]
-        text = str(r["description"]).replace("|", "\\|")
-        lines.append(f"| {r['layer']} | {r['unit']} | {text} | {r['kind']} | "
+    for r in pick_shown(rows, layers, cfg.min_support):
+        t = r.test
+        text = r.text.replace("|", "\\|")
+        lines.append(f"| {r.layer} | {r.unit} | {text} | {r.kind} | "
                      f"{t['detection']:.2f} | {t['n_pos'] + t['n_neg']} | "
-                     f"{first_term_support(r, shown)} |")
+                     f"{first_term_support(r)} |")
     return "\n".join(lines)

@@ -10,6 +10,7 @@ from dissect.report.shown import (
     shown_descriptions_table,
     spaced_layers,
 )
+from dissect.rows import neuron_row
 
 
 def make_run(tmp_path, layers=("l0", "l1", "l2", "l3")):
@@ -53,8 +54,9 @@ def test_spaced_layers_and_pick_without_terms():
     assert spaced_layers(["a", "b", "c", "d", "e"], 3) == ["a", "c", "e"]
     assert spaced_layers(["a", "b"], 10) == ["a", "b"]
     assert spaced_layers(["a", "b", "c"], 1) == ["a"]
-    rows = [{"layer": "a", "unit": 0, "kind": "template", "test": {"detection": 0.7}}]
-    assert pick_shown(rows, ["a"], 1, {}) == [] and pick_shown(rows, ["a"], 0, {}) == rows
+    rows = [neuron_row("a", 0, explanation={"description": "x", "kind": "template",
+                                            "test": {"detection": 0.7}})]
+    assert pick_shown(rows, ["a"], 1) == [] and pick_shown(rows, ["a"], 0) == rows
 
 
 def test_refusals(tmp_path):
