@@ -55,7 +55,7 @@ def load_run_config(overrides: list[str]):
     """The config of a finished run (``run_dir=DIR``, required) plus ``key=value`` overrides."""
     from omegaconf import OmegaConf
 
-    from dissect.config import RunConfig
+    from dissect.config import RunConfig, upgrade
 
     run_dir = next((o.split("=", 1)[1] for o in overrides if o.startswith("run_dir=")), None)
     if not run_dir:
@@ -63,7 +63,8 @@ def load_run_config(overrides: list[str]):
     path = Path(run_dir) / "config.yaml"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: not a run directory (no config.yaml)")
-    cfg = OmegaConf.merge(OmegaConf.structured(RunConfig), OmegaConf.load(path),
+    saved = upgrade(OmegaConf.to_container(OmegaConf.load(path)))  # runs of older versions
+    cfg = OmegaConf.merge(OmegaConf.structured(RunConfig), OmegaConf.create(saved),
                           OmegaConf.from_dotlist([o for o in overrides
                                                   if not o.startswith("run_dir=")]))
     cfg.run_dir = str(run_dir)

@@ -670,6 +670,33 @@ def check_cross_fields(cfg: Any) -> None:
             "(activations/): set record.dense=true, or drop those stages (pipeline=record_only)")
 
 
+def upgrade(plain: dict[str, Any]) -> dict[str, Any]:
+    """A run's ``config.yaml`` (as a plain dict) in the current sections: the ``describe``
+    section of runs made before it was split moves field by field into ``summarize``,
+    ``concepts`` and ``explain`` (explicit values of the new sections win). Anything else is
+    returned as it is.
+
+    Raises:
+        ConfigValueError: a ``describe`` field that no current section has.
+    """
+    old = plain.get("describe")
+    if not isinstance(old, Mapping):
+        return plain
+    out = {k: v for k, v in plain.items() if k != "describe"}
+    owners = {f.name: name for name, cls in (("summarize", SummarizeConfig),
+                                             ("concepts", ConceptsConfig),
+                                             ("explain", ExplainConfig))
+              for f in dataclasses.fields(cls)}
+    for key, value in old.items():
+        if key not in owners:
+            raise ConfigValueError(f"describe.{key}: no such field in summarize, concepts or "
+                                   "explain (a config.yaml from an older dissect?)")
+        section = dict(out.get(owners[key]) or {})
+        section.setdefault(key, value)
+        out[owners[key]] = section
+    return out
+
+
 def section_help(section: str) -> str:
     """``dissect config SECTION``: each field's meaning, type, default and valid values.
 

@@ -120,3 +120,25 @@ def test_a_stage_hash_reads_its_own_section_and_declared_inputs_only():
     for override, stages in changed.items():
         now = sections([override])
         assert {s for s in base if now[s] != base[s]} == stages, override
+
+
+def test_runs_made_before_the_split_still_load(tmp_path):
+    """An old config.yaml's describe section moves field by field into the new sections."""
+    from omegaconf import OmegaConf
+
+    from dissect.cli import load_run_config
+
+    old = OmegaConf.to_container(OmegaConf.structured(config.RunConfig))
+    for name in ("summarize", "concepts", "explain"):
+        old.pop(name)
+    old["describe"] = {"k": 3, "concept_set": "esc50", "splits": [0.5, 0.25, 0.25],
+                       "negation_window": 2}
+    (tmp_path / "config.yaml").write_text(OmegaConf.to_yaml(old), encoding="utf-8")
+    cfg = load_run_config([f"run_dir={tmp_path}", "explain.split_seed=4"])
+    assert (cfg.summarize.k, cfg.concepts.concept_set, cfg.concepts.negation_window) == (
+        3, "esc50", 2)
+    assert list(cfg.explain.splits) == [0.5, 0.25, 0.25] and cfg.explain.split_seed == 4
+    assert cfg.summarize.max_llm_neurons == 40  # not in the old section: the default
+    with pytest.raises(ConfigValueError, match=r"^describe\.bogus: no such field"):
+        config.upgrade({"describe": {"bogus": 1}})
+    assert config.upgrade({"record": {"k": 2}}) == {"record": {"k": 2}}
