@@ -3,11 +3,12 @@
 Usage:
     python benchmarks/bench_llm.py rate --latency-ms 50 --calls 96 --levels 1 2 4 8 16
     python benchmarks/bench_llm.py describe --neurons 64 --smollm-neurons 4
+    python benchmarks/bench_llm.py batch --neurons 8 --batch-sizes 1 4 8 --repeats 2 [--threads 1]
 
-Both modes start a local OpenAI-compatible test server in a subprocess (``serve`` mode, on
-127.0.0.1, a free port) that answers every ``POST /v1/chat/completions`` after a fixed simulated
-latency (``--latency-ms``) with a short summary-like text. Running it in its own process keeps
-the server's threads from competing with the client for this interpreter's GIL.
+*rate* and *describe* start a local OpenAI-compatible test server in a subprocess (``serve``
+mode, on 127.0.0.1, a free port) that answers every ``POST /v1/chat/completions`` after a fixed
+simulated latency (``--latency-ms``) with a short summary-like text. Running it in its own process
+keeps the server's threads from competing with the client for this interpreter's GIL.
 
 *rate*: for each concurrency level, ``--calls`` distinct chats go through
 :class:`~dissect.description.llm.http.OpenAIHTTPClient` ``generate`` (a) with no cache, (b) through
@@ -20,7 +21,20 @@ chats per neuron: top and bottom clips, then MiniLM calibration) for local SmolL
 (packaged GGUF, a handful of neurons) and the HTTP client against the local server; and of the
 rule-based summariser as the describe stage runs it (``describe_contrast`` both ways, no
 calibration). Model loads are timed separately; no LLM cache is used.
-Prints one JSON object.
+
+*batch*: local SmolLM2-135M-Instruct (packaged GGUF, loaded once) on the ``2 * --neurons`` summary
+chats :func:`~dissect.description.summarize.summarize_neurons` sends for ``--neurons`` neurons
+(5 top and 5 bottom captions each), through ``TransformersClient.generate`` at each
+``--batch-sizes`` (1 = one chat at a time), no cache, ``--threads`` torch threads. The sizes
+are interleaved within each of ``--repeats`` rounds, so a change in the machine's load hits them
+alike. Per size: wall and process CPU seconds of every round; ``calls_per_s_best`` from the
+fastest round (the one least disturbed by other jobs); ``speedup_best_wall`` = best wall time
+of the first size / best wall time of this size; ``speedup_cpu`` = the same for median CPU
+seconds (a measure of work that a busy machine disturbs little when ``--threads 1``: no thread
+waits for a descheduled sibling); ``same_text``: every completion equals the first size's
+(greedy decoding).
+
+Each mode prints one JSON object.
 """
 
 from __future__ import annotations
@@ -281,6 +295,67 @@ def describe(args) -> dict:
     return res
 
 
+def batch(args) -> dict:
+    import statistics
+
+    import torch
+
+    from dissect.description.llm import GenerationParams, TransformersClient
+    from dissect.description.summarize import summary_prompt
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    captions = fake_captions(200)
+    chats = [summary_prompt([captions[e["clip"]] for e in n[side]], side)
+             for n in fake_neurons(args.neurons, len(captions)) for side in ("top", "bottom")]
+    params = GenerationParams(max_tokens=args.max_tokens)
+    load_before = round(os.getloadavg()[0], 2)
+    client = TransformersClient()
+    t0 = time.perf_counter()
+    client.generate(chats[:1], GenerationParams(max_tokens=1))
+    load_s = time.perf_counter() - t0
+    runs: dict[int, list[dict]] = {b: [] for b in args.batch_sizes}
+    for r in range(args.repeats):
+        for b in args.batch_sizes:
+            client.batch_size = b
+            cpu0 = time.process_time()
+            out = client.generate(chats, params)
+            cpu = time.process_time() - cpu0
+            assert all(c.ok for c in out), next(c.error for c in out if not c.ok)
+            run = {"wall_s": client.last_generate_seconds, "cpu_s": cpu,
+                   "texts": [c.text for c in out], "load_avg_1m": round(os.getloadavg()[0], 2)}
+            runs[b].append(run)
+            print(json.dumps({"round": r, "batch_size": b, "wall_s": round(run["wall_s"], 2),
+                              "cpu_s": round(cpu, 2), "load_avg_1m": run["load_avg_1m"]}),
+                  file=sys.stderr)
+    prompt_tokens = [n for part in client.last_batches for n in part]
+    base = runs[args.batch_sizes[0]]
+    rows = []
+    for b in args.batch_sizes:
+        wall = [x["wall_s"] for x in runs[b]]
+        cpu = [x["cpu_s"] for x in runs[b]]
+        rows.append({
+            "batch_size": b, "wall_s": [round(x, 2) for x in wall],
+            "cpu_s": [round(x, 2) for x in cpu],
+            "calls_per_s_best": round(len(chats) / min(wall), 3),
+            "calls_per_cpu_s": round(len(chats) / statistics.median(cpu), 3),
+            "speedup_best_wall": round(min(x["wall_s"] for x in base) / min(wall), 2),
+            "speedup_wall_per_round": [round(x["wall_s"] / w, 2)
+                                       for x, w in zip(base, wall, strict=True)],
+            "speedup_cpu": round(statistics.median(x["cpu_s"] for x in base)
+                                 / statistics.median(cpu), 2),
+            "same_text": all(x["texts"] == y["texts"] for x, y in zip(base, runs[b], strict=True)),
+        })
+    res = {"llm": client.name, "cpu_count": os.cpu_count(), "torch_threads": _threads(),
+           "load_avg_1m_before": load_before, "load_avg_1m_after": round(os.getloadavg()[0], 2),
+           "load_s": round(load_s, 2), "chats": len(chats),
+           "prompt_tokens": [min(prompt_tokens), max(prompt_tokens)],
+           "max_tokens": args.max_tokens, "repeats": args.repeats, "batch_sizes": rows,
+           "example": base[0]["texts"][0]}
+    print(json.dumps(res))
+    return res
+
+
 def _threads() -> int:
     import torch
 
@@ -289,7 +364,7 @@ def _threads() -> int:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("mode", choices=["rate", "describe", "serve"])
+    p.add_argument("mode", choices=["rate", "describe", "batch", "serve"])
     p.add_argument("--latency-ms", type=float, default=50.0)
     p.add_argument("--calls", type=int, default=96)
     p.add_argument("--levels", type=int, nargs="+", default=[1, 2, 4, 8, 16])
@@ -297,11 +372,16 @@ def main() -> None:
     p.add_argument("--http-concurrency", type=int, nargs="+", default=[4, 16])
     p.add_argument("--smollm-neurons", type=int, default=4)
     p.add_argument("--max-tokens", type=int, default=48)
+    p.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 4, 8])
+    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--threads", type=int, default=0, help="batch: torch threads (0: torch's)")
     args = p.parse_args()
     if args.mode == "serve":
         serve(args.latency_ms / 1000)
     elif args.mode == "rate":
         rate(args)
+    elif args.mode == "batch":
+        batch(args)
     else:
         describe(args)
 

@@ -432,3 +432,158 @@ def test_smollm2_summary_deterministic():
     )
     assert a.ok and a.text.strip() and a.llm == client.name
     assert b.text == a.text
+
+
+# --------------------------------------------------------------------------- local batching
+
+# A random-init 2-layer Llama with a 20-word word-level tokenizer, built offline: the same
+# TransformersClient code paths (chat template, left padding, generate) in about a second.
+_WORDS = ("<eos> <bos> <unk> system user assistant : a b c d e f g h "
+          "loud quiet tone noise clip sound").split()
+
+
+@pytest.fixture(scope="module")
+def tiny_lm(tmp_path_factory) -> Path:
+    """Directory of the tiny random causal LM and its tokenizer (no pad token: EOS pads)."""
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    wl = Tokenizer(models.WordLevel({w: i for i, w in enumerate(_WORDS)}, unk_token="<unk>"))
+    wl.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tok = PreTrainedTokenizerFast(tokenizer_object=wl, unk_token="<unk>", eos_token="<eos>",
+                                  bos_token="<bos>")
+    tok.chat_template = ("{% for m in messages %}{{ m['role'] }} : {{ m['content'] }} "
+                         "{% endfor %}{% if add_generation_prompt %}assistant : {% endif %}")
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=len(_WORDS), hidden_size=32, intermediate_size=64,
+                      num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                      max_position_embeddings=128, bos_token_id=1, eos_token_id=0,
+                      tie_word_embeddings=False)
+    d = tmp_path_factory.mktemp("tiny-llama")
+    LlamaForCausalLM(cfg).save_pretrained(d)
+    tok.save_pretrained(d)
+    return d
+
+
+def _word_chats(lengths) -> list:
+    """One user chat per length, of that many words (prompt tokens = words + 4)."""
+    return [[{"role": "user", "content": " ".join(_WORDS[7 + (j * 5 + i) % 14] for j in range(n))}]
+            for i, n in enumerate(lengths)]
+
+
+TINY_LENGTHS = (9, 2, 30, 14, 2, 21)  # prompt tokens 13, 6, 34, 18, 6, 25
+
+
+def test_batched_greedy_equals_one_at_a_time(tiny_lm):
+    chats = _word_chats(TINY_LENGTHS)
+    params = GenerationParams(max_tokens=12)
+    client = TransformersClient(tiny_lm, batch_size=1)
+    assert client.name == f"transformers:{tiny_lm.name}"
+    seq = client.generate(chats, params)
+    assert client.last_batches == [[6], [6], [13], [18], [25], [34]]  # sorted by length
+    assert all(c.ok and c.text for c in seq)
+    assert len({c.text for c in seq}) >= 4  # the prompts lead to different texts
+    for size, batches in [(4, [[6, 6, 13, 18], [25, 34]]), (6, [[6, 6, 13, 18, 25, 34]])]:
+        client.batch_size = size
+        bat = client.generate(chats, params)
+        assert client.last_batches == batches
+        assert [c.text for c in bat] == [c.text for c in seq]  # input order, same text
+    # the order of the input does not change any chat's text
+    rev = client.generate(chats[::-1], params)
+    assert [c.text for c in rev] == [c.text for c in seq][::-1]
+
+
+def test_sampling_seeds_each_chat(tiny_lm):
+    """temperature > 0: each chat draws from its own generator seeded with ``seed``, so its
+    text depends on (chat, params) only, not on its batch mates."""
+    chats = _word_chats(TINY_LENGTHS)
+    hot = GenerationParams(max_tokens=12, temperature=1.5, seed=3)
+    client = TransformersClient(tiny_lm, batch_size=1)
+    one = [c.text for c in client.generate(chats, hot)]
+    client.batch_size = 6
+    assert [c.text for c in client.generate(chats, hot)] == one
+    assert [c.text for c in client.generate(chats[2:4], hot)] == one[2:4]
+    greedy = [c.text for c in client.generate(chats, GenerationParams(max_tokens=12))]
+    other = [c.text for c in client.generate(
+        chats, GenerationParams(max_tokens=12, temperature=1.5, seed=4))]
+    assert one != greedy and other != one
+
+
+def test_failed_chat_fails_alone(tiny_lm, monkeypatch):
+    """A batch that raises is retried chat by chat: only the chat that fails alone is an
+    error; the rest get the text they get without it."""
+    chats = _word_chats(TINY_LENGTHS)
+    params = GenerationParams(max_tokens=8)
+    client = TransformersClient(tiny_lm, batch_size=6)
+    good = client.generate(chats, params)
+    real = client._batch
+
+    def fragile(prompts, p):
+        if any(len(x) == 34 for x in prompts):
+            raise RuntimeError("prompt too long")
+        return real(prompts, p)
+
+    monkeypatch.setattr(client, "_batch", fragile)
+    out = client.generate(chats, params)
+    assert [c.ok for c in out] == [True, True, False, True, True, True]
+    assert "RuntimeError: prompt too long" in out[2].error and out[2].text == ""
+    assert [c.text for i, c in enumerate(out) if i != 2] == [
+        c.text for i, c in enumerate(good) if i != 2]
+    # a chat the template cannot render fails before any batch, alone too
+    out = client.generate([chats[0], [{"role": "user"}], chats[1]], params)
+    assert [c.ok for c in out] == [True, False, True]
+    assert "cannot build the prompt: KeyError" in out[1].error
+    assert [out[0].text, out[2].text] == [good[0].text, good[1].text]
+
+
+def test_batch_size_is_checked():
+    for bad in (0, -1, 2.5, True, "8"):
+        with pytest.raises(ValueError, match="batch_size must be an integer >= 1"):
+            TransformersClient("org/some-model", batch_size=bad)
+    assert TransformersClient("org/some-model").batch_size == 16
+
+
+def test_cache_sends_only_misses_in_batches(tiny_lm, tmp_path):
+    chats = _word_chats(TINY_LENGTHS)
+    params = GenerationParams(max_tokens=6)
+    inner = TransformersClient(tiny_lm, batch_size=2)
+    cached = CachedClient(inner, tmp_path)
+    first = cached.generate(chats[:3], params)
+    assert inner.last_batches == [[6, 13], [34]]
+    out = cached.generate(chats, params)
+    assert inner.last_batches == [[6, 18], [25]]  # the three misses only, sorted, in 2s
+    assert [c.cached for c in out] == [True] * 3 + [False] * 3
+    assert [c.text for c in out[:3]] == [c.text for c in first]
+    assert (cached.hits, cached.misses) == (3, 6)
+
+
+@pytest.mark.real
+@pytest.mark.slow
+def test_smollm2_batched_equals_sequential():
+    """SmolLM2 (float32, CPU), greedy: 6 prompts of 38 to 218 tokens give the same text in one
+    batch of 6 (left-padded by up to 180 tokens) as one at a time."""
+    from dissect.description.summarize import summary_prompt
+
+    caps = [f"A {loud}, {tone} sound with a pitch around {note}; {bw} bandwidth; 1.{i} s."
+            for i, (loud, tone, note, bw) in enumerate([
+                ("loud (-12 dBFS)", "bright, tonal", "A4 (440 Hz", "narrow"),
+                ("quiet (-35 dBFS)", "warm, noisy", "C3 (131 Hz", "wide"),
+                ("moderate (-22 dBFS)", "dark, steady", "E5 (659 Hz", "narrow"),
+                ("loud (-10 dBFS)", "bright, rhythmic", "A3 (220 Hz", "wide"),
+                ("quiet (-40 dBFS)", "warm, tonal", "G4 (392 Hz", "narrow")])]
+    chats = [summary_prompt(caps[: 1 + i % 5], ("top", "bottom")[i % 2]) for i in range(5)]
+    chats.append([{"role": "user", "content": "Name a loud sound in three words."}])
+    params = GenerationParams(max_tokens=32)
+    client = TransformersClient(batch_size=1)
+    seq = client.generate(chats, params)
+    t_seq = client.last_generate_seconds
+    client.batch_size = 6
+    bat = client.generate(chats, params)
+    lengths = client.last_batches[0]
+    print(f"\nSmolLM2 6 chats ({lengths} tokens): one at a time {t_seq:.1f} s, "
+          f"batched {client.last_generate_seconds:.1f} s")
+    assert len(client.last_batches) == 1 and lengths[-1] - lengths[0] > 150
+    assert all(c.ok and c.text for c in seq)
+    assert len({c.text for c in seq}) == 6
+    assert [c.text for c in bat] == [c.text for c in seq]
