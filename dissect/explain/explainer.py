@@ -32,7 +32,6 @@ from dissect.evaluation.detection import unit_rows
 from dissect.explain.candidates import (
     NO_CLEAR_CONCEPT,
     band_centres,
-    band_offsets,
     clean_phrase,
     phrase_prompt,
     sample_exemplars,
@@ -136,7 +135,6 @@ def explain(ids: Sequence[str], captions: Mapping[str, str],
     split_mask = {name: split == name for name in ("val", "test")}
     not_fit = np.flatnonzero(~fit)
     centres = band_centres(terms, X[fit])
-    off_centre = band_offsets(terms, centres)  # tied bands of the same clips: the centred first
     n_val, n_test = int((split == "val").sum()), int((split == "test").sum())
     if fit.sum() < MIN_FIT or n_val < MIN_HELD or n_test < MIN_HELD:
         why = (f"{len(ids)} clips are too few for the fit/val/test split "
@@ -165,7 +163,7 @@ def explain(ids: Sequence[str], captions: Mapping[str, str],
         A = np.asarray(activations(layer), dtype=np.float64)
         assoc = associate(A[fit], X[fit], cfg.min_support)
         evidence_of[layer] = ranked_evidence(assoc, terms, cfg.evidence_alpha,
-                                             top=EVIDENCE_TOP, tiebreak=off_centre)
+                                             top=EVIDENCE_TOP)
     phrased_of: dict[tuple[str, int], tuple[str, bool, str]] = {}
     if use_llm:
         phrased_of = _phrase(activations, evidence_of, max_llm_neurons, fit, ids,

@@ -27,9 +27,8 @@ from dissect.recording.store import load_activations
 #: Version of what this stage writes (hashed with its config: a change reruns it). 2: the
 #: concordance detection score, pitch bands at their effective centres, octave partners.
 #: 3: one terms rule for every candidate, permutation-confirmed choice by correlation,
-#: stratified grouped splits. 4: spreadsheet-safe cells in descriptions.csv. 5: exactly tied
-#: evidence terms ordered by how far their band's centre is from their clips' pitch.
-VERSION = 5
+#: stratified grouped splits. 4: spreadsheet-safe cells in descriptions.csv.
+VERSION = 4
 
 
 def write_explanations(run_dir: Path, explain_cfg, llm_cfg, caption_cfg, progress: bool = True,
