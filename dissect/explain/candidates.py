@@ -184,19 +184,6 @@ def band_centres(terms: Sequence[str], X: np.ndarray) -> dict[str, float]:
     return out
 
 
-def band_offsets(terms: Sequence[str], centres: Mapping[str, float]) -> np.ndarray:
-    """``[M]``: each pitch band's distance in semitones between its nominal note and its
-    effective centre (:func:`band_centres`), 0 for every other term. The evidence ranking's
-    last tie-break: bands carried by the same clips have the same statistics, and the one
-    named after those clips' pitch is the one to show."""
-    out = np.zeros(len(terms))
-    for j, t in enumerate(terms):
-        m = _midi(split_term(t)[1]) if t in centres else None
-        if m is not None:
-            out[j] = abs(centres[t] - m)
-    return out
-
-
 def pitch_centre(evidence: Sequence[Evidence], centres: Mapping[str, float] | None = None,
                  attribute: str | None = None) -> tuple[Evidence, float] | None:
     """The pitch band at the peak of a neuron's tuning, and the peak's estimate (MIDI).

@@ -150,17 +150,13 @@ class Evidence:
 
 
 def ranked_evidence(assoc: Association, terms: Sequence[str], alpha: float = 0.05,
-                    top: int = 8, by: str = "lift_lcb",
-                    tiebreak: Sequence[float] | None = None) -> list[list[Evidence]]:
+                    top: int = 8, by: str = "lift_lcb") -> list[list[Evidence]]:
     """Per unit, the terms that pass the BH cut with a positive effect, strongest first, at
     most ``top``: by ``lift_lcb`` (default: the lift less one standard error of a mean of
     ``support`` clips in standard-deviation units, ``lift - 1 / sqrt(support)``, so a term of
     four clips whose few activations happen to be high does not outrank a term of forty that
     the neuron fires for nearly as much; see the module docstring), ``lift``, ``effect`` or
-    ``auroc``, ties broken by AUROC (or effect size), then by ``tiebreak`` (``[M]``, lower
-    first; None: the terms' order). Terms carried by the same clips tie exactly: the three
-    pitch bands ``f0=G#4``, ``f0=A4``, ``f0=A#4`` of tones that are all A4, which the
-    explainer's ``tiebreak`` (each band's distance from its clips' pitch) puts A4 first."""
+    ``auroc``, ties broken by AUROC (or effect size)."""
     lcb = (None if assoc.lift is None else
            assoc.lift - 1.0 / np.sqrt(np.maximum(assoc.support, 1))[None, :])
     keys = {"lift_lcb": lcb, "lift": assoc.lift, "effect": assoc.effect, "auroc": assoc.auroc}
@@ -170,14 +166,10 @@ def ranked_evidence(assoc: Association, terms: Sequence[str], alpha: float = 0.0
     secondary = assoc.effect if by == "auroc" else assoc.auroc
     keep = bh_reject(assoc.p, alpha) & (assoc.effect > 0)
     lift = assoc.lift if assoc.lift is not None else np.zeros_like(assoc.auroc)
-    M = assoc.auroc.shape[1]
-    third = np.zeros(M) if tiebreak is None else np.asarray(tiebreak, dtype=np.float64)
-    if third.shape != (M,):
-        raise ValueError(f"tiebreak must be [{M}] (one per term), got {list(third.shape)}")
     out = []
     for u in range(assoc.auroc.shape[0]):
         idx = np.flatnonzero(keep[u])
-        idx = idx[np.lexsort((third[idx], -secondary[u, idx], -primary[u, idx]))][:top]
+        idx = idx[np.lexsort((-secondary[u, idx], -primary[u, idx]))][:top]
         out.append([Evidence(terms[j], float(assoc.auroc[u, j]), float(assoc.effect[u, j]),
                              float(assoc.p[u, j]), int(assoc.support[j]), float(lift[u, j]))
                     for j in idx])

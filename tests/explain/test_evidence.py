@@ -80,31 +80,3 @@ def test_ranking_by_lift_lower_bound_prefers_the_better_supported_term():
     assert [e.term for e in by_lcb] == ["broad", "narrow"]
     lcb = {e.term: e.lift - 1 / np.sqrt(e.support) for e in by_lcb}
     assert lcb["broad"] > lcb["narrow"]
-
-
-def test_bands_of_the_same_clips_tie_and_the_centred_one_is_first():
-    """Tones that are all A4 (MIDI 69) carry the bands G#4, A4 and A#4: the three columns are
-    equal, so are their statistics, and the ranking used to keep the terms' order (G#4 first).
-    ``band_offsets`` (|centre - nominal note|: 1, 0, 1 by hand) puts A4 first."""
-    from dissect.description.captioners.base import pitch_terms
-    from dissect.explain.candidates import band_centres, band_offsets, term_matrix
-
-    rng = np.random.default_rng(0)
-    notes = [440.0] * 20 + [329.63] * 20 + [110.0] * 20
-    ids = [f"c{i}" for i in range(len(notes))]
-    terms, X = term_matrix(ids, {c: pitch_terms(f, "f0") for c, f in zip(ids, notes,
-                                                                        strict=True)})
-    a = rng.normal(size=len(ids)) * 0.1
-    a[:20] += 3.0  # fires for A4
-    assoc = associate(a[:, None], X)
-    plain = ranked_evidence(assoc, terms)[0]
-    top3 = [e.term for e in plain[:3]]
-    assert sorted(top3) == sorted(["f0=G#4", "f0=A4", "f0=A#4"])
-    assert len({(e.auroc, e.lift, e.p) for e in plain[:3]}) == 1  # an exact tie
-    off = band_offsets(terms, band_centres(terms, X))
-    assert {t: off[terms.index(t)] for t in top3} == {"f0=G#4": 1.0, "f0=A4": 0.0,
-                                                      "f0=A#4": 1.0}
-    ranked = ranked_evidence(assoc, terms, tiebreak=off)[0]
-    assert ranked[0].term == "f0=A4" and {e.term for e in ranked[1:3]} == {"f0=G#4", "f0=A#4"}
-    with pytest.raises(ValueError, match=r"tiebreak must be \[9\]"):
-        ranked_evidence(assoc, terms, tiebreak=[0.0])
