@@ -23,6 +23,7 @@ of its word.
 from __future__ import annotations
 
 import argparse
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -59,6 +60,7 @@ def main() -> None:
         out = args.out_dir / name
         rec.save(out)
         desc.save(out)
+        shutil.copy(args.run_dir / "config.yaml", out / "config.yaml")  # the run's split
         print(f"## {name}", flush=True)
         subprocess.run([sys.executable, str(here / "description_figures.py"), str(out),
                         "--label", "digit", "--examples", "0"], check=True)
