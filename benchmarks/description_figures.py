@@ -64,6 +64,15 @@ def names_value(text: str, value: str) -> bool:
     return any(re.search(rf"(?<![\w#]){re.escape(f)}(?![\w#])", text.lower()) for f in forms)
 
 
+def names_phoneme(text: str, value: str) -> bool:
+    """The text names a phone of the digit's word (``/aɪ/`` for 5: five), as the phoneme
+    evidence terms render them (``phone /aɪ/``)."""
+    from dissect.description.phonemes import phones
+
+    word = WORDS[int(value)] if value.isdigit() and int(value) < 10 else value
+    return any(f"/{p}/" in text for p in phones(word)[0])
+
+
 def selective_by_label(run: Path, key: str, thr: float = 0.85) -> dict[tuple[str, int], str]:
     from safetensors.numpy import load_file
     from sklearn.metrics import roc_auc_score
@@ -147,13 +156,16 @@ def main() -> None:
         sel = selective_by_label(run, args.label)
         values = {str((c.get("labels") or {}).get(args.label))
                   for c in read_jsonl(run / "clips.jsonl")} - {"None"}
-        hit = 0
+        hit = phon = 0
         for key, v in sel.items():
             text = by[key]["description"]
             others = [w for w in values if w != v and names_value(text, w)]
-            hit += names_value(text, v) and len(others) <= 1
+            named = names_value(text, v) and len(others) <= 1
+            hit += named
+            phon += named or names_phoneme(text, v)
         print(f"selective for one {args.label} (one-vs-rest AUROC >= 0.85): {len(sel)} neurons; "
-              f"shown text names it: {hit}/{len(sel)} = {hit / max(1, len(sel)):.1%}")
+              f"shown text names it: {hit}/{len(sel)} = {hit / max(1, len(sel)):.1%}; "
+              f"names it or a phoneme of it: {phon}/{len(sel)} = {phon / max(1, len(sel)):.1%}")
     else:
         sel = {k: None for k, r in ev.items()
                if r["evidence"] and r["evidence"][0]["auroc"] >= 0.85}

@@ -4,10 +4,11 @@ The public Python API (:mod:`dissect.api`) is available from the package::
 
     import dissect
     model = dissect.load("crepe_tiny")
-    rec = dissect.record(model, dissect.probe_set("synth", n_clips=20), layers=["classifier"])
+    clips = dissect.probe_set("synth", n_clips=20)
+    rec = dissect.record(model, clips, layers=["classifier"])
     desc = dissect.describe(rec, llm="rules")
-    with model.hooks(dissect.ablate_units([("classifier", 200)])):
-        ...
+    with dissect.ablated(model, [("classifier", 200)]):   # or model.hooks(fn, layers=[...])
+        logits, cache = model.run_with_cache(clips, layers=["conv6"])
 
 ``dissect.record``, ``dissect.describe``, ``dissect.evaluate`` and ``dissect.prune`` are plain
 functions, one signature per name. The library's subpackages behind those steps are
@@ -34,6 +35,7 @@ from dissect.api import (
     prune,
     record,
     run,
+    steered,
 )
 from dissect.artifacts import RunDirRefused
 
@@ -58,4 +60,5 @@ __all__ = [
     "prune",
     "record",
     "run",
+    "steered",
 ]

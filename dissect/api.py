@@ -11,6 +11,8 @@
     desc["classifier", 200].text
     with dissect.ablated(model, [("classifier", 200)]):
         ...                                          # the neuron is zero in here
+    with model.hooks(lambda frames, layer: frames * 2, layers=["conv6"]):
+        logits, cache = model.run_with_cache(waves, ["conv6"], sample_rate=16000)
     rec.save("runs/mine")                            # only now is anything written
 
 Everything here runs the same library code as ``dissect run``: the pipeline's stages are thin
@@ -26,16 +28,20 @@ import contextlib
 import json
 import sys
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch import nn
 
 from dissect import artifacts
+from dissect.rows import NeuronRow, neuron_row
+
+if TYPE_CHECKING:
+    from dissect.audio import Audio
 
 Neuron = tuple[str, int]
 
@@ -71,6 +77,52 @@ class Model:
     def default_layers(self) -> list[str]:
         """The layers :func:`record` uses when none are named."""
         return self.adapter.default_layers(self.module)
+
+    @contextlib.contextmanager
+    def hooks(self, fn: Callable[[torch.Tensor, str], Any] | Mapping[str, Callable],
+              layers: str | Sequence[str] | None = None) -> Iterator[Model]:
+        """Read or edit layers while the block runs (reversible: removed on exit, also when
+        the block raises), as TransformerLens' ``run_with_hooks``.
+
+        ``with model.hooks(fn, layers=["conv6"]):`` or ``with model.hooks({"conv6": fn}):``;
+        ``fn(frames, layer)`` gets the layer's neurons as the recorder frames them, float32
+        ``[B, T, U]`` (clips x frames x units, padding frames included), after each forward
+        run through dissect (:func:`forward`, :meth:`run_with_cache`, :func:`record`, ...),
+        and returns None (read only) or new frames of the same shape, which the rest of the
+        model then sees (a value set to 0 zeroes the neuron's output; other changes move the
+        output by the least amount that gives the new frames; see
+        :func:`dissect.recording.hooks.unframe`). Yields the model.
+
+        Raises:
+            TypeError: a callable without ``layers``, or ``layers`` with a mapping.
+            LayerNameError: an unknown layer (the message lists the valid ones).
+        """
+        from dissect.recording.hooks import frame_hooks
+
+        if isinstance(fn, Mapping):
+            if layers is not None:
+                raise TypeError("model.hooks({layer: fn}) takes no layers=")
+            fns = {str(k): v for k, v in fn.items()}
+        else:
+            if layers is None:
+                raise TypeError("model.hooks(fn) needs layers=[...] (or pass {layer: fn})")
+            fns = {str(name): fn for name in ([layers] if isinstance(layers, str) else layers)}
+        bad = [k for k, v in fns.items() if not callable(v)]
+        if bad:
+            raise TypeError(f"model.hooks: the hooks of {bad} are not callable")
+        with frame_hooks(self.adapter, self.module, fns):
+            yield self
+
+    def run_with_cache(self, clips: Any, layers: Sequence[str] = (), *,
+                       sample_rate: int | None = None
+                       ) -> tuple[torch.Tensor | None, dict[str, torch.Tensor]]:
+        """One forward pass on ``clips`` (as :func:`record` takes them): ``(logits, cache)``,
+        logits ``[B, C]`` (None without a head) and ``cache = {layer: frames [B, T, U]}``
+        float32 (padding frames zero). Sees active :meth:`hooks` / :func:`ablated` /
+        :func:`steered` edits. The same pass as :func:`forward`."""
+        out = forward(self, clips, layers, sample_rate=sample_rate)
+        logits = out.pop("logits")
+        return logits, out
 
     def __repr__(self) -> str:
         return (f"Model({self.adapter.name!r}, source={self.adapter.source!r}, "
@@ -217,6 +269,11 @@ class Recording:
         reduction: ``mean`` or ``max`` over valid frames.
         model: ``{name, source, site, options}`` of the recorded model (JSON-able).
         head_layer / class_names: the model's classifier head, if any.
+        waves / wave_rate: the clips' waveforms (mono float32 ``[n]``) and their rate in Hz
+            when they were given to :func:`record` as arrays (row ``i`` = clip ``i``), so
+            :func:`caption` can hear them; None for clips read from files (their ``path``).
+            :meth:`save` does not write them: a loaded recording of arrays has no audio, and
+            :meth:`audio` and :func:`caption` say so.
     """
 
     layers: dict[str, Any]
@@ -225,6 +282,8 @@ class Recording:
     model: dict[str, Any] = field(default_factory=dict)
     head_layer: str | None = None
     class_names: list[str] | None = None
+    waves: list[np.ndarray] | None = field(default=None, repr=False, compare=False)
+    wave_rate: int | None = None
 
     @property
     def clip_ids(self) -> list[str]:
@@ -236,6 +295,42 @@ class Recording:
         return (f"Recording({name!r}: {len(self.clips)} clips, {units} neurons in "
                 f"{len(self.layers)} layer(s) [{', '.join(list(self.layers)[:4])}"
                 f"{', ...' if len(self.layers) > 4 else ''}], reduction={self.reduction!r})")
+
+    def has_audio(self, i: int) -> bool:
+        """Whether clip ``i``'s audio can be had: a file path, or its array kept in memory."""
+        return bool(self.clips[i].get("path")) or (self.waves is not None
+                                                   and self.waves[i] is not None)
+
+    def audio(self, clip: int | str, sample_rate: int | None = None, policy: Any = None
+              ) -> Audio:
+        """Clip ``clip``'s (index or id) audio as an :class:`~dissect.audio.Audio`: mono
+        float32 ``waveform [n]`` at ``sample_rate`` Hz (None: as recorded), read from its file
+        (``policy``: the long-clip policy, default :class:`~dissect.audio.ClipPolicy`) or, for
+        clips given as arrays, resampled from the array kept in :attr:`waves` (never cropped,
+        as :func:`record` fed it to the model).
+
+        Raises:
+            KeyError / IndexError: no such clip id / index.
+            AudioMissingError: a clip given as an array whose waveform this recording does
+                not hold (a recording read back with :meth:`load`: :meth:`save` writes no
+                audio); an unreadable file raises its :class:`~dissect.audio.AudioError`.
+        """
+        from dissect.audio import AudioMissingError, audio_from_array, load_audio
+
+        i = self.clip_ids.index(clip) if isinstance(clip, str) else int(clip)
+        if not 0 <= i < len(self.clips):
+            raise IndexError(f"clip {clip} out of range 0..{len(self.clips) - 1}")
+        row = self.clips[i]
+        if row.get("path"):
+            return load_audio(row["path"], sample_rate, policy)
+        if self.waves is None or self.waves[i] is None:
+            raise AudioMissingError(
+                f"<array {row['id']}>", "given as an in-memory array, and this Recording holds "
+                "no waveforms (Recording.save does not write them, so a loaded recording of "
+                "arrays has no audio): use the Recording that record() returned, or give "
+                "describe() captions=")
+        return audio_from_array(self.waves[i], int(self.wave_rate), sample_rate, policy,
+                                name=f"<array {row['id']}>")
 
     def neurons(self) -> list[dict[str, Any]]:
         """One row per neuron, as in ``exemplars.jsonl`` (top/bottom clips, mean, std)."""
@@ -278,7 +373,8 @@ class Recording:
     def save(self, run_dir: str | Path) -> Path:
         """Write ``clips.jsonl``, ``stats/``, ``exemplars.jsonl``, ``activations/`` (when dense)
         and ``recording.json`` (with the sha256 of every per-layer file, which :meth:`load`
-        checks) into ``run_dir``; returns it.
+        checks) into ``run_dir``; returns it. The waveforms of clips given as arrays
+        (:attr:`waves`) are not written: the loaded recording cannot be captioned again.
 
         Raises:
             RunDirRefused: ``run_dir`` is a non-empty directory dissect did not make, a file,
@@ -456,24 +552,53 @@ def record(model: Model, clips: Any, layers: Sequence[str] | None = None, *, k: 
             "site": model.adapter.site_kind,
             "options": {k_: v for k_, v in model.adapter.options.items()
                         if isinstance(v, (str, int, float, bool, type(None)))}}
+    arrays = c.rate is not None
     return Recording(result.layers, c.rows, reduction, info,
                      model.adapter.head_layer(model.module),
-                     model.adapter.class_names(model.module))
+                     model.adapter.class_names(model.module),
+                     waves=list(c.waves) if arrays else None, wave_rate=c.rate)
 
 
 # --------------------------------------------------------------------------- describing
 class Captions(dict):
     """clip id -> caption text (a ``dict``), plus ``terms``: clip id -> the clip's evidence
     terms (``attribute=value``, e.g. ``digit=3``, ``register=low``) that :func:`describe`
-    tests against the activations."""
+    tests against the activations.
+
+    Attributes:
+        terms: clip id -> evidence terms.
+        plain: clip id -> the captions without captioner names (the text DB embeds); None:
+            the texts themselves.
+        parts: clip id -> captioner name -> ``{"text", "terms", "error"}``, what each captioner
+            said (:func:`caption` fills it, failed captions included with their error); None
+            for captions given as one text per clip.
+    """
 
     def __init__(self, texts: Mapping[str, str] = (), terms: Mapping[str, Sequence[str]] = (),
-                 plain: Mapping[str, str] | None = None):
+                 plain: Mapping[str, str] | None = None,
+                 parts: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None):
         super().__init__(texts)
         self.terms: dict[str, list[str]] = {k: list(v) for k, v in dict(terms).items()}
-        #: clip id -> the captions without captioner names (the text DB embeds); None: the
-        #: texts themselves
         self.plain: dict[str, str] | None = dict(plain) if plain is not None else None
+        self.parts: dict[str, dict[str, dict[str, Any]]] | None = (
+            {c: {n: dict(r) for n, r in by.items()} for c, by in parts.items()}
+            if parts is not None else None)
+
+    def rows(self) -> list[dict[str, Any]]:
+        """The rows of ``captions.jsonl`` (as the pipeline's caption stage writes them, which
+        ``dissect evaluate`` and the report read): ``{clip, captioner, key, text, terms,
+        error}``, one per clip and captioner of :attr:`parts`; captions given as one text per
+        clip are one row each under the captioner ``given`` (a text that already starts with
+        ``given: ``, a :func:`~dissect.description.captioners.combine` of ``given``, is written
+        without it, so reading the file back gives the same text)."""
+        if self.parts is not None:
+            return [{"clip": clip, "captioner": name, "key": f"{clip}:{name}",
+                     "text": r.get("text"), "terms": list(r.get("terms") or []),
+                     "error": r.get("error")}
+                    for clip, by in self.parts.items() for name, r in by.items()]
+        return [{"clip": c, "captioner": "given", "key": c, "text": t.removeprefix("given: "),
+                 "terms": list(self.terms.get(c, [])), "error": None}
+                for c, t in self.items()]
 
 
 def caption(rec: Recording, captioners: Sequence[str] = ("acoustic", "labels"),
@@ -481,14 +606,20 @@ def caption(rec: Recording, captioners: Sequence[str] = ("acoustic", "labels"),
             ) -> Captions:
     """Caption every clip with ``captioners``: :class:`Captions` (clip id -> the combined
     caption, ``.terms``: clip id -> the union of the captioners' evidence terms). Failed
-    captions are left out and reported on stderr. Clips given as arrays have no labels, so
-    ``labels`` adds nothing. The captioners first see all of ``rec``'s clips, as in the
-    captions stage (:func:`~dissect.description.captioners.combine.fit_probe_set`: a numeric label
-    column that is a function of a named one, ESC-50's ``target``, is dropped, with a line on
-    stderr)."""
+    captions are left out and reported on stderr. Clips given as arrays are heard from the
+    waveforms ``rec`` keeps (:meth:`Recording.audio`, resampled to each captioner's
+    ``sample_rate``); they have no labels, so ``labels`` adds nothing. The captioners first see
+    all of ``rec``'s clips, as in the captions stage
+    (:func:`~dissect.description.captioners.combine.fit_probe_set`: a numeric label column that
+    is a function of a named one, ESC-50's ``target``, is dropped, with a line on stderr).
+
+    Raises:
+        ValueError: a captioner that needs audio, and clips given as arrays whose waveforms
+            ``rec`` does not hold (a recording read back with :meth:`Recording.load`, which
+            keeps no audio); the message says how many and what to do instead.
+    """
     from tqdm.auto import tqdm
 
-    from dissect.audio import AudioError, load_audio
     from dissect.datasets import Clip
     from dissect.description.captioners import build_captioner, combine
     from dissect.description.captioners.base import annotate
@@ -496,23 +627,42 @@ def caption(rec: Recording, captioners: Sequence[str] = ("acoustic", "labels"),
 
     caps = [build_captioner(name, **dict((options or {}).get(name) or {}))
             for name in captioners]
+    deaf = [row["id"] for i, row in enumerate(rec.clips) if not rec.has_audio(i)]
+    hearing = [cap.name for cap in caps if cap.sample_rate]
+    if deaf and hearing:
+        shown = ", ".join(deaf[:3]) + (", ..." if len(deaf) > 3 else "")
+        raise ValueError(
+            f"caption(): {len(deaf)} clip(s) ({shown}) were recorded from in-memory arrays "
+            f"and this Recording holds no waveforms for "
+            f"them (Recording.save does not write audio, so a loaded recording of arrays has "
+            f"none), but captioner(s) {hearing} need audio: caption the Recording that "
+            f"record() returned, or give describe() captions=")
     fit_probe_set(caps, rec.clips)
-    out = Captions(plain={})
+    out = Captions(plain={}, parts={})
     failed = []
-    for row in tqdm(rec.clips, desc="caption", unit="clip", disable=not progress,
-                    file=sys.stderr):
-        clip = Clip(row["id"], Path(row["path"] or "."), row.get("labels", {}),
-                    row.get("concepts", {}), row.get("metadata", {}))
+    for i, row in enumerate(tqdm(rec.clips, desc="caption", unit="clip", disable=not progress,
+                                 file=sys.stderr)):
+        clip = Clip(row["id"], Path(row["path"] or f"<array {row['id']}>"),
+                    row.get("labels", {}), row.get("concepts", {}), row.get("metadata", {}))
         texts: dict[str, str] = {}
         terms: list[str] = []
+        by_rate: dict[int, Any] = {}  # one decode per rate, as in the caption stage
+        parts = out.parts.setdefault(row["id"], {})
         for cap in caps:
             try:
-                audio = load_audio(clip.path, cap.sample_rate) if cap.sample_rate else None
+                audio = None
+                if cap.sample_rate:
+                    if cap.sample_rate not in by_rate:
+                        by_rate[cap.sample_rate] = rec.audio(i, cap.sample_rate)
+                    audio = by_rate[cap.sample_rate]
                 ann = annotate(cap, clip, audio)
                 texts[cap.name] = ann.text
                 terms += [t for t in ann.terms if t not in terms]
-            except (AudioError, Exception) as exc:  # one clip's failure never stops the rest
-                failed.append(f"{row['id']} ({cap.name}: {type(exc).__name__}: {exc})")
+                parts[cap.name] = {"text": ann.text, "terms": list(ann.terms), "error": None}
+            except Exception as exc:  # one clip's failure never stops the rest
+                why = f"{type(exc).__name__}: {exc}"
+                failed.append(f"{row['id']} ({cap.name}: {why})")
+                parts[cap.name] = {"text": None, "terms": [], "error": why[:500]}
         if texts:
             out[row["id"]] = combine({k: v for k, v in texts.items() if v})
             out.plain[row["id"]] = combine({k: v for k, v in texts.items() if v}, named=False)
@@ -522,43 +672,20 @@ def caption(rec: Recording, captioners: Sequence[str] = ("acoustic", "labels"),
     return out
 
 
-@dataclass(frozen=True)
-class Description:
-    """What :func:`describe` says of one neuron.
-
-    Attributes:
-        text: the shown description (the candidate best on the validation clips, or "no
-            clear concept"; see :mod:`dissect.explain.scoring`).
-        kind: who made it: ``evidence`` (template) | ``llm`` (checked phrasing) | ``and``
-            (AND's summary) | ``closed`` (closed-set label) | ``none``.
-        test: its scores on the test clips (``detection`` AUROC, ``correlation``; empty when
-            there were too few clips to split).
-        evidence: the ranked evidence terms (``term``, ``auroc``, ``effect``, ``lift``, ``p``,
-            ``support``) on the fit clips.
-        summary: AND's module-B summary (what it responds to most); ``low``: least.
-        llm: who wrote the summary (an LLM's name, or the rule-based summariser).
-        concepts: closed-set concepts by method, ``{"db": [(concept, score), ...]}``.
-        keywords: open-set keywords (``adjectives``, ``nouns``, ...).
-    """
-
-    layer: str
-    unit: int
-    text: str
-    kind: str
-    test: dict[str, Any]
-    evidence: list[dict[str, Any]]
-    summary: str
-    low: str
-    llm: str
-    concepts: dict[str, list]
-    keywords: dict[str, list]
+#: What :func:`describe` says of one neuron: the run model's per-neuron row
+#: (:class:`dissect.rows.NeuronRow`: ``text``, ``kind``, ``test``, ``evidence``, ``summary``,
+#: ``low``, ``llm``, ``concepts``, ``keywords``, ``status``, ``shown_terms``, ...), the same row
+#: the report, the scores and concept pruning read.
+Description = NeuronRow
 
 
 @dataclass
 class Descriptions:
     """Descriptions of every neuron of a recording: AND's summaries and closed-set concepts
     (``summaries.jsonl``, ``concepts.jsonl``), the evidence and the explain-then-score rows
-    (``evidence.jsonl``, ``explanations.jsonl``), one row per neuron in the same order."""
+    (``evidence.jsonl``, ``explanations.jsonl``), one row per neuron in the same order, and the
+    :class:`Captions` they were made from (``captions``: texts and evidence terms per clip,
+    ``captions.jsonl``; None when not known), which :func:`evaluate` scores against."""
 
     summaries: list[dict[str, Any]]
     concepts: list[dict[str, Any]]
@@ -566,14 +693,12 @@ class Descriptions:
     explanations: list[dict[str, Any]]
     methods: list[str]
     captioners: list[str]
+    captions: Captions | None = field(default=None, repr=False, compare=False)
 
     @staticmethod
     def _one(s: Mapping[str, Any], c: Mapping[str, Any], e: Mapping[str, Any],
              x: Mapping[str, Any]) -> Description:
-        return Description(s["layer"], int(s["unit"]), x["description"], x["kind"],
-                           dict(x.get("test") or {}), list(e["evidence"]),
-                           s.get("calibrated") or s.get("high") or "", s.get("low", ""),
-                           s["llm"], dict(c["closed"]), dict(c["keywords"]))
+        return neuron_row(s["layer"], int(s["unit"]), s, c, e, x)
 
     def _rows(self):
         return zip(self.summaries, self.concepts, self.evidence, self.explanations, strict=True)
@@ -645,7 +770,8 @@ class Descriptions:
 
     def save(self, run_dir: str | Path) -> Path:
         """Write ``summaries.jsonl``, ``concepts.jsonl``, ``evidence.jsonl``,
-        ``explanations.jsonl`` and ``descriptions.csv``.
+        ``explanations.jsonl``, ``descriptions.csv`` and, when :attr:`captions` is known,
+        ``captions.jsonl`` (:meth:`Captions.rows`, as the caption stage writes it).
 
         Raises:
             RunDirRefused: ``run_dir`` is not new, empty or dissect's (as
@@ -658,6 +784,8 @@ class Descriptions:
         artifacts.write_jsonl(run_dir / artifacts.EVIDENCE, self.evidence)
         artifacts.write_jsonl(run_dir / artifacts.EXPLANATIONS, self.explanations)
         artifacts.write_text(run_dir / artifacts.DESCRIPTIONS, self.table())
+        if self.captions is not None:
+            artifacts.write_jsonl(run_dir / artifacts.CAPTIONS, self.captions.rows())
         return run_dir
 
 
@@ -766,24 +894,41 @@ def describe(rec: Recording, captions: Mapping[str, str] | None = None, llm: Any
     out = explain(rec.clip_ids, captions, terms, rec.activations, summaries, rows, x, client,
                   params, embedder=embedder, progress=progress, strata=strata, groups=groups,
                   max_llm_neurons=s.max_llm_neurons, negation_window=c.negation_window)
+    used = Captions(captions, terms, getattr(captions, "plain", None),
+                    getattr(captions, "parts", None))
     return Descriptions(summaries, rows, out.evidence, out.explanations, methods,
-                        ["given"] if given else list(cfg.caption.captioners))
+                        ["given"] if given else list(cfg.caption.captioners), used)
 
 
-def evaluate(rec: Recording, desc: Descriptions, captions: Mapping[str, str], **options: Any
-             ) -> dict[str, Any]:
+def evaluate(rec: Recording, desc: Descriptions, captions: Mapping[str, str] | None = None,
+             **options: Any) -> dict[str, Any]:
     """The scores of ``dissect evaluate`` (``scores.json``) for an in-memory recording and its
-    descriptions. ``options`` go to :func:`dissect.evaluation.scores.evaluate_run` (``holdout``,
-    ``quantile``, ``method``, ...). The scorers read run-directory files, so the inputs are
-    written to a temporary directory that is removed afterwards."""
+    descriptions.
+
+    Args:
+        rec / desc: from :func:`record` and :func:`describe`.
+        captions: clip id -> caption to score against; None: the captions ``desc`` was made
+            from (``desc.captions``).
+        options: go to :func:`dissect.evaluation.scores.evaluate_run` (``holdout``,
+            ``quantile``, ``method``, ...).
+
+    The scorers read run-directory files, so the inputs are written to a temporary directory
+    that is removed afterwards.
+
+    Raises:
+        ValueError: no ``captions`` given and ``desc`` holds none.
+    """
     from dissect.evaluation.scores import evaluate_run
 
+    if captions is None and desc.captions is None:
+        raise ValueError("evaluate(): no captions: these Descriptions hold none (made without "
+                         "describe()?); pass captions=<clip id -> caption>")
     with tempfile.TemporaryDirectory(prefix="dissect-eval-") as tmp:
         run = rec.save(tmp)
         desc.save(run)
-        artifacts.write_jsonl(run / artifacts.CAPTIONS, [
-            {"clip": c, "captioner": "given", "key": c, "text": t, "error": None}
-            for c, t in captions.items()])
+        if captions is not None:
+            given = captions if isinstance(captions, Captions) else Captions(captions)
+            artifacts.write_jsonl(run / artifacts.CAPTIONS, given.rows())
         return evaluate_run(run, **options)
 
 
@@ -791,12 +936,27 @@ def evaluate(rec: Recording, desc: Descriptions, captions: Mapping[str, str], **
 @contextlib.contextmanager
 def ablated(model: Model, neurons: Iterable[Neuron] | Mapping[str, Iterable[int]]
             ) -> Iterator[dict[str, list[int]]]:
-    """Zero ``neurons`` (``(layer, unit)`` pairs or ``{layer: units}``) inside the block; the
-    model is untouched afterwards (reversible hooks). Yields ``{layer: units}``."""
+    """Zero ``neurons`` (``(layer, unit)`` pairs or ``{layer: units}``) inside the block, on
+    :meth:`Model.hooks`; the model is untouched afterwards. Yields ``{layer: units}``. The
+    same as :func:`dissect.pruning.ablated` (one signature; see there)."""
     from dissect.pruning.ablate import ablated as _ablated
 
-    with _ablated(model.module, model.adapter, neurons) as groups:
+    with _ablated(model, neurons) as groups:
         yield groups
+
+
+@contextlib.contextmanager
+def steered(model: Model, scales: Mapping[Neuron, float] | None = None, *,
+            direction: Mapping[str, Any] | None = None, alpha: float = 1.0
+            ) -> Iterator[list[str]]:
+    """Scale units (``{(layer, unit): s}``, ``s = 0`` ablates) and/or add ``alpha * d`` to a
+    layer's frames (``direction={layer: d [U]}``) inside the block, on :meth:`Model.hooks`.
+    Yields the steered layers. The same as :func:`dissect.pruning.steered` (see there for the
+    errors)."""
+    from dissect.pruning.ablate import steered as _steered
+
+    with _steered(model, scales, direction=direction, alpha=alpha) as layers:
+        yield layers
 
 
 def prune(model: Model, neurons: Iterable[Neuron] | Mapping[str, Iterable[int]]
@@ -814,8 +974,9 @@ def prune(model: Model, neurons: Iterable[Neuron] | Mapping[str, Iterable[int]]
 def forward(model: Model, clips: Any, layers: Sequence[str] = (), *,
             sample_rate: int | None = None) -> dict[str, Any]:
     """One forward pass on a few clips: ``{"logits": [B, C] | None, layer: frames [B, T, U]}``
-    (frames of padding are zero). Runs through the same hooks as recording, so it sees any
-    active :func:`ablated`."""
+    (frames of padding are zero; :meth:`Model.run_with_cache` gives the same as ``(logits,
+    cache)``). Runs through the same hooks as recording, so it sees any active
+    :meth:`Model.hooks`, :func:`ablated` or :func:`steered`."""
     from dissect.audio import ClipPolicy
     from dissect.recording.hooks import run_sites
 

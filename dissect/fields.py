@@ -230,13 +230,11 @@ def help_text(section: str, cls: type, width: int = 96, prefix: str | None = Non
     for row in help_rows(cls):
         default = "null" if row["default"] is None else repr(row["default"])
         out.append(f"  {prefix}{row['name']}: {row['type']} = {default}")
-        extra = []
-        if row["valid"]:
-            extra.append(f"[{row['valid']}]")
-        if not row["hashed"]:
-            extra.append("[not hashed: changes how the stage runs, not its results]")
-        text = " ".join([row["doc"], *extra]).strip()
-        if text:
-            out += textwrap.wrap(text, width, initial_indent="      ",
+        if row["doc"]:
+            out += textwrap.wrap(row["doc"], width, initial_indent="      ",
                                  subsequent_indent="      ")
+        if row["valid"]:
+            out.append(f"      valid: {row['valid']}")
+        if not row["hashed"]:
+            out.append("      not hashed: it changes how the stage runs, not its results")
     return "\n".join(out)

@@ -335,3 +335,23 @@ def test_fit_head_passes_its_settings(tmp_path, capsys, monkeypatch):
     assert "missing required setting(s): out=..." in capsys.readouterr().err
     assert main(["fit-head", f"out={out}", "kind=svm"]) == 2
     assert "kind='svm': must be one of" in capsys.readouterr().err
+
+
+def test_config_help_prints_each_field_from_the_config_classes(capsys):
+    assert main(["config"]) == 0
+    out = capsys.readouterr().out
+    assert "  summarize  " in out and "  explain  " in out and "  fit_head  " in out
+    assert main(["config", "summarize"]) == 0
+    out = capsys.readouterr().out
+    assert "  summarize.k: int = 5\n      Captions per neuron summarised" in out
+    assert "  summarize.k: int = 5\n" in out and "      valid: an integer >= 1\n" in out
+    assert main(["run", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: dissect run") and "record.reduction: str = 'mean'" in out
+    assert "      valid: one of mean, max\n" in out and "\nprune:" not in out
+    assert "      not hashed: it changes how the stage runs" in out
+    assert main(["prune", "--help"]) == 0
+    out = capsys.readouterr().out  # a command's own settings are top-level keys
+    assert "\n  points: int = 6\n" in out and "prune.points" not in out
+    assert main(["config", "nope"]) == 2
+    assert "unknown config section 'nope'" in capsys.readouterr().err

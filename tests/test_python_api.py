@@ -29,26 +29,32 @@ def readme_example() -> str:
 
 
 def test_readme_example_runs_in_few_lines_without_hydra_or_files(tmp_path):
+    """The README's block, as it stands: a bundle by name, arrays the user made, described
+    with captions and evidence (the 440 Hz bin's first term is the f0 band of A4), a
+    DataFrame, evaluate on the kept captions, one neuron ablated through ``model.hooks``."""
     code = readme_example()
     lines = [x for x in code.splitlines() if x.strip()]
-    assert len(lines) < 15
+    assert len(lines) <= 20
     check = (
         "\nimport json, sys\n"
         "print('RESULT', json.dumps({'hydra': any(m.split('.')[0] == 'hydra' for m in "
-        "sys.modules), 'ablated_max': float(logits[:, 200].abs().max()), "
-        "'text': desc['classifier', 200].text, 'top': rec.exemplars('classifier', 200)['top'], "
-        "'n_clips': len(rec.clip_ids)}))\n")
+        "sys.modules), 'ablated_max': float(logits[:, 228].abs().max()), "
+        "'other_max': float(logits[:, 227].abs().max()), 'hooks': sum(len(m._forward_hooks) "
+        "for m in model.module.modules()), 'evidence': desc['classifier', 228].evidence[:3], "
+        "'rows': len(df), 'captioned': sum(bool(t) for t in desc.captions.terms.values()), "
+        "'n_clips': len(rec.clip_ids), 'scored': scores['settings']['n_clips']}))\n")
     proc = subprocess.run([sys.executable, "-c", code + check], cwd=tmp_path,
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     line = next(x for x in proc.stdout.splitlines() if x.startswith("RESULT "))
     got = json.loads(line[len("RESULT "):])
     assert got["hydra"] is False
-    assert got["ablated_max"] == 0.0
-    assert got["n_clips"] == 20 and len(got["top"]) == 5
-    values = [e["value"] for e in got["top"]]
-    assert values == sorted(values, reverse=True)
-    assert got["text"]  # the rule-based summary of the top vs bottom captions
+    assert got["ablated_max"] == 0.0 and got["other_max"] > 0 and got["hooks"] == 0
+    assert got["n_clips"] == got["captioned"] == got["scored"] == 60 and got["rows"] == 360
+    # the A4 tones alone carry the bands G#4, A4, A#4: three tied terms, each AUROC 1 (the
+    # evidence text names their centre, A4: test_arrays_are_heard_described_and_evaluated)
+    assert {e["term"] for e in got["evidence"]} == {"f0=G#4", "f0=A4", "f0=A#4"}
+    assert [e["auroc"] for e in got["evidence"]] == [1.0, 1.0, 1.0]
     assert list(tmp_path.iterdir()) == []  # no run directory, nothing written where it ran
 
 
@@ -289,3 +295,109 @@ def test_probe_set_takes_every_layouts_options(monkeypatch):
     with pytest.raises(TypeError, match=r"\['n_clips'\]"):
         dissect.probe_set("folder", "/data", n_clips=3)  # a synth field, not a folder one
     assert len(seen) == 3
+
+
+def _pitch_set(rate: int, n_per_note: int = 10):
+    """Sine tones at six notes (A2 ... A5), ``n_per_note`` each, at five levels and three
+    lengths, as arrays at ``rate`` Hz; returns ``(waves, notes)``."""
+    notes = {110.0: "A2", 220.0: "A3", 330.0: "E4", 440.0: "A4", 660.0: "E5", 880.0: "A5"}
+    levels = (0.05, 0.1, 0.2, 0.4, 0.8)
+    waves, names = [], []
+    for i in range(n_per_note * len(notes)):
+        f = list(notes)[i % len(notes)]
+        t = np.arange(int((0.4 + 0.1 * (i % 3)) * rate)) / rate
+        waves.append((levels[(i // len(notes)) % len(levels)]
+                      * np.sin(2 * np.pi * f * t)).astype(np.float32))
+        names.append(notes[f])
+    return waves, names
+
+
+def test_arrays_are_heard_described_and_evaluated(crepe, tmp_path):
+    """Clips given as arrays keep their audio in the Recording: ``describe`` captions them
+    (``f0=`` bands of the measured pitch, not the fallback), finds evidence, keeps the
+    captions (``desc.captions``, saved as ``captions.jsonl``) and ``evaluate(rec, desc)``
+    needs nothing else. A recording read back has no audio and says so."""
+    from dissect.audio import AudioMissingError, load_audio
+    from dissect.audio.load import resample
+    from dissect.description.captions import terms_by_clip
+    from dissect.evaluation.agreement import holdout_mask
+
+    rate = 24000  # neither CREPE's nor the acoustic captioner's 16 kHz: both resample
+    waves, names = _pitch_set(rate)
+    rec = dissect.record(crepe, waves, layers=["classifier"], k=3, sample_rate=rate,
+                         progress=False)
+    # the kept audio is the array, resampled as a file of it would be
+    import soundfile as sf
+
+    sf.write(tmp_path / "c7.wav", waves[7], rate, subtype="FLOAT")
+    a = rec.audio("clip00007", 16000)
+    assert (a.sample_rate, a.source_sample_rate, a.cropped) == (16000, rate, False)
+    np.testing.assert_array_equal(a.waveform, resample(waves[7], rate, 16000))
+    f = load_audio(tmp_path / "c7.wav", 16000)
+    np.testing.assert_allclose(a.waveform, f.waveform, atol=1e-6)
+    assert a.peak_dbfs == pytest.approx(f.peak_dbfs, abs=1e-4)
+
+    desc = dissect.describe(rec, llm="rules", keywords=False)
+    caps = desc.captions
+    assert sorted(caps) == rec.clip_ids
+    for cid, note in zip(rec.clip_ids, names, strict=True):
+        assert f"f0={note}" in caps.terms[cid] and "pitched=yes" in caps.terms[cid]
+        assert caps[cid].startswith("acoustic: ") and f"around {note}" in caps[cid]
+    # the bin nearest 440 Hz (as in test_describe_explains_then_scores_like_the_stage)
+    unit = int(round((1200 * np.log2(440.0 / 10.0) - 1997.3794084376191) / 20))
+    d = desc["classifier", unit]
+    # the A4 tones alone carry the bands G#4, A4 and A#4 (no tone a semitone away): three
+    # exactly tied terms (in the terms' order); the evidence text names their centre, A4
+    assert {e["term"] for e in d.evidence[:3]} == {"f0=G#4", "f0=A4", "f0=A#4"}
+    assert [e["auroc"] for e in d.evidence[:3]] == [1.0, 1.0, 1.0]
+    assert desc.to_pandas().loc[unit, "top_term"] in ("f0=G#4", "f0=A4", "f0=A#4")
+    ev = next(c for c in desc.explanations[unit]["candidates"] if c["kind"] == "evidence")
+    assert ev["text"] == "measured pitch near A4"  # the band's centre
+    assert sum(bool(x.evidence) for x in desc) > len(desc) // 2
+
+    run = desc.save(tmp_path / "desc")
+    rows = artifacts.read_jsonl(run / artifacts.CAPTIONS)
+    assert {(r["clip"], r["captioner"]) for r in rows} == {
+        (c, n) for c in rec.clip_ids for n in ("acoustic", "labels")}
+    assert terms_by_clip(run) == caps.terms
+    scores = dissect.evaluate(rec, desc)  # scored on desc.captions: every clip captioned
+    assert scores == dissect.evaluate(rec, desc, caps)
+    hold = holdout_mask(rec.clip_ids, 0.3, 0)
+    assert scores["settings"]["n_clips"] == 60
+    assert scores["settings"]["n_fit"] == int((~hold).sum())
+    half = dissect.evaluate(rec, desc, {c: caps[c] for c in rec.clip_ids[:30]})
+    assert half["settings"]["n_fit"] == int((~hold[:30]).sum())  # only captioned clips fit
+
+    # 24 of these clips: too few for the fit/val/test split, so no evidence (said in "why")
+    rec24 = dissect.record(crepe, waves[:24], layers=["classifier"], k=3, sample_rate=rate,
+                           progress=False)
+    ids = rec24.clip_ids
+    few = dissect.describe(rec24, dissect.Captions({c: caps[c] for c in ids},
+                                                   {c: caps.terms[c] for c in ids}),
+                           keywords=False)
+    assert not any(x.evidence for x in few)
+    assert "24 clips are too few for the fit/val/test split" in few.explanations[0]["why"]
+
+    back = dissect.Recording.load(rec.save(tmp_path / "rec"))
+    assert back.waves is None and back.clip_ids == rec.clip_ids
+    with pytest.raises(AudioMissingError, match="clip00000.*Recording.save does not write"):
+        back.audio(0)
+    with pytest.raises(ValueError, match=r"60 clip\(s\) \(clip00000, clip00001, clip00002, "
+                                         r"\.\.\.\) were recorded from in-memory arrays.*"
+                                         r"\['acoustic'\] need audio"):
+        dissect.caption(back)
+    labels = dissect.caption(back, ["labels"], progress=False)  # needs no audio
+    assert set(labels.values()) == {"labels: No labels"}
+
+
+def test_evaluate_needs_captions_from_somewhere(crepe):
+    waves = _tones([220.0, 440.0] * 6)
+    rec = dissect.record(crepe, waves, layers=["conv6"], k=2, sample_rate=SR, progress=False)
+    caps = {cid: "a tone" for cid in rec.clip_ids}
+    desc = dissect.describe(rec, caps, keywords=False)
+    assert dict(desc.captions) == caps and desc.captions.parts is None
+    assert [r["captioner"] for r in desc.captions.rows()] == ["given"] * 12
+    bare = dissect.Descriptions(desc.summaries, desc.concepts, desc.evidence,
+                                desc.explanations, desc.methods, desc.captioners)
+    with pytest.raises(ValueError, match="no captions: these Descriptions hold none"):
+        dissect.evaluate(rec, bare)

@@ -272,6 +272,43 @@ def load_audio(
 STREAM_SECONDS = 120.0
 
 
+def audio_from_array(wave: np.ndarray, rate: int, sample_rate: int | None = None,
+                     policy: ClipPolicy | None = None, name: str = "<array>") -> Audio:
+    """An in-memory mono waveform as the :class:`Audio` that :func:`load_audio` gives for a file,
+    so a captioner takes arrays and files alike.
+
+    Args:
+        wave: mono samples ``[n]`` (any float dtype; made float32), nominally in [-1, 1].
+        rate: ``wave``'s sample rate in Hz.
+        sample_rate: target rate in Hz (resampled as :func:`load_audio` does); None keeps
+            ``rate``.
+        policy: only its ``silence_dbfs`` is used: an array is never cropped (as
+            :func:`dissect.record` feeds arrays to the model whole).
+        name: what ``Audio.path`` and error messages call the array (it has no file).
+
+    Raises:
+        AudioEmptyError: zero samples. AudioNonFiniteError: NaN or Inf samples.
+        ValueError: not one-dimensional, or a rate that is not a positive integer.
+    """
+    x = np.asarray(wave, dtype=np.float32)
+    if x.ndim != 1:
+        raise ValueError(f"{name}: want a mono array [n], got shape {list(x.shape)}")
+    if int(rate) != rate or int(rate) <= 0:
+        raise ValueError(f"{name}: sample rate must be a positive integer (Hz), got {rate!r}")
+    if not x.size:
+        raise AudioEmptyError(name, "zero samples")
+    if not np.isfinite(x).all():
+        raise AudioNonFiniteError(name, "non-finite samples (NaN/Inf)")
+    policy = policy or ClipPolicy()
+    target = int(sample_rate) if sample_rate else int(rate)
+    out = resample(x, int(rate), target)
+    peak, rms = level_dbfs(out)
+    return Audio(waveform=out, sample_rate=target, path=Path(name), source_sample_rate=int(rate),
+                 source_channels=1, source_seconds=len(x) / int(rate), offset_seconds=0.0,
+                 cropped=False, peak_dbfs=peak, rms_dbfs=rms,
+                 is_silent=peak < policy.silence_dbfs)
+
+
 class StreamedWave:
     """A long file's mono waveform at ``sample_rate`` Hz, decoded on demand: ``len()`` is its
     length in samples and ``wave[a:b]`` (step 1) a float32 ``[b - a]`` array read from the file

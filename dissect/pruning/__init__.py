@@ -6,7 +6,15 @@ and reported on the other (:mod:`~dissect.pruning.protocol`, :mod:`~dissect.prun
 Entry points: :func:`prune_table` (several concepts and methods, ``dissect prune``) and
 :func:`prune_run` (one concept, with its whole curve)."""
 
-from dissect.pruning.ablate import ablated, apply_masks, export_masks, load_masks, save_masks
+from dissect.pruning.ablate import (
+    ablated,
+    apply_masks,
+    export_masks,
+    load_masks,
+    save_masks,
+    steered,
+    zeroed,
+)
 from dissect.pruning.select import (
     Selection,
     random_like,
@@ -21,4 +29,4 @@ from dissect.pruning.unlearn import NoHeldOutClips, prune_run, unlearning_report
 __all__ = ["ConceptSpec", "NoHeldOutClips", "Selection", "ablated", "apply_masks",
            "export_masks", "load_masks", "prune_run", "prune_table", "random_like",
            "save_masks", "select_by_concept", "select_by_embedding", "select_by_keyword",
-           "select_neurons", "unlearning_report"]
+           "select_neurons", "steered", "unlearning_report", "zeroed"]

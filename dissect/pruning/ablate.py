@@ -1,4 +1,4 @@
-"""Zero neurons: reversibly through forward hooks, or permanently by editing weights.
+"""Zero or steer neurons: reversibly through forward hooks, or permanently by editing weights.
 
 A neuron is ``(layer, unit)`` where ``layer`` names one of the adapter's sites
 (:meth:`~dissect.models.base.Adapter.sites`). Ablation zeroes channel ``unit`` of the output of
@@ -9,8 +9,18 @@ the site's hooked module (``Site.module``):
 
 For ``ffn`` sites the hooked module is the FFN's first Linear and the recorded neuron is
 ``act(fc1(x))``. Zeroing ``fc1``'s unit zeroes the neuron exactly when ``act(0) = 0`` (GELU,
-ReLU, SiLU: yes); :func:`ablated` and :func:`apply_masks` check ``site.transform`` on zeros and
-raise ``NotImplementedError`` otherwise.
+ReLU, SiLU: yes); :func:`zeroed`, :func:`ablated` and :func:`apply_masks` check
+``site.transform`` on zeros and raise ``NotImplementedError`` otherwise.
+
+Three reversible forms, all on the one hook path (:mod:`dissect.recording.hooks`):
+
+* :func:`ablated` ``(model, neurons)`` and :func:`steered` ``(model, scales, direction=)``
+  take a :class:`dissect.Model` and run on ``Model.hooks`` (frame-level edits, mapped back onto
+  the module output by :func:`dissect.recording.hooks.unframe`): the public ones, also
+  ``dissect.ablated`` / ``dissect.steered``;
+* :func:`zeroed` ``(module, adapter, neurons)`` zeroes the raw output's channels directly, for
+  the pipeline's pruning evaluation, which holds a module and its adapter. Same outputs as
+  :func:`ablated`.
 
 :func:`apply_masks` gives the same outputs as hook ablation by editing the hooked module:
 
@@ -101,9 +111,12 @@ def _zero_channels(x: torch.Tensor, dim: int, units: torch.Tensor) -> torch.Tens
 
 
 @contextlib.contextmanager
-def ablated(model: nn.Module, adapter, neurons: Iterable[Neuron] | Mapping[str, Iterable[int]]
-            ) -> Iterator[dict[str, list[int]]]:
-    """Zero the given neurons while the block runs; the model is untouched afterwards.
+def zeroed(model: nn.Module, adapter, neurons: Iterable[Neuron] | Mapping[str, Iterable[int]]
+           ) -> Iterator[dict[str, list[int]]]:
+    """Zero the given neurons' channels of the hooked modules' raw outputs while the block runs
+    (along :func:`channel_dim`); the model is untouched afterwards. The pipeline's pruning
+    evaluation runs on it (an ``nn.Module`` and its adapter, no :class:`dissect.Model`);
+    :func:`ablated` gives the same outputs through ``Model.hooks``.
 
     Hooks (:func:`dissect.recording.hooks.hooks`, the one hook path) replace each hooked module's
     output by a copy with the units zeroed (the original tensor is never modified in place).
@@ -126,6 +139,102 @@ def ablated(model: nn.Module, adapter, neurons: Iterable[Neuron] | Mapping[str, 
 
     with hooks(model, {layer: sites[layer].module for layer in groups}, zero):
         yield groups
+
+
+@contextlib.contextmanager
+def ablated(model, neurons: Iterable[Neuron] | Mapping[str, Iterable[int]]
+            ) -> Iterator[dict[str, list[int]]]:
+    """Zero ``neurons`` (``(layer, unit)`` pairs or ``{layer: units}``, or bool masks
+    ``{layer: [U]}``) of ``model`` (a :class:`dissect.Model`) inside the block; the model is
+    untouched afterwards. Runs on ``model.hooks`` (a hook that sets the units' frames to 0,
+    which zeroes them in the whole hooked output: the outputs of :func:`zeroed` and of
+    :func:`apply_masks`). Yields ``{layer: units}``.
+
+    Raises:
+        KeyError / IndexError: unknown layer or unit (nothing is hooked then).
+        NotImplementedError: a site whose activation does not map 0 to 0.
+    """
+    sites = model.sites()
+    groups = group_neurons(neurons)
+    _check_sites(sites, groups)
+    units = {layer: torch.tensor(u, dtype=torch.long) for layer, u in groups.items()}
+
+    def zero(frames: torch.Tensor, layer: str) -> torch.Tensor:
+        return _zero_channels(frames, -1, units[layer])
+
+    with model.hooks({layer: zero for layer in groups}):
+        yield groups
+
+
+@contextlib.contextmanager
+def steered(model, scales: Mapping[Neuron, float] | None = None, *,
+            direction: Mapping[str, Any] | None = None, alpha: float = 1.0
+            ) -> Iterator[list[str]]:
+    """Steer neurons of ``model`` (a :class:`dissect.Model`) inside the block, on
+    ``model.hooks``; the model is untouched afterwards.
+
+    Args:
+        scales: ``{(layer, unit): s}``: the unit's frames times ``s`` (``s = 0`` ablates it,
+            exactly as :func:`ablated`; ``s = 2`` doubles each frame's value).
+        direction: ``{layer: d}``, ``d`` a vector ``[U]`` (numpy or torch): ``alpha * d`` is
+            added to every frame of the layer (before ``scales`` of the same layer).
+        alpha: the direction's factor.
+
+    At sites whose frames pool several positions of the module's output (CREPE's conv layers)
+    a non-zero edit moves each pooled position by the same amount (see
+    :func:`dissect.recording.hooks.unframe`): the frame values are as said.
+
+    Yields the steered layers.
+
+    Raises:
+        KeyError / IndexError: unknown layer or unit. ValueError: a direction that is not
+            ``[U]`` or not finite, a non-finite scale or alpha.
+        NotImplementedError: a non-zero scale or a direction at a site whose neurons are an
+            activation of the hooked output (``ffn``): only zeroing is exact there.
+    """
+    import math
+
+    sites = model.sites()
+    scales, direction = dict(scales or {}), dict(direction or {})
+    if not math.isfinite(float(alpha)):
+        raise ValueError(f"steered(): alpha must be finite, got {alpha!r}")
+    by_layer: dict[str, dict[int, float]] = {}
+    for (layer, unit), s in scales.items():
+        if not math.isfinite(float(s)):
+            raise ValueError(f"steered(): scale of {(layer, unit)} must be finite, got {s!r}")
+        by_layer.setdefault(str(layer), {})[int(unit)] = float(s)
+    _check_sites(sites, {layer: sorted(u) for layer, u in by_layer.items()})
+    shift: dict[str, torch.Tensor] = {}
+    for layer, d in direction.items():
+        if layer not in sites:
+            raise KeyError(f"unknown layer {layer!r}; sites: {', '.join(sites)}")
+        v = torch.as_tensor(np.asarray(d, dtype=np.float32))
+        if tuple(v.shape) != (sites[layer].units,) or not bool(torch.isfinite(v).all()):
+            raise ValueError(f"steered(): direction for {layer!r} must be a finite vector "
+                             f"[{sites[layer].units}], got shape {list(v.shape)}")
+        shift[layer] = float(alpha) * v
+    for layer in set(shift) | {k for k, u in by_layer.items() if any(u.values())}:
+        if sites[layer].transform is not None:
+            raise NotImplementedError(
+                f"steered(): layer {layer!r}'s neurons are an activation of the hooked output "
+                f"({sites[layer].module!r}): only scale 0 (ablation) is exact there")
+    factor = {}
+    for layer, units in by_layer.items():
+        f = torch.ones(sites[layer].units)
+        f[list(units)] = torch.tensor(list(units.values()))
+        factor[layer] = f
+
+    def steer(frames: torch.Tensor, layer: str) -> torch.Tensor:
+        out = frames
+        if layer in shift:
+            out = out + shift[layer].to(out.device)
+        if layer in factor:
+            out = out * factor[layer].to(out.device)
+        return out
+
+    layers = list(dict.fromkeys([*shift, *factor]))
+    with model.hooks({layer: steer for layer in layers}):
+        yield layers
 
 
 # --------------------------------------------------------------------------- masks

@@ -48,7 +48,7 @@ import torch
 
 from dissect import artifacts
 from dissect.models.base import PitchHead
-from dissect.pruning.ablate import ablated, export_masks, save_masks
+from dissect.pruning.ablate import export_masks, save_masks, zeroed
 from dissect.pruning.protocol import (
     best_point,
     clip_group,
@@ -253,7 +253,7 @@ class Evaluator:
     def _measures(self, neurons: list[Neuron]) -> dict[str, np.ndarray]:
         t0 = time.perf_counter()
         if neurons:
-            with ablated(self.model, self.adapter, list(neurons)):
+            with zeroed(self.model, self.adapter, list(neurons)):
                 logits = model_logits(self.model, self.adapter, self.evalset.waveforms,
                                       self.batch_size, self.device)
         else:

@@ -10,11 +10,19 @@ HEAR embeddings and ablation all go through it.
 adapter, run its forward under :func:`hooks`, turn each hooked output into frames ``[B, T, U]``
 with the valid-frame mask ``[B, T]`` and frame times. It either streams each site's frames to a
 callback (the recorder pools them at once, so nothing per frame is kept) or returns them all.
+
+:func:`frame_hooks` is :func:`hooks` in the recorder's layout: ``fn(frames, layer)`` sees a
+site's neuron output as frames ``[B, T, U]`` (what :func:`run_sites` reads) and may return new
+frames, which are mapped back onto the hooked module's output (:func:`unframe`). It is what
+``dissect.Model.hooks``, ``dissect.ablated`` and ``dissect.steered`` run on; the batch it frames
+with is the one :func:`run_sites` is running (:func:`current_batch`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import dataclasses
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,7 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from dissect.models.base import Adapter, Batch, Site
+from dissect.models.base import Adapter, Batch, Site, unwrap
 
 # fn(output, *, site) -> None (read only) or a replacement tensor
 HookFn = Callable[..., Any]
@@ -164,6 +172,202 @@ def run_sites(
         else:
             on_site(out)
 
-    with hooks(model, {s.name: s.module for s in sites}, read), torch.no_grad():
-        logits = adapter.forward(model, batch)
+    token = _BATCH.set(batch)
+    try:
+        with hooks(model, {s.name: s.module for s in sites}, read), torch.no_grad():
+            logits = adapter.forward(model, batch)
+    finally:
+        _BATCH.reset(token)
     return SiteRun(batch, logits, collected)
+
+
+# --------------------------------------------------------------------------- frame-level edits
+#: The batch :func:`run_sites` is running (None outside it): :func:`frame_hooks` frames with it.
+_BATCH: contextvars.ContextVar[Batch | None] = contextvars.ContextVar("dissect_batch",
+                                                                     default=None)
+
+#: fn(frames [B, T, U] float32, layer) -> None (read only) or new frames [B, T, U]
+FrameFn = Callable[[torch.Tensor, str], Any]
+
+
+def current_batch() -> Batch | None:
+    """The prepared batch of the :func:`run_sites` call now running, else None."""
+    return _BATCH.get()
+
+
+@contextlib.contextmanager
+def frame_hooks(adapter: Adapter, model: nn.Module, fns: Mapping[str, FrameFn]
+                ) -> Iterator[None]:
+    """Call ``fns[layer](frames, layer)`` after each forward of the layers' hooked modules,
+    with the site's neuron output as the recorder frames it: float32 ``[B, T, U]``
+    (``adapter.frames``, padding frames included; a copy, which ``fn`` may edit in place);
+    return None to leave it, or new frames of the same shape to replace it (mapped back onto
+    the module's output by :func:`unframe`).
+
+    Goes through :func:`hooks` (removed on exit, also when the block raises). The forward must
+    run through :func:`run_sites` (``dissect.forward``, ``run_with_cache``, ``record`` ...): the
+    adapter frames with that call's batch.
+
+    Raises:
+        LayerNameError: a layer the adapter does not know (the message lists the valid ones);
+            nothing is hooked then.
+        RuntimeError / NotImplementedError / ValueError: (during the forward) see
+            :func:`unframe`, or a module run outside :func:`run_sites` whose adapter needs the
+            batch to frame it.
+    """
+    sites = {s.name: s for s in adapter.resolve_layers(model, list(fns))}
+
+    def edit(output: Any, *, site: str) -> torch.Tensor | None:
+        s, batch = sites[site], current_batch()
+        try:
+            old = adapter.frames(s, output, batch)
+        except Exception as exc:
+            if batch is not None:
+                raise
+            raise RuntimeError(f"layer {site!r} ran outside dissect's forward, and the "
+                               f"{adapter.name} adapter needs the batch to frame it: run the "
+                               "model with dissect.forward / Model.run_with_cache / record "
+                               "inside the hooks") from exc
+        new = fns[site](old.clone(), site)  # a copy: editing it in place is fine
+        return None if new is None else unframe(adapter, s, output, batch, old, new)
+
+    with hooks(model, {name: s.module for name, s in sites.items()}, edit):
+        yield
+
+
+def unframe(adapter: Adapter, site: Site, output: Any, batch: Batch | None,
+            old: torch.Tensor, new: Any) -> torch.Tensor | None:
+    """The hooked module's output edited so that the site's frames become ``new``.
+
+    ``old`` (float ``[B, T, U]``) is ``adapter.frames(site, output, batch)``; ``new`` the frames
+    wanted. The framing without the site's activation (``site.transform``) is linear in the
+    output: a copy, a crop (Whisper's padded tail), the mean of several positions (CREPE's
+    positions within a frame, BEATs' frequency patches), rows packed per clip. So:
+
+    * a frame value set to **0** zeroes every output position it is read from, and a unit set to
+      0 in every frame of the batch is zeroed in the whole output (positions no frame reads,
+      such as Whisper's padded tail, too): the same output as zeroing its channel
+      (``dissect.ablated``, pruned weights). Exact also at sites whose neuron is an activation
+      of the hooked output (``ffn``: ``act(fc1(x))``) when ``act(0) = 0``.
+    * any **other** change ``new - old`` is made with the least change of the output (the
+      pseudo-inverse of the framing): each position read by a frame moves by the same amount,
+      so the frame's mean becomes exactly the new value. Not possible at sites with an
+      activation (refused).
+    * edits of frames that read no position (a clip's padding frames) are dropped.
+
+    Returns None when ``new`` equals ``old`` (the output is left as it is), else the edited
+    output tensor (the module output's first tensor, in its dtype; the original is not
+    modified).
+
+    Raises:
+        ValueError: ``new`` is not a tensor of ``old``'s shape, or has NaN/Inf.
+        NotImplementedError: a non-zero edit at a site with an activation, or a zero the
+            activation does not keep (``act(0) != 0``).
+        RuntimeError: the result's frames are not ``new`` (a framing that is not a crop, copy
+            or pooling of disjoint positions).
+    """
+    if not torch.is_tensor(new):
+        raise ValueError(f"hook for layer {site.name!r} returned {type(new).__name__}; return "
+                         "None or frames [B, T, U] (a tensor)")
+    if tuple(new.shape) != tuple(old.shape):
+        raise ValueError(f"hook for layer {site.name!r} returned frames of shape "
+                         f"{list(new.shape)}, want {list(old.shape)} (the frames it was given)")
+    new = new.to(old.device, torch.float32)
+    if not torch.isfinite(new).all():
+        raise ValueError(f"hook for layer {site.name!r} returned NaN/Inf frames")
+    changed = new != old
+    if not bool(changed.any()):
+        return None
+    raw = unwrap(output)
+    zero = changed & (new == 0)
+    other = changed & ~zero
+    if bool(other.any()) and site.transform is not None:
+        raise NotImplementedError(
+            f"layer {site.name!r}: its neurons are an activation of the hooked module's output "
+            f"({site.module!r}), which cannot be set to a value other than 0 from the frames; "
+            "only zeroing is exact there")
+    adj = _adjoint(adapter, site, raw, batch)
+    spread = adj(torch.ones_like(old))  # non-zero at the output positions some frame reads
+    gain = _frames_of(adapter, site, spread, batch)  # the diagonal of J J^T, [B, T, U]
+    live = gain > 0  # frames that read some position
+    out = raw
+    if bool(zero.any()):
+        kill = adj(zero.float()) != 0
+        U = old.shape[-1]
+        whole = (new == 0).reshape(-1, U).all(0) & changed.reshape(-1, U).any(0)  # [U]
+        if bool(whole.any()):
+            axis = _unit_axis(adj, spread, old, raw.shape)
+            if axis is not None:
+                view = [1] * raw.dim()
+                view[axis] = U
+                kill = kill | whole.to(raw.device).view(view).expand(raw.shape)
+        out = out.masked_fill(kill, 0)
+    if bool(other.any()):
+        delta = torch.where(other & live, (new - old) / gain.clamp_min(1e-30), 0.0)
+        out = out + adj(delta).to(out.dtype)
+    got = adapter.frames(site, _like(output, out), batch)
+    want = torch.where(live, new, got)
+    tol = 64 * torch.finfo(out.dtype if out.is_floating_point() else torch.float32).eps
+    if not torch.allclose(got, want, rtol=tol, atol=tol * (1.0 + float(want.abs().max()))):
+        bad = (got - want).abs().max()
+        if site.transform is not None:
+            raise NotImplementedError(
+                f"layer {site.name!r}: zeroing the hooked output does not zero its neurons "
+                f"(the site's activation maps 0 to a non-zero value; off by {float(bad):.3g})")
+        raise RuntimeError(f"layer {site.name!r}: the edited output's frames differ from the "
+                           f"hook's by {float(bad):.3g}: the {adapter.name} adapter's framing is "
+                           "not a crop, copy or pooling of disjoint positions")
+    return out
+
+
+def _like(output: Any, tensor: torch.Tensor) -> Any:
+    """``output`` with its first tensor replaced (for re-framing an edited output)."""
+    if isinstance(output, tuple) and output and torch.is_tensor(output[0]):
+        return (tensor, *output[1:])
+    return tensor
+
+
+def _frames_of(adapter: Adapter, site: Site, raw: torch.Tensor, batch: Batch | None
+               ) -> torch.Tensor:
+    """The linear part of the framing (no ``site.transform``) of an output-shaped tensor."""
+    plain = dataclasses.replace(site, transform=None)
+    with torch.no_grad():
+        return adapter.frames(plain, raw, batch)
+
+
+def _adjoint(adapter: Adapter, site: Site, raw: torch.Tensor, batch: Batch | None
+             ) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``g [B, T, U] -> J^T g`` (output-shaped, float32): the transpose of the linear framing
+    ``J`` (:func:`_frames_of`), by autograd, so no adapter has to spell out its inverse."""
+    plain = dataclasses.replace(site, transform=None)
+    with torch.inference_mode(False), torch.enable_grad():
+        x = torch.zeros(raw.shape, dtype=torch.float32, device=raw.device, requires_grad=True)
+        y = adapter.frames(plain, x, batch)
+
+    def adj(g: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode(False), torch.enable_grad():
+            (out,) = torch.autograd.grad(y, x, g.detach().clone().to(y.dtype),
+                                         retain_graph=True, allow_unused=True)
+        return torch.zeros(raw.shape, device=raw.device) if out is None else out.detach()
+
+    return adj
+
+
+def _unit_axis(adj: Callable[[torch.Tensor], torch.Tensor], spread: torch.Tensor,
+               frames: torch.Tensor, shape: torch.Size) -> int | None:
+    """The axis of the module output (``shape``) that indexes the site's units: the one along
+    which every position read by a frame of unit ``u`` sits at index ``u`` (``spread``:
+    ``adj`` of all-ones frames, non-zero where a frame reads); None when none does."""
+    U = frames.shape[-1]
+    index = torch.arange(1, U + 1, dtype=torch.float32, device=frames.device).expand(frames.shape)
+    reads = spread != 0
+    unit = torch.round(adj(index)[reads] / spread[reads])
+    for axis, n in enumerate(shape):
+        if n != U:
+            continue
+        view = [1] * len(shape)
+        view[axis] = U
+        at = torch.arange(1, U + 1, dtype=torch.float32, device=reads.device).view(view)
+        if torch.equal(at.expand(shape)[reads], unit):
+            return axis
+    return None

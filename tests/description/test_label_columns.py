@@ -93,7 +93,7 @@ def test_captions_stage_drops_and_reports_the_column(tmp_path, capsys):
 def test_python_api_caption_drops_the_column(capsys):
     import dissect
 
-    rec = SimpleNamespace(clips=[{"id": c.id, "path": str(c.path), "labels": dict(c.labels),
+    rec = dissect.Recording({}, [{"id": c.id, "path": str(c.path), "labels": dict(c.labels),
                                   "concepts": {}, "metadata": {}} for c in esc50_like()])
     out = dissect.caption(rec, captioners=("labels",), progress=False)
     assert out["c4"] == "labels: Labels: category crying_baby; fold 2; level 0.05"

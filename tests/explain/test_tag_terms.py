@@ -29,7 +29,10 @@ def test_tagger_terms_are_audioset_tags():
     audio = Audio(np.zeros(16000, np.float32), 16000, Path("c.wav"), 16000, 1, 1.0, 0.0, False,
                   -np.inf, -np.inf, True)
     ann = annotate(tagger, Clip("c", Path("c.wav")), audio)
-    assert TAG_ATTRIBUTE == "audioset_tag" and ann.terms == ["audioset_tag=Speech"]
+    # the tag, then its AudioSet-ontology ancestors (nearest first)
+    assert TAG_ATTRIBUTE == "audioset_tag" and ann.terms == [
+        "audioset_tag=Speech", "audioset_tag=Human voice", "audioset_tag=Human sounds"]
     assert render_term(ann.terms[0]) == "AudioSet tag 'Speech'"
     assert ann.text == "Tagged as: Speech (0.80)."
-    assert VERSION == 2  # the caption cache key changes, so old tag= terms are recomputed
+    assert VERSION == 3  # the caption cache key changes, so old terms are recomputed
+    assert YamnetTagger(ontology=False).ontology is False

@@ -8,12 +8,12 @@ import torch
 from prune_toys import ToyAdapter, ToyNet, waves
 
 from dissect.pruning.ablate import (
-    ablated,
     apply_masks,
     export_masks,
     group_neurons,
     load_masks,
     save_masks,
+    zeroed,
 )
 
 NEURONS = [("conv", 1), ("conv", 3), ("fc1", 0), ("fc1", 5), ("fc1", 6)]
@@ -32,7 +32,7 @@ def test_ablation_changes_outputs_and_is_exactly_undone():
     model, adapter, w = ToyNet(), ToyAdapter(), waves()
     before = run(model, adapter, w)
     state = copy.deepcopy(model.state_dict())
-    with ablated(model, adapter, NEURONS) as groups:
+    with zeroed(model, adapter, NEURONS) as groups:
         assert groups == {"conv": [1, 3], "fc1": [0, 5, 6]}
         assert hooks(model) == 2
         during = run(model, adapter, w)
@@ -45,7 +45,7 @@ def test_ablation_changes_outputs_and_is_exactly_undone():
 
 def test_hooks_removed_when_the_block_raises():
     model, adapter = ToyNet(), ToyAdapter()
-    with pytest.raises(RuntimeError, match="boom"), ablated(model, adapter, NEURONS):
+    with pytest.raises(RuntimeError, match="boom"), zeroed(model, adapter, NEURONS):
         raise RuntimeError("boom")
     assert hooks(model) == 0
 
@@ -53,7 +53,7 @@ def test_hooks_removed_when_the_block_raises():
 def test_ablated_units_are_zero_at_the_site():
     model, adapter, w = ToyNet(), ToyAdapter(), waves()
     seen = {}
-    with ablated(model, adapter, NEURONS):
+    with zeroed(model, adapter, NEURONS):
         # hooks registered later see the output the ablation hook returned
         hb = model.bn.register_forward_hook(lambda m, i, o: seen.update(bn=o))
         hh = model.head.register_forward_pre_hook(lambda m, i: seen.update(h=i[0]))
@@ -67,16 +67,16 @@ def test_ablated_units_are_zero_at_the_site():
 
 def test_bad_neurons_hook_nothing():
     model, adapter = ToyNet(), ToyAdapter()
-    with pytest.raises(KeyError), ablated(model, adapter, [("nope", 0)]):
+    with pytest.raises(KeyError), zeroed(model, adapter, [("nope", 0)]):
         pass
-    with pytest.raises(IndexError), ablated(model, adapter, [("conv", 4)]):
+    with pytest.raises(IndexError), zeroed(model, adapter, [("conv", 4)]):
         pass
     assert hooks(model) == 0
 
 
 def test_activation_that_does_not_map_zero_to_zero_is_refused():
     model, adapter = ToyNet(), ToyAdapter(transform=torch.sigmoid)
-    with pytest.raises(NotImplementedError), ablated(model, adapter, [("fc1", 0)]):
+    with pytest.raises(NotImplementedError), zeroed(model, adapter, [("fc1", 0)]):
         pass
     with pytest.raises(NotImplementedError):
         apply_masks(model, adapter, {"fc1": [0]})
@@ -84,7 +84,7 @@ def test_activation_that_does_not_map_zero_to_zero_is_refused():
 
 def test_export_save_load_apply_equals_hook_ablation(tmp_path):
     model, adapter, w = ToyNet(), ToyAdapter(), waves(4)
-    with ablated(model, adapter, NEURONS):
+    with zeroed(model, adapter, NEURONS):
         hooked = run(model, adapter, w)
     masks = export_masks(NEURONS, adapter.sites(model))
     assert set(masks) == {"conv", "fc1"} and masks["conv"].tolist() == [0, 1, 0, 1]
@@ -114,7 +114,7 @@ def test_crepe_tiny_mask_equals_hooks():
     w = [(0.5 * np.sin(2 * np.pi * f * t)).astype(np.float32) for f in (220.0, 880.0)]
     neurons = [("conv1", 3), ("conv1", 100), ("conv3", 2), ("conv6", 10), ("conv6", 63)]
     before = run(model, adapter, w)
-    with ablated(model, adapter, neurons):
+    with zeroed(model, adapter, neurons):
         hooked = run(model, adapter, w)
     assert not torch.equal(before, hooked)
     assert torch.equal(run(model, adapter, w), before)

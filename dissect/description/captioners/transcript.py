@@ -23,7 +23,9 @@ that keeps hallucinations here (tiny.en gives "you" with log-probability -0.37 o
 silence, whose no-speech probability is 0.95), so this captioner does not. Otherwise the caption
 is ``"Speech: '<text>'"``.
 
-Evidence terms (:meth:`WhisperTranscript.annotate`): the transcript's words as ``word=three``,
+Evidence terms (:meth:`WhisperTranscript.annotate`): the transcript's words as ``word=three``
+and their phonemes (``phone=/θ/``, ``phone=/ɹ/``, ``phone=/iː/``, ``nucleus=/iː/``; espeak-ng's
+phonemiser, :mod:`dissect.description.phonemes`),
 only when the transcript is confident by Whisper's own measures, with OpenAI's default
 thresholds: average log-probability at least ``logprob_threshold`` (-1.0), no-speech probability
 below ``no_speech_threshold`` (0.6), and a gzip compression ratio of the text at most
@@ -51,7 +53,7 @@ from dissect.datasets import Clip
 from dissect.description.captioners.base import Annotation, term
 
 #: Bump when a change alters any caption text (it is part of :meth:`WhisperTranscript.config`).
-VERSION = 1
+VERSION = 2  # 2: phoneme terms (phone=, nucleus=) of confident words
 
 SAMPLE_RATE = 16000
 NO_SPEECH_TOKENS = ("<|nocaptions|>", "<|nospeech|>")
@@ -119,6 +121,8 @@ class WhisperTranscript:
         language: str = "en",
         logprob_threshold: float = -1.0,
         compression_ratio_threshold: float = 2.4,
+        phonemes: bool = True,
+        phoneme_voice: str = "en-us",
     ):
         if max_new_tokens < 1:
             raise ValueError(f"transcript: max_new_tokens must be >= 1, got {max_new_tokens}")
@@ -129,6 +133,8 @@ class WhisperTranscript:
         self.language = str(language)
         self.logprob_threshold = float(logprob_threshold)
         self.compression_ratio_threshold = float(compression_ratio_threshold)
+        self.phonemes = bool(phonemes)
+        self.phoneme_voice = str(phoneme_voice)
         self._model = None
         self._tok: _Tokenizer | None = None
 
@@ -151,7 +157,8 @@ class WhisperTranscript:
             "language": self.language,
             "max_seconds": 30,
             "terms": {"logprob_threshold": self.logprob_threshold,
-                      "compression_ratio_threshold": self.compression_ratio_threshold},
+                      "compression_ratio_threshold": self.compression_ratio_threshold,
+                      "phonemes": self._phonemiser(), "phoneme_voice": self.phoneme_voice},
         }
 
     # -- loading
@@ -264,13 +271,25 @@ class WhisperTranscript:
                 and lp is not None and lp >= self.logprob_threshold
                 and compression_ratio(result["text"]) <= self.compression_ratio_threshold)
 
+    def _phonemiser(self) -> str | None:
+        from dissect.description.phonemes import phonemiser
+
+        return phonemiser() if self.phonemes else None
+
     def word_terms(self, result: dict[str, Any]) -> list[str]:
         """``word=<w>`` for each distinct word of a confident transcript (lower-case, letters,
-        digits and apostrophes only), else no terms."""
+        digits and apostrophes only), then, with ``phonemes``, the words' phoneme terms
+        (:func:`~dissect.description.phonemes.phone_terms`: ``phone=/aɪ/``, ``nucleus=/aɪ/``);
+        no terms for a transcript that is not confident."""
         if not self.confident(result):
             return []
         words = re.findall(r"[a-z0-9']+", result["text"].lower())
-        return list(dict.fromkeys(term("word", w) for w in words))
+        out = list(dict.fromkeys(term("word", w) for w in words))
+        if self.phonemes:
+            from dissect.description.phonemes import phone_terms
+
+            out += phone_terms(dict.fromkeys(words), self.phoneme_voice)
+        return out
 
     def caption_text(self, result: dict[str, Any]) -> str:
         """The caption for a :meth:`transcribe` result (the "No speech." rule)."""
