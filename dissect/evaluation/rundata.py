@@ -60,10 +60,11 @@ def combined_captions(run_dir: str | Path, named: bool = True) -> dict[str, str]
 def neuron_rows(run_dir: str | Path) -> list[dict[str, Any]]:
     """One plain record per summarised neuron (:meth:`dissect.rows.NeuronRow.record`), in
     ``summaries.jsonl`` order: ``layer``, ``unit``, ``description``
-    (:func:`dissect.rows.summary_concept`), ``llm``, ``keywords`` (dict of lists, may be empty), ``closed`` (``{method: [[concept,
-    score], ...]}``), ``top_clips`` (the exemplar clip ids, best first), ``shown`` (the checked
-    description the report shows: ``{"text", "kind", "terms": [{"term", "auroc", "effect", "p",
-    "support"}, ...]}``; None when the explain stage has not run or the neuron has no row)."""
+    (:func:`dissect.rows.summary_concept`), ``llm``, ``keywords`` (dict of lists, may be
+    empty), ``closed`` (``{method: [[concept, score], ...]}``), ``top_clips`` (the exemplar
+    clip ids, best first), ``shown`` (the checked description the report shows: ``{"text",
+    "kind", "terms": [{"term", "auroc", "effect", "p", "support"}, ...]}``; None when the
+    explain stage has not run or the neuron has no row)."""
     return [r.record() for r in read_rows(run_dir) if r.sources["summary"]]
 
 
