@@ -3,19 +3,13 @@ one merged record per neuron (description, keywords, closed-set concepts, top cl
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from dissect import artifacts
-from dissect.rows import read_rows, summary_concept
-
-
-def description_text(summary: Mapping[str, Any]) -> str:
-    """What AND's summary says the neuron responds to (:func:`dissect.rows.summary_concept`)."""
-    return summary_concept(summary)
+from dissect.rows import read_rows
 
 
 def read_clips(run_dir: str | Path) -> list[dict[str, Any]]:
@@ -65,11 +59,12 @@ def combined_captions(run_dir: str | Path, named: bool = True) -> dict[str, str]
 
 def neuron_rows(run_dir: str | Path) -> list[dict[str, Any]]:
     """One plain record per summarised neuron (:meth:`dissect.rows.NeuronRow.record`), in
-    ``summaries.jsonl`` order: ``layer``, ``unit``, ``description`` (:func:`description_text`),
-    ``llm``, ``keywords`` (dict of lists, may be empty), ``closed`` (``{method: [[concept,
-    score], ...]}``), ``top_clips`` (the exemplar clip ids, best first), ``shown`` (the checked
-    description the report shows: ``{"text", "kind", "terms": [{"term", "auroc", "effect", "p",
-    "support"}, ...]}``; None when the explain stage has not run or the neuron has no row)."""
+    ``summaries.jsonl`` order: ``layer``, ``unit``, ``description``
+    (:func:`dissect.rows.summary_concept`), ``llm``, ``keywords`` (dict of lists, may be
+    empty), ``closed`` (``{method: [[concept, score], ...]}``), ``top_clips`` (the exemplar
+    clip ids, best first), ``shown`` (the checked description the report shows: ``{"text",
+    "kind", "terms": [{"term", "auroc", "effect", "p", "support"}, ...]}``; None when the
+    explain stage has not run or the neuron has no row)."""
     return [r.record() for r in read_rows(run_dir) if r.sources["summary"]]
 
 
