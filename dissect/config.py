@@ -200,6 +200,10 @@ class LLMConfig:
     """Seed, recorded with every output."""
     concurrency: int = option(4, COUNT, hashed=False)
     """openai: concurrent requests."""
+    batch_size: int = option(16, COUNT, hashed=False)
+    """transformers: chats per forward pass (1 = one at a time). Each chat's text does not
+    depend on its batch (greedy, or sampled from its own seeded generator). Not hashed.
+    """
     timeout_s: float = option(60.0, POSITIVE)
     """openai: per-request timeout in seconds."""
     max_retries: int = option(3, SOME)

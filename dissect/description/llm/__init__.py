@@ -109,7 +109,8 @@ def build_llm(llm_cfg):
                 kwargs.update(source=str(Path(src).parent), gguf_file=Path(src).name)
             else:
                 kwargs["source"] = src
-        return build_client("transformers", cache_dir=llm_cache_dir(llm_cfg), **kwargs)
+        return build_client("transformers", cache_dir=llm_cache_dir(llm_cfg),
+                            batch_size=llm_cfg.batch_size, **kwargs)
     if kind == "openai":
         if not llm_cfg.base_url or not llm_cfg.model:
             raise ValueError("llm.client=openai needs llm.base_url and llm.model")
