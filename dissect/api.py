@@ -846,6 +846,7 @@ def describe(rec: Recording, captions: Mapping[str, str] | None = None, llm: Any
         concept_rows,
         keyword_rows,
         summarize,
+        summary_client,
     )
     from dissect.explain.explainer import explain
 
@@ -866,7 +867,8 @@ def describe(rec: Recording, captions: Mapping[str, str] | None = None, llm: Any
     client = llm if llm is not None and not isinstance(llm, str) else build_llm(cfg.llm)
     params = GenerationParams(temperature=cfg.llm.temperature, max_tokens=cfg.llm.max_tokens,
                               top_p=cfg.llm.top_p, seed=cfg.llm.seed)
-    summaries, _ = summarize(rec.neurons(), captions, client, params, k=s.k,
+    summaries, _ = summarize(rec.neurons(), captions, summary_client(client, x.method), params,
+                             k=s.k,
                              threshold=s.calibration_threshold,
                              max_llm_neurons=s.max_llm_neurons, head_layer=rec.head_layer)
     cset = load_concept_set(c.concept_set)

@@ -229,9 +229,11 @@ class SummarizeConfig:
     """Captions per neuron summarised from its top clips (and, separately, its bottom clips).
     """
     max_llm_neurons: int = option(40, Range(-1, integer=True))
-    """At most this many neurons are summarised by the LLM (top and bottom: 2 calls each);
-    the rest get the rule-based summary. Half the budget goes to the head layer's most
-    selective units, the rest to the most selective units of other layers. -1 = no cap.
+    """LLM budget, in neurons. Under explain.method=and: at most this many neurons are
+    summarised by the LLM (top and bottom: 2 calls each; half the budget to the head layer's
+    most selective units, the rest to other layers'), the rest by the rule-based summariser.
+    Under explain.method=evidence the summaries are all rule-based and the LLM phrases at most
+    this many confirmed evidence descriptions (1 call each). -1 = no cap.
     """
     calibration_threshold: float = option(0.85, Range(-1, 1))
     """Calibration: drop top-summary sentences whose MiniLM cosine to a bottom-summary

@@ -233,7 +233,14 @@ def _summarize_run(ctx: StageContext):
     from dissect.stages.describe import write_summaries
 
     cfg = ctx.cfg
-    return write_summaries(ctx.run_dir, cfg.summarize, cfg.llm, _head_layer(ctx))
+    return write_summaries(ctx.run_dir, cfg.summarize, cfg.llm, _head_layer(ctx),
+                           cfg.explain.method)
+
+
+def _summarize_llm(ctx: StageContext) -> Any:
+    """The LLM writes AND's summaries only under ``explain.method=and``
+    (:func:`dissect.description.neurons.summary_client`)."""
+    return resolved_llm(ctx.cfg) if ctx.cfg.explain.method == "and" else OMIT
 
 
 def _activations(ctx: StageContext) -> str:
@@ -352,7 +359,7 @@ STAGE_LIST: tuple[Stage, ...] = (
           inputs={"exemplars": Output("record", artifacts.EXEMPLARS),
                   "captions": Output("caption", artifacts.CAPTIONS)},
           config={"summarize": Section("summarize"), "head_layer": _head_layer,
-                  "llm": lambda ctx: resolved_llm(ctx.cfg)},
+                  "method": "explain.method", "llm": _summarize_llm},
           outputs=(artifacts.SUMMARIES,), run=_summarize_run),
     Stage("concepts", needs=("summarize",),
           inputs={"summaries": Output("summarize", artifacts.SUMMARIES),

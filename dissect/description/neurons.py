@@ -54,6 +54,17 @@ def rule_rows(neurons: Sequence[Mapping[str, Any]], captions: Mapping[str, str],
     return out
 
 
+def summary_client(client, explain_method: str):
+    """The client that writes AND's module-B summaries: ``client`` when AND's summary is the
+    method shown (``explain.method=and``), else the rule-based summariser.
+
+    Under ``explain.method=evidence`` AND's summary is one candidate among four and an LLM's
+    summary is rarely the one shown (4 of 40 in the default run before this rule), at two LLM
+    calls per neuron; the LLM's time goes to phrasing confirmed descriptions instead
+    (:func:`dissect.explain.explainer.explain`)."""
+    return client if explain_method == "and" else RuleBasedClient()
+
+
 def summarize(neurons: Sequence[Mapping[str, Any]], captions: Mapping[str, str], client,
               params: GenerationParams, *, k: int = 5, threshold: float = 0.85,
               max_llm_neurons: int = 40, head_layer: str | None = None,

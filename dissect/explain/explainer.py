@@ -7,14 +7,20 @@
    label, groups of near-duplicates kept together);
 2. evidence: every caption term's association with every neuron on the fit clips, with a
    Benjamini-Hochberg cut (:mod:`dissect.explain.evidence`);
-3. candidates: the evidence template, the LLM's phrasing of the evidence (checked), AND's
-   summary, the closed-set label (:mod:`dissect.explain.candidates`);
+3. candidates: the evidence template, AND's summary, the closed-set label
+   (:mod:`dissect.explain.candidates`);
 4. one prediction per candidate under each rule: the claims its text names
    (:mod:`dissect.explain.matcher`) and, reported beside it, caption similarity;
 5. scores on validation and test, permutation p-values of the correlation
    (:mod:`dissect.explain.scoring`);
 6. the shown description: a confirmed candidate or "no clear concept", with the reason
-   (:mod:`dissect.explain.choice`).
+   (:mod:`dissect.explain.choice`);
+7. with an LLM (``explain.method=evidence``): the LLM phrases the confirmed evidence
+   descriptions only (what can be shown; at most ``summarize.max_llm_neurons``, most selective
+   first, in one batched call), each phrasing is checked against the evidence
+   (:func:`~dissect.explain.matcher.check_phrasing`), and the layers with a phrasing are
+   scored again with it among their candidates (steps 4-6), so an accepted phrasing is shown
+   only when validation confirms it at least as well.
 """
 
 from __future__ import annotations
@@ -38,7 +44,7 @@ from dissect.explain.candidates import (
     template,
     term_matrix,
 )
-from dissect.explain.choice import STATUSES, TOO_FEW, choose
+from dissect.explain.choice import CONFIRMED, STATUSES, TOO_FEW, choose
 from dissect.explain.evidence import associate, ranked_evidence
 from dissect.explain.matcher import check_phrasing, claims
 from dissect.explain.scoring import (
@@ -153,8 +159,6 @@ def explain(ids: Sequence[str], captions: Mapping[str, str],
     window = int(negation_window)
     layers = list(dict.fromkeys(s["layer"] for s in summaries))
     by_key = {(s["layer"], s["unit"]): (s, c) for s, c in zip(summaries, concepts, strict=True)}
-    ev_rows, ex_rows = [], []
-    n_llm = n_rejected = 0
     # pass 1: evidence of every layer (fit clips), so the LLM budget is shared by the run's
     # most selective neurons rather than spent per layer
     evidence_of: dict[str, list] = {}
@@ -164,17 +168,17 @@ def explain(ids: Sequence[str], captions: Mapping[str, str],
         assoc = associate(A[fit], X[fit], cfg.min_support)
         evidence_of[layer] = ranked_evidence(assoc, terms, cfg.evidence_alpha,
                                              top=EVIDENCE_TOP)
-    phrased_of: dict[tuple[str, int], tuple[str, bool, str]] = {}
-    if use_llm:
-        phrased_of = _phrase(activations, evidence_of, max_llm_neurons, fit, ids,
-                             captions, terms, client, params)
     val = split == "val"
-    for layer in tqdm(layers, desc="explain", unit="layer", disable=not progress,
-                      file=sys.stderr):
+
+    def explain_layer(layer: str, phrased: Mapping[int, tuple[str, bool, str]]
+                      ) -> tuple[list[dict], list[dict]]:
+        """``evidence.jsonl`` and ``explanations.jsonl`` rows of one layer's neurons, with
+        ``phrased`` (unit -> the LLM's checked phrasing) among their candidates."""
+        ev_rows: list[dict] = []
+        ex_rows: list[dict] = []
         A = np.asarray(activations(layer), dtype=np.float64)
         evidence = evidence_of[layer]
         units = range(A.shape[1])
-        phrased = {u: v for (lay, u), v in phrased_of.items() if lay == layer}
         built = []
         for u in units:
             s, c = by_key[layer, u]
@@ -182,8 +186,6 @@ def explain(ids: Sequence[str], captions: Mapping[str, str],
             cands = [Candidate("evidence", template(ev, centres)[0])] if ev else []
             if u in phrased:
                 text, ok, why = phrased[u]
-                n_llm += 1
-                n_rejected += not ok
                 cands.append(Candidate("llm", text,
                                        note="accepted" if ok else f"rejected: {why}"))
             cands.append(Candidate("and", and_summary(s)))
@@ -241,6 +243,28 @@ def explain(ids: Sequence[str], captions: Mapping[str, str],
                 "val": shown.scores.get("val", {}) if shown else {},
                 "candidates": [x.to_dict() for x in cands],
             })
+        return ev_rows, ex_rows
+
+    # pass 1: every neuron without the LLM; pass 2: the LLM phrases the run's confirmed
+    # evidence descriptions (most selective first, at most max_llm_neurons), and the layers
+    # with a phrasing are explained again with it among their candidates
+    rows_of = {layer: explain_layer(layer, {})
+               for layer in tqdm(layers, desc="explain", unit="layer", disable=not progress,
+                                 file=sys.stderr)}
+    phrased_of: dict[tuple[str, int], tuple[str, bool, str]] = {}
+    if use_llm:
+        targets = _phrase_targets(rows_of, evidence_of, max_llm_neurons)
+        phrased_of = _phrase(activations, evidence_of, targets, fit, ids, captions, terms,
+                             client, params)
+        again = [lay for lay in layers if any(k[0] == lay for k in phrased_of)]
+        for layer in tqdm(again, desc="explain (phrasings)", unit="layer",
+                          disable=not progress, file=sys.stderr):
+            rows_of[layer] = explain_layer(layer, {u: v for (lay, u), v in phrased_of.items()
+                                                   if lay == layer})
+    ev_rows = [r for layer in layers for r in rows_of[layer][0]]
+    ex_rows = [r for layer in layers for r in rows_of[layer][1]]
+    n_llm = len(phrased_of)
+    n_rejected = sum(not ok for _, ok, _ in phrased_of.values())
     failures = [why for _, ok, why in phrased_of.values() if why.startswith(LLM_FAILED)]
     kinds: dict[str, int] = {}
     for r in ex_rows:
@@ -277,15 +301,24 @@ def _confirm(cands: Sequence[Candidate], a: np.ndarray, own: np.ndarray,
                 x.scores[name]["p"] = None if np.isnan(p) else round(float(p), 5)
 
 
-def _phrase(activations, evidence_of, budget, fit, ids, captions, terms, client, params
-            ) -> dict[tuple[str, int], tuple[str, bool, str]]:
-    """The LLM's phrasing of the evidence of the ``budget`` neurons (of the whole run) whose
-    strongest term has the highest AUROC, each checked by
-    :func:`~dissect.explain.candidates.check_phrasing`: ``(layer, unit) -> (text, ok, why)``.
+def _phrase_targets(rows_of: Mapping[str, tuple[list[dict], list[dict]]],
+                    evidence_of: Mapping[str, Sequence], budget: int) -> list[tuple[str, int]]:
+    """The neurons whose evidence the LLM phrases: those whose shown description is the
+    confirmed evidence template, most selective first (their strongest term's AUROC), at most
+    ``budget`` of the run (-1: all). A phrasing of anything else could not be shown, so it is not
+    asked for."""
+    shown = [(r["layer"], r["unit"]) for _, ex in rows_of.values() for r in ex
+             if r["kind"] == "evidence" and r["status"] == CONFIRMED]
+    ranked = sorted(shown, key=lambda k: -evidence_of[k[0]][k[1]][0].auroc)
+    return ranked[: budget if budget >= 0 else None]
+
+
+def _phrase(activations, evidence_of, chosen: Sequence[tuple[str, int]], fit, ids, captions,
+            terms, client, params) -> dict[tuple[str, int], tuple[str, bool, str]]:
+    """The LLM's phrasing of the evidence of the ``chosen`` neurons (one batched
+    ``client.generate`` call), each checked by
+    :func:`~dissect.explain.matcher.check_phrasing`: ``(layer, unit) -> (text, ok, why)``.
     The prompt's captions are those of the neuron's top fit clips only."""
-    ranked = sorted(((lay, u) for lay, ev in evidence_of.items() for u, e in enumerate(ev) if e),
-                    key=lambda k: -evidence_of[k[0]][k[1]][0].auroc)
-    chosen = ranked[: budget if budget >= 0 else None]
     tops: dict[tuple[str, int], list[int]] = {}
     for lay in dict.fromkeys(lay for lay, _ in chosen):  # each layer's activations read once
         A = np.asarray(activations(lay))

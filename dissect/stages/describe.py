@@ -2,10 +2,11 @@
 modules B, A and C on top of the recorded exemplars and the captions (the shown descriptions,
 ``descriptions.csv``, come from the ``explain`` stage).
 
-LLM calls are capped (``summarize.max_llm_neurons``): the chosen neurons are summarised by the
-configured LLM, every other neuron by the rule-based contrastive summariser, and every row names
-the writer. LLM replies are cached on disk per (client, model, prompt, params), so a killed run
-resumes without repeating finished calls.
+The LLM writes summaries only under ``explain.method=and`` (AND's summary is then what is
+shown); its calls are capped (``summarize.max_llm_neurons``): the chosen neurons are summarised
+by the configured LLM, every other neuron by the rule-based contrastive summariser, and every
+row names the writer. LLM replies are cached on disk per (client, model, prompt, params), so a
+killed run resumes without repeating finished calls.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from dissect.description.neurons import (
     icl_labels,
     keyword_rows,
     summarize,
+    summary_client,
 )
 from dissect.recording.store import load_activations
 
@@ -38,16 +40,18 @@ def _params(llm_cfg) -> GenerationParams:
                             top_p=llm_cfg.top_p, seed=llm_cfg.seed)
 
 
-def write_summaries(run_dir: Path, summarize_cfg, llm_cfg, head_layer: str | None
-                    ) -> dict[str, Any]:
-    """Summarise every neuron of ``exemplars.jsonl``; write ``summaries.jsonl``.
+def write_summaries(run_dir: Path, summarize_cfg, llm_cfg, head_layer: str | None,
+                    explain_method: str = "evidence") -> dict[str, Any]:
+    """Summarise every neuron of ``exemplars.jsonl``; write ``summaries.jsonl``. The LLM
+    writes summaries only under ``explain_method="and"``
+    (:func:`~dissect.description.neurons.summary_client`).
 
     Neurons whose LLM call failed are written with the rule-based summary and ``failed: true``,
     and counted in the manifest (``failed_items``), so the next run repeats the stage (finished
     calls come from the LLM cache). Above ``llm.max_failed_fraction`` of the LLM neurons the stage
     fails with :class:`~dissect.description.llm.base.TooManyLLMFailures` and writes nothing.
     """
-    client = build_llm(llm_cfg)
+    client = summary_client(build_llm(llm_cfg), explain_method)
     rows, info = summarize(artifacts.read_jsonl(run_dir / artifacts.EXEMPLARS),
                            captions_by_clip(run_dir), client, _params(llm_cfg),
                            k=summarize_cfg.k, threshold=summarize_cfg.calibration_threshold,

@@ -117,7 +117,7 @@ def test_llm_cap_names_the_writer_and_keeps_the_key_out_of_files(tmp_path, capsy
                "probe.synth.n_clips=40", "model.layers=[conv6,classifier]", "llm.client=openai",
                f"llm.base_url={srv.url}", "llm.model=test-model",
                "llm.api_key_env=DISSECT_TEST_KEY", f"llm.cache_dir={tmp_path / 'llmcache'}",
-               "summarize.max_llm_neurons=6", "record.progress=false"])
+               "summarize.max_llm_neurons=6", "record.progress=false", "explain.method=and"])
     err = capsys.readouterr().err
     srv.httpd.shutdown()
     assert rc == 0, err
@@ -152,6 +152,12 @@ def test_failed_llm_calls_are_counted_marked_and_retried(tmp_path, capsys):
             # flight it may be a chat another neuron shares, whose answer the cache then holds.
             "llm.concurrency=1"]
     srv.fail_next = 10 ** 6  # down
+    # under explain.method=evidence (the default) AND's summaries are rule-based: no call
+    other = [f"run_dir={tmp_path / 'evidence'}" if a.startswith("run_dir=") else a for a in base]
+    assert main(other) == 0 and srv.auth == []
+    rows = artifacts.read_jsonl(tmp_path / "evidence" / "summaries.jsonl")
+    assert {r["llm"] for r in rows} == {"rule-based (no LLM)"}
+    base.append("explain.method=and")  # AND's method: the LLM writes the summaries
     assert main(base) == 1
     err = capsys.readouterr().err
     assert "[summarize] 10 of 10 LLM neurons failed at openai-http:m@127.0.0.1" in err
