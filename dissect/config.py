@@ -659,7 +659,9 @@ def check_cross_fields(cfg: Any) -> None:
     - ``summarize.k <= record.k``: a neuron keeps only ``record.k`` top and bottom clips, so a
       larger ``summarize.k`` used to be cut silently;
     - ``record.dense=true`` when a stage that reads every clip's activation runs
-      (:data:`DENSE_STAGES`: the closed-set concepts, the explain step, the scores).
+      (:data:`DENSE_STAGES`: the closed-set concepts, the explain step, the scores);
+    - no ``tagger`` captioner (YAMNet's AudioSet tags) when the model dissected is YAMNet: its
+      neurons would be described by its own predictions (circular).
 
     Raises:
         ConfigValueError: naming both fields and what to change.
@@ -674,6 +676,14 @@ def check_cross_fields(cfg: Any) -> None:
         raise ConfigValueError(
             f"record.dense=false, but stage(s) {needing} read every clip's activation "
             "(activations/): set record.dense=true, or drop those stages (pipeline=record_only)")
+    captioners = list(cfg.caption.captioners or ())
+    if ("caption" in stages and "tagger" in captioners
+            and str(cfg.model.name).lower() == "yamnet"):
+        raise ConfigValueError(
+            f"caption.captioners={captioners} includes 'tagger' (YAMNet's AudioSet tags), but "
+            "model.name=yamnet: YAMNet's neurons would be described by YAMNet's own "
+            "predictions (circular). Use the other captioners, e.g. captioner=acoustic_labels "
+            "(with labels) or caption.captioners=[acoustic]")
 
 
 def upgrade(plain: dict[str, Any]) -> dict[str, Any]:

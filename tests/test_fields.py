@@ -82,6 +82,11 @@ def test_audio_config_is_the_clip_policy():
      "record.dense=false, but stage(s) ['concepts', 'explain', 'evaluate'] read every clip's "
      "activation (activations/): set record.dense=true, or drop those stages "
      "(pipeline=record_only)"),
+    (["recipe=yamnet_free_sounds", "captioner=acoustic_tagger"],
+     "caption.captioners=['acoustic', 'tagger'] includes 'tagger' (YAMNet's AudioSet tags), but "
+     "model.name=yamnet: YAMNet's neurons would be described by YAMNet's own predictions "
+     "(circular). Use the other captioners, e.g. captioner=acoustic_labels (with labels) or "
+     "caption.captioners=[acoustic]"),
 ])
 def test_cross_field_rules_name_both_fields(overrides, message):
     with pytest.raises(ConfigValueError) as info:
@@ -113,6 +118,7 @@ def test_a_stage_hash_reads_its_own_section_and_declared_inputs_only():
         "concepts.negation_window=2": {"concepts", "explain"},
         "concepts.similarity=cos": {"concepts", "evaluate"},
         "explain.permutations=99": {"explain"},
+        "explain.method=and": {"summarize", "explain"},
         "explain.split_seed=1": {"concepts", "explain"},
         "record.progress=false": set(),
         "llm.cache_dir=/tmp/x": set(),
