@@ -324,6 +324,7 @@ class WhisperTranscript:
         with torch.inference_mode():
             step_logits, past, _ = self._start(encoded)
             logits = step_logits[None]  # [live, V]
+            batch = 1  # rows of the cache
             for step in range(self.max_new_tokens):
                 lp = self._scores(logits, step)
                 top_lp, top_tok = lp.topk(min(size + 1, lp.shape[-1]), dim=-1)
@@ -348,7 +349,14 @@ class WhisperTranscript:
                 live = nxt
                 if len(finished) >= size or not live or step + 1 == self.max_new_tokens:
                     break
-                past.reorder_cache(torch.tensor(rows, device=encoded.device))
+                idx = torch.tensor(rows, device=encoded.device)
+                if step > 0 and len(rows) == batch and hasattr(past, "self_attention_cache"):
+                    # the cross-attention keys and values are the same for every hypothesis:
+                    # only the self-attention cache follows the hypotheses
+                    past.self_attention_cache.reorder_cache(idx)
+                else:
+                    past.reorder_cache(idx)
+                batch = len(rows)
                 out = model(encoder_outputs=(encoded.expand(len(live), -1, -1),),
                             past_key_values=past, use_cache=True,
                             decoder_input_ids=torch.tensor([[h[0][-1]] for h in live],
