@@ -54,6 +54,9 @@ beam text (``second_reading``) and, per greedy word, whether the beam reading ha
 
 Cost (Whisper tiny.en, CPU, 2 threads): ~6.5-10 s to load (CTranslate2 -> transformers), then
 ~1-1.5 s of CPU per clip: ~0.5-1 s for the encoder on the 30 s padded input, ~25 ms per token.
+The beam reading shares the encoder output and adds ~45% (50 spoken-digit clips on a busy
+2-core machine: 1.22 s/clip greedy only, 1.79 s/clip with the beam reading); only the
+self-attention cache is reordered per step, the cross-attention one is the same for all.
 """
 
 from __future__ import annotations
