@@ -18,7 +18,8 @@ SOT = 100
 def _captioner(model, eot: int, beam_size: int = 5, max_new_tokens: int = 12):
     """A captioner around ``model`` without loading anything: prompt ``[SOT, SOT + 1]``, every
     id from ``SOT`` on special, no suppressed tokens."""
-    w = WhisperTranscript(max_new_tokens=max_new_tokens, beam_size=beam_size)
+    w = WhisperTranscript(max_new_tokens=max_new_tokens, beam_size=beam_size,
+                          second_reading="beam")
     w._model = model
     w._ids = {"<|endoftext|>": eot, "<|startoftranscript|>": SOT}
     w._prompt = [SOT, SOT + 1]
@@ -182,7 +183,7 @@ def espeak():
 
 
 def test_two_readings_keep_only_what_both_support(espeak):
-    w = WhisperTranscript()
+    w = WhisperTranscript(second_reading="beam")
     # different words: no word term, only the phoneme terms both give
     assert w.word_terms(_result("Bye.", "Five.")) == ["phone=/aɪ/", "nucleus=/aɪ/"]
     info = w.info(_result("Bye.", "Five."))
@@ -205,8 +206,8 @@ def test_two_readings_keep_only_what_both_support(espeak):
 
 def test_second_reading_option():
     assert same_word("5") == "five" and same_word("12") == "12" and same_word("x") == "x"
-    beam = WhisperTranscript().config()
-    none = WhisperTranscript(second_reading="none").config()
+    beam = WhisperTranscript(second_reading="beam").config()
+    none = WhisperTranscript().config()
     assert beam["version"] == 3
     assert beam["second_reading"] == {"kind": "beam", "beam_size": 5, "ranker": "sum/len"}
     assert none["second_reading"] == "none"
