@@ -659,6 +659,8 @@ def caption(rec: Recording, captioners: Sequence[str] = ("acoustic", "labels"),
                 texts[cap.name] = ann.text
                 terms += [t for t in ann.terms if t not in terms]
                 parts[cap.name] = {"text": ann.text, "terms": list(ann.terms), "error": None}
+                if ann.info:
+                    parts[cap.name]["info"] = ann.info
             except Exception as exc:  # one clip's failure never stops the rest
                 why = f"{type(exc).__name__}: {exc}"
                 failed.append(f"{row['id']} ({cap.name}: {why})")

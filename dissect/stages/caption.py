@@ -95,6 +95,8 @@ def write_captions(run_dir: Path, caption_cfg, audio_cfg, progress: bool = True)
                         audio = audio_by_sr[cap.sample_rate]
                     ann = annotate(cap, clip, audio)
                     row["text"], row["terms"] = ann.text, list(ann.terms)
+                    if ann.info:
+                        row["info"] = ann.info
                 except (AudioError, Exception) as exc:  # one clip's failure never stops the run
                     row["error"] = f"{type(exc).__name__}: {exc}"[:500]
                     failed += 1

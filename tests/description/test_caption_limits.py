@@ -77,3 +77,25 @@ def test_captions_read_back_are_cut_and_name_the_file(tmp_path):
     assert caps["c1"] == "labels: Labels: dog; audio_llm: " + "z" * 994 + CUT_MARKER
     (msg,) = [str(w.message) for w in record]
     assert str(tmp_path / artifacts.CAPTIONS) in msg and "clip 'c1'" in msg
+
+
+class Informed(Wordy):
+    name = "transcript"
+
+    def annotate(self, clip, audio):
+        return Annotation(self.text, self.terms, {"agreement": {"bye": False}})
+
+
+def test_annotation_info_reaches_the_caption_row(tmp_path, monkeypatch):
+    from dissect.config import AudioConfig, CaptionConfig
+    from dissect.stages import caption as stage
+
+    assert annotate(Informed("t", ["a=b"]), CLIP, None).info == {"agreement": {"bye": False}}
+    assert annotate(Wordy("t"), CLIP, None).info == {}
+    artifacts.write_jsonl(tmp_path / artifacts.CLIPS, [
+        {"id": "c1", "path": "c1.wav", "sha256": "1", "labels": {}}])
+    monkeypatch.setattr(stage, "build_captioners", lambda cfg: [Informed("t"), Wordy("u")])
+    stage.write_captions(tmp_path, CaptionConfig(captioners=["transcript", "audio_llm"]),
+                         AudioConfig(), progress=False)
+    rows = artifacts.read_jsonl(tmp_path / artifacts.CAPTIONS)
+    assert rows[0]["info"] == {"agreement": {"bye": False}} and "info" not in rows[1]

@@ -42,11 +42,14 @@ class Captioner(Protocol):
 
 @dataclass
 class Annotation:
-    """A clip's caption text and its evidence terms (``attribute=value``, lower-case
-    attribute, no spaces around ``=``)."""
+    """A clip's caption text, its evidence terms (``attribute=value``, lower-case
+    attribute, no spaces around ``=``) and, optionally, JSON-able ``info`` on how they were
+    made (the transcript's confidence measures and its second reading), which the caption stage
+    keeps in the row's ``info``."""
 
     text: str
     terms: list[str] = field(default_factory=list)
+    info: dict[str, Any] = field(default_factory=dict)
 
 
 def term(attribute: str, value: Any) -> str:
@@ -69,7 +72,8 @@ def annotate(captioner: Captioner, clip: Clip, audio: Audio | None) -> Annotatio
     if isinstance(text, str):
         text = cut_text(text, MAX_CAPTION_CHARS, where, "caption")
     return Annotation(text, [cut_text(t, MAX_LABEL_CHARS, where, "term")
-                             if isinstance(t, str) else t for t in ann.terms])
+                             if isinstance(t, str) else t for t in ann.terms],
+                      dict(getattr(ann, "info", None) or {}))
 
 
 NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
