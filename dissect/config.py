@@ -123,6 +123,11 @@ class ModelConfig:
     """Device: auto (cuda if available, else cpu), cpu, cuda, cuda:1, ..."""
     options: dict[str, Any] = field(default_factory=dict)
     """Adapter-specific options, e.g. {hop_ms: 40} for crepe."""
+    features: list[str] = option(factory=list, hashed=False)
+    """SAE files (safetensors, from `dissect features train`) whose latents become layers
+    sae:<layer> (record them with layers=[sae:conv6] or by leaving layers empty). Their
+    sha256, not their paths, enter the record stage's hash (as model_files).
+    """
 
 
 @dataclass
