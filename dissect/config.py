@@ -582,7 +582,7 @@ class RunConfig:
 def sections() -> dict[str, type]:
     """Dotted section path -> its config class: every section of a run (:class:`RunConfig`,
     nested ones such as ``probe.synth`` included) and the commands' own configs (``prune``,
-    ``hear``, ``fit_head``, ``show_descriptions``)."""
+    ``hear``, ``fit_head``, ``show_descriptions``, ``features_train``)."""
     out: dict[str, type] = {}
 
     def walk(prefix: str, cls: type) -> None:
@@ -595,16 +595,18 @@ def sections() -> dict[str, type]:
                 walk(path + ".", sub)
 
     walk("", RunConfig)
+    from dissect.features.train import FeaturesTrainConfig
     from dissect.recording.head_fit import FitHeadConfig
     from dissect.report.shown import ShowDescriptionsConfig
 
     out.update({"prune": PruneConfig, "hear": HearConfig, "fit_head": FitHeadConfig,
-                "show_descriptions": ShowDescriptionsConfig})
+                "show_descriptions": ShowDescriptionsConfig,
+                "features_train": FeaturesTrainConfig})
     return out
 
 
 #: Sections whose fields are top-level keys on the command line (their own configs).
-_COMMANDS = ("prune", "hear", "fit_head", "show_descriptions")
+_COMMANDS = ("prune", "hear", "fit_head", "show_descriptions", "features_train")
 
 
 def check_fields(section: str, values: Mapping[str, Any] | Any, label: str | None = None
