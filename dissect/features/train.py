@@ -434,9 +434,13 @@ def train_sae(adapter: Adapter, model: nn.Module, clip_ids: Sequence[str],
                               Path(tmp) / "heldout.f32", batch_size=batch_size, device=device,
                               total=len(held_ix), progress=progress, desc="frames (held out)")
             metrics["heldout"] = fvu(sae, ho)
-            metrics["splice"] = splice(adapter, model, sae, ((i, wave(i)) for i in held_ix),
-                                       batch_size=batch_size, device=device, progress=progress,
-                                       total=len(held_ix))
+            try:
+                metrics["splice"] = splice(adapter, model, sae,
+                                           ((i, wave(i)) for i in held_ix),
+                                           batch_size=batch_size, device=device,
+                                           progress=progress, total=len(held_ix))
+            except NotImplementedError as exc:  # a base layer with an activation (ffn)
+                metrics["splice"] = {"error": str(exc)}
     info = {
         "config": {"layer": layer, "d_in": sae.d_in, "n_latents": sae.n_latents, "k": k,
                    "expansion": expansion, "seed": seed, "epochs": epochs,
