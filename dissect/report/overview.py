@@ -160,8 +160,9 @@ def feature_rows(run: RunData) -> list[list[Any]]:
     layer ``sae:<layer>``, file, latents, k, held-out FVU (the fraction of the base layer's
     frame variance the SAE leaves unexplained on held-out clips' frames), held-out cosine, the
     splice figures (next-layer cosine, top-1 agreement and logit MSE of the model's output with
-    the SAE's reconstruction in place of the layer, on held-out clips) and the held-out frames.
-    A file without a readable sidecar gets a row saying so."""
+    the SAE's reconstruction in place of the layer, on held-out clips), the held-out frames and
+    a note (why the splice was not measured, e.g. at an activation site). A file without a
+    readable sidecar gets a row saying so."""
     from dissect.models.sae import SAE_PREFIX, sidecar
 
     rows: list[list[Any]] = []
@@ -172,13 +173,14 @@ def feature_rows(run: RunData) -> list[list[Any]]:
             cfg, metrics = info.get("config") or {}, info.get("metrics") or {}
         except (OSError, ValueError, AttributeError) as exc:
             rows.append(["", str(path), f"sidecar {side} unreadable ({type(exc).__name__})",
-                         *[""] * 7])
+                         *[""] * 8])
             continue
         held, splice = metrics.get("heldout") or {}, metrics.get("splice") or {}
         rows.append([f"{SAE_PREFIX}{cfg.get('layer', '?')}", str(path), cfg.get("n_latents", ""),
                      cfg.get("k", ""), _fmt(held.get("fvu")), _fmt(held.get("cosine")),
                      _fmt(splice.get("next_cosine")), _fmt(splice.get("top1_agreement")),
-                     _fmt(splice.get("logit_mse"), 6), held.get("frames", "")])
+                     _fmt(splice.get("logit_mse"), 6), held.get("frames", ""),
+                     f"splice not measured: {splice['error']}" if splice.get("error") else ""])
     return rows
 
 
@@ -195,7 +197,7 @@ def _feature_figures(run: RunData) -> list[str]:
             "like any layer.</p>",
             table(["layer", "file", "latents", "k", "held-out FVU", "held-out cosine",
                    "splice next-layer cosine", "splice top-1 agreement", "splice logit MSE",
-                   "held-out frames"], rows)]
+                   "held-out frames", "note"], rows)]
 
 
 def description_score_rows(run: RunData) -> list[list[Any]]:

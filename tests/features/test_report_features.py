@@ -24,12 +24,22 @@ def test_overview_shows_fvu_and_splice_from_sidecar(tmp_path):
                                "next_cosine": 0.9999215573964071}}}))
     run = _run(tmp_path, [str(sae)])
     assert feature_rows(run) == [["sae:conv6", str(sae), 256, 32, 0.0333, 0.9895, 0.9999, 1.0,
-                                  0.007393, 2206]]
+                                  0.007393, 2206, ""]]
     html = overview_html(run)
     assert "<h3>Sparse-autoencoder features</h3>" in html
     assert "<th>held-out FVU</th>" in html
     assert "<td>sae:conv6</td>" in html and "<td>0.0333</td>" in html
     assert "<td>0.007393</td>" in html
+
+
+def test_overview_says_why_a_splice_is_missing(tmp_path):
+    sae = tmp_path / "fc1.safetensors"
+    (tmp_path / "fc1.safetensors.json").write_text(json.dumps({
+        "config": {"layer": "fc1", "n_latents": 8, "k": 2},
+        "metrics": {"heldout": {"fvu": 0.14181624925129996}, "splice": {"error": "activation"}}}))
+    row = feature_rows(_run(tmp_path, [str(sae)]))[0]
+    assert row[4] == 0.1418 and row[6:9] == ["", "", ""]
+    assert row[10] == "splice not measured: activation"
 
 
 def test_overview_names_a_missing_sidecar(tmp_path):
