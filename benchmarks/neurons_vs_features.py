@@ -46,14 +46,10 @@ SCALE_FAMILIES: tuple[frozenset[str], ...] = (
 )
 #: Attribute pairs related whatever their values (a nucleus is a phone of the word).
 ALWAYS_RELATED: frozenset[frozenset[str]] = frozenset({frozenset({"phone", "nucleus"})})
-#: Attribute pairs of one hierarchy (a word and its phones, a family and its instruments):
-#: related when the two terms occur together in one caption of the run.
-HIERARCHY: frozenset[frozenset[str]] = frozenset({
-    frozenset({"word", "phone"}), frozenset({"word", "nucleus"}),
-    frozenset({"family", "instrument"}),
-})
-#: Attributes whose values are AudioSet classes (a tag and its ontology ancestors are related).
-TAG_ATTRIBUTES = frozenset({"audioset_tag"})
+#: One term *implies* another when at least this fraction of the clips whose captions carry it
+#: also carry the other (a word and its phones, an instrument and its family, a tag and its
+#: AudioSet ancestor, ``noise_colour=pink`` and ``kind=noise``, ``word=no`` and ``kind=speech``).
+IMPLIES = 0.9
 
 
 def split_term(term: str) -> tuple[str, str]:
@@ -124,33 +120,40 @@ def concept_key(row: dict, synonyms: dict[str, str]) -> str | None:
     return f"{synonyms.get(attr, attr)}={value}"
 
 
-def cooccurring_terms(captions: Iterable[dict]) -> set[frozenset[str]]:
-    """Pairs of terms (of attributes in :data:`HIERARCHY`) that occur in one caption row."""
-    attrs = set().union(*HIERARCHY)
-    out: set[frozenset[str]] = set()
+def term_clips(captions: Iterable[dict]) -> dict[str, set[str]]:
+    """Term -> the clips whose caption rows (all captioners pooled) carry it."""
+    out: dict[str, set[str]] = {}
     for cap in captions:
-        terms = [t for t in cap.get("terms") or [] if split_term(t)[0] in attrs]
-        out.update(frozenset(p) for p in combinations(terms, 2))
+        for t in cap.get("terms") or []:
+            out.setdefault(t, set()).add(str(cap.get("clip")))
     return out
 
 
-def related(t1: str, t2: str, together: set[frozenset[str]] | None = None,
-            ancestors=None) -> bool:
+def implied(t1: str, t2: str, clips: dict[str, set[str]]) -> bool:
+    """Whether one term implies the other in the run's captions: of the clips carrying the
+    rarer one, at least :data:`IMPLIES` carry the other (False for a term no caption has)."""
+    a, b = clips.get(t1, set()), clips.get(t2, set())
+    if not a or not b:
+        return False
+    return len(a & b) >= IMPLIES * min(len(a), len(b))
+
+
+def related(t1: str, t2: str, clips: dict[str, set[str]] | None = None) -> bool:
     """Whether two evidence terms name one concept (not a sign of polysemanticity):
 
     1. the same value under two attributes (``f0=E4``/``pitch=E4``, ``phone=/i/``/``nucleus=/i/``);
     2. both attributes in one graded scale family (:data:`SCALE_FAMILIES`: ``pitch=E4`` and
-       ``pitch=F4``, ``pitch=E4`` and ``register=middle``, ``loudness=loud`` and
-       ``loudness=moderate``);
+       ``pitch=F4``, ``pitch=E4`` and ``register=middle``, ``noise_colour=pink`` and
+       ``noise_colour=brown``);
     3. a pair of :data:`ALWAYS_RELATED` attributes (``phone``/``nucleus``);
-    4. a :data:`HIERARCHY` pair (``word=zero``/``phone=/z/``) found together in one caption
-       (``together``, :func:`cooccurring_terms`);
-    5. two AudioSet tags where one is an ontology ancestor of the other (``ancestors(name)``,
-       :func:`dissect.description.ontology.ancestors` by default).
+    4. one term implies the other in the run's captions (``clips``, :func:`term_clips`;
+       :func:`implied`): ``word=zero``/``phone=/z/``, ``instrument=Tuba``/``family=Brass``,
+       ``audioset_tag=Dog``/``audioset_tag=Animal`` (ancestors are terms too),
+       ``word=no``/``kind=speech``.
 
     Anything else is unrelated: two values of one label attribute (``word=one``/``word=two``,
     ``instrument=Tuba``/``instrument=Flute``) or two attributes of different families
-    (``instrument=Trombone``/``pitch=B4``).
+    (``instrument=Trombone``/``pitch=B4``) that do not imply each other.
     """
     a1, v1 = split_term(t1)
     a2, v2 = split_term(t2)
@@ -158,19 +161,9 @@ def related(t1: str, t2: str, together: set[frozenset[str]] | None = None,
         return True
     if any(a1 in fam and a2 in fam for fam in SCALE_FAMILIES):
         return True
-    pair = frozenset({a1, a2})
-    if pair in ALWAYS_RELATED:
+    if frozenset({a1, a2}) in ALWAYS_RELATED:
         return True
-    if pair in HIERARCHY and together is not None and frozenset({t1, t2}) in together:
-        return True
-    if a1 in TAG_ATTRIBUTES and a2 in TAG_ATTRIBUTES:
-        if ancestors is None:
-            from dissect.description.ontology import ancestors
-        try:
-            return v2 in ancestors(v1) or v1 in ancestors(v2)
-        except (KeyError, ValueError):
-            return False
-    return False
+    return clips is not None and implied(t1, t2, clips)
 
 
 def strong_terms(evidence: Sequence[dict], top: int = TOP, min_auroc: float = MIN_AUROC
@@ -180,11 +173,11 @@ def strong_terms(evidence: Sequence[dict], top: int = TOP, min_auroc: float = MI
     return [e["term"] for e in list(evidence)[:top] if float(e.get("auroc", 0.0)) >= min_auroc]
 
 
-def is_polysemantic(evidence: Sequence[dict], together: set[frozenset[str]] | None = None,
-                    ancestors=None, top: int = TOP, min_auroc: float = MIN_AUROC) -> bool:
+def is_polysemantic(evidence: Sequence[dict], clips: dict[str, set[str]] | None = None,
+                    top: int = TOP, min_auroc: float = MIN_AUROC) -> bool:
     """True when two of :func:`strong_terms` are not :func:`related`."""
     terms = strong_terms(evidence, top, min_auroc)
-    return any(not related(a, b, together, ancestors) for a, b in combinations(terms, 2))
+    return any(not related(a, b, clips) for a, b in combinations(terms, 2))
 
 
 def _q(vals: Sequence[float]) -> str:
@@ -195,12 +188,12 @@ def _q(vals: Sequence[float]) -> str:
 
 
 def layer_stats(explanations: Sequence[dict], evidence: Sequence[dict],
-                captions: Sequence[dict] = (), ancestors=None) -> dict[str, dict]:
+                captions: Sequence[dict] = ()) -> dict[str, dict]:
     """Per layer (in first-seen order): ``units``, ``confirmed``, ``test_r`` (the confirmed
     units' test correlations, a list), ``concepts`` (distinct :func:`concept_key` of confirmed
     units), ``polysemantic`` (confirmed units, :func:`is_polysemantic`)."""
     synonyms = synonym_attributes(explanations)
-    together = cooccurring_terms(captions)
+    clips = term_clips(captions)
     ev = {(r["layer"], int(r["unit"])): r.get("evidence") or [] for r in evidence}
     out: dict[str, dict] = {}
     for row in explanations:
@@ -217,7 +210,7 @@ def layer_stats(explanations: Sequence[dict], evidence: Sequence[dict],
         key = concept_key(row, synonyms)
         if key is not None:
             s["concepts"].add(key)
-        if is_polysemantic(ev.get((row["layer"], int(row["unit"])), []), together, ancestors):
+        if is_polysemantic(ev.get((row["layer"], int(row["unit"])), []), clips):
             s["polysemantic"] += 1
     return out
 
