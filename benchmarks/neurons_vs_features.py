@@ -52,6 +52,19 @@ ALWAYS_RELATED: frozenset[frozenset[str]] = frozenset({frozenset({"phone", "nucl
 IMPLIES = 0.9
 
 
+#: Numerals spelled out, so the transcript's ``word=5`` and ``word=five`` (and a label
+#: ``digit=5``) are one value.
+NUMBER_WORDS = dict(enumerate(("zero", "one", "two", "three", "four", "five", "six", "seven",
+                               "eight", "nine")))
+
+
+def canonical_value(value: str) -> str:
+    """A term's value for comparison: a numeral 0-9 spelled out (``"5"`` -> ``"five"``);
+    other values as they are."""
+    v = value.strip()
+    return NUMBER_WORDS[int(v)] if v.isdigit() and int(v) < 10 else v
+
+
 def split_term(term: str) -> tuple[str, str]:
     """``"pitch=E4"`` -> ``("pitch", "E4")``.
 
@@ -111,13 +124,14 @@ def synonym_attributes(rows: Iterable[dict]) -> dict[str, str]:
 
 def concept_key(row: dict, synonyms: dict[str, str]) -> str | None:
     """A confirmed unit's concept: its shown description's first claim's first term, the
-    attribute mapped to its canonical synonym (``pitch=E4`` -> ``f0=E4``); None without one."""
+    attribute mapped to its canonical synonym (``pitch=E4`` -> ``f0=E4``) and the value by
+    :func:`canonical_value` (``word=5`` -> ``word=five``); None without one."""
     cand = shown_candidate(row)
     claims = (cand or {}).get("claims") or []
     if not claims or not claims[0]:
         return None
     attr, value = split_term(claims[0][0])
-    return f"{synonyms.get(attr, attr)}={value}"
+    return f"{synonyms.get(attr, attr)}={canonical_value(value)}"
 
 
 def term_clips(captions: Iterable[dict]) -> dict[str, set[str]]:
@@ -141,7 +155,8 @@ def implied(t1: str, t2: str, clips: dict[str, set[str]]) -> bool:
 def related(t1: str, t2: str, clips: dict[str, set[str]] | None = None) -> bool:
     """Whether two evidence terms name one concept (not a sign of polysemanticity):
 
-    1. the same value under two attributes (``f0=E4``/``pitch=E4``, ``phone=/i/``/``nucleus=/i/``);
+    1. the same value (:func:`canonical_value`) under two attributes (``f0=E4``/``pitch=E4``,
+       ``phone=/i/``/``nucleus=/i/``) or spelled two ways (``word=5``/``word=five``);
     2. both attributes in one graded scale family (:data:`SCALE_FAMILIES`: ``pitch=E4`` and
        ``pitch=F4``, ``pitch=E4`` and ``register=middle``, ``noise_colour=pink`` and
        ``noise_colour=brown``);
@@ -157,7 +172,7 @@ def related(t1: str, t2: str, clips: dict[str, set[str]] | None = None) -> bool:
     """
     a1, v1 = split_term(t1)
     a2, v2 = split_term(t2)
-    if v1 == v2:
+    if canonical_value(v1) == canonical_value(v2):
         return True
     if any(a1 in fam and a2 in fam for fam in SCALE_FAMILIES):
         return True

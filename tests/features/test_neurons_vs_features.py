@@ -51,9 +51,9 @@ FIXTURE = {
         ("confirmed", "dog", [["audioset_tag=Dog"]], 0.2,
          # a tag and its ancestor (every Dog clip is an Animal clip): related
          ev(("audioset_tag=Dog", 0.9), ("audioset_tag=Animal", 0.9))),
-        ("confirmed", "the word 'zero'", [["word=zero"]], 0.1,
+        ("confirmed", "the word '0'", [["word=0"]], 0.1,  # concept word=zero
          # a word and a phone never captioned with it: polysemantic
-         ev(("word=zero", 0.9), ("phone=/w/", 0.9))),
+         ev(("word=0", 0.9), ("word=zero", 0.9), ("phone=/w/", 0.9))),
         ("too_few_positives", "no clear concept", [], None, []),
     ],
 }
@@ -82,6 +82,8 @@ def test_related_rules():
     assert nvf.related("f0=E4", "pitch=E4")
     assert nvf.related("pitch=E4", "register=middle")
     assert nvf.related("phone=/z/", "nucleus=/aɪ/")
+    assert nvf.related("word=5", "word=five") and nvf.related("digit=0", "word=zero")
+    assert not nvf.related("word=3", "word=free")
     assert not nvf.related("word=zero", "phone=/w/", clips)
     assert nvf.related("word=zero", "phone=/z/", clips)
     assert not nvf.related("word=zero", "phone=/z/")  # no captions: no implication
