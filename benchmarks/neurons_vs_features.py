@@ -15,6 +15,8 @@ layer of the run (neurons ``L`` and features ``sae:L`` next to each other) the t
 * ``concepts``: distinct concepts covered - the number of distinct *first claims* of the shown
   descriptions of confirmed units (:func:`concept_key`: the first claim's first term, with
   synonymous attributes such as ``f0``/``pitch`` merged, see :func:`synonym_attributes`);
+* ``top concept``: the concept most confirmed units share (ties alphabetically), with their
+  count - how much of the layer repeats one concept;
 * ``polysemantic``: confirmed units whose evidence holds two unrelated strong terms
   (:func:`is_polysemantic`).
 
@@ -27,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from itertools import combinations
 from pathlib import Path
@@ -206,14 +209,16 @@ def layer_stats(explanations: Sequence[dict], evidence: Sequence[dict],
                 captions: Sequence[dict] = ()) -> dict[str, dict]:
     """Per layer (in first-seen order): ``units``, ``confirmed``, ``test_r`` (the confirmed
     units' test correlations, a list), ``concepts`` (distinct :func:`concept_key` of confirmed
-    units), ``polysemantic`` (confirmed units, :func:`is_polysemantic`)."""
+    units; ``concept_counts`` counts the units of each), ``polysemantic`` (confirmed units,
+    :func:`is_polysemantic`)."""
     synonyms = synonym_attributes(explanations)
     clips = term_clips(captions)
     ev = {(r["layer"], int(r["unit"])): r.get("evidence") or [] for r in evidence}
     out: dict[str, dict] = {}
     for row in explanations:
         s = out.setdefault(row["layer"], {"units": 0, "confirmed": 0, "test_r": [],
-                                          "concepts": set(), "polysemantic": 0, "rows": []})
+                                          "concepts": set(), "concept_counts": Counter(),
+                                          "polysemantic": 0, "rows": []})
         s["units"] += 1
         if row.get("status") != "confirmed":
             continue
@@ -225,6 +230,7 @@ def layer_stats(explanations: Sequence[dict], evidence: Sequence[dict],
         key = concept_key(row, synonyms)
         if key is not None:
             s["concepts"].add(key)
+            s["concept_counts"][key] += 1
         if is_polysemantic(ev.get((row["layer"], int(row["unit"])), []), clips):
             s["polysemantic"] += 1
     return out
@@ -269,15 +275,18 @@ def run_table(run_dir: Path, examples: int = 10, only_paired: bool = True) -> st
         keep = {n for p in paired for n in (p, p[4:])}
         layers = [n for n in layers if n in keep]
     lines = [f"### {run_dir}", "",
-             "| layer | units | confirmed | test r median [IQR] | concepts | polysemantic |",
-             "|---|---:|---:|---|---:|---:|"]
+             "| layer | units | confirmed | test r median [IQR] | concepts | top concept | "
+             "polysemantic |",
+             "|---|---:|---:|---|---:|---|---:|"]
     for name in layers:
         s = stats[name]
         pct = 100.0 * s["confirmed"] / s["units"] if s["units"] else 0.0
         poly = (f"{s['polysemantic']} ({100.0 * s['polysemantic'] / s['confirmed']:.0f}%)"
                 if s["confirmed"] else "0")
+        top = min(s["concept_counts"].items(), key=lambda kv: (-kv[1], kv[0]), default=None)
+        top_txt = f"{top[0]} ({top[1]})" if top else "-"
         lines.append(f"| {name} | {s['units']} | {s['confirmed']} ({pct:.0f}%) | "
-                     f"{_q(s['test_r'])} | {len(s['concepts'])} | {poly} |")
+                     f"{_q(s['test_r'])} | {len(s['concepts'])} | {top_txt} | {poly} |")
     for name in layers:
         if not name.startswith("sae:") or not examples:
             continue

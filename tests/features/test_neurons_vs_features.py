@@ -110,13 +110,15 @@ def test_layer_stats_on_fixture(tmp_path):
     assert n["concepts"] == {"f0=E4", "word=zero"}
     assert f["concepts"] == {"f0=E4", "instrument=Trombone", "audioset_tag=Dog", "word=zero"}
     assert f["test_r"] == [0.6, 0.2, 0.2, 0.1]
+    assert n["concept_counts"] == {"f0=E4": 1, "word=zero": 1}
     assert [r["unit"] for r in nvf.top_rows(f["rows"], 3)] == [0, 1, 2]  # tie 0.2: by unit
 
 
 def test_printed_table(tmp_path):
     out = nvf.run_table(write_run(tmp_path), examples=2)
-    assert "| conv6 | 3 | 2 (67%) | 0.400 [0.350, 0.450] | 2 | 0 (0%) |" in out
-    assert "| sae:conv6 | 5 | 4 (80%) | 0.200 [0.175, 0.300] | 4 | 3 (75%) |" in out
+    assert "| conv6 | 3 | 2 (67%) | 0.400 [0.350, 0.450] | 2 | f0=E4 (1) | 0 (0%) |" in out
+    assert ("| sae:conv6 | 5 | 4 (80%) | 0.200 [0.175, 0.300] | 4 | audioset_tag=Dog (1) | "
+            "3 (75%) |") in out
     assert "| 0 | pitch near E4 | 0.6 | 0.001 | 0.9 |" in out
     assert "| 1 | Trombone | 0.2 | 0.001 | 0.9 |" in out and "| 2 | dog |" not in out
 
