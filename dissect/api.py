@@ -71,8 +71,9 @@ class Model:
         return int(self.adapter.sample_rate)
 
     def sites(self) -> dict[str, Any]:
-        """Every recordable layer (site) by name, for the adapter's site kind."""
-        return self.adapter.sites(self.module)
+        """Every recordable layer (site) by name, for the adapter's site kind, and the
+        derived sites attached to it (``sae:<layer>``, :func:`dissect.features.attach`)."""
+        return self.adapter.all_sites(self.module)
 
     def default_layers(self) -> list[str]:
         """The layers :func:`record` uses when none are named."""

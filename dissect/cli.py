@@ -35,6 +35,10 @@ commands:
   show-descriptions  a markdown table of shown descriptions, per layer the neuron with the best
             test AUROC whose first term has min_support fit clips:
               dissect show-descriptions run_dir=DIR [n=10 min_support=15 layers=[A,B]]
+  features  train a TopK sparse autoencoder on a recorded layer; its latents are then the
+            layer sae:<layer> (model.features=[FILE]); prints the SAE file:
+              dissect features train run_dir=DIR layer=conv6 [expansion=4 k=32 seed=0
+                epochs=20 out=FILE ...]
   config    every config section, or each field of some: dissect config [SECTION ...]
 
 `dissect COMMAND --help` prints the fields COMMAND reads (run: every section of a run), each
@@ -177,6 +181,21 @@ def _fit_head(overrides: list[str]) -> Path:
     return out
 
 
+def _features(overrides: list[str]) -> Path:
+    """``dissect features train key=value ...``."""
+    from omegaconf import OmegaConf
+
+    if not overrides or overrides[0] != "train":
+        raise ValueError("usage: dissect features train run_dir=DIR layer=LAYER [key=value ...] "
+                         "(dissect features --help lists the keys)")
+    from dissect.features.train import FeaturesTrainConfig, summary_line, train_run
+
+    c = OmegaConf.to_object(command_config(FeaturesTrainConfig, overrides[1:]))
+    trained = train_run(c)
+    print(summary_line(trained), file=sys.stderr)
+    return trained.path
+
+
 def _show_descriptions(overrides: list[str]) -> None:
     from omegaconf import OmegaConf
 
@@ -231,7 +250,8 @@ def _failure(exc: Exception) -> tuple[int, str] | None:
 #: The config sections each command reads (``dissect COMMAND --help``).
 COMMAND_SECTIONS = {"run": None, "report": ("report",), "evaluate": ("evaluate",),
                     "prune": ("prune",), "hear": ("hear",), "fit-head": ("fit_head",),
-                    "show-descriptions": ("show_descriptions",)}
+                    "show-descriptions": ("show_descriptions",),
+                    "features": ("features_train",)}
 
 
 def _config_help(cmd: str, names: list[str]) -> int:
@@ -274,6 +294,8 @@ def main(argv: list[str] | None = None) -> int:
         print(USAGE)
         return 0 if argv else 2
     cmd, rest = argv[0], argv[1:]
+    if cmd == "features" and rest[:1] == ["train"] and rest[1:2] in (["-h"], ["--help"]):
+        rest = rest[1:]  # dissect features train --help
     if cmd == "config" or (rest and rest[0] in ("-h", "--help")):
         return _config_help(cmd, rest if cmd == "config" else rest[1:])
     if cmd == "recipes":
@@ -290,6 +312,7 @@ def main(argv: list[str] | None = None) -> int:
         "hear": lambda: _hear(rest),
         "fit-head": lambda: _fit_head(rest),
         "show-descriptions": lambda: _show_descriptions(rest),
+        "features": lambda: _features(rest),
     }
     if cmd not in commands:
         print(f"dissect: unknown command {cmd!r}\n\n{USAGE}", file=sys.stderr)

@@ -123,6 +123,11 @@ class ModelConfig:
     """Device: auto (cuda if available, else cpu), cpu, cuda, cuda:1, ..."""
     options: dict[str, Any] = field(default_factory=dict)
     """Adapter-specific options, e.g. {hop_ms: 40} for crepe."""
+    features: list[str] = option(factory=list, hashed=False)
+    """SAE files (safetensors, from `dissect features train`) whose latents become layers
+    sae:<layer> (record them with layers=[sae:conv6] or by leaving layers empty). Their
+    sha256, not their paths, enter the record stage's hash (as model_files).
+    """
 
 
 @dataclass
@@ -583,7 +588,7 @@ class RunConfig:
 def sections() -> dict[str, type]:
     """Dotted section path -> its config class: every section of a run (:class:`RunConfig`,
     nested ones such as ``probe.synth`` included) and the commands' own configs (``prune``,
-    ``hear``, ``fit_head``, ``show_descriptions``)."""
+    ``hear``, ``fit_head``, ``show_descriptions``, ``features_train``)."""
     out: dict[str, type] = {}
 
     def walk(prefix: str, cls: type) -> None:
@@ -596,16 +601,18 @@ def sections() -> dict[str, type]:
                 walk(path + ".", sub)
 
     walk("", RunConfig)
+    from dissect.features.train import FeaturesTrainConfig
     from dissect.recording.head_fit import FitHeadConfig
     from dissect.report.shown import ShowDescriptionsConfig
 
     out.update({"prune": PruneConfig, "hear": HearConfig, "fit_head": FitHeadConfig,
-                "show_descriptions": ShowDescriptionsConfig})
+                "show_descriptions": ShowDescriptionsConfig,
+                "features_train": FeaturesTrainConfig})
     return out
 
 
 #: Sections whose fields are top-level keys on the command line (their own configs).
-_COMMANDS = ("prune", "hear", "fit_head", "show_descriptions")
+_COMMANDS = ("prune", "hear", "fit_head", "show_descriptions", "features_train")
 
 
 def check_fields(section: str, values: Mapping[str, Any] | Any, label: str | None = None

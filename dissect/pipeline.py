@@ -250,7 +250,8 @@ def _activations(ctx: StageContext) -> str:
 
 
 def _model_files(ctx: StageContext) -> Any:
-    """sha256 of every file a ``model.options`` value names (a fitted head, a class map), so
+    """sha256 of every file a ``model.options`` value names (a fitted head, a class map) and
+    of each SAE file of ``model.features``, so
     a file edited in place records again; :data:`OMIT` when there is none. ``model.source`` is
     hashed by its name only (checkpoints are large, Hugging Face ids are not files)."""
     opts = _plain(ctx.cfg.model.get("options") or {})
@@ -258,6 +259,10 @@ def _model_files(ctx: StageContext) -> Any:
     for key, value in sorted(opts.items()):
         if isinstance(value, str) and value and Path(value).expanduser().is_file():
             out[key] = artifacts.hash_file(Path(value).expanduser())
+    for path in _plain(ctx.cfg.model.get("features") or []):  # SAE files (sae:<layer> sites)
+        p = Path(str(path)).expanduser()
+        if p.is_file():
+            out[f"features:{path}"] = artifacts.hash_file(p)
     return out or OMIT
 
 

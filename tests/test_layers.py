@@ -31,7 +31,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("datasets", "models"),
     ("recording",),
     ("description",),
-    ("evaluation", "explain", "pruning", "ensemble", "hear"),
+    ("evaluation", "explain", "pruning", "ensemble", "hear", "features"),
     ("report",),
     ("config",),
     ("stages",),

@@ -46,6 +46,10 @@ class Site:
             ``ffn``); ``None`` for identity.
         hop_ms: time between consecutive frames of this site, in ms.
         offset_ms: centre time of frame 0, in ms.
+        derived: for a site whose units are computed from another site's frames (kind
+            ``sae``: a sparse autoencoder's latents, :mod:`dissect.models.sae`), how; None
+            for a module's own channels. ``module``, ``hop_ms`` and ``offset_ms`` are then the
+            base site's, and ``transform`` is None.
     """
 
     name: str
@@ -55,10 +59,31 @@ class Site:
     hop_ms: float
     offset_ms: float = 0.0
     transform: Callable[[torch.Tensor], torch.Tensor] | None = field(default=None, compare=False)
+    derived: Derived | None = field(default=None, compare=False)
 
     def frame_times_ms(self, n_frames: int) -> torch.Tensor:
         """Centre time of each of ``n_frames`` frames, in ms, shape ``[T]``."""
         return self.offset_ms + self.hop_ms * torch.arange(n_frames, dtype=torch.float64)
+
+
+@dataclass(frozen=True)
+class Derived:
+    """Units computed from a base site's frames, model-agnostically (a sparse autoencoder's
+    latents). The hook path (:mod:`dissect.recording.hooks`) frames the base site, then
+    ``encode``s; an edit of the units is ``lift``-ed to an edit of the base site's frames.
+
+    Attributes:
+        base: the site whose frames ``[B, T, D]`` the units are computed from.
+        encode: base frames float ``[..., D]`` -> units float ``[..., U]``.
+        lift: ``(base frames [B, T, D], old units [B, T, U], new units [B, T, U])`` -> the
+            base frames ``[B, T, D]`` that carry the edit (for an SAE: the base frames plus
+            ``(new - old) @ W_dec``, so zeroing a latent removes exactly its decoder
+            contribution).
+    """
+
+    base: Site
+    encode: Callable[[torch.Tensor], torch.Tensor]
+    lift: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 @dataclass
@@ -166,10 +191,34 @@ class Adapter:
         """Layer names recorded when the user names none (default: every site)."""
         return list(self.sites(model))
 
+    @property
+    def derived_sites(self) -> dict[str, Site]:
+        """Sites added to this adapter instance (:meth:`add_site`; e.g. ``sae:<layer>``), by
+        name. They are valid layers (:meth:`all_sites`, :meth:`resolve_layers`) and are
+        recorded by default after :meth:`default_layers`."""
+        return self.__dict__.setdefault("_derived_sites", {})
+
+    def add_site(self, site: Site) -> Site:
+        """Make ``site`` (one with ``derived`` set) a valid layer of this adapter instance.
+
+        Raises:
+            ValueError: a site without ``derived``, or one named as a module's own site.
+        """
+        if site.derived is None:
+            raise ValueError(f"add_site({site.name!r}): only derived sites (e.g. sae:<layer>) "
+                             "can be added; a module's own sites come from the adapter")
+        self.derived_sites[site.name] = site
+        return site
+
+    def all_sites(self, model: nn.Module) -> dict[str, Site]:
+        """:meth:`sites` plus the :attr:`derived_sites`."""
+        return {**self.sites(model), **self.derived_sites}
+
     def resolve_layers(self, model: nn.Module, layers: Sequence[str] | None) -> list[Site]:
         """Validate ``layers`` up front; raise LayerNameError listing the valid names."""
-        available = self.sites(model)
-        names = list(layers) if layers else self.default_layers(model)
+        available = self.all_sites(model)
+        names = (list(layers) if layers
+                 else [*self.default_layers(model), *self.derived_sites])
         bad = [n for n in names if n not in available]
         if bad:
             raise LayerNameError(

@@ -61,7 +61,18 @@ def load_from_config(cfg: Any, device: str | torch.device | None = None, **kwarg
                      ) -> tuple[Adapter, nn.Module, torch.device]:
     """``(adapter, model, device)``: the adapter of :func:`adapter_from_config` (``kwargs`` go
     there) and its model loaded in eval mode on ``device`` (default: the config's ``device``,
-    else cuda when available, else cpu)."""
+    else cuda when available, else cpu). Each SAE file of the config's ``features`` adds its
+    site ``sae:<layer>`` (:func:`dissect.models.sae.attach`).
+
+    Raises:
+        LayerNameError / ValueError / FileNotFoundError: an SAE file that does not fit the
+            model (see :func:`dissect.models.sae.attach`).
+    """
+    from dissect.models.sae import attach
+
     adapter = adapter_from_config(cfg, **kwargs)
     dev = pick_device(str(device) if device is not None else _plain(cfg).get("device"))
-    return adapter, adapter.load(dev), dev
+    model = adapter.load(dev)
+    for path in _plain(cfg).get("features") or ():
+        attach(adapter, model, str(path), device=dev)
+    return adapter, model, dev

@@ -130,6 +130,24 @@ def model_device(model: nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
+def site_frames(adapter: Adapter, site: Site, output: Any, batch: Batch | None
+                ) -> torch.Tensor:
+    """A site's frames float ``[B, T, U]`` from its hooked module's output: the adapter's
+    framing, then, for a derived site (``site.derived``, e.g. ``sae:<layer>``), its
+    ``encode`` of the base site's frames."""
+    if site.derived is None:
+        return adapter.frames(site, output, batch)
+    base = site_frames(adapter, site.derived.base, output, batch)
+    return site.derived.encode(base).float()
+
+
+def site_valid(adapter: Adapter, site: Site, batch: Batch, n_frames: int) -> torch.Tensor:
+    """Bool ``[B, T]`` valid frames of ``site`` (a derived site's are its base site's)."""
+    while site.derived is not None:
+        site = site.derived.base
+    return adapter.valid_frames(site, batch, n_frames)
+
+
 def run_sites(
     adapter: Adapter,
     model: nn.Module,
@@ -164,8 +182,8 @@ def run_sites(
 
     def read(output: Any, *, site: str) -> None:
         s = by_name[site]
-        frames = adapter.frames(s, output, batch)
-        valid = adapter.valid_frames(s, batch, frames.shape[1]).to(frames.device)
+        frames = site_frames(adapter, s, output, batch)
+        valid = site_valid(adapter, s, batch, frames.shape[1]).to(frames.device)
         out = SiteFrames(s, frames, valid)
         if on_site is None:
             collected[site] = out
@@ -219,6 +237,8 @@ def frame_hooks(adapter: Adapter, model: nn.Module, fns: Mapping[str, FrameFn]
 
     def edit(output: Any, *, site: str) -> torch.Tensor | None:
         s, batch = sites[site], current_batch()
+        if s.derived is not None:
+            return _edit_derived(adapter, s, output, batch, fns[site])
         try:
             old = adapter.frames(s, output, batch)
         except Exception as exc:
@@ -233,6 +253,37 @@ def frame_hooks(adapter: Adapter, model: nn.Module, fns: Mapping[str, FrameFn]
 
     with hooks(model, {name: s.module for name, s in sites.items()}, edit):
         yield
+
+
+def _edit_derived(adapter: Adapter, site: Site, output: Any, batch: Batch | None,
+                  fn: FrameFn) -> torch.Tensor | None:
+    """:func:`frame_hooks`' edit at a derived site: ``fn`` edits the units (e.g. SAE latents
+    ``[B, T, n_latents]``); the edit is lifted onto the base site's frames
+    (``site.derived.lift``: for an SAE, ``+ (new - old) @ W_dec``) and those onto the module's
+    output by :func:`unframe` (so only bases without an activation take non-zero edits)."""
+    base = site.derived.base
+    base_old = site_frames(adapter, base, output, batch)
+    old = site.derived.encode(base_old).float()
+    new = fn(old.clone(), site.name)
+    if new is None:
+        return None
+    if not torch.is_tensor(new) or tuple(new.shape) != tuple(old.shape):
+        got = list(new.shape) if torch.is_tensor(new) else type(new).__name__
+        raise ValueError(f"hook for layer {site.name!r} returned {got}, want frames of shape "
+                         f"{list(old.shape)} (the frames it was given)")
+    new = new.to(old.device, torch.float32)
+    if not torch.isfinite(new).all():
+        raise ValueError(f"hook for layer {site.name!r} returned NaN/Inf frames")
+    if torch.equal(new, old):
+        return None
+    base_new = site.derived.lift(base_old, old, new)
+    if base.transform is not None:
+        raise NotImplementedError(
+            f"layer {site.name!r}: its base layer {base.name!r} is an activation of the hooked "
+            f"module's output ({base.module!r}), so an edit of its latents (a move along their "
+            "decoder directions) cannot be made on that output; use a base layer without an "
+            "activation (e.g. site kind block, or a conv layer)")
+    return unframe(adapter, base, output, batch, base_old, base_new)
 
 
 def unframe(adapter: Adapter, site: Site, output: Any, batch: Batch | None,

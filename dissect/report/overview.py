@@ -6,6 +6,7 @@ so a reader never mistakes SmolLM2 output for Llama-2-13B output.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from typing import Any
 
@@ -136,6 +137,7 @@ def overview_html(run: RunData) -> str:
         + "</ul>",
         "<h3>Summarisers</h3>", table(["writer", "neurons"], llm_rows),
         "<h3>Layers</h3>", table(["layer", "kind", "module", "units"], layer_rows),
+        *_feature_figures(run),
         *_description_scores(run),
         "<h3>Stage timings</h3>",
         table(["stage", "status", "seconds", "finished"], timing_rows),
@@ -144,6 +146,58 @@ def overview_html(run: RunData) -> str:
         parts += ["<h3>Skipped clips</h3>", table(["clip", "reason"], skip_rows)]
     parts.append("</section>")
     return "\n".join(parts)
+
+
+def _fmt(value: Any, digits: int = 4) -> Any:
+    """A float rounded to ``digits`` decimals; anything else (None -> "") as is."""
+    if value is None:
+        return ""
+    return round(float(value), digits) if isinstance(value, (int, float)) else value
+
+
+def feature_rows(run: RunData) -> list[list[Any]]:
+    """One row per SAE file in ``model.features``, from its JSON sidecar (``<file>.json``):
+    layer ``sae:<layer>``, file, latents, k, held-out FVU (the fraction of the base layer's
+    frame variance the SAE leaves unexplained on held-out clips' frames), held-out cosine, the
+    splice figures (next-layer cosine, top-1 agreement and logit MSE of the model's output with
+    the SAE's reconstruction in place of the layer, on held-out clips), the held-out frames and
+    a note (why the splice was not measured, e.g. at an activation site). A file without a
+    readable sidecar gets a row saying so."""
+    from dissect.models.sae import SAE_PREFIX, sidecar
+
+    rows: list[list[Any]] = []
+    for path in (run.config.get("model") or {}).get("features") or []:
+        side = sidecar(path)
+        try:
+            info = json.loads(side.read_text(encoding="utf-8"))
+            cfg, metrics = info.get("config") or {}, info.get("metrics") or {}
+        except (OSError, ValueError, AttributeError) as exc:
+            rows.append(["", str(path), f"sidecar {side} unreadable ({type(exc).__name__})",
+                         *[""] * 8])
+            continue
+        held, splice = metrics.get("heldout") or {}, metrics.get("splice") or {}
+        rows.append([f"{SAE_PREFIX}{cfg.get('layer', '?')}", str(path), cfg.get("n_latents", ""),
+                     cfg.get("k", ""), _fmt(held.get("fvu")), _fmt(held.get("cosine")),
+                     _fmt(splice.get("next_cosine")), _fmt(splice.get("top1_agreement")),
+                     _fmt(splice.get("logit_mse"), 6), held.get("frames", ""),
+                     f"splice not measured: {splice['error']}" if splice.get("error") else ""])
+    return rows
+
+
+def _feature_figures(run: RunData) -> list[str]:
+    rows = feature_rows(run)
+    if not rows:
+        return []
+    return ["<h3>Sparse-autoencoder features</h3>",
+            '<p class="note">Each SAE named in model.features, from its sidecar JSON: held-out '
+            "FVU is the fraction of the base layer's frame variance the SAE's reconstruction "
+            "leaves unexplained on frames of held-out clips (0 = exact); the splice columns "
+            "compare the model with the reconstruction in place of the layer to the model "
+            "itself on those clips. The latents' layer sae:&lt;layer&gt; is described below "
+            "like any layer.</p>",
+            table(["layer", "file", "latents", "k", "held-out FVU", "held-out cosine",
+                   "splice next-layer cosine", "splice top-1 agreement", "splice logit MSE",
+                   "held-out frames", "note"], rows)]
 
 
 def description_score_rows(run: RunData) -> list[list[Any]]:
