@@ -154,7 +154,8 @@ def test_every_recipe_composes_to_the_same_model_section():
         cfg = config.compose([f"recipe={recipe}"] + ([entry] if entry else []))
         site = "conv" if adapter == "yamnet" else "ffn"
         assert dict(cfg.model) == {"name": adapter, "source": source, "site": site,
-                                   "layers": [], "device": "auto", "options": options}, key
+                                   "layers": [], "device": "auto", "options": options,
+                                   "features": []}, key
 
 
 def test_bundles_match_their_adapters_and_hear_modules():
