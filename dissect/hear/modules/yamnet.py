@@ -19,7 +19,8 @@ quantization="fake", **chunking)``
   shorter than 0.475 s). The hop is YAMNet's (480 ms, above HEAR's 50 ms suggestion);
   ``output_hop_ms=50`` interpolates the frames in time onto a 50 ms grid instead, as the
   AST / BEATs / CLAP modules do. Long audio is cut into 9.6 s cores read with 0.96 s of
-  context either side, which gives exactly the frames of one pass.
+  context either side: the frames of one pass, with their values up to an occasional int8
+  requantisation step inside the graph that another batch shape can flip.
 * Scene: mean of the timestamp embeddings (the patch frames). Sample rate 16 kHz.
 """
 
