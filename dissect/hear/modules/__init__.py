@@ -7,8 +7,9 @@ Single models: :data:`SINGLE`; ensembles: :data:`ENSEMBLES`; :data:`OFFLINE` nee
 """
 
 SINGLE = ("crepe_full", "crepe_tiny", "whisper_tiny", "logmel", "hubert_base", "wav2vec2_base",
-          "wavlm_base", "data2vec_audio_base", "ast_audioset", "beats_iter3", "clap_htsat")
+          "wavlm_base", "data2vec_audio_base", "ast_audioset", "beats_iter3", "clap_htsat",
+          "yamnet")
 ENSEMBLES = ("gura_avg", "gura_cat", "gura_fusion", "guided")
 MODULES = SINGLE + ENSEMBLES
-OFFLINE = ("crepe_full", "crepe_tiny", "whisper_tiny", "logmel", "gura_avg", "gura_cat",
-           "gura_fusion")
+OFFLINE = ("crepe_full", "crepe_tiny", "whisper_tiny", "logmel", "yamnet", "gura_avg",
+           "gura_cat", "gura_fusion")

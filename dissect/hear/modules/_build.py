@@ -20,6 +20,8 @@ from dissect.models.bundles import BUNDLES, Bundle, Chunking
 # model_type in a transformers config.json -> our HEAR module for that family
 SPEECH_FAMILIES = {"hubert": "hubert_base", "wav2vec2": "wav2vec2_base", "wavlm": "wavlm_base",
                    "data2vec-audio": "data2vec_audio_base", "whisper": "whisper_tiny"}
+# adapters that run an ONNX graph (dissect.models.onnx_model): built by onnx() below
+ONNX_ADAPTERS = ("onnx", "yamnet")
 # logmel's long-audio defaults (every checkpoint's are in its bundle, dissect.models.bundles)
 LOGMEL_CHUNKING = Chunking(10.0, 0.1, 64, 600.0)
 
@@ -48,7 +50,8 @@ def load_bundle(bundle_name: str, model_file_path: str = "", **options: Any) -> 
     if bundle.chunking is None:
         raise ValueError(f"bundle {bundle_name!r} declares no HEAR chunking")
     build = {"crepe": crepe, "ast": patch_encoder, "beats": patch_encoder,
-             "clap": patch_encoder}.get(bundle.adapter, encoder)
+             "clap": patch_encoder, **dict.fromkeys(ONNX_ADAPTERS, onnx)}.get(bundle.adapter,
+                                                                              encoder)
     return build(bundle, model_file_path, **options)
 
 
@@ -72,6 +75,22 @@ def encoder(bundle: Bundle, model_file_path: str = "", layer: Any = "last",
     return load_adapter_model(bundle.adapter, model_file_path or bundle.source, layer,
                               device=device, adapter_options=options,
                               name=bundle.hear_name or bundle.adapter, **kw)
+
+
+def onnx(bundle: Bundle, model_file_path: str = "", layer: Any = "last", device: str = "cpu",
+         output_hop_ms: float | None = None, **options: Any) -> EmbeddingModel:
+    """An ONNX graph (:mod:`dissect.models.onnx_model`): the bundle's model, or the ``.onnx``
+    at ``model_file_path``; ``options`` are the bundle's adapter options overridden by the
+    adapter options given here (``quantization``, ``cache_dir``, ...). ``layer`` ``last`` is
+    the last recordable site before the head (YAMNet: the 1024-d embedding). The timestamp
+    embeddings are the adapter's own frames unless ``output_hop_ms`` asks for interpolation
+    onto a finer grid (as :func:`patch_encoder`)."""
+    kw = chunking(bundle.chunking, options)
+    return load_adapter_model(bundle.adapter, model_file_path or bundle.source, layer,
+                              site_kind=bundle.site, device=device,
+                              adapter_options={**dict(bundle.options), **options},
+                              name=bundle.hear_name or bundle.adapter,
+                              output_hop_ms=output_hop_ms, **kw)
 
 
 def patch_encoder(bundle: Bundle, model_file_path: str = "", layer: Any = "last",
