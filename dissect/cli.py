@@ -39,6 +39,10 @@ commands:
             layer sae:<layer> (model.features=[FILE]); prints the SAE file:
               dissect features train run_dir=DIR layer=conv6 [expansion=4 k=32 seed=0
                 epochs=20 out=FILE ...]
+  hear-tasks  a labelled folder as a HEAR scene task (folds stratified by label, grouped by
+            source); prints the task directory:
+              dissect hear-tasks folder root=DIR label=COLUMN [metadata=metadata.csv
+                group=COLUMN folds=5 out=tasks ...]
   config    every config section, or each field of some: dissect config [SECTION ...]
 
 `dissect COMMAND --help` prints the fields COMMAND reads (run: every section of a run), each
@@ -196,6 +200,26 @@ def _features(overrides: list[str]) -> Path:
     return trained.path
 
 
+def _hear_tasks(overrides: list[str]) -> Path:
+    """``dissect hear-tasks folder key=value ...``."""
+    from omegaconf import OmegaConf
+
+    if not overrides or overrides[0] != "folder":
+        raise ValueError("usage: dissect hear-tasks folder root=DIR label=COLUMN [key=value ...] "
+                         "(dissect hear-tasks folder --help lists the keys)")
+    from dissect.hear.tasks.folder import FolderTaskConfig, write_folder_task
+
+    c = OmegaConf.to_object(command_config(FolderTaskConfig, overrides[1:]))
+    task = write_folder_task(c, progress=lambda line: print(line, file=sys.stderr))
+    extra = task.metadata.get("dissect", {})
+    print(f"[hear-tasks] {task.root.name}: {len(task.vocabulary)} classes, "
+          f"{sum(len(task.labels(s)) for s in task.splits)} files in {len(task.splits)} folds; "
+          f"left out: classes {extra.get('dropped_classes')}, "
+          f"{len(extra.get('missing_files') or [])} missing files, "
+          f"{extra.get('unlabelled')} unlabelled rows", file=sys.stderr)
+    return task.root
+
+
 def _show_descriptions(overrides: list[str]) -> None:
     from omegaconf import OmegaConf
 
@@ -251,7 +275,8 @@ def _failure(exc: Exception) -> tuple[int, str] | None:
 COMMAND_SECTIONS = {"run": None, "report": ("report",), "evaluate": ("evaluate",),
                     "prune": ("prune",), "hear": ("hear",), "fit-head": ("fit_head",),
                     "show-descriptions": ("show_descriptions",),
-                    "features": ("features_train",)}
+                    "features": ("features_train",),
+                    "hear-tasks": ("hear_tasks_folder",)}
 
 
 def _config_help(cmd: str, names: list[str]) -> int:
@@ -294,8 +319,9 @@ def main(argv: list[str] | None = None) -> int:
         print(USAGE)
         return 0 if argv else 2
     cmd, rest = argv[0], argv[1:]
-    if cmd == "features" and rest[:1] == ["train"] and rest[1:2] in (["-h"], ["--help"]):
-        rest = rest[1:]  # dissect features train --help
+    if ((cmd, rest[:1]) in (("features", ["train"]), ("hear-tasks", ["folder"]))
+            and rest[1:2] in (["-h"], ["--help"])):
+        rest = rest[1:]  # dissect features train --help, dissect hear-tasks folder --help
     if cmd == "config" or (rest and rest[0] in ("-h", "--help")):
         return _config_help(cmd, rest if cmd == "config" else rest[1:])
     if cmd == "recipes":
@@ -313,6 +339,7 @@ def main(argv: list[str] | None = None) -> int:
         "fit-head": lambda: _fit_head(rest),
         "show-descriptions": lambda: _show_descriptions(rest),
         "features": lambda: _features(rest),
+        "hear-tasks": lambda: _hear_tasks(rest),
     }
     if cmd not in commands:
         print(f"dissect: unknown command {cmd!r}\n\n{USAGE}", file=sys.stderr)
