@@ -44,32 +44,21 @@ def test_paired_se_decides_displacement_and_order_breaks_ties():
     assert choose([tmpl, _cand("and", 0.1, 0.3)], method="and")[0] is None
 
 
-def test_explain_never_shows_a_description_validation_does_not_confirm():
+def test_explain_never_shows_a_description_validation_does_not_confirm(toy_clips, hash_embedder):
     """End to end on a toy layer: unit 0 fires on a label, unit 1 is noise, unit 2 fires on a
     label its validation clips barely carry."""
     from dissect.config import ExplainConfig
     from dissect.explain.explainer import explain
 
-    rng = np.random.default_rng(0)
     n = 200
-    ids = [f"c{i:03d}" for i in range(n)]
-    lab = rng.integers(0, 4, n)
-    terms = {cid: [f"label=l{lab[i]}"] for i, cid in enumerate(ids)}
-    caps = {cid: f"a clip of l{lab[i]}" for i, cid in enumerate(ids)}
+    rng, ids, lab, terms, caps = toy_clips(n)
     A = np.stack([(lab == 1) * 2.0 + rng.normal(scale=0.3, size=n), rng.normal(size=n),
                   rng.normal(size=n)], 1)
-
-    class Emb:
-        name = "fake"
-
-        def encode(self, texts):
-            return np.stack([np.random.default_rng(abs(hash(t)) % 2**32).normal(size=8)
-                             for t in texts])
 
     summ = [{"layer": "l", "unit": u, "calibrated": "noise", "llm": "rules"} for u in range(3)]
     conc = [{"closed": {}} for _ in range(3)]
     out = explain(ids, caps, terms, lambda layer: A, summ, conc, ExplainConfig(),
-                  embedder=Emb(), progress=False, strata=[str(x) for x in lab])
+                  embedder=hash_embedder, progress=False, strata=[str(x) for x in lab])
     rows = {r["unit"]: r for r in out.explanations}
     assert rows[0]["status"] == CONFIRMED and rows[0]["description"] == "l1"
     assert rows[0]["val"]["p"] <= 0.05 and rows[0]["test"]["correlation"] > 0.8

@@ -78,31 +78,20 @@ def test_a_failed_phrasing_call_is_noted_as_a_failure_not_a_rejection():
         ("", False, "LLM call failed: fake: failed after 1 attempt(s): HTTP 503")] * 2
 
 
-def test_explain_phrases_only_confirmed_evidence_and_scores_the_phrasing():
+def test_explain_phrases_only_confirmed_evidence_and_scores_the_phrasing(toy_clips, hash_embedder):
     """Unit 0 fires on label l1 (confirmed), unit 1 is noise (unconfirmed): only unit 0 is
     phrased; its accepted phrasing is a scored candidate; unit 1's rows equal those of a run
     without an LLM."""
     from dissect.config import ExplainConfig
     from dissect.explain.explainer import explain
 
-    rng = np.random.default_rng(0)
     n = 200
-    ids = [f"c{i:03d}" for i in range(n)]
-    lab = rng.integers(0, 4, n)
-    terms = {cid: [f"label=l{lab[i]}"] for i, cid in enumerate(ids)}
-    caps = {cid: f"a clip of l{lab[i]}" for i, cid in enumerate(ids)}
+    rng, ids, lab, terms, caps = toy_clips(n)
     A = np.stack([(lab == 1) * 2.0 + rng.normal(scale=0.3, size=n), rng.normal(size=n)], 1)
-
-    class Emb:
-        name = "fake"
-
-        def encode(self, texts):
-            return np.stack([np.random.default_rng(abs(hash(t)) % 2**32).normal(size=8)
-                             for t in texts])
 
     summ = [{"layer": "l", "unit": u, "calibrated": "noise", "llm": "rules"} for u in range(2)]
     conc = [{"closed": {}} for _ in range(2)]
-    kw = dict(embedder=Emb(), progress=False, strata=[str(x) for x in lab])
+    kw = dict(embedder=hash_embedder, progress=False, strata=[str(x) for x in lab])
     llm = FakeLLM(reply="sounds labelled l1")
     out = explain(ids, caps, terms, lambda layer: A, summ, conc, ExplainConfig(), llm, **kw)
     plain = explain(ids, caps, terms, lambda layer: A, summ, conc, ExplainConfig(), None, **kw)
