@@ -40,9 +40,11 @@ commands:
               dissect features train run_dir=DIR layer=conv6 [expansion=4 k=32 seed=0
                 epochs=20 out=FILE ...]
   hear-tasks  a labelled folder as a HEAR scene task (folds stratified by label, grouped by
-            source); prints the task directory:
+            source), or the offline suite of real-recording tasks built from registry
+            packages; prints the task directory (directories):
               dissect hear-tasks folder root=DIR label=COLUMN [metadata=metadata.csv
                 group=COLUMN folds=5 out=tasks ...]
+              dissect hear-tasks suite=offline [out=tasks data_dir=data tasks=[...]]
   config    every config section, or each field of some: dissect config [SECTION ...]
 
 `dissect COMMAND --help` prints the fields COMMAND reads (run: every section of a run), each
@@ -201,12 +203,23 @@ def _features(overrides: list[str]) -> Path:
 
 
 def _hear_tasks(overrides: list[str]) -> Path:
-    """``dissect hear-tasks folder key=value ...``."""
+    """``dissect hear-tasks folder key=value ...`` and ``dissect hear-tasks suite=offline``."""
     from omegaconf import OmegaConf
 
+    if overrides and overrides[0].startswith("suite="):
+        from dissect.hear.tasks.suite import SuiteConfig, write_offline_suite
+
+        s = OmegaConf.to_object(command_config(SuiteConfig, overrides))
+        tasks = write_offline_suite(s, log=lambda line: print(line, file=sys.stderr))
+        for name, task in tasks.items():
+            print(f"[hear-tasks] {name}: {len(task.vocabulary)} classes, "
+                  f"{sum(len(task.labels(x)) for x in task.splits)} files in "
+                  f"{len(task.splits)} folds -> {task.root}", file=sys.stderr)
+        return Path(s.out)
     if not overrides or overrides[0] != "folder":
         raise ValueError("usage: dissect hear-tasks folder root=DIR label=COLUMN [key=value ...] "
-                         "(dissect hear-tasks folder --help lists the keys)")
+                         "| dissect hear-tasks suite=offline [key=value ...] "
+                         "(dissect hear-tasks --help lists the keys)")
     from dissect.hear.tasks.folder import FolderTaskConfig, write_folder_task
 
     c = OmegaConf.to_object(command_config(FolderTaskConfig, overrides[1:]))
@@ -276,7 +289,7 @@ COMMAND_SECTIONS = {"run": None, "report": ("report",), "evaluate": ("evaluate",
                     "prune": ("prune",), "hear": ("hear",), "fit-head": ("fit_head",),
                     "show-descriptions": ("show_descriptions",),
                     "features": ("features_train",),
-                    "hear-tasks": ("hear_tasks_folder",)}
+                    "hear-tasks": ("hear_tasks_folder", "hear_tasks_suite")}
 
 
 def _config_help(cmd: str, names: list[str]) -> int:

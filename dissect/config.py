@@ -589,7 +589,7 @@ def sections() -> dict[str, type]:
     """Dotted section path -> its config class: every section of a run (:class:`RunConfig`,
     nested ones such as ``probe.synth`` included) and the commands' own configs (``prune``,
     ``hear``, ``fit_head``, ``show_descriptions``, ``features_train``,
-    ``hear_tasks_folder``)."""
+    ``hear_tasks_folder``, ``hear_tasks_suite``)."""
     out: dict[str, type] = {}
 
     def walk(prefix: str, cls: type) -> None:
@@ -604,19 +604,20 @@ def sections() -> dict[str, type]:
     walk("", RunConfig)
     from dissect.features.train import FeaturesTrainConfig
     from dissect.hear.tasks.folder import FolderTaskConfig
+    from dissect.hear.tasks.suite import SuiteConfig
     from dissect.recording.head_fit import FitHeadConfig
     from dissect.report.shown import ShowDescriptionsConfig
 
     out.update({"prune": PruneConfig, "hear": HearConfig, "fit_head": FitHeadConfig,
                 "show_descriptions": ShowDescriptionsConfig,
                 "features_train": FeaturesTrainConfig,
-                "hear_tasks_folder": FolderTaskConfig})
+                "hear_tasks_folder": FolderTaskConfig, "hear_tasks_suite": SuiteConfig})
     return out
 
 
 #: Sections whose fields are top-level keys on the command line (their own configs).
 _COMMANDS = ("prune", "hear", "fit_head", "show_descriptions", "features_train",
-             "hear_tasks_folder")
+             "hear_tasks_folder", "hear_tasks_suite")
 
 
 def check_fields(section: str, values: Mapping[str, Any] | Any, label: str | None = None

@@ -14,9 +14,10 @@ already installed are read from ``/`` instead. The packages (:data:`PACKAGES`):
 
 Every audio file becomes a mono 16-bit WAV at its own sample rate, cut to ``max_seconds``, under
 ``OUT/<package>/``; ``OUT/metadata.csv`` has ``filename, package, source, licence, audioset,
-category, seconds, sample_rate``. Labels come from the hand-made rules of
-``data/free_sounds.csv`` (first matching rule of the package); files no rule matches are kept
-with empty labels. The licence is the one the package's DEP-5 ``copyright`` file gives the file
+category, seconds, sample_rate, group`` (``group``: the sample pack, :func:`source_group`).
+Labels come from the hand-made rules of ``data/free_sounds.csv`` (first matching rule of the
+package); files no rule matches are kept with empty labels. The licence is the one the
+package's DEP-5 ``copyright`` file gives the file
 (the stanza whose pattern matches its path, name, or kit, else the ``Files: *`` stanza).
 ``OUT/free_sounds.json`` summarises counts per package, class and licence, the total duration
 and every file that could not be read (with the reason). The output is deterministic: files
@@ -56,7 +57,7 @@ SOUND_DIRS = {
     "gcompris-qt-data": "usr/share/gcompris-qt/rcc",
 }
 METADATA_COLUMNS = ("filename", "package", "source", "licence", "audioset", "category",
-                    "seconds", "sample_rate")
+                    "seconds", "sample_rate", "group")
 
 
 class FreeSoundsError(RuntimeError):
@@ -164,6 +165,35 @@ def licence_of(stanzas: list[tuple[list[str], str]], relpath: str) -> str:
 
 
 # ------------------------------------------------------------------------ sources
+def source_group(package: str, source: str) -> str:
+    """The sample pack a file comes from, for grouped folds (files of one pack were recorded,
+    or made, together; a probe must never be tested on a pack it was trained on):
+
+    * ``hydrogen-drumkits``: the kit (``hydrogen:<kit>``);
+    * ``gcompris-qt-data``: the resource bundle (``gcompris:<bundle>.rcc``);
+    * ``sonic-pi-samples``: the file-name family before the first ``_`` (``sonic-pi:drum``,
+      ``sonic-pi:tabla``: Sonic Pi groups its samples so);
+    * ``lmms-common``: the sample directory (``lmms:drums``, ``lmms:instruments``);
+    * ``sound-theme-freedesktop``: the package (one theme).
+
+    ``source`` is the file's path in its package (the ``source`` column of ``metadata.csv``).
+    """
+    rel = source.split(":", 1)[0]
+    base = SOUND_DIRS.get(package, "")
+    if base and rel.startswith(base + "/"):
+        rel = rel[len(base) + 1:]
+    parts = rel.split("/")
+    if package == "hydrogen-drumkits":
+        return f"hydrogen:{parts[0]}"
+    if package == "gcompris-qt-data":
+        return f"gcompris:{parts[-1]}"
+    if package == "sonic-pi-samples":
+        return f"sonic-pi:{parts[-1].split('_', 1)[0]}"
+    if package == "lmms-common":
+        return f"lmms:{'/'.join(parts[:-1]) or '.'}"
+    return package
+
+
 def package_root(package: str, debs: Path | None, staging: Path) -> Path | None:
     """Where ``package``'s files are: its ``.deb`` in ``debs`` extracted under ``staging``, or
     ``/`` when it is installed; None when neither."""
@@ -294,7 +324,8 @@ def build(out: str | Path, debs: str | Path | None = None, *, max_seconds: float
             rows.append({"filename": rel, "package": pkg, "source": source,
                          "licence": licence_of(stanzas, lic_path) or "see package copyright",
                          "audioset": audioset, "category": category,
-                         "seconds": f"{len(x) / sr:.3f}", "sample_rate": str(sr)})
+                         "seconds": f"{len(x) / sr:.3f}", "sample_rate": str(sr),
+                         "group": source_group(pkg, source)})
     if missing:
         raise FreeSoundsError(
             f"package(s) {', '.join(missing)} neither in {debs or '(no --debs dir)'} nor "

@@ -131,3 +131,17 @@ def test_licence_from_dep5_stanzas(tmp_path):
     assert licence_of(st, "usr/share/sonic-pi/samples/b1.flac") == "CC0"
     assert licence_of(st, "usr/share/sonic-pi/samples/other.flac") == "MIT"  # not debian/*
     assert licence_of(st, "usr/share/hydrogen/data/drumkits/Gimme A Hand 1.0/k.wav") == "GPL-2"
+
+
+def test_source_group_is_the_sample_pack():
+    from dissect.datasets.free_sounds import source_group
+
+    assert source_group("hydrogen-drumkits", "usr/share/hydrogen/data/drumkits/Kit A/kick.flac"
+                        ) == "hydrogen:Kit A"
+    assert source_group("gcompris-qt-data", "usr/share/gcompris-qt/rcc/farm.rcc:/a/b/cow.ogg"
+                        ) == "gcompris:farm.rcc"
+    assert source_group("sonic-pi-samples", "usr/share/sonic-pi/samples/drum_snare_hard.flac"
+                        ) == "sonic-pi:drum"
+    assert source_group("lmms-common", "usr/share/lmms/samples/drums/kick01.ogg") == "lmms:drums"
+    assert source_group("sound-theme-freedesktop", "usr/share/sounds/freedesktop/stereo/bell.oga"
+                        ) == "sound-theme-freedesktop"

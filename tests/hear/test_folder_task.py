@@ -33,8 +33,8 @@ def test_folds_keep_each_source_in_one_fold_and_say_what_was_left_out(tmp_path):
     root = _folder(tmp_path)
     cfg = FolderTaskConfig(root=str(root), label="kind", group="source", out=str(tmp_path / "t"))
     items, left = folder_task_items(cfg)
-    assert left == {"dropped_classes": {"d": 2}, "missing_files": ["gone.wav"],
-                    "unlabelled": 1}
+    assert left == {"dropped_classes": {"d": 2}, "dropped_by_groups": {},
+                    "missing_files": ["gone.wav"], "unlabelled": 1}
     assert sorted(it.labels[0] for it in items) == ["a"] * 10 + ["b"] * 10 + ["c"] * 6
     fold_of_source: dict[str, set] = {}
     for it in items:

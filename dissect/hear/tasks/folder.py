@@ -4,8 +4,10 @@ The metadata file (CSV) names each file (a path relative to the folder) and its 
 with an empty label are left out (unlabelled). Folds are stratified by label and *grouped*: all
 files of one group (one source recording, sample kit, speaker, ...: the ``group`` column) fall in
 one fold, so no source spans two folds (scikit-learn's ``StratifiedGroupKFold``, seeded). Classes
-with fewer files than ``min_clips`` (default: one per fold) are left out and listed in the
-task's metadata (``dissect.dropped_classes``), as are the rows whose file is missing.
+with fewer files than ``min_clips`` (default: one per fold), or found in fewer than
+``min_groups`` groups, are left out and listed in the task's metadata
+(``dissect.dropped_classes``, ``dissect.dropped_by_groups``), as are the rows whose file is
+missing.
 """
 
 from __future__ import annotations
@@ -44,6 +46,9 @@ class FolderTaskConfig:
     """Number of folds (HEAR's presplit_kfold; at least 3)."""
     min_clips: int | None = option(None, COUNT_OR_NULL)
     """Classes with fewer files are left out; null: one per fold."""
+    min_groups: int = option(1, COUNT)
+    """Classes found in fewer distinct groups are left out (a class held by one source cannot
+    be tested on a source the probe never saw)."""
     seed: int = 0
     """Seed of the fold assignment."""
     sample_rate: int = option(16000, COUNT)
@@ -63,18 +68,78 @@ def _rows(meta_path: Path) -> list[dict[str, str]]:
     return list(csv.DictReader(lines))
 
 
+def grouped_fold_items(
+    rows: list[dict[str, str]], root: Path, *, label: str, path_column: str = "filename",
+    group: str | None = None, folds: int = 5, min_clips: int | None = None,
+    min_groups: int = 1, seed: int = 0, where: str = "metadata",
+) -> tuple[list[TaskItem], dict]:
+    """Metadata rows as task items with folds stratified by label and grouped by ``group``
+    (scikit-learn's ``StratifiedGroupKFold``, seeded), and what was left out.
+
+    Args:
+        rows: one dict per file (``path_column`` relative to ``root``, ``label``, ``group``).
+        root: the folder the paths are relative to.
+        min_clips: classes with fewer files are dropped (None: one per fold).
+        min_groups: classes found in fewer distinct groups are dropped too (a class held by one
+            source cannot be tested on a source the probe never saw).
+        where: names the metadata in error messages.
+
+    Returns:
+        ``(items, left_out)``; ``left_out`` has ``dropped_classes`` (label -> files),
+        ``dropped_by_groups`` (label -> groups), ``missing_files`` and ``unlabelled``.
+    """
+    import numpy as np
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    labelled = [r for r in rows if (r.get(label) or "").strip()]
+    missing = sorted(r[path_column] for r in labelled if not (root / r[path_column]).is_file())
+    present = [r for r in labelled if (root / r[path_column]).is_file()]
+
+    def group_of(r: dict[str, str]) -> str:
+        return r[group] if group else r[path_column]
+
+    counts = Counter(r[label].strip() for r in present)
+    n_groups = {lab: len({group_of(r) for r in present if r[label].strip() == lab})
+                for lab in counts}
+    need = min_clips if min_clips is not None else folds
+    dropped = {lab: n for lab, n in sorted(counts.items()) if n < need}
+    few_groups = {lab: n_groups[lab] for lab in sorted(counts)
+                  if lab not in dropped and n_groups[lab] < min_groups}
+    kept = [r for r in present if r[label].strip() not in dropped and
+            r[label].strip() not in few_groups]
+    if len({r[label].strip() for r in kept}) < 2:
+        raise ValueError(f"{where}: fewer than two classes of {label!r} have at least {need} "
+                         f"files in at least {min_groups} groups (counts: {dict(counts)})")
+    labels = np.array([r[label].strip() for r in kept])
+    groups = np.array([group_of(r) for r in kept])
+    if len(set(groups.tolist())) < folds:
+        raise ValueError(f"{where}: {len(set(groups.tolist()))} groups of {group!r} cannot fill "
+                         f"{folds} folds")
+    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+    fold = np.empty(len(kept), dtype=int)
+    for i, (_, test) in enumerate(splitter.split(np.zeros(len(kept)), labels, groups)):
+        fold[test] = i
+    items = []
+    for r, lab, f in zip(kept, labels, fold, strict=True):
+        rel = r[path_column]
+        name = rel.replace("/", "__").replace("\\", "__")
+        name = name if name.lower().endswith(".wav") else f"{name}.wav"
+        items.append(TaskItem(name=name, split=f"fold{int(f):02d}", labels=[str(lab)],
+                              source=root / rel))
+    left_out = {"dropped_classes": dropped, "dropped_by_groups": few_groups,
+                "missing_files": missing, "unlabelled": len(rows) - len(labelled)}
+    return items, left_out
+
+
 def folder_task_items(cfg: FolderTaskConfig) -> tuple[list[TaskItem], dict]:
     """The task's items with their folds, and what was left out (``dropped_classes``,
-    ``missing_files``, ``unlabelled``).
+    ``dropped_by_groups``, ``missing_files``, ``unlabelled``).
 
     Raises:
         FileNotFoundError: the folder or metadata file is missing.
         ValueError: a named column is not in the metadata (the columns are listed), or fewer
             than two classes are left.
     """
-    import numpy as np
-    from sklearn.model_selection import StratifiedGroupKFold
-
     root = Path(cfg.root).expanduser()
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: no such folder")
@@ -87,33 +152,9 @@ def folder_task_items(cfg: FolderTaskConfig) -> tuple[list[TaskItem], dict]:
                       ("group", cfg.group)):
         if col is not None and col not in columns:
             raise ValueError(f"{meta_path}: {what}={col!r} is not a column; columns: {columns}")
-    labelled = [r for r in rows if (r.get(cfg.label) or "").strip()]
-    missing = sorted(r[cfg.path_column] for r in labelled
-                     if not (root / r[cfg.path_column]).is_file())
-    present = [r for r in labelled if (root / r[cfg.path_column]).is_file()]
-    counts = Counter(r[cfg.label].strip() for r in present)
-    need = cfg.min_clips if cfg.min_clips is not None else cfg.folds
-    dropped = {lab: n for lab, n in sorted(counts.items()) if n < need}
-    kept = [r for r in present if r[cfg.label].strip() not in dropped]
-    if len({r[cfg.label].strip() for r in kept}) < 2:
-        raise ValueError(f"{meta_path}: fewer than two classes of {cfg.label!r} have at least "
-                         f"{need} files (counts: {dict(counts)})")
-    labels = np.array([r[cfg.label].strip() for r in kept])
-    groups = np.array([r[cfg.group] if cfg.group else r[cfg.path_column] for r in kept])
-    splitter = StratifiedGroupKFold(n_splits=cfg.folds, shuffle=True, random_state=cfg.seed)
-    fold = np.empty(len(kept), dtype=int)
-    for i, (_, test) in enumerate(splitter.split(np.zeros(len(kept)), labels, groups)):
-        fold[test] = i
-    items = []
-    for r, lab, f in zip(kept, labels, fold, strict=True):
-        rel = r[cfg.path_column]
-        name = rel.replace("/", "__").replace("\\", "__")
-        name = name if name.lower().endswith(".wav") else f"{name}.wav"
-        items.append(TaskItem(name=name, split=f"fold{int(f):02d}", labels=[str(lab)],
-                              source=root / rel))
-    left_out = {"dropped_classes": dropped, "missing_files": missing,
-                "unlabelled": len(rows) - len(labelled)}
-    return items, left_out
+    return grouped_fold_items(rows, root, label=cfg.label, path_column=cfg.path_column,
+                              group=cfg.group, folds=cfg.folds, min_clips=cfg.min_clips,
+                              min_groups=cfg.min_groups, seed=cfg.seed, where=str(meta_path))
 
 
 def write_folder_task(cfg: FolderTaskConfig, progress=None) -> HearTask:
