@@ -393,6 +393,8 @@ def free_sounds_events_task(cfg: SuiteConfig, log) -> tuple[dict, list[TaskItem]
     meta = {"task_name": "free_sounds_events", "version": "v1", "embedding_type": "event",
             "prediction_type": "multilabel", "split_mode": "new_split_kfold",
             "sample_duration": 10.0, "evaluation": list(EVENT_SCORES),
+            # hearpreprocess's own setting for DCASE 2016 task 2 (sed_eval is slow)
+            "evaluation_params": {"task_specific_param_grid": {"check_val_every_n_epoch": [10]}},
             "dissect": {"suite": "offline", "source": "free_sounds events mixed into free_sounds "
                         "ambience (DCASE 2016 task 2 style)", "classes": classes,
                         "backgrounds": [b for b, _ in bgs], "ebr_db": list(cfg.event_ebr_db),
