@@ -369,3 +369,98 @@ def unit_columns(selection: UnitSelection, layout: Mapping[str, Sequence[int]]) 
     if missing:
         raise KeyError(f"unit_columns: {missing[:5]} not in the layout")
     return [where[(layer, int(u))] for layer, us in selection.units.items() for u in us]
+
+
+# --------------------------------------------------------------------------- trusted guidance
+def _float(cell: str | None) -> float | None:
+    try:
+        v = float(cell) if cell not in (None, "") else None
+    except ValueError:
+        return None
+    return v if v is None or v == v else None
+
+
+def confirmed_units(run_dir: str | Path) -> dict[Key, dict[str, Any]]:
+    """The units of ``run_dir`` whose shown description was confirmed on held-out clips
+    (``descriptions.csv`` ``status == "confirmed"``), with what guidance may use:
+    ``description`` (its high side), ``evidence`` (the evidence terms, ``evidence.jsonl``) and
+    ``test_correlation`` (the description's correlation with the activation on the test
+    clips, the held-out score).
+
+    Raises:
+        FileNotFoundError: the run has no ``descriptions.csv`` (run the explain stage).
+    """
+    from dissect.explain.choice import CONFIRMED
+
+    run = Path(run_dir)
+    if not (run / "descriptions.csv").exists():
+        raise FileNotFoundError(f"{run}/descriptions.csv: missing (run the explain stage)")
+    evidence: dict[Key, list[str]] = {}
+    if (run / "evidence.jsonl").exists():
+        for row in _read_jsonl(run / "evidence.jsonl"):
+            evidence[(str(row["layer"]), int(row["unit"]))] = [
+                str(e["term"]) for e in row.get("evidence") or [] if e.get("term")]
+    out: dict[Key, dict[str, Any]] = {}
+    with open(run / "descriptions.csv", encoding="utf-8", newline="") as fh:
+        for raw in csv.DictReader(fh):
+            row = {k: csv_uncell(v or "") for k, v in raw.items()}
+            if row.get("status") != CONFIRMED:
+                continue
+            key = (str(row["layer"]), int(row["unit"]))
+            out[key] = {"description": high_side(row.get("description") or ""),
+                        "evidence": evidence.get(key, []),
+                        "test_correlation": _float(row.get("test_correlation"))}
+    return out
+
+
+def select_for_labels(run_dirs: Sequence[str | Path], terms: Sequence[str], size: int
+                      ) -> tuple[list[tuple[int, str, int]], dict[str, Any]]:
+    """Description-guided units for a task: across ``run_dirs``, the units whose
+    *confirmed* description or evidence names one of the task's label ``terms``
+    (:func:`term_pattern`), ranked by their held-out test correlation (best first; units
+    without one last), at most ``size``.
+
+    Returns:
+        ``(picked, info)``: ``picked`` is ``[(run index, layer, unit), ...]`` best first;
+        ``info`` has ``matched`` (how many units matched at all), ``per_run`` (matched per
+        run) and ``units`` (``"run:layer:unit"`` -> matched terms and test correlation).
+        Fewer than ``size`` units come back when fewer matched: guidance never pads with
+        units it has no reason to keep.
+    """
+    if size < 1:
+        raise ValueError(f"select_for_labels: size must be >= 1, got {size}")
+    patterns = [(t, term_pattern(t)) for t in terms if t.strip()]
+    if not patterns:
+        raise ValueError("select_for_labels: no terms")
+    found = []
+    for i, run in enumerate(run_dirs):
+        for (layer, unit), u in confirmed_units(run).items():
+            texts = [u["description"], *u["evidence"]]
+            hits = [t for t, p in patterns if any(p.search(x) for x in texts if x)]
+            if hits:
+                score = u["test_correlation"]
+                found.append((-(score if score is not None else float("-inf")), i, layer,
+                              unit, hits, score))
+    found.sort(key=lambda x: x[:4])
+    picked = [(i, layer, unit) for _, i, layer, unit, _, _ in found[:size]]
+    info = {"matched": len(found),
+            "per_run": [sum(1 for f in found if f[1] == i) for i in range(len(run_dirs))],
+            "units": {f"{i}:{layer}:{unit}": {"terms": hits, "test_correlation": score}
+                      for _, i, layer, unit, hits, score in found[:size]}}
+    return picked, info
+
+
+def top_variance_units(run_dir: str | Path, layers: Sequence[str]) -> list[tuple[str, int, float]]:
+    """Every unit of ``layers`` ranked by the variance of its pooled activation over the
+    run's own probe clips (largest first): ``[(layer, unit, variance), ...]``. Label-free and
+    task-free, the usual unsupervised baseline for picking units; needs ``record.dense``.
+    """
+    from dissect.recording.store import load_activations
+
+    out = []
+    for layer in layers:
+        a = load_activations(Path(run_dir), layer).double()
+        var = a.var(dim=0, unbiased=True) if a.shape[0] > 1 else a.new_zeros(a.shape[1])
+        out += [(layer, u, float(v)) for u, v in enumerate(var.tolist())]
+    out.sort(key=lambda x: (-x[2], layers.index(x[0]), x[1]))
+    return out

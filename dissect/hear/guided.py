@@ -15,6 +15,32 @@ from dissect.ensemble.guided import UnitSelection
 from dissect.ensemble.model import EnsembleModel
 from dissect.hear.api import EmbeddingModel
 
+DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+
+
+def label_terms(vocabulary: Sequence[str], evaluation: Sequence[str] = ()) -> dict[str, list[str]]:
+    """The words a unit's description would use for each label of a HEAR task, for guidance:
+
+    * a pitch task (``pitch_acc`` among ``evaluation``): MIDI number -> its note name
+      (``"60"`` -> ``["C4"]``, MIDI 69 = A4);
+    * a single digit -> its English word (``"7"`` -> ``["seven"]``; the bare digit would
+      match numbers in any text);
+    * anything else -> the label with ``_`` read as a space (``"bass_drum"`` ->
+      ``["bass drum"]``).
+    """
+    pitch = "pitch_acc" in evaluation
+    out: dict[str, list[str]] = {}
+    for lab in vocabulary:
+        if pitch and lab.isdigit():
+            m = int(lab)
+            out[lab] = [f"{NOTE_NAMES[m % 12]}{m // 12 - 1}"]
+        elif len(lab) == 1 and lab.isdigit():
+            out[lab] = [DIGIT_WORDS[int(lab)]]
+        else:
+            out[lab] = [lab.replace("_", " ").strip()]
+    return out
+
 
 def guided_member(selection: UnitSelection, *, device: str = "cpu",
                   model: Mapping[str, Any] | None = None,
