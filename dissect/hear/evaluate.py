@@ -124,11 +124,15 @@ def _validator(emb: EmbeddedTask, valid: _SplitData) -> tuple[Callable | None, b
     return validate, primary.maximize
 
 
-def _test_scores(emb: EmbeddedTask, result: TrainResult, test: _SplitData) -> dict[str, float]:
+def _test_scores(emb: EmbeddedTask, result: TrainResult, test: _SplitData
+                 ) -> tuple[dict[str, float], Any]:
+    """The test fold's scores, and for an event task the predicted events they were computed
+    from (``{file: [{label, start, end}, ...]}``, ms; None for a scene task), kept so that
+    anyone can re-score them (``benchmarks/hear_event_parity.py`` with ``heareval.score``)."""
     meta = emb.metadata
     probs = predict(result.model, test.x, int(result.conf["batch_size"]))
     if emb.task.embedding_type == "scene":
-        return score_all(meta["evaluation"], probs, test.y, emb.vocabulary)
+        return score_all(meta["evaluation"], probs, test.y, emb.vocabulary), None
     pp = result.postprocessing
     if pp is None:  # loss-based early stopping: the grid must have exactly one point
         points = postprocessing_grid(_pp_grid(meta))
@@ -138,7 +142,7 @@ def _test_scores(emb: EmbeddedTask, result: TrainResult, test: _SplitData) -> di
         pp = points[0]
     events = events_for_files(probs, test.files, test.timestamps, emb.vocabulary,
                               postprocessing=pp)[tuple(pp)]  # fmt: skip
-    return score_all(meta["evaluation"], events, test.target_events, emb.vocabulary)
+    return score_all(meta["evaluation"], events, test.target_events, emb.vocabulary), events
 
 
 def _rank_key(result: TrainResult, maximize: bool) -> float:
@@ -223,9 +227,10 @@ def evaluate_embeddings(
         if standardize:
             mu, sd = _moments(_SplitData(emb, split["train"], cache).x)
             test.x = (test.x - mu) / sd
-        scores = _test_scores(emb, res, test)
+        scores, events = _test_scores(emb, res, test)
         folds["|".join(split["test"])] = {
             "scores": {k: _num(v) for k, v in scores.items()},
+            **({} if events is None else {"predicted_events": events}),
             "validation_score": _num(res.validation_score),
             "epoch": res.best_epoch,
             "epochs": res.epochs,

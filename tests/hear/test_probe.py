@@ -184,6 +184,48 @@ def test_protocol_end_to_end_on_tone_task(tmp_path):
     assert res["aggregated_scores"]["mAP_n_nan"] == 0
 
 
+def test_event_task_saves_its_test_events_and_they_rescore_to_the_reported_score(tmp_path):
+    """The predicted events of every test fold are kept in predictions/<task>.json; scored
+    again (ours, and heareval's sed_eval code when installed) they give the reported score."""
+    import json
+
+    rng = np.random.default_rng(0)
+    items = []
+    for i in range(15):
+        t = np.arange(16000) / 16000
+        x = (0.01 * rng.normal(size=t.size)).astype(np.float32)
+        start = 0.2 + 0.1 * (i % 4)
+        on = (t >= start) & (t < start + 0.4)
+        lab = "low" if i % 2 else "high"
+        x[on] += 0.3 * np.sin(2 * np.pi * (400.0 if lab == "low" else 3000.0) * t[on])
+        items.append(TaskItem(f"e{i:02d}.wav", f"fold{i % 3:02d}",
+                              [{"label": lab, "start": 1000 * start,
+                                "end": 1000 * (start + 0.4)}], waveform=x, source_rate=16000))
+    meta = {"task_name": "blips", "embedding_type": "event", "prediction_type": "multilabel",
+            "split_mode": "new_split_kfold", "sample_duration": 1.0,
+            "evaluation": ["event_onset_200ms_fms", "segment_1s_er"]}
+    write_task(tmp_path / "tasks" / "blips-v1-full", meta, items)
+    run_hear(_tone_module(), tmp_path / "tasks", tmp_path / "out", grid=SMALL_GRID,
+             grid_points=1, log=lambda s: None)
+    pred = json.loads((tmp_path / "out" / "predictions" / "blips-v1-full.json").read_text())
+    from dissect.hear import metrics as M
+    from dissect.hear.tasks import read_task
+
+    task = read_task(tmp_path / "tasks" / "blips-v1-full")
+    folds = pred["seeds"]["0"]["folds"]
+    assert sorted(folds) == ["fold00", "fold01", "fold02"]
+    heareval_score = pytest.importorskip("heareval.score")
+    for fold, f in folds.items():
+        events = f["predicted_events"]
+        assert set(events) <= set(task.labels(fold)) and sum(map(len, events.values())) >= 3
+        for name in meta["evaluation"]:
+            ours = M.score_all([name], events, task.labels(fold), task.vocabulary)[name]
+            assert ours == pytest.approx(f["scores"][name], abs=1e-6)
+            fn = heareval_score.available_scores[name](
+                label_to_idx={x: i for i, x in enumerate(task.vocabulary)})
+            assert fn(events, task.labels(fold))[0][1] == pytest.approx(ours, abs=1e-12)
+
+
 def test_fold_aggregation_skips_nan_folds_as_heareval_pandas_does():
     """heareval aggregates folds with pandas, whose mean/std skip NaN: [.5, NaN, .7, .6] is
     0.6 +- 0.1 (sample std), and the row says one fold was NaN."""
