@@ -440,7 +440,8 @@ def suite_markdown(table: Mapping[str, Any]) -> str:
 
 def suite_plot(table: Mapping[str, Any], path: str | Path) -> Path:
     """``suite.png`` (matplotlib, Agg): one group of bars per task, one bar per module (the
-    mean primary score, error bar its std), ensembles hatched, a legend of modules."""
+    mean primary score, error bar its std), ensembles hatched, a legend of modules; a task
+    whose score is lower-is-better says so under its name."""
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -464,7 +465,8 @@ def suite_plot(table: Mapping[str, Any], path: str | Path) -> Path:
         ax.bar(xs, ys, width, yerr=errs, capsize=2, color=colours(i % colours.N),
                hatch="//" if m["ensemble"] else None, edgecolor="black" if m["ensemble"] else None,
                linewidth=0.5, label=m["label"] + (" (ensemble)" if m["ensemble"] else ""))
-    ax.set_xticks(range(len(tasks)), [f"{t['task']}\n{t['score']}" for t in tasks], fontsize=8)
+    ax.set_xticks(range(len(tasks)), [f"{t['task']}\n{t['score']}" + (
+        "" if t["maximize"] else "\n(lower is better)") for t in tasks], fontsize=8)
     ax.set_ylabel("primary score (mean ± std)")
     ax.set_title("HEAR suite: primary score per task", fontsize=9)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
