@@ -27,6 +27,9 @@ commands:
   evaluate  (re)score a finished run -> scores.json:        dissect evaluate run_dir=DIR
   prune     Table 4: forget concepts, keep the rest:  dissect prune run_dir=DIR concept=[X,Y=CL]
   hear      HEAR protocol on a HEAR module:    dissect hear module=M tasks_dir=T [out_dir=O]
+            or on a suite, one comparison table (suite.md/csv/json/png in O):
+              dissect hear 'modules=[logmel,crepe_tiny,gura_cat(members=crepe_tiny+logmel)]'
+                tasks_dir=T out_dir=O [grid=fast]
   fit-head  fit a linear head on a folder probe set's classes (ONNX classifiers); prints the
             head file (FILE, and FILE.json with the fit's figures):
               dissect fit-head out=FILE [model=yamnet source=null root=data/free_sounds
@@ -81,15 +84,16 @@ def load_run_config(overrides: list[str]):
     return cfg
 
 
-def command_config(schema, overrides: list[str]):
+def command_config(schema, overrides: list[str], optional: tuple[str, ...] = ()):
     """A structured command config (PruneConfig, HearConfig) from ``key=value`` overrides;
-    missing required fields raise naming the field."""
+    missing required fields raise naming the field (``optional`` ones may stay missing: the
+    command checks them itself)."""
     from omegaconf import OmegaConf
 
     from dissect.fields import check
 
     cfg = OmegaConf.merge(OmegaConf.structured(schema), OmegaConf.from_dotlist(overrides))
-    missing = sorted(OmegaConf.missing_keys(cfg))
+    missing = sorted(set(OmegaConf.missing_keys(cfg)) - set(optional))
     if missing:
         raise ValueError(f"missing required setting(s): {', '.join(m + '=...' for m in missing)}")
     if dataclasses.is_dataclass(schema):  # valid values, e.g. points=0 is refused naming it
@@ -153,10 +157,12 @@ def _prune(overrides: list[str]) -> Path:
 
 
 def _hear(overrides: list[str]) -> Path:
-    from dissect.config import HearConfig
+    from dissect.config import HearConfig, hear_is_suite
     from dissect.hear.evaluate import run_hear
 
-    c = command_config(HearConfig, overrides)
+    c = command_config(HearConfig, overrides, optional=("module",))
+    if hear_is_suite(c):
+        return _hear_suite(c)
     from omegaconf import OmegaConf
 
     rows = run_hear(c.module, c.tasks_dir, c.out_dir, c.model_file_path, c.grid, list(c.seeds),
@@ -170,6 +176,19 @@ def _hear(overrides: list[str]) -> Path:
         nan = f", {r['n_nan']} nan" if r["n_nan"] else ""
         print(f"{r['task']:<24} {r['score']:<12} {mean} +- {std} "
               f"(n={r['n']}{nan}, over {r['over']}; grid {c.grid})", file=sys.stderr)
+    return Path(c.out_dir)
+
+
+def _hear_suite(c) -> Path:
+    """``dissect hear modules=[...]``: every module, then the comparison table (printed)."""
+    from dissect.hear.suite import run_suite
+
+    suite = run_suite(list(c.modules), c.tasks_dir, c.out_dir, grid=c.grid, seeds=list(c.seeds),
+                      grid_points=c.grid_points, tasks=list(c.tasks) or None,
+                      per_fold_search=c.per_fold_search, shuffle=c.shuffle,
+                      standardize=c.standardize, device=c.device, probe_device=c.probe_device,
+                      threads=c.threads)
+    print(suite["markdown"], file=sys.stderr)
     return Path(c.out_dir)
 
 

@@ -495,14 +495,28 @@ class PruneConfig:
 
 @dataclass
 class HearConfig:
-    """`dissect hear module=... tasks_dir=...`: the HEAR 2021 protocol on a HEAR module."""
+    """`dissect hear module=... tasks_dir=...`: the HEAR 2021 protocol on a HEAR module, or on a
+    suite of them (modules=[...]) with one comparison table."""
 
     module: str = "???"
-    """Import name of a HEAR module, e.g. dissect.hear.modules.crepe_tiny."""
+    """Import name of a HEAR module, e.g. dissect.hear.modules.crepe_tiny (leave it unset when
+    modules is given).
+    """
+    modules: list[str] = field(default_factory=list)
+    """A suite instead of one module (module left unset): each entry MODULE or
+    MODULE(KEY=VALUE;KEY=VALUE...), MODULE a short name (logmel) or an import name, the options
+    load_model keyword arguments plus label=NAME (row and folder name) and model_file_path=PATH;
+    members=crepe_tiny+logmel lists an ensemble's members ('+' between members, ';' between
+    options). E.g. 'modules=[logmel,crepe_tiny,gura_cat(members=crepe_tiny+logmel)]' (quoted
+    for the shell). Each module goes to <out_dir>/<label>/ (a finished one is reused), the
+    comparison to suite.md, suite.csv, suite.json and suite.png (docs/hear.md).
+    """
     tasks_dir: str = "???"
     """A HEAR task directory, or a directory of task directories."""
     out_dir: str = "hear_results"
-    """Where embeddings, predictions and scores.csv / scores.json go."""
+    """Where embeddings, predictions and scores.csv / scores.json go (a suite: one folder per
+    module and the suite.* files).
+    """
     model_file_path: str = ""
     """Passed to load_model(model_file_path) when not empty."""
     grid: str = option("default", ("default", "fast", "faster"))
@@ -538,6 +552,32 @@ class HearConfig:
 
     def __post_init__(self) -> None:
         check(type(self), self, "")
+
+
+def hear_is_suite(cfg: Any) -> bool:
+    """True when a :class:`HearConfig` names a suite (``modules``), False for one ``module``.
+
+    Raises:
+        ValueError: neither or both of ``module`` and ``modules``; ``model_file_path`` or
+            ``model_options`` with ``modules`` (a suite gives them per entry).
+    """
+    from omegaconf import OmegaConf
+
+    if OmegaConf.is_config(cfg):
+        one = not OmegaConf.is_missing(cfg, "module") and bool(cfg.module)
+    else:
+        one = cfg.module not in ("", "???")
+    if one == bool(cfg.modules):
+        if one:
+            raise ValueError("module= and modules= exclude each other: give module=M for one "
+                             "module or modules=[M1,M2,...] for a suite")
+        raise ValueError("missing required setting(s): module=... (or modules=[...] for a "
+                         "suite)")
+    if cfg.modules and (cfg.model_file_path or cfg.model_options):
+        raise ValueError("with modules=, give each module's options in its entry, e.g. "
+                         "modules=[gura_cat(model_file_path=DIR;members=crepe_tiny+logmel)], "
+                         "not model_file_path= or model_options.")
+    return bool(cfg.modules)
 
 
 @dataclass

@@ -58,3 +58,20 @@ def folder(tmp_path):
     sf.write(root / "a.wav", (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), 16000)
     sf.write(root / "b.wav", (0.3 * np.sin(2 * np.pi * 880 * t)).astype(np.float32), 16000)
     return root
+
+
+@pytest.fixture(scope="module")
+def loud_task(tmp_path_factory):
+    """A tasks directory holding ``loud-v1-full``: 18 clips of 0.2 s noise at 16 kHz, label
+    ``"1"`` louder than ``"0"``, 3 folds of 6 clips, scored by top-1 accuracy (read only)."""
+    from dissect.hear.tasks import TaskItem, write_task
+
+    root = tmp_path_factory.mktemp("tasks")
+    rng = np.random.default_rng(0)
+    items = [TaskItem(f"c{i:02d}.wav", f"fold{i % 3:02d}", [str(i % 2)],
+                      waveform=(rng.normal(0, 0.1 + 0.3 * (i % 2), 3200)).astype(np.float32),
+                      source_rate=16000) for i in range(18)]
+    meta = {"task_name": "loud", "embedding_type": "scene", "prediction_type": "multiclass",
+            "split_mode": "new_split_kfold", "sample_duration": 0.2, "evaluation": ["top1_acc"]}
+    write_task(root / "loud-v1-full", meta, items)
+    return root

@@ -180,23 +180,14 @@ def test_ray_backend_gives_the_local_result(tmp_path, folder, capsys):
         assert ra["top"][0]["value"] == pytest.approx(rb["top"][0]["value"], abs=1e-5)
 
 
-def test_hear_command_passes_model_options(tmp_path, capsys, monkeypatch):
+def test_hear_command_passes_model_options(tmp_path, loud_task, capsys, monkeypatch):
     import torch
-
-    from dissect.hear.tasks import TaskItem, write_task
 
     threads: list[int] = []
     monkeypatch.setattr(torch, "set_num_threads", threads.append)
 
-    rng = np.random.default_rng(0)
-    items = [TaskItem(f"c{i:02d}.wav", f"fold{i % 3:02d}", [str(i % 2)],
-                      waveform=(rng.normal(0, 0.1 + 0.3 * (i % 2), 3200)).astype(np.float32),
-                      source_rate=16000) for i in range(18)]
-    meta = {"task_name": "loud", "embedding_type": "scene", "prediction_type": "multiclass",
-            "split_mode": "new_split_kfold", "sample_duration": 0.2, "evaluation": ["top1_acc"]}
-    write_task(tmp_path / "tasks" / "loud-v1-full", meta, items)
     out = tmp_path / "hear"
-    assert main(["hear", "module=dissect.hear.modules.logmel", f"tasks_dir={tmp_path / 'tasks'}",
+    assert main(["hear", "module=dissect.hear.modules.logmel", f"tasks_dir={loud_task}",
                  f"out_dir={out}", "grid=faster", "grid_points=1", "device=cpu",
                  "model_options.n_mels=16", "standardize=true", "per_fold_search=true",
                  "shuffle=true", "threads=1"]) == 0

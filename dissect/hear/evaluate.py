@@ -55,7 +55,7 @@ from dissect.hear.metrics import (
 )
 from dissect.hear.probe import TrainResult, grid_confs, predict, run_seed, targets_from_labels
 from dissect.hear.probe import train_probe as _train_probe
-from dissect.hear.tasks import data_splits, find_tasks, read_task
+from dissect.hear.tasks import HearTask, data_splits, find_tasks, read_task
 from dissect.util import csv_text
 
 CSV_COLUMNS = ["module", "task", "score", "primary", "mean", "std", "n", "n_nan", "over",
@@ -354,6 +354,19 @@ def format_table(rows: Sequence[Mapping[str, Any]], primary_only: bool = True) -
     return "\n".join(lines)
 
 
+def select_tasks(tasks_dir: str | Path, tasks: Sequence[str] | None = None) -> list[HearTask]:
+    """The tasks :func:`run_hear` evaluates: every task of ``tasks_dir`` (one task directory or a
+    directory of them, sorted), kept to those whose directory name or ``task_name`` is in
+    ``tasks`` when it is given."""
+    read = [read_task(p) for p in find_tasks(tasks_dir)]
+    if tasks:
+        wanted = set(tasks)
+        read = [t for t in read if t.name in wanted or t.task_name in wanted]
+        if not read:
+            raise ValueError(f"run_hear: none of {sorted(wanted)} in {tasks_dir}")
+    return read
+
+
 def run_hear(
     module: str | ModuleType,
     tasks_dir: str | Path,
@@ -376,6 +389,7 @@ def run_hear(
     loaded: LoadedModule | None = None,
     threads: int | None = None,
     log: Callable[[str], None] = _log,
+    on_task: Callable[[str], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Embed HEAR tasks with a HEAR module and evaluate them with the HEAR probe protocol.
 
@@ -402,6 +416,7 @@ def run_hear(
         loaded: an already loaded module (``module`` is then only its label).
         threads: ``torch.set_num_threads`` for this process (None: leave it); on a busy
             machine 1 thread is often fastest for the small probe.
+        on_task: called with each task's name once it is scored (a progress bar's tick).
 
     Returns:
         The score rows (also in ``scores.json``/``scores.csv``): ``module``, ``task``, ``score``,
@@ -410,13 +425,7 @@ def run_hear(
     out_dir = Path(out_dir)
     if not seeds:
         raise ValueError("run_hear: seeds must not be empty")
-    task_dirs = find_tasks(tasks_dir)
-    read = [read_task(p) for p in task_dirs]
-    if tasks:
-        wanted = set(tasks)
-        read = [t for t in read if t.name in wanted or t.task_name in wanted]
-        if not read:
-            raise ValueError(f"run_hear: none of {sorted(wanted)} in {tasks_dir}")
+    read = select_tasks(tasks_dir, tasks)
     if threads:
         import torch
 
@@ -445,6 +454,8 @@ def run_hear(
         details[task.name] = {"task_name": task.task_name, "evaluation": task.evaluation,
                               "split_mode": task.metadata.get("split_mode"),
                               "n_splits": len(data_splits(task.metadata))}  # fmt: skip
+        if on_task is not None:
+            on_task(task.name)
     payload = {
         "module": label,
         "model_file_path": model_file_path,

@@ -18,13 +18,7 @@ FAST_CONF = {**P.parameter_grid(P.PARAM_GRID)[0], "hidden_layers": 1, "hidden_di
 SMALL_GRID = {**P.PARAM_GRID, "hidden_dim": [64], "max_epochs": [15], "lr": [3.2e-3, 1e-3]}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny matrices: one thread avoids thread contention on a busy machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_kfold_bookkeeping_matches_hand_made_split():

@@ -15,6 +15,7 @@ from dissect.hear.api import (
     get_timestamp_embeddings,
     load_adapter_model,
 )
+from dissect.hear.modules import import_name
 from dissect.models.bundles import BUNDLES, Bundle, Chunking
 
 # model_type in a transformers config.json -> our HEAR module for that family
@@ -170,7 +171,7 @@ def build_members(spec: str | Sequence[str], device: str = "cpu") -> list[Embedd
     """Load every member of ``spec`` (:func:`parse_members`) through its own HEAR module."""
     members = []
     for module, layer, source in parse_members(spec):
-        mod = importlib.import_module(f"dissect.hear.modules.{module}")
+        mod = importlib.import_module(import_name(module))
         members.append(mod.load_model(source, layer=layer, device=device))
     return members
 
