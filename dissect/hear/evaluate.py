@@ -390,6 +390,7 @@ def run_hear(
     threads: int | None = None,
     log: Callable[[str], None] = _log,
     on_task: Callable[[str], None] | None = None,
+    embedded: Callable[[HearTask, Path], EmbeddedTask] | None = None,
 ) -> list[dict[str, Any]]:
     """Embed HEAR tasks with a HEAR module and evaluate them with the HEAR probe protocol.
 
@@ -417,6 +418,9 @@ def run_hear(
         threads: ``torch.set_num_threads`` for this process (None: leave it); on a busy
             machine 1 thread is often fastest for the small probe.
         on_task: called with each task's name once it is scored (a progress bar's tick).
+        embedded: ``embedded(task, cache_dir)`` returns the task's embeddings written into
+            ``cache_dir`` instead of running ``module`` (which is then only the label): a GURA
+            ensemble combined from its members' caches (:mod:`dissect.hear.combine`).
 
     Returns:
         The score rows (also in ``scores.json``/``scores.csv``): ``module``, ``task``, ``score``,
@@ -431,15 +435,19 @@ def run_hear(
 
         torch.set_num_threads(int(threads))
     t0 = time.perf_counter()
-    lm = loaded or load_module(module, model_file_path, device=device,
-                               model_options=dict(model_options or {}))
+    lm = None if embedded is not None else (
+        loaded or load_module(module, model_file_path, device=device,
+                              model_options=dict(model_options or {})))
     label = _module_label(module)
     rows: list[dict[str, Any]] = []
     details: dict[str, Any] = {}
     for task in read:
         emb_root = Path(embeddings_dir) if embeddings_dir else out_dir / "embeddings"
-        emb = embed_task(lm, task, emb_root / task.name, batch_size=batch_size,
-                         force=force_embed, log=log)  # fmt: skip
+        if embedded is not None:
+            emb = embedded(task, emb_root / task.name)
+        else:
+            emb = embed_task(lm, task, emb_root / task.name, batch_size=batch_size,
+                             force=force_embed, log=log)  # fmt: skip
         per_seed = {
             int(s): evaluate_embeddings(emb, grid=grid, grid_points=grid_points, seed=int(s),
                                         per_fold_search=per_fold_search, shuffle=shuffle,

@@ -31,6 +31,13 @@ grid points, seeds and deviations is not run again (its rows are read back), so 
 keeps every finished module; delete ``<out_dir>/<label>/scores.json`` to run one again. An
 unfinished module restarts but reuses its embedding cache (:mod:`dissect.hear.embed`).
 
+Ensembles from the members' caches (:func:`combinable`): a ``gura_cat`` or ``gura_avg`` entry
+whose every member is also an entry of the suite (and that sets no option but ``members``, and
+``seed`` for ``gura_avg``) runs after the single models, and its embeddings are computed from the
+members' embedding caches (:func:`dissect.hear.combine.combine_embedded`, equal to what the
+ensemble module embeds) instead of running every member again; ``suite.json`` lists these under
+``combined``. ``gura_fusion`` has its own fusion layers and always runs as a module.
+
 Normalisation (:data:`NORMALISATION`): per task, min-max over the modules of this suite,
 ``(score - worst) / (best - worst)``: 1 is the best module of the suite on that task, 0 the
 worst (direction taken from the score: lower is better for error rates); every module gets 1
@@ -55,6 +62,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dissect.hear.combine import combine_embedded
+from dissect.hear.embed import EmbeddedTask, LoadedModule, embed_task, load_module
 from dissect.hear.evaluate import _jsonable, _log, run_hear, select_tasks
 from dissect.hear.metrics import get_score
 from dissect.hear.modules import ENSEMBLES, ensemble_members, import_name, short_name
@@ -480,6 +489,57 @@ def suite_plot(table: Mapping[str, Any], path: str | Path) -> Path:
 
 # --------------------------------------------------------------------------- the runner
 
+#: Ensembles :func:`combinable` from cached member embeddings, and their operator.
+COMBINED_OPS = {"gura_cat": "cat", "gura_avg": "avg"}
+
+
+def combinable(entry: SuiteEntry, entries: Sequence[SuiteEntry]) -> list[SuiteEntry] | None:
+    """The entries that run ``entry``'s members, in member order, when ``entry`` is a
+    ``gura_cat``/``gura_avg`` ensemble that can be combined from their caches: no
+    ``model_file_path``, no option but ``members`` (and ``seed`` for ``gura_avg``), every member
+    run by a single-model entry (:meth:`SuiteEntry.matches`); else None."""
+    op = COMBINED_OPS.get(short_name(entry.module))
+    if op is None or entry.members is None or entry.model_file_path:
+        return None
+    allowed = {"members"} | ({"seed"} if op == "avg" else set())
+    if set(entry.options) - allowed:
+        return None
+    found = []
+    for member in entry.members:
+        match = next((e for e in entries if not e.ensemble and e.matches(member)), None)
+        if match is None:
+            return None
+        found.append(match)
+    return found
+
+
+def _combined_embedder(entry: SuiteEntry, members: Sequence[SuiteEntry], out_dir: Path,
+                       options: Mapping[str, Any], log: Callable[[str], None]
+                       ) -> Callable[[Any, Path], EmbeddedTask]:
+    """``run_hear``'s ``embedded`` callback for a :func:`combinable` ensemble: each member's
+    embeddings of the task from its own cache (embedded first when missing or stale, as its own
+    run would), then combined into the ensemble's cache directory."""
+    loaded: dict[str, LoadedModule] = {}
+    device = options.get("device", "auto")
+    batch_size = options.get("batch_size")
+
+    def embedded(task: Any, cache_dir: Path) -> EmbeddedTask:
+        parts = []
+        for m in members:
+            if m.label not in loaded:
+                loaded[m.label] = load_module(m.module, m.model_file_path, device=device,
+                                              model_options=dict(m.options))
+            parts.append(embed_task(loaded[m.label], task,
+                                    out_dir / m.dir_name / "embeddings" / task.name,
+                                    batch_size=batch_size, log=log))
+        op = COMBINED_OPS[short_name(entry.module)]
+        log(f"[hear suite] {entry.label}: {task.name}: {op} of the cached embeddings of "
+            + ", ".join(m.label for m in members))
+        return combine_embedded(parts, op, cache_dir, name=entry.module,
+                                seed=int(entry.options.get("seed", 0)))
+
+    return embedded
+
 
 def finished_rows(entry: SuiteEntry, out: Path, settings: Mapping[str, Any],
                   tasks: Sequence[str]) -> list[dict[str, Any]] | None:
@@ -540,10 +600,14 @@ def run_suite(
     names = [t.name for t in select_tasks(tasks_dir, options.pop("tasks", None))]
     rows: dict[str, list[dict[str, Any]]] = {}
     reused = []
+    combined = {e.label: combinable(e, parsed) for e in parsed}
+    combined = {k: v for k, v in combined.items() if v is not None}
+    order = ([e for e in parsed if e.label not in combined]
+             + [e for e in parsed if e.label in combined])  # members embedded first
     bar = tqdm(total=len(parsed) * len(names), desc="hear suite", unit="task",
                disable=not progress, file=sys.stderr)
     try:
-        for e in parsed:
+        for e in order:
             where = out_dir / e.dir_name
             done = finished_rows(e, where, settings, names)
             if done is not None:
@@ -553,15 +617,20 @@ def run_suite(
                 bar.update(len(names))
                 continue
             bar.set_postfix_str(e.label)
+            extra = {}
+            if e.label in combined:
+                extra["embedded"] = _combined_embedder(e, combined[e.label], out_dir, options,
+                                                       log)
             rows[e.label] = run_hear(
                 e.module, tasks_dir, where, e.model_file_path, tasks=names,
                 model_options=e.options, log=log, on_task=lambda _name: bar.update(1),
-                **settings, **options)
+                **settings, **options, **extra)
     finally:
         bar.close()
     table = suite_table(parsed, rows, names)
     markdown = suite_markdown(table)
-    payload = {**table, "tasks_dir": str(tasks_dir), "settings": settings, "reused": reused}
+    payload = {**table, "tasks_dir": str(tasks_dir), "settings": settings, "reused": reused,
+               "combined": {k: [m.label for m in v] for k, v in combined.items()}}
     write_json(out_dir / "suite.json", payload)
     write_text(out_dir / "suite.csv", suite_csv(table))
     write_text(out_dir / "suite.md", markdown)

@@ -79,3 +79,38 @@ def test_hear_command_runs_a_suite_and_prints_the_table(finished, loud_task, tmp
     err = capsys.readouterr().err
     assert finished[1]["markdown"] in err  # every module reused: the same table
     assert json.loads((out / "suite.json").read_text())["reused"] == LABELS
+
+
+def test_ensemble_is_combined_from_the_members_caches(finished, loud_task, tmp_path):
+    """The concatenation is computed from the members' cached embeddings (no member runs twice)
+    and scores what the gura_cat module itself scores on the same task."""
+    out, suite = finished
+    label = "gura_cat[crepe_tiny+logmel]"
+    assert suite["combined"] == {label: ["crepe_tiny", "logmel"]}
+    meta = json.loads((out / label / "embeddings" / "loud-v1-full"
+                       / "fold00.embedding-meta.json").read_text())
+    assert meta["combined_from"] == [f"dissect.hear.modules.{m}" for m in ("crepe_tiny", "logmel")]
+    assert meta["op"] == "cat"
+    widths = [json.loads((out / m / "embeddings" / "loud-v1-full"
+                          / "fold00.embedding-dimensions.json").read_text())[1]
+              for m in ("crepe_tiny", "logmel")]
+    assert meta["shape"][1] == sum(widths)
+    direct = S.run_hear("dissect.hear.modules.gura_cat", loud_task, tmp_path / "direct",
+                        model_options={"members": "crepe_tiny,logmel"}, log=lambda s: None,
+                        grid="faster", grid_points=1, device="cpu")
+    got = _scores(out, label)["rows"]
+    assert [(r["score"], r["n"]) for r in got] == [(r["score"], r["n"]) for r in direct]
+    for g, d in zip(got, direct, strict=True):
+        assert g["mean"] == pytest.approx(d["mean"], abs=1e-6, nan_ok=True)
+
+
+def test_which_ensembles_are_combined():
+    entries = S.parse_entries(["logmel", "crepe_tiny", "gura_cat(members=crepe_tiny+logmel)",
+                               "gura_avg(members=crepe_tiny+logmel;seed=3)",
+                               "gura_cat(members=crepe_tiny+whisper_tiny)",
+                               "gura_avg(members=crepe_tiny+logmel;dim=16)",
+                               "gura_fusion(members=crepe_tiny+logmel)"])
+    got = {e.label: S.combinable(e, entries) for e in entries}
+    assert {k: [m.label for m in v] for k, v in got.items() if v is not None} == {
+        "gura_cat[crepe_tiny+logmel]": ["crepe_tiny", "logmel"],
+        "gura_avg[crepe_tiny+logmel;seed=3]": ["crepe_tiny", "logmel"]}
