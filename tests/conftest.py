@@ -4,6 +4,12 @@ and keep every cache (synth renders, LLM responses) in a per-session temporary d
 
 import os
 
+# OpenMP threads that wait for work sleep instead of spinning: with the default (spinning) policy
+# a 2-core machine running anything else besides the suite turns each tiny torch op (SmolLM2's
+# attention, a few microseconds of work) into milliseconds of waiting for a descheduled thread.
+# Set before torch (and libgomp) load; subprocesses (Ray workers, benchmarks) inherit it.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import numpy as np
 import pytest
 import soundfile as sf

