@@ -436,7 +436,10 @@ class PruneConfig:
     threshold: float = 0.5
     """method=embedding: MiniLM cosine threshold between the concept and a description."""
     layers: list[str] = field(default_factory=list)
-    """Layers to prune from (empty: every recorded layer except the head)."""
+    """Layers to prune from (empty: every described layer except the head and SAE latents).
+    sae:<layer> prunes a run's SAE latents (model.features): each removes its decoder
+    contribution from <layer>, chosen and reported as neurons are (docs/features.md).
+    """
     max_neurons: int | None = option(None, Range(0, integer=True, none_ok=True))
     """Cap on pruned neurons (null: all selected)."""
     target: str | None = None

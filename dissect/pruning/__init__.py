@@ -24,9 +24,14 @@ from dissect.pruning.select import (
     select_neurons,
 )
 from dissect.pruning.table4 import ConceptSpec, prune_table
-from dissect.pruning.unlearn import NoHeldOutClips, prune_run, unlearning_report
+from dissect.pruning.unlearn import (
+    NoDescriptions,
+    NoHeldOutClips,
+    prune_run,
+    unlearning_report,
+)
 
-__all__ = ["ConceptSpec", "NoHeldOutClips", "Selection", "ablated", "apply_masks",
+__all__ = ["ConceptSpec", "NoDescriptions", "NoHeldOutClips", "Selection", "ablated", "apply_masks",
            "export_masks", "load_masks", "prune_run", "prune_table", "random_like",
            "save_masks", "select_by_concept", "select_by_embedding", "select_by_keyword",
            "select_neurons", "steered", "unlearning_report", "zeroed"]

@@ -32,6 +32,19 @@ Three reversible forms, all on the one hook path (:mod:`dissect.recording.hooks`
 Any other hooked module type raises ``NotImplementedError`` (e.g. a whole transformer block,
 whose output is a residual sum that no weight row controls).
 
+**SAE latents** (``sae:<layer>``, :mod:`dissect.models.sae`, attached with
+:func:`dissect.features.attach` or a run's ``model.features``) are units too: ablating latent
+``i`` removes its decoder contribution ``z_i * W_dec[i]`` from the base layer's hooked output
+(the SAE's reconstruction error and the other latents stay in). :func:`zeroed` and
+:func:`ablated` both do it through :func:`dissect.recording.hooks.frame_hooks` with the same
+frame edit (the latents' frames set to 0, lifted onto the base layer by the SAE's decoder), so
+concept pruning of latents (:mod:`dissect.pruning.table4`) runs on the same hook path as
+``dissect.ablated``. Latents are not weights of the model (which latents fire depends on the
+input, TopK), so :func:`apply_masks` refuses them. The base layer must have no activation on
+its hooked output (``site.transform`` None: conv, block and head sites; not ``ffn``), or the
+move along the decoder directions cannot be made there (``NotImplementedError``, before
+anything is hooked).
+
 Masks are ``{layer: bool [U]}`` (True = pruned), saved as JSON (lists of unit indices per layer,
 plus unit counts) and as safetensors (one uint8 tensor per layer).
 """
@@ -50,7 +63,7 @@ from torch import nn
 
 from dissect import artifacts
 from dissect.models.base import Site, unwrap
-from dissect.recording.hooks import hooks
+from dissect.recording.hooks import frame_hooks, hooks
 
 Neuron = tuple[str, int]
 
@@ -83,6 +96,21 @@ def _check_sites(sites: Mapping[str, Site], groups: Mapping[str, list[int]]) -> 
         if bad:
             raise IndexError(f"{layer}: units {bad[:5]} out of range 0..{sites[layer].units - 1}")
         _check_transform(sites[layer])
+        _check_derived(sites[layer])
+
+
+def _check_derived(site: Site) -> None:
+    """A derived site's units (SAE latents) are removed by moving its base layer's frames along
+    the decoder directions, which needs a base without an activation on the hooked output."""
+    if site.derived is None:
+        return
+    base = site.derived.base
+    if base.transform is not None:
+        raise NotImplementedError(
+            f"{site.name}: its base layer {base.name!r} is an activation of the hooked module's "
+            f"output ({base.module!r}), so removing a latent's decoder contribution cannot be "
+            "made on that output; train the SAE on a layer without an activation (a conv or "
+            "block site)")
 
 
 def _check_transform(site: Site) -> None:
@@ -110,6 +138,18 @@ def _zero_channels(x: torch.Tensor, dim: int, units: torch.Tensor) -> torch.Tens
     return x.index_fill(dim if dim >= 0 else x.dim() + dim, idx, 0)
 
 
+def _frame_zeroers(groups: Mapping[str, list[int]]) -> dict[str, Any]:
+    """``{layer: fn(frames, layer)}`` for :func:`~dissect.recording.hooks.frame_hooks` that
+    sets the units' frames ``[B, T, U]`` to 0: the edit of :func:`ablated` (through
+    ``Model.hooks``) and of :func:`zeroed` at derived sites (SAE latents)."""
+    units = {layer: torch.tensor(u, dtype=torch.long) for layer, u in groups.items()}
+
+    def zero(frames: torch.Tensor, layer: str) -> torch.Tensor:
+        return _zero_channels(frames, -1, units[layer])
+
+    return {layer: zero for layer in groups}
+
+
 @contextlib.contextmanager
 def zeroed(model: nn.Module, adapter, neurons: Iterable[Neuron] | Mapping[str, Iterable[int]]
            ) -> Iterator[dict[str, list[int]]]:
@@ -120,24 +160,37 @@ def zeroed(model: nn.Module, adapter, neurons: Iterable[Neuron] | Mapping[str, I
 
     Hooks (:func:`dissect.recording.hooks.hooks`, the one hook path) replace each hooked module's
     output by a copy with the units zeroed (the original tensor is never modified in place).
-    The hooks are removed on exit, also when the block raises. Yields the ``{layer: units}``
-    actually ablated.
+    Units of a derived site (SAE latents ``sae:<layer>``, attached to ``adapter``) are removed
+    as :func:`ablated` removes them, through :func:`~dissect.recording.hooks.frame_hooks`: each
+    latent's decoder contribution ``z_i * W_dec[i]`` leaves the base layer's hooked output
+    (this needs the forward to run through :func:`~dissect.recording.hooks.run_sites`, as the
+    pruning evaluation's does). Plain layers' hooks run before the latents' ones on a module
+    both hook. The hooks are removed on exit, also when the block raises. Yields the
+    ``{layer: units}`` actually ablated.
 
     Raises:
         KeyError / IndexError: unknown layer or unit (nothing is hooked then).
-        NotImplementedError: a site whose activation does not map 0 to 0.
+        NotImplementedError: a site whose activation does not map 0 to 0, or latents over such
+            a site.
     """
-    sites = adapter.sites(model)
+    sites = adapter.all_sites(model)
     groups = group_neurons(neurons)
     _check_sites(sites, groups)
+    plain = {layer: u for layer, u in groups.items() if sites[layer].derived is None}
+    derived = {layer: u for layer, u in groups.items() if sites[layer].derived is not None}
     plan = {layer: (channel_dim(sites[layer]), torch.tensor(units, dtype=torch.long))
-            for layer, units in groups.items()}
+            for layer, units in plain.items()}
 
     def zero(output, *, site: str) -> torch.Tensor:
         dim, idx = plan[site]
         return _zero_channels(unwrap(output), dim, idx)
 
-    with hooks(model, {layer: sites[layer].module for layer in groups}, zero):
+    with contextlib.ExitStack() as stack:
+        if plain:
+            stack.enter_context(hooks(model, {layer: sites[layer].module for layer in plain},
+                                      zero))
+        if derived:
+            stack.enter_context(frame_hooks(adapter, model, _frame_zeroers(derived)))
         yield groups
 
 
@@ -148,21 +201,18 @@ def ablated(model, neurons: Iterable[Neuron] | Mapping[str, Iterable[int]]
     ``{layer: [U]}``) of ``model`` (a :class:`dissect.Model`) inside the block; the model is
     untouched afterwards. Runs on ``model.hooks`` (a hook that sets the units' frames to 0,
     which zeroes them in the whole hooked output: the outputs of :func:`zeroed` and of
-    :func:`apply_masks`). Yields ``{layer: units}``.
+    :func:`apply_masks`; for SAE latents, their decoder contributions leave the base layer's
+    output). Yields ``{layer: units}``.
 
     Raises:
         KeyError / IndexError: unknown layer or unit (nothing is hooked then).
-        NotImplementedError: a site whose activation does not map 0 to 0.
+        NotImplementedError: a site whose activation does not map 0 to 0, or latents over such
+            a site.
     """
     sites = model.sites()
     groups = group_neurons(neurons)
     _check_sites(sites, groups)
-    units = {layer: torch.tensor(u, dtype=torch.long) for layer, u in groups.items()}
-
-    def zero(frames: torch.Tensor, layer: str) -> torch.Tensor:
-        return _zero_channels(frames, -1, units[layer])
-
-    with model.hooks({layer: zero for layer in groups}):
+    with model.hooks(_frame_zeroers(groups)):
         yield groups
 
 
@@ -311,15 +361,21 @@ def apply_masks(model: nn.Module, adapter, masks: Mapping[str, Any]) -> nn.Modul
     :func:`ablated` with the same neurons.
 
     Raises:
-        NotImplementedError: the site's hooked module is of another type, or its activation
-            does not map 0 to 0 (checked before anything is edited).
+        NotImplementedError: the site's hooked module is of another type, its activation
+            does not map 0 to 0, or it is a derived site (SAE latents, which are not weights of
+            the model: use :func:`ablated` / :func:`zeroed`); checked before anything is edited.
     """
-    sites = adapter.sites(model)
+    sites = adapter.all_sites(model)
     groups = group_neurons(masks)
     _check_sites(sites, groups)
     plan = []
     for layer, units in groups.items():
         site = sites[layer]
+        if site.derived is not None:
+            raise NotImplementedError(
+                f"{layer}: latents of an SAE are not weights of the model (which latents fire "
+                "depends on the input), so they cannot be pruned by editing weights; use "
+                "dissect.ablated() or zeroed() (hooks) instead")
         module = model.get_submodule(site.module)
         if isinstance(module, _BN):
             if not module.affine:

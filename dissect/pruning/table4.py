@@ -20,7 +20,8 @@ has none, :class:`~dissect.pruning.unlearn.NoHeldOutClips`):
    the mean over concepts and the random seed mean get joint intervals).
 
 Writes ``prune/<name>.json`` (rows, means, settings, the markdown) and ``prune/<name>.md``,
-plus, per row, the chosen point's masks ``prune/<concept>.<method>.masks.{json,safetensors}``.
+plus, per row, the chosen point's masks ``prune/<concept>.<method>.masks.{json,safetensors}``
+(``prune/<name>.<concept>.<method>.masks.*`` for a table not named ``table4``).
 """
 
 from __future__ import annotations
@@ -209,7 +210,10 @@ def prune_table(run_dir: str | Path, concepts: Sequence[ConceptSpec | str],
                                    select, weights, max_rest_acc_drop=max_rest_acc_drop,
                                    fixed_size=fixed_size)
             n = row["choice"]["n"]
-            stem = _slug(f"{spec.name}.{method}")
+            # a table of another name keeps its own masks (two tables in one run, e.g. the
+            # neurons' and the latents', never overwrite each other's)
+            stem = _slug(f"{spec.name}.{method}" if name == "table4" else
+                         f"{name}.{spec.name}.{method}")
             entry = {"concept": spec.name, "classes": spec.classes, "method": method,
                      "target": (spec.target if isinstance(spec.target, str) else
                                 "callable" if spec.target is not None else
@@ -248,7 +252,8 @@ def prune_table(run_dir: str | Path, concepts: Sequence[ConceptSpec | str],
                      "points": points, "spacing": spacing, "sizes": list(sizes or []),
                      "seeds": [int(s) for s in seeds], "random_mode": random_mode,
                      "max_rest_acc_drop": max_rest_acc_drop, "fixed_size": fixed_size,
-                     "target_label": target_label},
+                     "target_label": target_label, "layers": setup.layers,
+                     "features": setup.features},
         "passes": ev.passes,
         "seconds": round(time.perf_counter() - t_start, 1),
     }
@@ -302,6 +307,19 @@ def _ci(stat: Mapping[str, Any] | None, scale: float = 1.0, signed: bool = True)
             f"[{_num(stat.get('lo'), scale, signed, d)}, {_num(stat.get('hi'), scale, signed, d)}]")
 
 
+def _units_line(layers: Sequence[str]) -> str:
+    """``conv6 (neurons), sae:conv6 (SAE latents: z_i * W_dec[i] removed from conv6)``."""
+    from dissect.models.sae import SAE_PREFIX
+
+    out = []
+    for x in layers:
+        if x.startswith(SAE_PREFIX):
+            out.append(f"{x} (SAE latents: z_i * W_dec[i] removed from {x[len(SAE_PREFIX):]})")
+        else:
+            out.append(f"{x} (neurons)")
+    return ", ".join(out) or "-"
+
+
 def markdown(table: Mapping[str, Any]) -> str:
     """The table as markdown: one line per concept and method, then the mean per method.
     Logits in logits, probability and accuracy changes in points (x100); brackets: bootstrap
@@ -313,7 +331,8 @@ def markdown(table: Mapping[str, Any]) -> str:
     lines = [f"Evaluation clips: {ev['n_clips']} {held} ({ev['source']}); chosen on "
              f"{sp['n_select']} select clips, reported on {sp['n_report']} report clips; "
              f"95 % bootstrap intervals ({ev['bootstrap']['resamples']} resamples of the "
-             "report clips). ΔA/ΔR in class-mean logits; prob and acc in points.", "",
+             "report clips). ΔA/ΔR in class-mean logits; prob and acc in points.",
+             f"Units pruned: {_units_line(table['settings'].get('layers') or [])}.", "",
              "| concept | method | target clips (select / report) | n chosen (select) / selected "
              "| ΔA logit | ΔR logit | ΔA/ΔR | ΔA acc | ΔR acc | random n per seed | "
              "random ΔA logit | random ΔR logit | random ΔA/ΔR | retained acc before |",

@@ -61,8 +61,8 @@ from dissect.recording.hooks import run_sites
 
 Neuron = tuple[str, int]
 
-__all__ = ["EvalSet", "Evaluator", "NoHeldOutClips", "best_point", "build_evalset",
-           "clip_measures", "evaluation_clips", "forget_retain_curve", "open_run",
+__all__ = ["EvalSet", "Evaluator", "NoDescriptions", "NoHeldOutClips", "best_point",
+           "build_evalset", "clip_measures", "evaluation_clips", "forget_retain_curve", "open_run",
            "pitch_correct", "prune_run", "random_band", "summary_line", "target_predicate",
            "unlearning_report"]
 
@@ -499,11 +499,15 @@ def evaluation_clips(run_dir: str | Path, eval_clips: Sequence[Mapping[str, Any]
     raise ValueError(f"eval must be 'heldout' or 'dissected', got {eval_on!r}")
 
 
+class NoDescriptions(ValueError):
+    """A layer asked for has no descriptions in the run (nothing to select its units from)."""
+
+
 @dataclass
 class PruneSetup:
-    """What every pruning entry point needs from a run: the model, its sites and head, the
-    run's neuron rows and the candidate layers (every recorded layer but the head unless
-    given)."""
+    """What every pruning entry point needs from a run: the model, its sites (SAE latents
+    ``sae:<layer>`` included when a candidate layer), head, the run's neuron rows and the
+    candidate layers (every recorded layer but the head and the SAE latents unless given)."""
 
     run_dir: Path
     adapter: Any
@@ -517,6 +521,39 @@ class PruneSetup:
     model_config: dict[str, Any]
     loaded: bool
     model_options: dict[str, Any] | None = None
+    features: list[str] = field(default_factory=list)
+
+
+def attach_features(run_dir: Path, model_config: Mapping[str, Any], adapter, model, device,
+                    layers: Sequence[str]) -> list[str]:
+    """Attach the SAE files of the run's ``model.features`` so that the latents' layers
+    ``layers`` (``sae:<layer>``) are sites of ``adapter``; returns the files attached.
+
+    Raises:
+        FileNotFoundError: a file of ``model.features`` is missing (named, with the run).
+        NoDescriptions: no file of ``model.features`` gives one of ``layers``.
+        ValueError / LayerNameError: a file that does not fit the model
+            (:func:`dissect.models.sae.attach`).
+    """
+    from dissect.models.sae import attach
+
+    files = [str(f) for f in (model_config.get("features") or [])]
+    for f in files:
+        if not Path(f).is_file():
+            raise FileNotFoundError(
+                f"{f}: SAE file missing; {run_dir / artifacts.CONFIG} lists it in "
+                f"model.features, and pruning {', '.join(layers)} needs its latents (decoder "
+                "rows). Put the file back at that path (or rerun dissect features train with "
+                f"out={f})")
+    for f in files:
+        attach(adapter, model, f, device=device)
+    have = adapter.all_sites(model)
+    lost = [x for x in layers if x not in have]
+    if lost:
+        raise NoDescriptions(
+            f"{run_dir}: layer(s) {lost} are SAE latents, but the run's model.features "
+            f"({files or 'none'}) gives no SAE over their base layer")
+    return files
 
 
 def open_run(run_dir: str | Path, *, layers: Sequence[str] | None = None,
@@ -525,19 +562,43 @@ def open_run(run_dir: str | Path, *, layers: Sequence[str] | None = None,
     """Load a finished run's model (or use ``model`` and ``adapter``, both or neither) and its
     neuron rows.
 
+    Candidate layers: ``layers``, else every described layer except the head and SAE latents
+    (``sae:<layer>`` is pruned only when named, so a table never mixes neurons and latents
+    unasked). Latents' layers get their SAE from the run's ``model.features`` unless
+    ``adapter`` already has them (:func:`attach_features`).
+
     Raises:
         ValueError: only one of model/adapter given, or the model has no classifier head with
             class names.
+        NoDescriptions: a layer of ``layers`` has no descriptions in the run (named, with the
+            layers that have some).
+        FileNotFoundError: an SAE file of the run's ``model.features`` is missing (named).
     """
     from dissect.evaluation import rundata
     from dissect.models import pick_device
     from dissect.models.load import adapter_from_config
+    from dissect.models.sae import SAE_PREFIX
 
     run_dir = Path(run_dir)
     cfg = rundata.run_config(run_dir)
     mcfg = dict(cfg.get("model") or {})
     if (model is None) != (adapter is None):
         raise ValueError("give both model and adapter, or neither")
+    rows = rundata.neuron_rows(run_dir)
+    recorded = list(dict.fromkeys(r["layer"] for r in rows))
+    if layers:
+        use_layers = list(dict.fromkeys(str(x) for x in layers))
+        lost = [x for x in use_layers if x not in recorded]
+        if lost:
+            how = (" (SAE latents are described by a run with model.features=[FILE] and "
+                   "sae:<layer> among model.layers)" if any(x.startswith(SAE_PREFIX)
+                                                            for x in lost) else "")
+            raise NoDescriptions(
+                f"{run_dir}: no descriptions for layer(s) {lost} in "
+                f"{artifacts.SUMMARIES}{how}; the run describes "
+                f"{', '.join(recorded) if recorded else 'no layer'}")
+    else:
+        use_layers = [x for x in recorded if not x.startswith(SAE_PREFIX)]
     loaded = adapter is None
     if adapter is None:
         info = rundata.record_info(run_dir)
@@ -547,16 +608,20 @@ def open_run(run_dir: str | Path, *, layers: Sequence[str] | None = None,
         model = adapter.load(dev)
     else:
         dev = pick_device(device) if device else next(model.parameters()).device
-    sites = adapter.sites(model)
     head = adapter.head_layer(model)
+    if not layers:
+        use_layers = [x for x in use_layers if x != head]
+    latents = [x for x in use_layers if x.startswith(SAE_PREFIX)]
+    features: list[str] = []
+    if any(x not in adapter.all_sites(model) for x in latents):
+        features = attach_features(run_dir, mcfg, adapter, model, dev, latents)
+    sites = adapter.all_sites(model)
+    adapter.resolve_layers(model, use_layers)  # an unknown layer: LayerNameError, listing them
     class_names = adapter.class_names(model)
     if not class_names:
         raise ValueError(f"{adapter.name}: pruning needs a classifier head with class names")
-    rows = rundata.neuron_rows(run_dir)
-    recorded = list(dict.fromkeys(r["layer"] for r in rows))
-    use_layers = list(layers) if layers else [x for x in recorded if x != head]
     return PruneSetup(run_dir, adapter, model, dev, sites, head, list(class_names), rows,
-                      use_layers, mcfg, loaded, dict(model_options or {}) or None)
+                      use_layers, mcfg, loaded, dict(model_options or {}) or None, features)
 
 
 def protocol_split(es: EvalSet, rows_by_id: Mapping[str, Mapping[str, Any]],
@@ -716,6 +781,7 @@ def prune_run(run_dir: str | Path, concept: str, method: str = "keyword", *,
         "concept": concept,
         "selection": {"method": method, "n_neurons": len(sel), "per_layer": sel.per_layer(),
                       "settings": sel.settings, "candidate_layers": setup.layers,
+                      "features": setup.features,
                       "ranked": [[layer, unit] for layer, unit in sel.ranked]},
         "evaluation": _evaluation_block(es, notes, eval_source, target, concept, prob,
                                         tolerance_cents, crop, setup, holdout, seed,

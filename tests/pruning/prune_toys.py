@@ -93,3 +93,35 @@ class TwoUnitAdapter(ToyAdapter):
 def waves(n: int = 3, length: int = 32, seed: int = 0) -> list[np.ndarray]:
     rng = np.random.default_rng(seed)
     return [rng.standard_normal(length).astype(np.float32) for _ in range(n)]
+
+
+class FrameNet(nn.Module):
+    """x [B, T * 4] cut into T frames of 4 samples -> lin (4 -> 6) -> ReLU (hooked, ``block``
+    site ``h``: ``[B, T, 6]``) -> mean over frames -> head (6 -> 3). The site has no
+    activation on its hooked output, so SAE latents over it (``sae:h``) can be removed."""
+
+    def __init__(self, seed: int = 0, width: int = 6):
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        self.lin = nn.Linear(4, width)
+        self.act = nn.ReLU()
+        self.head = nn.Linear(width, 3)
+        with torch.no_grad():
+            for p in self.parameters():
+                p.copy_(torch.randn(p.shape, generator=g))
+        self.eval()
+
+    def forward(self, x):  # x [B, L]
+        h = self.act(self.lin(x.reshape(x.shape[0], -1, 4)))  # [B, T, 6]
+        return self.head(h.mean(dim=1))
+
+
+class FrameAdapter(ToyAdapter):
+    name = "toy-frames"
+
+    def sites(self, model):
+        return {"h": Site("h", "act", model.head.in_features, "block", 10.0),
+                "head": Site("head", "head", 3, "output", 10.0)}
+
+    def valid_frames(self, site, batch, n_frames):
+        return torch.ones(len(batch.lengths), n_frames, dtype=torch.bool)
