@@ -841,6 +841,7 @@ def describe(rec: Recording, captions: Mapping[str, str] | None = None, llm: Any
         cfg = dataclasses.replace(cfg, **{section: sub})
     if isinstance(llm, str):
         cfg = dataclasses.replace(cfg, llm=dataclasses.replace(cfg.llm, client=llm))
+    from dissect.description.captions import LABELS_CAPTIONER
     from dissect.description.concepts import captioned, db_matrix, load_concept_set
     from dissect.description.llm import build_llm
     from dissect.description.llm.base import GenerationParams
@@ -896,9 +897,12 @@ def describe(rec: Recording, captions: Mapping[str, str] | None = None, llm: Any
     kw = keyword_rows(summaries, None, c.negation_window) if c.keywords \
         else [{} for _ in summaries]
     rows = concept_rows(summaries, closed, kw, c.similarity, cset.name)
+    labelled = {t for by in (getattr(captions, "parts", None) or {}).values()
+                for t in ((by.get(LABELS_CAPTIONER) or {}).get("terms") or [])}
     out = explain(rec.clip_ids, captions, terms, rec.activations, summaries, rows, x, client,
                   params, embedder=embedder, progress=progress, strata=strata, groups=groups,
-                  max_llm_neurons=s.max_llm_neurons, negation_window=c.negation_window)
+                  max_llm_neurons=s.max_llm_neurons, negation_window=c.negation_window,
+                  label_terms=labelled)
     used = Captions(captions, terms, getattr(captions, "plain", None),
                     getattr(captions, "parts", None))
     return Descriptions(summaries, rows, out.evidence, out.explanations, methods,

@@ -38,3 +38,17 @@ def terms_by_clip(run_dir: str | Path) -> dict[str, list[str]]:
         if r.get("error") is None:
             out.setdefault(r["clip"], []).extend(r.get("terms") or [])
     return {clip: list(dict.fromkeys(t)) for clip, t in out.items()}
+
+
+#: The captioner whose terms are the dataset's labels
+#: (:class:`~dissect.description.captioners.labels.LabelCaptioner`).
+LABELS_CAPTIONER = "labels"
+
+
+def label_terms(run_dir: str | Path) -> set[str]:
+    """The evidence terms (lower case) that a dataset label gave: those of the ``labels``
+    captioner's rows, which :func:`~dissect.explain.candidates.labels_first` prefers to
+    transcript terms at nearly equal strength."""
+    return {str(t).lower() for r in artifacts.read_jsonl(Path(run_dir) / artifacts.CAPTIONS)
+            if r.get("error") is None and r.get("captioner") == LABELS_CAPTIONER
+            for t in r.get("terms") or []}

@@ -9,7 +9,7 @@ beyond top-k, and the LLM's phrasing of the evidence with a check before it is u
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -102,18 +102,45 @@ def render_term(t: str) -> str:
 WEAKER_MIN_AUROC = 0.75
 
 
-def template(evidence: Sequence[Evidence], centres: Mapping[str, float] | None = None
-             ) -> tuple[str, list[str]]:
+def labels_first(evidence: Sequence[Evidence], labels: Collection[str] = ()
+                 ) -> list[Evidence]:
+    """``evidence`` with a dataset label term moved to the front when the strongest term is a
+    transcript term (:data:`TRANSCRIPT_ATTRIBUTES`) and the best-ranked label term has at least
+    :data:`LABEL_SHARE` of its lift (the truth over an estimate, as :func:`pitch_centre`
+    prefers label bands); otherwise ``evidence`` as it is.
+
+    ``labels``: the terms a dataset label gave (the ``labels`` captioner's terms, any case;
+    :func:`~dissect.description.captions.label_terms`). A term is a transcript term only when
+    it is not also a label (a user column named ``word``).
+    """
+    labels = {t.lower() for t in labels}
+    if not evidence or not labels:
+        return list(evidence)
+    first = evidence[0]
+    if (split_term(first.term)[0] not in TRANSCRIPT_ATTRIBUTES
+            or first.term.lower() in labels):
+        return list(evidence)
+    k = next((i for i, e in enumerate(evidence) if e.term.lower() in labels), None)
+    if k is None or evidence[k].lift < LABEL_SHARE * first.lift:
+        return list(evidence)
+    return [evidence[k], *evidence[:k], *evidence[k + 1:]]
+
+
+def template(evidence: Sequence[Evidence], centres: Mapping[str, float] | None = None,
+             labels: Collection[str] = ()) -> tuple[str, list[str]]:
     """The evidence template: ``("spoken digit three; weaker for speaker lucas", terms)``.
 
     Names the strongest term and, when there is one of another attribute with AUROC at least
     :data:`WEAKER_MIN_AUROC`, the strongest such term as "weaker for". A pitch band is named
     by :func:`pitch_claim` (the centre of the neuron's tuning, and an octave partner when it
     responds as much there); ``centres`` are the bands' effective centres
-    (:func:`band_centres`). An empty evidence list gives ``("no clear concept", [])``.
+    (:func:`band_centres`). ``labels`` (the dataset label terms) lets a label term nearly as
+    strong as a transcript term lead instead (:func:`labels_first`); the transcript term may
+    then follow as "weaker for". An empty evidence list gives ``("no clear concept", [])``.
     """
     if not evidence:
         return NO_CLEAR_CONCEPT, []
+    evidence = labels_first(evidence, labels)
     first = evidence[0]
     if split_term(first.term)[0] in PITCH_ATTRIBUTES:
         text, used = pitch_claim(evidence, centres)
@@ -145,6 +172,14 @@ PITCH_ATTRIBUTES = ("pitch", "f0")
 #: A label band this close to the strongest band's lift is preferred to measured ones
 #: (:func:`pitch_centre`); an octave partner needs as much (:func:`pitch_claim`).
 PITCH_SHARE = 0.8
+
+#: Term attributes of the transcript captioner: Whisper's words and their phonemes.
+TRANSCRIPT_ATTRIBUTES = ("word", "phone", "nucleus")
+
+#: A dataset label term this close to the lift of the strongest term, when that is a
+#: transcript term, leads the template instead (:func:`labels_first`): the same share as a
+#: label pitch band's over measured bands.
+LABEL_SHARE = PITCH_SHARE
 
 
 def _midi(name: str) -> int | None:

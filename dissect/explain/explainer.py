@@ -26,7 +26,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -109,7 +109,8 @@ def explain(ids: Sequence[str], captions: Mapping[str, str],
             concepts: Sequence[Mapping[str, Any]], cfg, client=None,
             params: GenerationParams | None = None, embedder=None, progress: bool = True,
             strata: Sequence[str] | None = None, groups: Sequence[str] | None = None, *,
-            max_llm_neurons: int = 40, negation_window: int = 4) -> Explained:
+            max_llm_neurons: int = 40, negation_window: int = 4,
+            label_terms: Collection[str] = ()) -> Explained:
     """Evidence, candidates, scores and the shown description of every neuron, in memory.
 
     Args:
@@ -128,10 +129,15 @@ def explain(ids: Sequence[str], captions: Mapping[str, str],
             -1: no cap).
         negation_window: words before a mention in which a negation cancels it
             (``concepts.negation_window``).
+        label_terms: the terms that dataset labels gave (the ``labels`` captioner's): one
+            nearly as strong as a neuron's strongest transcript term leads its template
+            (:func:`~dissect.explain.candidates.labels_first`; scored and confirmed as any
+            template).
     """
     from tqdm.auto import tqdm
 
     ids = list(ids)
+    label_terms = {t.lower() for t in label_terms}
     pos = {cid: i for i, cid in enumerate(ids)}
     terms, X = term_matrix(ids, clip_terms)
     term_index = {t.lower(): j for j, t in enumerate(terms)}
@@ -183,7 +189,8 @@ def explain(ids: Sequence[str], captions: Mapping[str, str],
         for u in units:
             s, c = by_key[layer, u]
             ev = evidence[u]
-            cands = [Candidate("evidence", template(ev, centres)[0])] if ev else []
+            cands = ([Candidate("evidence", template(ev, centres, label_terms)[0])]
+                     if ev else [])
             if u in phrased:
                 text, ok, why = phrased[u]
                 cands.append(Candidate("llm", text,

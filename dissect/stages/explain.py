@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from dissect import artifacts
-from dissect.description.captions import captions_by_clip, terms_by_clip
+from dissect.description.captions import captions_by_clip, label_terms, terms_by_clip
 from dissect.description.llm.base import GenerationParams, check_failures
 from dissect.explain.explainer import explain, explanations_csv
 from dissect.explain.splits import split_keys
@@ -27,8 +27,9 @@ from dissect.recording.store import load_activations
 #: Version of what this stage writes (hashed with its config: a change reruns it). 2: the
 #: concordance detection score, pitch bands at their effective centres, octave partners.
 #: 3: one terms rule for every candidate, permutation-confirmed choice by correlation,
-#: stratified grouped splits. 4: spreadsheet-safe cells in descriptions.csv.
-VERSION = 4
+#: stratified grouped splits. 4: spreadsheet-safe cells in descriptions.csv. 5: a dataset
+#: label term nearly as strong as a transcript term leads the template.
+VERSION = 5
 
 
 def write_explanations(run_dir: Path, explain_cfg, llm_cfg, caption_cfg, progress: bool = True,
@@ -50,7 +51,7 @@ def write_explanations(run_dir: Path, explain_cfg, llm_cfg, caption_cfg, progres
                   lambda layer: load_activations(run_dir, layer).numpy(), summaries, concepts,
                   explain_cfg, client, params, progress=progress, strata=strata,
                   groups=groups, max_llm_neurons=max_llm_neurons,
-                  negation_window=negation_window)
+                  negation_window=negation_window, label_terms=label_terms(run_dir))
     failures = out.info.pop("llm_failures", [])
     check_failures("explain", getattr(client, "name", ""), failures,
                    out.info.get("llm_phrasings", 0),

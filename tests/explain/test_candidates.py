@@ -6,8 +6,10 @@ import pytest
 
 from dissect.description.captioners.base import pitch_terms
 from dissect.explain.candidates import (
+    LABEL_SHARE,
     NO_CLEAR_CONCEPT,
     clean_phrase,
+    labels_first,
     pitch_centre,
     render_term,
     sample_exemplars,
@@ -182,3 +184,38 @@ def test_template_does_not_repeat_the_same_class_as_weaker():
     assert used == ["audioset=Synthesizer", "bandwidth=narrow"]
     text, _ = template([mk("audioset=Marimba, xylophone", 0.96), mk("category=xylophone", 0.95)])
     assert text == "Marimba, xylophone"  # two label columns of one clip are one claim
+
+
+def test_label_term_leads_a_transcript_word_of_nearly_equal_lift():
+    """word=bye (Whisper's mishearing of "five") has a slightly higher lift than the label
+    digit=5: the label leads and the word follows as "weaker for"."""
+    evidence = [ev("word=bye", lift=2.0), ev("digit=5", lift=1.9), ev("speaker=lucas", 0.8)]
+    labels = {"digit=5", "Speaker=lucas"}
+    text, used = template(evidence, labels=labels)
+    assert text == "spoken digit five; weaker for the word 'bye'"
+    assert used == ["digit=5", "word=bye"]
+    assert [e.term for e in labels_first(evidence, labels)] == [
+        "digit=5", "word=bye", "speaker=lucas"]
+    # a phoneme of the transcript is a transcript term too
+    text, _ = template([ev("phone=/aɪ/", lift=2.0), ev("nucleus=/aɪ/", lift=2.0),
+                        ev("digit=5", lift=1.7)], labels=labels)
+    assert text.startswith("spoken digit five; weaker for phone /aɪ/")
+
+
+def test_transcript_word_stays_first_when_the_label_is_below_the_share():
+    evidence = [ev("word=bye", lift=2.0), ev("digit=5", lift=2.0 * LABEL_SHARE - 0.05)]
+    text, used = template(evidence, labels={"digit=5"})
+    assert text == "the word 'bye'; weaker for spoken digit five"
+    assert used == ["word=bye", "digit=5"]
+
+
+def test_without_label_terms_or_transcript_lead_the_template_is_unchanged():
+    evidence = [ev("word=bye", lift=2.0), ev("digit=5", lift=1.9)]
+    assert template(evidence, labels=()) == template(evidence)
+    assert template(evidence)[0] == "the word 'bye'; weaker for spoken digit five"
+    # the strongest term is no transcript term: no reordering
+    acoustic = [ev("register=low", lift=2.0), ev("digit=5", lift=1.9)]
+    assert template(acoustic, labels={"digit=5"}) == template(acoustic)
+    # a label column named "word" is a label, not Whisper's transcript
+    own = [ev("word=bye", lift=2.0), ev("digit=5", lift=1.9)]
+    assert template(own, labels={"word=bye", "digit=5"}) == template(own)
