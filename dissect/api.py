@@ -841,7 +841,7 @@ def describe(rec: Recording, captions: Mapping[str, str] | None = None, llm: Any
         cfg = dataclasses.replace(cfg, **{section: sub})
     if isinstance(llm, str):
         cfg = dataclasses.replace(cfg, llm=dataclasses.replace(cfg.llm, client=llm))
-    from dissect.description.captions import LABELS_CAPTIONER
+    from dissect.description.captions import label_terms_of_parts
     from dissect.description.concepts import captioned, db_matrix, load_concept_set
     from dissect.description.llm import build_llm
     from dissect.description.llm.base import GenerationParams
@@ -897,8 +897,7 @@ def describe(rec: Recording, captions: Mapping[str, str] | None = None, llm: Any
     kw = keyword_rows(summaries, None, c.negation_window) if c.keywords \
         else [{} for _ in summaries]
     rows = concept_rows(summaries, closed, kw, c.similarity, cset.name)
-    labelled = {t for by in (getattr(captions, "parts", None) or {}).values()
-                for t in ((by.get(LABELS_CAPTIONER) or {}).get("terms") or [])}
+    labelled = label_terms_of_parts(getattr(captions, "parts", None))
     out = explain(rec.clip_ids, captions, terms, rec.activations, summaries, rows, x, client,
                   params, embedder=embedder, progress=progress, strata=strata, groups=groups,
                   max_llm_neurons=s.max_llm_neurons, negation_window=c.negation_window,

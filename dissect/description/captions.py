@@ -8,7 +8,9 @@ and the clip.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from dissect import artifacts
 from dissect.limits import MAX_CAPTION_CHARS, cut_text
@@ -43,6 +45,13 @@ def terms_by_clip(run_dir: str | Path) -> dict[str, list[str]]:
 #: The captioner whose terms are the dataset's labels
 #: (:class:`~dissect.description.captioners.labels.LabelCaptioner`).
 LABELS_CAPTIONER = "labels"
+
+
+def label_terms_of_parts(parts: Mapping[str, Mapping[str, Any]] | None) -> set[str]:
+    """:func:`label_terms` of in-memory captions: ``parts`` is ``{clip: {captioner: {"terms":
+    [...]}}}`` (:class:`dissect.api.Captions`' ``parts``; None: no label terms)."""
+    return {str(t).lower() for by in (parts or {}).values()
+            for t in ((by.get(LABELS_CAPTIONER) or {}).get("terms") or [])}
 
 
 def label_terms(run_dir: str | Path) -> set[str]:

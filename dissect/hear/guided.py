@@ -11,12 +11,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from dissect.datasets.espeak_digits import WORDS as DIGIT_WORDS
+from dissect.description.captioners.base import note_name
 from dissect.ensemble.guided import UnitSelection
 from dissect.ensemble.model import EnsembleModel
 from dissect.hear.api import EmbeddingModel
-
-DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
-NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 
 
 def label_terms(vocabulary: Sequence[str], evaluation: Sequence[str] = ()) -> dict[str, list[str]]:
@@ -33,8 +32,7 @@ def label_terms(vocabulary: Sequence[str], evaluation: Sequence[str] = ()) -> di
     out: dict[str, list[str]] = {}
     for lab in vocabulary:
         if pitch and lab.isdigit():
-            m = int(lab)
-            out[lab] = [f"{NOTE_NAMES[m % 12]}{m // 12 - 1}"]
+            out[lab] = [note_name(int(lab))]
         elif len(lab) == 1 and lab.isdigit():
             out[lab] = [DIGIT_WORDS[int(lab)]]
         else:
